@@ -1,0 +1,1 @@
+"""HTTP service for uncertainty-aware material surrogates (numpy only, never PyMC)."""

@@ -1,0 +1,57 @@
+"""Map every error to the one body shape: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.responses import OrjsonResponse
+from service.errors import SurrogateError
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, details: list | None = None) -> OrjsonResponse:
+    return OrjsonResponse(
+        {"error": {"code": code, "message": message, "details": details or []}},
+        status_code=status,
+    )
+
+
+def _field_path(location: tuple) -> str:
+    """('body', 'strain', 3) -> 'strain[3]': the field, and for arrays the index."""
+    path = ""
+    for part in location:
+        if part == "body" and not path:
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SurrogateError)
+    async def surrogate_error(_: Request, exc: SurrogateError) -> OrjsonResponse:
+        return _error(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:
+        errors = exc.errors()
+        details = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]}
+                   for e in errors[:20]]
+        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return _error(422, "invalid_input", f"{first['field']}: {first['message']}{more}",
+                      details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> OrjsonResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal_error", "internal server error")

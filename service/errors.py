@@ -1,0 +1,50 @@
+"""One exception hierarchy for the whole service; one handler maps it to HTTP.
+
+Every error body has the same shape: {"error": {"code", "message", "details"}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SurrogateError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class NotFoundError(SurrogateError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidInputError(SurrogateError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class ConflictError(SurrogateError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(SurrogateError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ModelLoadError(SurrogateError):
+    """A stored version could not be loaded (e.g. its blob fails the checksum)."""
+
+    status_code = 503
+    code = "model_unavailable"

@@ -1,0 +1,50 @@
+"""The FastAPI application. `uvicorn service.main:app` serves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.errors import install_error_handlers
+from service.api.routes import health, models, predict
+from service.model_cache import ModelCache
+from service.registry.db import check_schema_at_head, make_engine, make_session_factory
+from service.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app_settings = settings or get_settings()
+        engine = make_engine(app_settings.database_url)
+        try:
+            check_schema_at_head(engine)
+        except Exception:
+            engine.dispose()
+            raise
+        app.state.settings = app_settings
+        app.state.session_factory = make_session_factory(engine)
+        app.state.model_cache = ModelCache()
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Material surrogate service",
+        version="0.1.0",
+        description="Heteroskedastic Bayesian neural network surrogates: mean, aleatoric, "
+        "epistemic and total SD of stress per strain, in physical units.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(predict.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,90 @@
+"""Posterior predictive summaries of a stored BNN, in physical units (numpy only).
+
+For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x). DESIGN.md:
+  mean         = average_s mu_s(x)
+  aleatoric_sd = sqrt(average_s sigma_s(x)^2)     scatter of the data
+  epistemic_sd = std_s mu_s(x)                    confidence in the mean
+  total_sd     = sqrt(aleatoric_sd^2 + epistemic_sd^2)   law of total variance
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.artifact import Artifact, layer_names
+
+# Bound on draws x points x width floats held at once by the reference forward pass, so
+# a large batch costs time, not gigabytes.
+_MAX_ACTIVATION_ELEMENTS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    mean: np.ndarray
+    aleatoric_sd: np.ndarray
+    epistemic_sd: np.ndarray
+
+    @property
+    def total_sd(self) -> np.ndarray:
+        return np.hypot(self.aleatoric_sd, self.epistemic_sd)
+
+
+def noise_link(z: np.ndarray, link: str) -> np.ndarray:
+    """Map the sigma head's output to a positive standard deviation."""
+    if link == "exp":
+        return np.exp(z)
+    if link == "softplus":
+        return np.logaddexp(0.0, z)
+    raise ValueError(f"unknown noise link {link!r}")
+
+
+class Posterior:
+    """A loaded, immutable model version that answers predictive queries."""
+
+    def __init__(self, artifact: Artifact) -> None:
+        manifest = artifact.manifest
+        self.manifest = manifest
+        self.draws = artifact.draws
+        names = layer_names(len(artifact.hidden_sizes))
+        self.weights = [(artifact.arrays[f"{n}.W"], artifact.arrays[f"{n}.b"]) for n in names]
+        self.noise_link = manifest["architecture"]["noise_link"]
+        norm = manifest["normalisation"]
+        self.x_mean, self.x_scale = float(norm["x_mean"]), float(norm["x_scale"])
+        self.y_mean, self.y_scale = float(norm["y_mean"]), float(norm["y_scale"])
+        self.max_width = max(w.shape[2] for w, _ in self.weights)
+        domain = manifest["training_domain"]
+        self.domain = (float(domain["min"]), float(domain["max"]))
+
+    def network_outputs(self, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """mu_s(x) and sigma_s(x) for every draw and strain, shape (draws, n), physical units."""
+        x = (np.asarray(strain, dtype=np.float64) - self.x_mean) / self.x_scale
+        hidden = x[None, :, None]
+        *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = self.weights
+        for weight, bias in trunk:
+            hidden = np.tanh(hidden @ weight + bias[:, None, :])
+        mu = (hidden @ w_mean)[..., 0] + b_mean
+        sigma = noise_link((hidden @ w_sigma)[..., 0] + b_sigma, self.noise_link)
+        return self.y_mean + self.y_scale * mu, self.y_scale * sigma
+
+    def predict(self, strain: np.ndarray) -> Prediction:
+        """Mean, aleatoric SD and epistemic SD per strain, computed in bounded-memory chunks."""
+        strain = np.asarray(strain, dtype=np.float64).ravel()
+        chunk = max(1, _MAX_ACTIVATION_ELEMENTS // (self.draws * self.max_width))
+        mean = np.empty_like(strain)
+        aleatoric = np.empty_like(strain)
+        epistemic = np.empty_like(strain)
+        for start in range(0, strain.size, chunk):
+            part = slice(start, start + chunk)
+            mu, sigma = self.network_outputs(strain[part])
+            mean[part] = mu.mean(axis=0)
+            # np.std subtracts the mean first: no cancellation for tiny epistemic spread.
+            epistemic[part] = mu.std(axis=0)
+            aleatoric[part] = np.sqrt(np.mean(sigma * sigma, axis=0))
+        return Prediction(mean=mean, aleatoric_sd=aleatoric, epistemic_sd=epistemic)
+
+    def outside_domain(self, strain: np.ndarray) -> np.ndarray:
+        """Boolean mask of strains outside the training domain (extrapolation)."""
+        low, high = self.domain
+        return (strain < low) | (strain > high)

@@ -1,0 +1,29 @@
+"""Service settings, read once from SURROGATE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'registry.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SURROGATE_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the model registry (SQLite file or PostgreSQL).",
+    )
+    default_alias: str = Field("production", description="Alias served when none is asked.")
+    max_points_per_request: int = Field(1_000_000, gt=0)
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

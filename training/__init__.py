@@ -1,0 +1,1 @@
+"""Fitting heteroskedastic Bayesian neural networks in PyMC and registering the fits."""

@@ -1,0 +1,116 @@
+"""`surrogate-train`: make synthetic data, fit a BNN, register it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from training.data import LAWS
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fit heteroskedastic BNN surrogates and register them.")
+
+DEMO_NAME = "demo"
+
+
+@cli.command("make-data")
+def make_data(
+    out: Path = typer.Option(..., help="CSV file to write."),
+    law: str = typer.Option("mooney-rivlin", help=f"Material law: {', '.join(LAWS)}."),
+    materials: int = typer.Option(40, min=1),
+    points: int = typer.Option(50, min=2),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write a synthetic group of materials (columns strain, stress, material)."""
+    if law not in LAWS:
+        raise typer.BadParameter(f"unknown law {law!r}; choose from {list(LAWS)}", param_hint="--law")
+    frame = LAWS[law](materials=materials, points=points, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    typer.echo(f"wrote {len(frame)} rows ({materials} materials x {points} strains) to {out}")
+
+
+@cli.command()
+def fit(
+    csv: Path = typer.Argument(..., exists=True, dir_okay=False, help="Training data CSV."),
+    name: str = typer.Option(..., help="Registered model name."),
+    x: str = typer.Option("strain", help="Input column."),
+    y: str = typer.Option("stress", help="Output column."),
+    group: str = typer.Option("material", help="Group (material) column, if present."),
+    x_unit: str = typer.Option("1", help="Unit of the input column."),
+    y_unit: str = typer.Option("MPa", help="Unit of the output column."),
+    alias: str | None = typer.Option(None, help="Point this alias at the new version."),
+    noise: str = typer.Option("heteroskedastic", help="heteroskedastic | homoskedastic."),
+    hidden: str = typer.Option("16", help="Hidden layer widths, comma separated."),
+    steps: int | None = typer.Option(None, help="Maximum ADVI steps."),
+    draws: int | None = typer.Option(None, min=2, help="Posterior draws to store."),
+    seed: int = typer.Option(0),
+    database_url: str | None = typer.Option(None, envvar="SURROGATE_DATABASE_URL",
+                                            help="Registry URL (default: embedded SQLite)."),
+    artifact_out: Path | None = typer.Option(None, help="Also write the artifact file here."),
+    idata_out: Path | None = typer.Option(None, help="Also write ArviZ InferenceData (netCDF)."),
+) -> None:
+    """Fit the BNN on CSV data and register it as the next version of NAME."""
+    from training.model import BNNConfig
+    from training.pipeline import Units, fit_csv
+
+    try:
+        config = BNNConfig().with_overrides(
+            noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
+            max_steps=steps, draws=draws, seed=seed)
+        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    data = trained.artifact.to_bytes()
+    if artifact_out:
+        artifact_out.write_bytes(data)
+    if idata_out:
+        trained.result.inference_data.to_netcdf(str(idata_out))
+    version = _register(database_url, name, data, alias)
+    diag = trained.artifact.manifest["diagnostics"]
+    typer.echo(f"registered {name} version {version}"
+               f"{f' as {alias!r}' if alias else ''}: fit {trained.result.wall_time_s:.1f} s, "
+               f"{diag['steps']} ADVI steps, converged={diag['converged']}")
+
+
+def _register(database_url: str | None, name: str, data: bytes, alias: str | None) -> int:
+    from service.registry.db import SchemaNotAtHeadError
+    from service.settings import get_settings
+    from training.pipeline import register_artifact
+
+    try:
+        return register_artifact(database_url or get_settings().database_url, name, data, alias)
+    except SchemaNotAtHeadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def demo(
+    data_dir: Path = typer.Option(Path("var"), help="Where the demo CSV is written."),
+    database_url: str | None = typer.Option(None, envvar="SURROGATE_DATABASE_URL"),
+) -> None:
+    """Make sure the registry holds the demo model (fit it once if absent)."""
+    from service.registry.db import make_engine, make_session_factory
+    from service.registry.repository import model_exists
+    from service.settings import get_settings
+
+    url = database_url or get_settings().database_url
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        present = model_exists(session, DEMO_NAME)
+    engine.dispose()
+    if present:
+        typer.echo(f"registry already holds model {DEMO_NAME!r}; not refitting")
+        return
+    csv = data_dir / "demo.csv"
+    make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0)
+    fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
+        y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16", steps=None,
+        draws=None, seed=0, database_url=url, artifact_out=None, idata_out=None)
+
+
+def main() -> None:
+    cli()
