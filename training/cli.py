@@ -24,7 +24,8 @@ def make_data(
 ) -> None:
     """Write a synthetic group of materials (columns strain, stress, material)."""
     if law not in LAWS:
-        raise typer.BadParameter(f"unknown law {law!r}; choose from {list(LAWS)}", param_hint="--law")
+        raise typer.BadParameter(f"unknown law {law!r}; choose from {list(LAWS)}",
+                                 param_hint="--law")
     frame = LAWS[law](materials=materials, points=points, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)

@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Two targets from one file:
+#   service  - the API image: numpy + FastAPI + registry, no PyMC/PyTensor, non-root.
+#   train    - adds PyMC/ArviZ and OpenBLAS to fit models (compose profile "train").
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN useradd --create-home --uid 10001 surrogate
+COPY pyproject.toml README.md alembic.ini ./
+COPY service ./service
+COPY training ./training
+COPY migrations ./migrations
+
+FROM base AS service
+# Editable install keeps migrations/ next to the code, where the schema check finds it.
+RUN pip install -e . && mkdir -p /app/var && chown surrogate /app/var
+USER surrogate
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+CMD ["surrogate-serve", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM base AS train
+RUN apt-get update && apt-get install -y --no-install-recommends libopenblas-dev g++ \
+    && rm -rf /var/lib/apt/lists/*
+RUN pip install -e '.[train]' && mkdir -p /app/var && chown surrogate /app/var
+USER surrogate
+ENTRYPOINT ["surrogate-train"]
+CMD ["--help"]

@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	./scripts/system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[train,test]'
+	touch $(STAMP)
+
+# Migrate the embedded registry, fit the demo model once if absent, then serve it.
+run: install
+	$(BIN)/surrogate-serve migrate
+	$(BIN)/surrogate-train demo
+	$(BIN)/surrogate-serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check service training tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/kernel.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

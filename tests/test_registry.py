@@ -1,0 +1,84 @@
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from service.artifact import ArtifactError, sha256_hex
+from service.errors import InvalidInputError, ModelLoadError, NotFoundError
+from service.model_cache import ModelCache
+from service.registry.models import ModelBlob, ModelVersion, VersionStatus
+from service.registry.repository import (
+    list_models,
+    load_blob,
+    register_version,
+    resolve_version,
+    set_alias,
+)
+from service.testing import random_artifact
+
+
+def test_registered_artifact_round_trips_with_its_checksum(session: Session) -> None:
+    data = random_artifact(seed=1).to_bytes()
+    version = register_version(session, "steel", data)
+    session.commit()
+    ref = resolve_version(session, "steel", version=version)
+    assert ref.sha256 == sha256_hex(data)
+    assert load_blob(session, "steel", version) == data
+    posterior = ModelCache().get(session, ref)
+    assert posterior.draws == 50
+
+
+def test_tampered_blob_in_the_database_is_refused(session: Session) -> None:
+    data = random_artifact(seed=2).to_bytes()
+    register_version(session, "steel", data)
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0xFF
+    session.execute(update(ModelBlob).values(data=bytes(flipped)))
+    session.commit()
+    with pytest.raises(ModelLoadError, match="sha256"):
+        ModelCache().get(session, resolve_version(session, "steel", version=1))
+
+
+def test_versions_are_consecutive_per_model(session: Session) -> None:
+    data = random_artifact().to_bytes()
+    assert [register_version(session, "a", data) for _ in range(3)] == [1, 2, 3]
+    assert register_version(session, "b", data) == 1
+
+
+def test_invalid_artifact_writes_nothing(session: Session) -> None:
+    with pytest.raises(ArtifactError):
+        register_version(session, "steel", b"junk")
+    assert list_models(session) == []
+
+
+def test_resolution_prefers_version_then_alias_then_production_then_latest(
+    session: Session,
+) -> None:
+    data = random_artifact().to_bytes()
+    for _ in range(3):
+        register_version(session, "m", data)
+    assert resolve_version(session, "m").version == 3  # no production alias: latest
+    set_alias(session, "m", "production", 1)
+    set_alias(session, "m", "candidate", 2)
+    assert resolve_version(session, "m").version == 1
+    assert resolve_version(session, "m", alias="candidate").version == 2
+    assert resolve_version(session, "m", version=3).version == 3
+    set_alias(session, "m", "production", 2)  # moving an alias
+    assert resolve_version(session, "m").version == 2
+    assert list_models(session)[0]["aliases"] == {"candidate": 2, "production": 2}
+
+
+def test_unknown_model_version_or_alias_is_not_found(session: Session) -> None:
+    register_version(session, "m", random_artifact().to_bytes())
+    with pytest.raises(NotFoundError, match="not registered"):
+        resolve_version(session, "nope")
+    with pytest.raises(NotFoundError, match="no version 9"):
+        resolve_version(session, "m", version=9)
+    with pytest.raises(NotFoundError, match="no alias 'staging'"):
+        resolve_version(session, "m", alias="staging")
+
+
+def test_archived_version_cannot_hold_an_alias(session: Session) -> None:
+    register_version(session, "m", random_artifact().to_bytes())
+    session.execute(update(ModelVersion).values(status=VersionStatus.ARCHIVED))
+    with pytest.raises(InvalidInputError, match="archived"):
+        set_alias(session, "m", "production", 1)
