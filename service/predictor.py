@@ -5,6 +5,10 @@ For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x)
   aleatoric_sd = sqrt(average_s sigma_s(x)^2)     scatter of the data
   epistemic_sd = std_s mu_s(x)                    confidence in the mean
   total_sd     = sqrt(aleatoric_sd^2 + epistemic_sd^2)   law of total variance
+and, when asked, the tangent d mean / d strain = average_s d mu_s/dx with its epistemic SD
+std_s d mu_s/dx (forward-mode derivative of the network, exact, no finite differences).
+
+This module is the plain-numpy reference: clear, chunked to bound memory, float64.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ class Prediction:
     mean: np.ndarray
     aleatoric_sd: np.ndarray
     epistemic_sd: np.ndarray
+    # Only when asked (tangent=True): d mean/d strain and its SD over draws.
+    tangent: np.ndarray | None = None
+    tangent_epistemic_sd: np.ndarray | None = None
 
     @property
     def total_sd(self) -> np.ndarray:
@@ -57,32 +64,47 @@ class Posterior:
         domain = manifest["training_domain"]
         self.domain = (float(domain["min"]), float(domain["max"]))
 
-    def network_outputs(self, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """mu_s(x) and sigma_s(x) for every draw and strain, shape (draws, n), physical units."""
+    def network_outputs(
+        self, strain: np.ndarray, with_tangent: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """mu_s(x), sigma_s(x) and (optionally) d mu_s/dx for every draw and strain, each of
+        shape (draws, n), in physical units."""
         x = (np.asarray(strain, dtype=np.float64) - self.x_mean) / self.x_scale
         hidden = x[None, :, None]
+        # Forward-mode derivative of the hidden state with respect to normalised x.
+        d_hidden = np.ones_like(hidden) if with_tangent else None
         *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = self.weights
         for weight, bias in trunk:
             hidden = np.tanh(hidden @ weight + bias[:, None, :])
+            if d_hidden is not None:
+                d_hidden = (1.0 - hidden * hidden) * (d_hidden @ weight)
         mu = (hidden @ w_mean)[..., 0] + b_mean
         sigma = noise_link((hidden @ w_sigma)[..., 0] + b_sigma, self.noise_link)
-        return self.y_mean + self.y_scale * mu, self.y_scale * sigma
+        d_mu = None
+        if d_hidden is not None:
+            d_mu = (d_hidden @ w_mean)[..., 0] * (self.y_scale / self.x_scale)
+        return self.y_mean + self.y_scale * mu, self.y_scale * sigma, d_mu
 
-    def predict(self, strain: np.ndarray) -> Prediction:
-        """Mean, aleatoric SD and epistemic SD per strain, computed in bounded-memory chunks."""
+    def predict(self, strain: np.ndarray, tangent: bool = False) -> Prediction:
+        """Mean, aleatoric SD, epistemic SD (and tangent) per strain, in bounded-memory
+        chunks."""
         strain = np.asarray(strain, dtype=np.float64).ravel()
         chunk = max(1, _MAX_ACTIVATION_ELEMENTS // (self.draws * self.max_width))
-        mean = np.empty_like(strain)
-        aleatoric = np.empty_like(strain)
-        epistemic = np.empty_like(strain)
+        out = {key: np.empty_like(strain) for key in
+               ("mean", "aleatoric_sd", "epistemic_sd", "tangent", "tangent_epistemic_sd")}
         for start in range(0, strain.size, chunk):
             part = slice(start, start + chunk)
-            mu, sigma = self.network_outputs(strain[part])
-            mean[part] = mu.mean(axis=0)
+            mu, sigma, d_mu = self.network_outputs(strain[part], with_tangent=tangent)
+            out["mean"][part] = mu.mean(axis=0)
             # np.std subtracts the mean first: no cancellation for tiny epistemic spread.
-            epistemic[part] = mu.std(axis=0)
-            aleatoric[part] = np.sqrt(np.mean(sigma * sigma, axis=0))
-        return Prediction(mean=mean, aleatoric_sd=aleatoric, epistemic_sd=epistemic)
+            out["epistemic_sd"][part] = mu.std(axis=0)
+            out["aleatoric_sd"][part] = np.sqrt(np.mean(sigma * sigma, axis=0))
+            if d_mu is not None:
+                out["tangent"][part] = d_mu.mean(axis=0)
+                out["tangent_epistemic_sd"][part] = d_mu.std(axis=0)
+        if not tangent:
+            out["tangent"] = out["tangent_epistemic_sd"] = None
+        return Prediction(**out)
 
     def outside_domain(self, strain: np.ndarray) -> np.ndarray:
         """Boolean mask of strains outside the training domain (extrapolation)."""

@@ -58,3 +58,18 @@ def test_outside_domain_flags_extrapolation() -> None:
     posterior = Posterior(random_artifact(domain=(-0.5, 0.5)))
     flags = posterior.outside_domain(np.array([-0.6, -0.5, 0.0, 0.5, 0.51]))
     assert flags.tolist() == [True, False, False, False, True]
+
+
+@pytest.mark.parametrize("hidden_sizes", [(8,), (6, 4)])
+def test_tangent_matches_central_finite_differences(hidden_sizes) -> None:
+    posterior = Posterior(random_artifact(draws=30, hidden_sizes=hidden_sizes))
+    strain = np.linspace(-0.6, 0.6, 17)
+    step = 1e-5
+    prediction = posterior.predict(strain, tangent=True)
+    mu_plus, _, _ = posterior.network_outputs(strain + step)
+    mu_minus, _, _ = posterior.network_outputs(strain - step)
+    d_mu = (mu_plus - mu_minus) / (2 * step)
+    np.testing.assert_allclose(prediction.tangent, d_mu.mean(axis=0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(prediction.tangent_epistemic_sd, d_mu.std(axis=0),
+                               rtol=1e-5, atol=1e-8)
+    assert posterior.predict(strain).tangent is None
