@@ -24,6 +24,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(database_url())
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a SQLite table by copy, drop and rename; with foreign keys
+            # enforced, dropping a parent table would cascade-delete its children's rows.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         # Batch mode lets ALTER-style migrations work on SQLite too.
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=True)

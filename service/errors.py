@@ -48,3 +48,24 @@ class ModelLoadError(SurrogateError):
 
     status_code = 503
     code = "model_unavailable"
+
+
+class UnauthorizedError(SurrogateError):
+    """No or malformed credentials for an admin call."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(SurrogateError):
+    """Credentials given but wrong, or admin access is disabled (no token configured)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class DatabaseUnavailableError(SurrogateError):
+    """The registry database cannot be reached; only already-loaded models can answer."""
+
+    status_code = 503
+    code = "database_unavailable"

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
-from service.api.routes import health, models, predict
-from service.model_cache import ModelCache
+from service.api.routes import admin, health, models, predict
+from service.model_cache import LiveRegistry, ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.settings import Settings, get_settings
 
@@ -21,7 +21,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app_settings = settings or get_settings()
-        engine = make_engine(app_settings.database_url)
+        engine = make_engine(app_settings.database_url,
+                             connect_timeout=app_settings.database_timeout_s)
         try:
             check_schema_at_head(engine)
         except Exception:
@@ -30,8 +31,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = app_settings
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
-        yield
-        engine.dispose()
+        # Routing table polled from the registry: live alias changes, DB-outage tolerance.
+        app.state.live_registry = LiveRegistry(app.state.session_factory,
+                                               app.state.model_cache,
+                                               app_settings.reload_interval_s)
+        app.state.live_registry.start()
+        try:
+            yield
+        finally:
+            app.state.live_registry.stop()
+            engine.dispose()
 
     app = FastAPI(
         title="Material surrogate service",
@@ -44,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
+    app.include_router(admin.router)
     return app
 
 

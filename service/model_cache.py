@@ -1,19 +1,46 @@
-"""In-memory cache of loaded model versions. Versions are immutable, so a version is
-read from the registry, verified and decoded once per process, then reused."""
+"""Loaded model versions, and the live view of the registry that routes requests.
+
+`ModelCache` holds decoded posteriors. Versions are immutable, so each is read from the
+registry, verified (sha256 of the blob, then the artifact's own checks) and decoded once
+per process.
+
+`LiveRegistry` keeps an in-memory copy of the registry's routing table (aliases, latest
+ready version, every version's checksum). A background thread polls the database every
+`reload_interval_s`; when an alias or the latest version changes, it loads and verifies the
+new version *before* swapping the routing table, so requests never wait for a load and a
+version that fails to load is never served: the old one keeps answering and the failure is
+reported (log and /readyz). Because requests resolve from memory, models already loaded
+keep answering while the database is unavailable.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError
 from service.errors import ModelLoadError
 from service.predictor import Posterior
-from service.registry.repository import VersionRef, load_blob
+from service.registry.models import VersionStatus
+from service.registry.repository import (
+    RegistrySnapshot,
+    VersionRef,
+    load_blob,
+    read_snapshot,
+    resolve_version,
+)
 
 logger = logging.getLogger(__name__)
+
+# A version that failed to load is retried after this long (its bytes are immutable, so
+# retrying every poll would only repeat the same failure).
+RETRY_FAILED_AFTER_S = 30.0
 
 
 class ModelCache:
@@ -34,6 +61,9 @@ class ModelCache:
                 self._loaded[key] = posterior
         return posterior
 
+    def peek(self, ref: VersionRef) -> Posterior | None:
+        return self._loaded.get((ref.name, ref.version))
+
     @staticmethod
     def _load(session: Session, ref: VersionRef) -> Posterior:
         data = load_blob(session, ref.name, ref.version)
@@ -48,3 +78,182 @@ class ModelCache:
 
     def loaded_versions(self) -> list[tuple[str, int]]:
         return sorted(self._loaded)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What this replica serves. Replaced as a whole (one reference swap), never mutated."""
+
+    snapshot: RegistrySnapshot
+    aliases: dict[tuple[str, str], VersionRef]  # only versions that are loaded
+    latest: dict[str, VersionRef]  # only versions that are loaded
+
+
+EMPTY_ROUTING = Routing(RegistrySnapshot({}, {}, {}), {}, {})
+
+
+@dataclass
+class ReloadFailure:
+    name: str
+    version: int
+    message: str
+    at: float
+    targets: list[str] = field(default_factory=list)
+
+
+class LiveRegistry:
+    """In-memory routing table kept current by polling the registry database."""
+
+    def __init__(self, session_factory: Callable[[], Session], cache: ModelCache,
+                 interval_s: float = 0.5) -> None:
+        self._session_factory = session_factory
+        self.cache = cache
+        self.interval_s = interval_s
+        self._routing = EMPTY_ROUTING
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures: dict[tuple[str, int], ReloadFailure] = {}
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.polls = 0
+
+    # --- request path -------------------------------------------------------------------
+
+    def resolve(self, session: Session, name: str, version: int | None = None,
+                alias: str | None = None, default_alias: str = "production") -> VersionRef:
+        """Which version answers, from memory when possible (no database round trip).
+
+        Falls back to the database for what this replica has not seen yet (a model or
+        version registered since the last poll), which raises the usual NotFoundError.
+        """
+        routing = self._routing
+        if version is not None:
+            ref = routing.snapshot.ref(name, version)
+            return ref if ref is not None else resolve_version(session, name, version=version)
+        wanted = alias or default_alias
+        ref = routing.aliases.get((name, wanted))
+        if ref is not None:
+            return ref
+        if alias is None and (name, wanted) not in routing.snapshot.aliases:
+            ref = routing.latest.get(name)
+            if ref is not None:
+                return ref
+        return resolve_version(session, name, version, alias, default_alias)
+
+    def posterior(self, session: Session, ref: VersionRef) -> Posterior:
+        return self.cache.get(session, ref)
+
+    # --- polling ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Poll once: read the routing table, load what it newly points at, swap."""
+        with self._refresh_lock:
+            try:
+                with self._session_factory() as session:
+                    snapshot = read_snapshot(session)
+                    routing = self._build_routing(session, snapshot)
+            except Exception as exc:  # database down, network, ...: keep serving
+                message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}" \
+                    if str(exc) else exc.__class__.__name__
+                if self.last_error is None:
+                    logger.warning("registry poll failed, serving loaded models: %s", message)
+                self.last_error = message
+                return
+            if self.last_error is not None:
+                logger.info("registry reachable again")
+            self._routing = routing  # the atomic swap
+            self.last_error = None
+            self.last_success = time.monotonic()
+            self.polls += 1
+
+    def _build_routing(self, session: Session, snapshot: RegistrySnapshot) -> Routing:
+        old = self._routing
+        aliases: dict[tuple[str, str], VersionRef] = {}
+        for key, version in snapshot.aliases.items():
+            ref = self._ready(session, snapshot, key[0], version, f"alias {key[1]!r}")
+            if ref is None:
+                ref = old.aliases.get(key)  # keep serving what it pointed at before
+            if ref is not None:
+                aliases[key] = ref
+        latest: dict[str, VersionRef] = {}
+        for name, version in snapshot.latest.items():
+            ref = self._ready(session, snapshot, name, version, "latest")
+            if ref is None:
+                ref = old.latest.get(name)
+            if ref is not None:
+                latest[name] = ref
+        targets = {(n, v) for (n, _), v in snapshot.aliases.items()} | set(
+            snapshot.latest.items())
+        for key in [key for key in self.failures if key not in targets]:
+            del self.failures[key]  # nothing points at it any more
+        return Routing(snapshot, aliases, latest)
+
+    def _ready(self, session: Session, snapshot: RegistrySnapshot, name: str, version: int,
+               target: str) -> VersionRef | None:
+        """The version's ref once it is loaded and verified, else None (failure recorded)."""
+        ref = snapshot.ref(name, version)
+        if ref is None or snapshot.versions[(name, version)][1] != VersionStatus.READY:
+            return None
+        if self.cache.peek(ref) is not None:
+            return ref
+        failure = self.failures.get((name, version))
+        if failure is not None and time.monotonic() - failure.at < RETRY_FAILED_AFTER_S:
+            if target not in failure.targets:
+                failure.targets.append(target)
+            return None
+        try:
+            self.cache.get(session, ref)
+        except ModelLoadError as exc:
+            logger.error("reload of %s v%d (%s) failed, keeping the previous version: %s",
+                         name, version, target, exc.message)
+            self.failures[(name, version)] = ReloadFailure(name, version, exc.message,
+                                                           time.monotonic(), [target])
+            return None
+        self.failures.pop((name, version), None)
+        return ref
+
+    def start(self) -> None:
+        self.refresh()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="registry-poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        routing = self._routing
+        now = time.monotonic()
+        # The database counts as unavailable when the last poll failed, or none succeeded
+        # recently (a poll that hangs longer than the connect timeout).
+        stale = self.last_success is None or now - self.last_success > max(
+            10 * self.interval_s, 10.0)
+        database_ok = self.last_error is None and not stale
+        serving: dict[str, dict[str, int]] = {}
+        for (name, alias), ref in sorted(routing.aliases.items()):
+            serving.setdefault(name, {})[alias] = ref.version
+        for name, ref in sorted(routing.latest.items()):
+            serving.setdefault(name, {})["(latest)"] = ref.version
+        return {
+            "database": "ok" if database_ok else "unavailable",
+            "database_error": self.last_error,
+            "last_poll_age_s": None if self.last_success is None
+            else round(now - self.last_success, 3),
+            "poll_interval_s": self.interval_s,
+            "serving": serving,
+            "loaded": [f"{name}@{version}" for name, version in self.cache.loaded_versions()],
+            "reload_failures": [
+                {"model": f.name, "version": f.version, "for": f.targets, "message": f.message}
+                for f in self.failures.values()
+            ],
+        }

@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     default_alias: str = Field("production", description="Alias served when none is asked.")
     max_points_per_request: int = Field(1_000_000, gt=0)
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin.")
+    # Registry (issue 4): uploads, live reload, database timeouts.
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest artifact or netCDF upload accepted.")
+    reload_interval_s: float = Field(
+        0.5, gt=0, le=60,
+        description="How often each replica polls the registry for alias/version changes.")
+    database_timeout_s: float = Field(
+        3.0, gt=0, description="Connect timeout for the registry database (PostgreSQL).")
 
 
 @lru_cache

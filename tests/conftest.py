@@ -1,19 +1,92 @@
-"""Shared fixtures: a migrated SQLite registry per test, the app through TestClient."""
+"""Shared fixtures: a migrated registry per test (SQLite, or a real PostgreSQL server),
+the app through TestClient.
+
+Modules marked `pytestmark = pytest.mark.backends("sqlite", "postgresql")` run every test
+that uses `database_url` against both databases; other modules use SQLite only.
+PostgreSQL comes from a throwaway server the session starts (tests/postgres_server.py);
+without PostgreSQL binaries those parameters are skipped, unless
+SURROGATE_REQUIRE_POSTGRES=1 (set by `.ci/run`), which turns that into a failure.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
 from service.main import create_app
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
 from service.settings import Settings
+from tests.postgres_server import PostgresServer, find_pg_bin
+
+PG_TEMPLATE = "registry_template"
+_database_numbers = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): run database tests against these registries "
+        "(sqlite, postgresql)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None:
+        metafunc.parametrize("db_backend", marker.args, indirect=True)
+
+
+@pytest.fixture
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session, with a migrated template database."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        if os.environ.get("SURROGATE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL binaries not found (scripts/system-deps.sh --ci installs "
+                        "the Debian postgresql package)")
+        pytest.skip("PostgreSQL binaries not installed")
+    server = PostgresServer.create(bin_dir)
+    try:
+        server.start()
+        admin = make_engine(server.url())
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"CREATE DATABASE {PG_TEMPLATE}"))
+        admin.dispose()
+        upgrade_to_head(server.url(PG_TEMPLATE))
+        yield server
+    finally:
+        server.destroy()
+
+
+def create_pg_database(server: PostgresServer, migrated: bool = True) -> str:
+    """A fresh database on the session server (a copy of the migrated template)."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    template = f" TEMPLATE {PG_TEMPLATE}" if migrated else ""
+    admin = make_engine(server.url())
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"CREATE DATABASE {name}{template}"))
+    admin.dispose()
+    return server.url(name)
+
+
+@pytest.fixture
+def pg_database_url(postgres_server: PostgresServer) -> str:
+    """A fresh migrated PostgreSQL database for one test."""
+    return create_pg_database(postgres_server)
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +98,11 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def database_url(migrated_template: Path, tmp_path: Path) -> str:
+def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if db_backend == "postgresql":
+        return request.getfixturevalue("pg_database_url")
     path = tmp_path / "registry.db"
-    shutil.copy(migrated_template, path)
+    shutil.copy(request.getfixturevalue("migrated_template"), path)
     return f"sqlite:///{path}"
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from service.model_cache import ModelCache
+from service.model_cache import LiveRegistry, ModelCache
 from service.settings import Settings
 
 
@@ -25,6 +25,11 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_live_registry(request: Request) -> LiveRegistry:
+    return request.app.state.live_registry
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+LiveRegistryDep = Annotated[LiveRegistry, Depends(get_live_registry)]

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.responses import OrjsonResponse
@@ -50,6 +51,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> OrjsonResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_error(_: Request, exc: Exception) -> OrjsonResponse:
+        # Connection-level failures: the registry is down. The driver's text may hold the
+        # host/user, so it is logged, not returned.
+        logger.warning("registry database unavailable: %s", exc.__class__.__name__)
+        return _error(503, "database_unavailable",
+                      "the registry database is unavailable; only models already loaded "
+                      "in this replica can answer")
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, exc: Exception) -> OrjsonResponse:

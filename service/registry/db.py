@@ -21,9 +21,17 @@ class SchemaNotAtHeadError(RuntimeError):
     """The database schema is missing or behind the code's migrations."""
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; for SQLite, create the file's folder and enforce foreign keys."""
+def make_engine(url: str, connect_timeout: float = 10.0) -> Engine:
+    """Create an engine; for SQLite, create the file's folder and enforce foreign keys.
+
+    PostgreSQL connections are checked before use (pool_pre_ping), so after a database
+    restart the pool replaces dead connections instead of failing requests, and a connect
+    timeout bounds how long a call waits for an unreachable server.
+    """
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True,
+                             connect_args={"connect_timeout": max(1, round(connect_timeout))})
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":

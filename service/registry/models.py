@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -15,7 +16,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Deterministic constraint names so Alembic migrations can drop what they create.
@@ -26,6 +29,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Existing rows get an empty JSON object when migration 0002 adds tag/lineage columns.
+EMPTY_JSON = text("'{}'")
 
 
 def utc_now() -> datetime:
@@ -50,6 +57,7 @@ class RegisteredModel(Base):
     # Highest version number handed out; incremented atomically to allocate the next one.
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=EMPTY_JSON)
 
 
 class ModelVersion(Base):
@@ -68,6 +76,13 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]]
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=EMPTY_JSON)
+    # Lineage: where the fit came from (copied from the manifest, plus what the uploader said).
+    source: Mapped[str | None] = mapped_column(Text)  # e.g. the training command line
+    data_sha256: Mapped[str | None] = mapped_column(String(64))
+    lineage: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default=EMPTY_JSON)
+    registered_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class ModelBlob(Base):
@@ -101,3 +116,44 @@ class ModelAlias(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utc_now, onupdate=utc_now
     )
+
+
+class ModelInferenceData(Base):
+    """The fit's ArviZ InferenceData as netCDF bytes, produced at training time (optional).
+
+    Stored apart from the posterior blob because it is large and only read on export; the
+    service serves the bytes as they are and never imports ArviZ.
+    """
+
+    __tablename__ = "model_inference_data"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["name", "version"],
+            ["model_versions.name", "model_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditEntry(Base):
+    """Append-only record of admin actions (nothing updates or deletes these rows)."""
+
+    __tablename__ = "audit_log"
+
+    # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(sqlite.INTEGER(), "sqlite"), primary_key=True,
+        autoincrement=True,
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str | None] = mapped_column(String(128), index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    alias: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

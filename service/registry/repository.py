@@ -9,15 +9,20 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.artifact import Artifact, sha256_hex
-from service.errors import InvalidInputError, NotFoundError
+from service.artifact import Artifact, ArtifactError, sha256_hex
+from service.errors import ConflictError, InvalidInputError, NotFoundError
 from service.registry.models import (
+    AuditEntry,
     ModelAlias,
     ModelBlob,
+    ModelInferenceData,
     ModelVersion,
     RegisteredModel,
     VersionStatus,
 )
+
+# netCDF-4 files are HDF5 files; classic netCDF starts with "CDF" and a format byte.
+_NETCDF_MAGICS = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05")
 
 
 @dataclass(frozen=True)
@@ -54,16 +59,41 @@ def allocate_version(session: Session, name: str) -> int:
     return int(session.execute(statement).scalar_one())
 
 
+def check_inference_data(data: bytes) -> None:
+    """Refuse anything that is not a netCDF file (it is served back as is, never parsed)."""
+    if not data.startswith(_NETCDF_MAGICS):
+        raise ArtifactError("inference data is not a netCDF file (expected the netCDF-4/HDF5 "
+                            "or classic netCDF signature)")
+
+
+def lineage_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a manifest that say where a fit came from."""
+    keys = ("config", "library_versions", "inference", "data")
+    return {key: manifest[key] for key in keys if key in manifest}
+
+
 def register_version(
     session: Session,
     name: str,
     artifact_bytes: bytes,
     metrics: dict[str, Any] | None = None,
     description: str | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+    source: str | None = None,
+    registered_by: str | None = None,
+    inference_data: bytes | None = None,
 ) -> int:
-    """Validate an encoded artifact and store it as the next version of `name`."""
+    """Validate an encoded artifact and store it as the next version of `name`.
+
+    Everything is checked before the first write, so a rejected upload changes nothing
+    even if the caller commits.
+    """
     artifact = Artifact.from_bytes(artifact_bytes)  # raises ArtifactError before any write
+    if inference_data is not None:
+        check_inference_data(inference_data)
     version = allocate_version(session, name)
+    data_info = artifact.manifest.get("data")
     session.add(ModelVersion(
         name=name,
         version=version,
@@ -73,9 +103,17 @@ def register_version(
         metrics=metrics if metrics is not None else artifact.manifest.get("metrics", {}),
         sha256=sha256_hex(artifact_bytes),
         size_bytes=len(artifact_bytes),
+        tags=dict(tags or {}),
+        source=source,
+        data_sha256=data_info.get("sha256") if isinstance(data_info, dict) else None,
+        lineage=lineage_from_manifest(artifact.manifest),
+        registered_by=registered_by,
     ))
     session.flush()
     session.add(ModelBlob(name=name, version=version, data=artifact_bytes))
+    if inference_data is not None:
+        session.add(ModelInferenceData(name=name, version=version,
+                                       sha256=sha256_hex(inference_data), data=inference_data))
     session.flush()
     return version
 
@@ -173,3 +211,174 @@ def count_versions(session: Session, name: str) -> int:
     return int(session.scalar(
         select(func.count()).select_from(ModelVersion).where(ModelVersion.name == name)
     ) or 0)
+
+
+# --- admin operations (each caller records an audit entry in the same transaction) ------
+
+
+def record_audit(
+    session: Session,
+    actor: str,
+    action: str,
+    name: str | None = None,
+    version: int | None = None,
+    alias: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(AuditEntry(actor=actor, action=action, model_name=name, version=version,
+                           alias=alias, details=details or {}))
+    session.flush()
+
+
+def delete_alias(session: Session, name: str, alias: str) -> int:
+    """Remove `alias` of `name`; returns the version it pointed to."""
+    row = session.get(ModelAlias, (name, alias))
+    if row is None:
+        _require_model(session, name)
+        raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+    version = row.version
+    session.delete(row)
+    session.flush()
+    return version
+
+
+def aliases_of(session: Session, name: str, version: int) -> list[str]:
+    return list(session.scalars(
+        select(ModelAlias.alias).where(ModelAlias.name == name, ModelAlias.version == version)
+        .order_by(ModelAlias.alias)
+    ))
+
+
+def set_version_status(session: Session, name: str, version: int, status: str) -> ModelVersion:
+    """Archive or restore a version. An archived version cannot hold an alias, so archiving
+    one that still does is refused (move the alias first)."""
+    if status not in (VersionStatus.READY, VersionStatus.ARCHIVED):
+        raise InvalidInputError(f"unknown status {status!r}")
+    row = get_version(session, name, version)
+    if status == VersionStatus.ARCHIVED:
+        held = aliases_of(session, name, version)
+        if held:
+            raise ConflictError(
+                f"version {version} of {name!r} still holds alias(es) {held}; move or delete "
+                "them before archiving", [{"aliases": held}])
+    row.status = status
+    session.flush()
+    return row
+
+
+def update_model(session: Session, name: str, description: str | None = None,
+                 tags: dict[str, str] | None = None) -> RegisteredModel:
+    row = session.get(RegisteredModel, name)
+    if row is None:
+        raise NotFoundError(f"model {name!r} is not registered")
+    if description is not None:
+        row.description = description
+    if tags is not None:
+        row.tags = dict(tags)
+    session.flush()
+    return row
+
+
+def update_version(session: Session, name: str, version: int, description: str | None = None,
+                   tags: dict[str, str] | None = None) -> ModelVersion:
+    """Edit a version's description/tags (its posterior, manifest and lineage never change)."""
+    row = get_version(session, name, version)
+    if description is not None:
+        row.description = description
+    if tags is not None:
+        row.tags = dict(tags)
+    session.flush()
+    return row
+
+
+def load_inference_data(session: Session, name: str, version: int) -> bytes:
+    get_version(session, name, version)
+    row = session.get(ModelInferenceData, (name, version))
+    if row is None:
+        raise NotFoundError(f"model {name!r} version {version} was registered without "
+                            "ArviZ inference data")
+    if sha256_hex(row.data) != row.sha256:
+        raise ConflictError(f"stored inference data of {name!r} version {version} fails its "
+                            "sha256 check")
+    return row.data
+
+
+def version_detail(session: Session, name: str, version: int) -> dict[str, Any]:
+    row = get_version(session, name, version)
+    has_idata = session.scalar(
+        select(func.count()).select_from(ModelInferenceData)
+        .where(ModelInferenceData.name == name, ModelInferenceData.version == version))
+    manifest = row.manifest
+    return {
+        "name": row.name, "version": row.version, "status": row.status,
+        "created_at": row.created_at, "description": row.description, "tags": row.tags,
+        "aliases": aliases_of(session, name, version),
+        "sha256": row.sha256, "size_bytes": row.size_bytes,
+        "source": row.source, "data_sha256": row.data_sha256,
+        "registered_by": row.registered_by, "lineage": row.lineage,
+        "metrics": row.metrics, "diagnostics": manifest.get("diagnostics", {}),
+        "manifest": manifest, "has_inference_data": bool(has_idata),
+    }
+
+
+def model_detail(session: Session, name: str) -> dict[str, Any]:
+    row = session.get(RegisteredModel, name)
+    if row is None:
+        raise NotFoundError(f"model {name!r} is not registered")
+    versions = session.execute(
+        select(ModelVersion.version, ModelVersion.status, ModelVersion.created_at,
+               ModelVersion.description, ModelVersion.tags, ModelVersion.sha256)
+        .where(ModelVersion.name == name).order_by(ModelVersion.version)
+    ).all()
+    aliases = {a.alias: a.version for a in session.scalars(
+        select(ModelAlias).where(ModelAlias.name == name).order_by(ModelAlias.alias))}
+    return {
+        "name": row.name, "description": row.description, "tags": row.tags,
+        "created_at": row.created_at, "aliases": aliases,
+        "versions": [
+            {"version": v.version, "status": v.status, "created_at": v.created_at,
+             "description": v.description, "tags": v.tags, "sha256": v.sha256}
+            for v in versions
+        ],
+    }
+
+
+def list_audit(session: Session, name: str | None = None, limit: int = 100,
+               before_id: int | None = None) -> list[AuditEntry]:
+    """Newest first; page with `before_id`."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if name is not None:
+        query = query.where(AuditEntry.model_name == name)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """What every replica needs to route requests without asking the database: each
+    version's checksum and status, every alias, and the latest ready version per model."""
+
+    versions: dict[tuple[str, int], tuple[str, str]]  # (name, version) -> (sha256, status)
+    aliases: dict[tuple[str, str], int]
+    latest: dict[str, int]
+
+    def ref(self, name: str, version: int) -> VersionRef | None:
+        entry = self.versions.get((name, version))
+        return None if entry is None else VersionRef(name, version, entry[0])
+
+
+def read_snapshot(session: Session) -> RegistrySnapshot:
+    versions: dict[tuple[str, int], tuple[str, str]] = {}
+    latest: dict[str, int] = {}
+    for row in session.execute(
+        select(ModelVersion.name, ModelVersion.version, ModelVersion.sha256,
+               ModelVersion.status)
+    ):
+        versions[(row.name, row.version)] = (row.sha256, row.status)
+        if row.status == VersionStatus.READY and row.version > latest.get(row.name, 0):
+            latest[row.name] = row.version
+    aliases = {(row.name, row.alias): row.version
+               for row in session.execute(select(ModelAlias.name, ModelAlias.alias,
+                                                 ModelAlias.version))}
+    return RegistrySnapshot(versions=versions, aliases=aliases, latest=latest)

@@ -1,4 +1,9 @@
+from typing import Any
+
 from fastapi import APIRouter
+
+from service.api.deps import LiveRegistryDep
+from service.api.responses import OrjsonResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -6,3 +11,24 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", summary="Liveness: the process answers")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: registry database reachable, models loaded, reload failures",
+    description="`status` is `ready` when the registry database answered the last poll and "
+    "every alias's version loaded; `degraded` when the database is unavailable or a reload "
+    "failed but loaded models still answer (HTTP 200, so a load balancer keeps the replica: "
+    "it can still serve); `unavailable` (HTTP 503) when the database is unavailable and no "
+    "model is loaded.",
+)
+def readyz(live: LiveRegistryDep) -> OrjsonResponse:
+    status: dict[str, Any] = live.status()
+    database_ok = status["database"] == "ok"
+    if database_ok and not status["reload_failures"]:
+        state, code = "ready", 200
+    elif database_ok or status["loaded"]:
+        state, code = "degraded", 200
+    else:
+        state, code = "unavailable", 503
+    return OrjsonResponse({"status": state, **status}, status_code=code)

@@ -1,12 +1,54 @@
-from fastapi import APIRouter
+"""Public, read-only registry views: models, versions (manifest, metrics, diagnostics) and
+the ArviZ export."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
 
 from service.api.deps import SessionDep
-from service.api.schemas import ModelSummary
-from service.registry.repository import list_models
+from service.api.registry_schemas import ModelDetail, VersionDetail
+from service.api.schemas import ErrorBody, ModelSummary
+from service.registry.repository import (
+    list_models,
+    load_inference_data,
+    model_detail,
+    version_detail,
+)
 
-router = APIRouter(prefix="/v1/models", tags=["registry"])
+router = APIRouter(prefix="/v1/models", tags=["registry"],
+                   responses={404: {"model": ErrorBody}})
+
+NamePath = Annotated[str, Path(max_length=128, description="Registered model name.")]
+VersionPath = Annotated[int, Path(ge=1)]
 
 
 @router.get("", response_model=list[ModelSummary], summary="Registered models")
 def get_models(session: SessionDep) -> list[dict]:
     return list_models(session)
+
+
+@router.get("/{name}", response_model=ModelDetail,
+            summary="One model: description, tags, aliases and versions")
+def get_model(name: NamePath, session: SessionDep) -> dict[str, Any]:
+    return model_detail(session, name)
+
+
+@router.get("/{name}/versions/{version}", response_model=VersionDetail,
+            summary="One version: manifest, metrics, diagnostics, lineage")
+def get_version(name: NamePath, version: VersionPath, session: SessionDep) -> dict[str, Any]:
+    return version_detail(session, name, version)
+
+
+@router.get(
+    "/{name}/versions/{version}/inference-data",
+    summary="The fit's ArviZ InferenceData as netCDF (open with arviz.from_netcdf)",
+    response_class=Response,
+    responses={200: {"content": {"application/x-netcdf": {}}}},
+)
+def get_inference_data(name: NamePath, version: VersionPath, session: SessionDep) -> Response:
+    data = load_inference_data(session, name, version)
+    return Response(data, media_type="application/x-netcdf", headers={
+        "content-disposition": f'attachment; filename="{name}-v{version}.nc"',
+        "x-model-version": str(version),
+    })

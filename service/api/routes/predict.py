@@ -1,11 +1,10 @@
 import numpy as np
 from fastapi import APIRouter, Path
 
-from service.api.deps import CacheDep, SessionDep, SettingsDep
+from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
 from service.errors import PayloadTooLargeError
-from service.registry.repository import resolve_version
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
@@ -22,6 +21,7 @@ def predict(
     body: PredictRequest,
     session: SessionDep,
     cache: CacheDep,
+    live: LiveRegistryDep,
     settings: SettingsDep,
     name: str = Path(..., max_length=128),
 ) -> OrjsonResponse:
@@ -31,7 +31,8 @@ def predict(
             f"{settings.max_points_per_request} per request",
             [{"field": "strain", "limit": settings.max_points_per_request}],
         )
-    ref = resolve_version(session, name, body.version, body.alias, settings.default_alias)
+    # From the in-memory routing table (kept live by polling); the DB only for unseen names.
+    ref = live.resolve(session, name, body.version, body.alias, settings.default_alias)
     posterior = cache.get(session, ref)
     strain = np.asarray(body.strain, dtype=np.float64)
     prediction = posterior.predict(strain)

@@ -1,0 +1,302 @@
+"""Admin API: register versions, move aliases, archive, edit metadata, read the audit log.
+
+Every call needs `Authorization: Bearer <SURROGATE_ADMIN_TOKEN>`. The token is compared in
+constant time and never logged or echoed; with no token configured every call is refused.
+Each change is committed together with its audit-log entry, then this replica refreshes
+its routing table at once (other replicas pick the change up within their poll interval).
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import zipfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.registry_schemas import (
+    ALIAS_PATTERN,
+    NAME_PATTERN,
+    AliasChange,
+    AliasUpdate,
+    AuditRecord,
+    ModelDetail,
+    ModelUpdate,
+    VersionDetail,
+    VersionUpdate,
+)
+from service.api.schemas import ErrorBody
+from service.artifact import ArtifactError, sha256_hex
+from service.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+)
+from service.registry import repository as repo
+from service.registry.models import ModelAlias, ModelInferenceData
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_bearer = HTTPBearer(auto_error=False, description="SURROGATE_ADMIN_TOKEN")
+
+
+def require_admin(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    x_actor: Annotated[str | None, Header(max_length=128, pattern=r"^[\w.@ -]+$",
+                                          description="Who is acting (audit log).")] = None,
+) -> str:
+    """The acting operator's name for the audit log, once the bearer token checks out."""
+    configured = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not configured:
+        raise ForbiddenError("the admin API is disabled: SURROGATE_ADMIN_TOKEN is not set")
+    if credentials is None:
+        raise UnauthorizedError("admin calls need an 'Authorization: Bearer <token>' header")
+    if not hmac.compare_digest(credentials.credentials.encode(), configured.encode()):
+        raise ForbiddenError("the admin token is not valid")
+    return x_actor or "admin"
+
+
+ActorDep = Annotated[str, Depends(require_admin)]
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Registered model name.")]
+AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN)]
+VersionPath = Annotated[int, Path(ge=1)]
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses={code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)},
+)
+
+
+async def read_limited_body(request: Request, limit: int, what: str) -> bytes:
+    """The raw body, refusing (413) anything above `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"{what} is {declared} bytes; the limit is {limit}",
+                                   [{"limit": limit}])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"{what} exceeds the limit of {limit} bytes",
+                                       [{"limit": limit}])
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise InvalidInputError(f"{what} is empty: send the file as the request body")
+    return data
+
+
+def check_archive_bounds(data: bytes, limit: int) -> None:
+    """Refuse zip bombs and odd compression before numpy decodes anything."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ArtifactError(f"artifact is not a valid npz archive: {exc}") from exc
+    if len(members) > 64:
+        raise ArtifactError(f"artifact has {len(members)} members; at most 64 are allowed")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > 2 * limit:
+        raise ArtifactError(f"artifact unpacks to {unpacked} bytes; at most {2 * limit} "
+                            "are allowed")
+    for member in members:
+        if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ArtifactError(f"member {member.filename!r} uses an unsupported compression")
+
+
+def parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"tag {pair!r} must look like key=value",
+                                    [{"field": "tag"}])
+        tags[key] = value
+    return tags
+
+
+def _register(session: Session, settings: Settings, actor: str, name: str, data: bytes,
+              description: str | None, tags: dict[str, str], source: str | None,
+              alias: str | None) -> dict[str, Any]:
+    try:
+        check_archive_bounds(data, settings.max_upload_bytes)
+        version = repo.register_version(session, name, data, description=description,
+                                        tags=tags, source=source, registered_by=actor)
+        if alias:
+            repo.set_alias(session, name, alias, version)
+        repo.record_audit(session, actor, "register_version", name, version, alias,
+                          {"sha256": sha256_hex(data), "size_bytes": len(data)})
+        session.commit()
+    except ArtifactError as exc:
+        session.rollback()
+        raise InvalidInputError(f"artifact rejected, nothing was registered: {exc}",
+                                [{"field": "body", "message": str(exc)}]) from exc
+    except Exception:
+        session.rollback()
+        raise
+    return repo.version_detail(session, name, version)
+
+
+@router.post(
+    "/models/{name}/versions",
+    status_code=201,
+    response_model=VersionDetail,
+    summary="Register a new version by uploading a fit artifact",
+    description="The request body is the artifact file exactly as `surrogate-train` writes "
+    "it (`--artifact-out`), sent as `application/octet-stream`. It is checked before "
+    "anything is written: size limit, npz without pickle, every array's shape against the "
+    "manifest, finite values, the manifest's content hash and (if given) the file's "
+    "sha256. A rejected upload leaves the registry unchanged and says why. Versions are "
+    "numbered 1, 2, ... per model, safely under concurrent registration.",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def register(
+    request: Request,
+    name: NamePath,
+    actor: ActorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    live: LiveRegistryDep,
+    description: Annotated[str | None, Query(max_length=10_000)] = None,
+    tag: Annotated[list[str], Query(description="key=value, repeatable")] = [],  # noqa: B006
+    source: Annotated[str | None, Query(max_length=10_000,
+                                        description="e.g. the training command")] = None,
+    alias: Annotated[str | None, Query(pattern=ALIAS_PATTERN,
+                                       description="Point this alias at the new version")]
+    = None,
+    sha256: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$",
+                                        description="Expected sha256 of the body")] = None,
+) -> dict[str, Any]:
+    data = await read_limited_body(request, settings.max_upload_bytes, "artifact")
+    if sha256 is not None and sha256_hex(data) != sha256:
+        raise InvalidInputError("artifact rejected, nothing was registered: the body's sha256 "
+                                "does not match the `sha256` parameter (corrupted upload)")
+    tags = parse_tags(tag)
+    detail = await run_in_threadpool(_register, session, settings, actor, name, data,
+                                     description, tags, source, alias)
+    logger.info("%s registered %s v%d", actor, name, detail["version"])
+    await run_in_threadpool(live.refresh)
+    return detail
+
+
+def _attach_inference_data(session: Session, actor: str, name: str, version: int,
+                           data: bytes) -> None:
+    try:
+        repo.get_version(session, name, version)
+        if session.get(ModelInferenceData, (name, version)) is not None:
+            raise ConflictError(f"version {version} of {name!r} already has inference data "
+                                "(versions are immutable)")
+        repo.check_inference_data(data)
+        session.add(ModelInferenceData(name=name, version=version, sha256=sha256_hex(data),
+                                       data=data))
+        repo.record_audit(session, actor, "attach_inference_data", name, version,
+                          details={"sha256": sha256_hex(data), "size_bytes": len(data)})
+        session.commit()
+    except ArtifactError as exc:
+        session.rollback()
+        raise InvalidInputError(f"inference data rejected: {exc}") from exc
+    except Exception:
+        session.rollback()
+        raise
+
+
+@router.put(
+    "/models/{name}/versions/{version}/inference-data",
+    status_code=204,
+    summary="Attach the fit's ArviZ InferenceData (netCDF) to a version, once",
+    description="Body: the netCDF file `surrogate-train fit --idata-out` writes. Served back "
+    "by `GET /v1/models/{name}/versions/{version}/inference-data`.",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/x-netcdf": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def attach_inference_data(
+    request: Request, name: NamePath, version: VersionPath, actor: ActorDep,
+    session: SessionDep, settings: SettingsDep,
+) -> Response:
+    data = await read_limited_body(request, settings.max_upload_bytes, "inference data")
+    await run_in_threadpool(_attach_inference_data, session, actor, name, version, data)
+    return Response(status_code=204)
+
+
+@router.put("/models/{name}/aliases/{alias}", response_model=AliasChange,
+            summary="Set or move an alias (promote / roll back)")
+def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorDep,
+              session: SessionDep, live: LiveRegistryDep) -> dict[str, Any]:
+    existing = session.get(ModelAlias, (name, alias))
+    previous = existing.version if existing is not None else None
+    repo.set_alias(session, name, alias, body.version)
+    repo.record_audit(session, actor, "set_alias", name, body.version, alias,
+                      {"previous_version": previous})
+    session.commit()
+    logger.info("%s moved %s@%s: %s -> %d", actor, name, alias, previous, body.version)
+    live.refresh()  # this replica serves the new version before the call returns
+    return {"name": name, "alias": alias, "version": body.version,
+            "previous_version": previous}
+
+
+@router.delete("/models/{name}/aliases/{alias}", response_model=AliasChange,
+               summary="Delete an alias")
+def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: SessionDep,
+                 live: LiveRegistryDep) -> dict[str, Any]:
+    previous = repo.delete_alias(session, name, alias)
+    repo.record_audit(session, actor, "delete_alias", name, previous, alias)
+    session.commit()
+    live.refresh()
+    return {"name": name, "alias": alias, "version": None, "previous_version": previous}
+
+
+@router.patch("/models/{name}", response_model=ModelDetail,
+              summary="Edit a model's description and tags")
+def patch_model(name: NamePath, body: ModelUpdate, actor: ActorDep,
+                session: SessionDep) -> dict[str, Any]:
+    repo.update_model(session, name, body.description, body.tags)
+    repo.record_audit(session, actor, "update_model", name,
+                      details=body.model_dump(exclude_none=True))
+    session.commit()
+    return repo.model_detail(session, name)
+
+
+@router.patch(
+    "/models/{name}/versions/{version}", response_model=VersionDetail,
+    summary="Edit a version's description and tags, or archive / restore it",
+    description="An archived version is not served by default (no alias, never 'latest'); "
+    "it can still be asked for by number. Archiving a version that holds an alias is "
+    "refused (409): move the alias first.",
+)
+def patch_version(name: NamePath, version: VersionPath, body: VersionUpdate, actor: ActorDep,
+                  session: SessionDep, live: LiveRegistryDep) -> dict[str, Any]:
+    repo.update_version(session, name, version, body.description, body.tags)
+    if body.status is not None:
+        repo.set_version_status(session, name, version, body.status)
+    repo.record_audit(session, actor, "update_version", name, version,
+                      details=body.model_dump(exclude_none=True))
+    session.commit()
+    live.refresh()
+    return repo.version_detail(session, name, version)
+
+
+@router.get("/audit", response_model=list[AuditRecord], summary="Read the audit log")
+def audit_log(
+    actor: ActorDep, session: SessionDep,
+    model: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, description="Page: entries older than")]
+    = None,
+) -> list[dict[str, Any]]:
+    return [
+        {"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "model": e.model_name,
+         "version": e.version, "alias": e.alias, "details": e.details}
+        for e in repo.list_audit(session, model, limit, before_id)
+    ]
