@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Routing table polled from the registry: live alias changes, DB-outage tolerance.
         app.state.live_registry = LiveRegistry(app.state.session_factory,
                                                app.state.model_cache,
-                                               app_settings.reload_interval_s)
+                                               app_settings.reload_interval_s,
+                                               app_settings.default_alias)
         app.state.live_registry.start()
         try:
             yield

@@ -105,10 +105,11 @@ class LiveRegistry:
     """In-memory routing table kept current by polling the registry database."""
 
     def __init__(self, session_factory: Callable[[], Session], cache: ModelCache,
-                 interval_s: float = 0.5) -> None:
+                 interval_s: float = 0.5, default_alias: str = "production") -> None:
         self._session_factory = session_factory
         self.cache = cache
         self.interval_s = interval_s
+        self.default_alias = default_alias
         self._routing = EMPTY_ROUTING
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -178,13 +179,16 @@ class LiveRegistry:
                 aliases[key] = ref
         latest: dict[str, VersionRef] = {}
         for name, version in snapshot.latest.items():
+            if (name, self.default_alias) in snapshot.aliases:
+                continue  # the default alias answers; the latest is only served by number
             ref = self._ready(session, snapshot, name, version, "latest")
             if ref is None:
                 ref = old.latest.get(name)
             if ref is not None:
                 latest[name] = ref
-        targets = {(n, v) for (n, _), v in snapshot.aliases.items()} | set(
-            snapshot.latest.items())
+        targets = {(n, v) for (n, _), v in snapshot.aliases.items()} | {
+            (n, v) for n, v in snapshot.latest.items()
+            if (n, self.default_alias) not in snapshot.aliases}
         for key in [key for key in self.failures if key not in targets]:
             del self.failures[key]  # nothing points at it any more
         return Routing(snapshot, aliases, latest)

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
 from service.main import create_app
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
+from service.registry.models import Base
 from service.settings import Settings
 from tests.postgres_server import PostgresServer, find_pg_bin
 
@@ -83,10 +84,26 @@ def create_pg_database(server: PostgresServer, migrated: bool = True) -> str:
     return server.url(name)
 
 
+@pytest.fixture(scope="session")
+def _pg_shared_database(postgres_server: PostgresServer) -> Iterator[tuple[str, Engine]]:
+    url = create_pg_database(postgres_server)
+    engine = make_engine(url)
+    yield url, engine
+    engine.dispose()
+
+
 @pytest.fixture
-def pg_database_url(postgres_server: PostgresServer) -> str:
-    """A fresh migrated PostgreSQL database for one test."""
-    return create_pg_database(postgres_server)
+def pg_database_url(_pg_shared_database: tuple[str, Engine]) -> str:
+    """A migrated PostgreSQL database with empty registry tables for one test.
+
+    Emptying one database (TRUNCATE) is several times faster than creating one per test;
+    tests that need a database of their own call `create_pg_database`.
+    """
+    url, engine = _pg_shared_database
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return url
 
 
 @pytest.fixture(scope="session")

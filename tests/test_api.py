@@ -8,6 +8,9 @@ from service.registry.repository import register_version, set_alias
 from service.settings import Settings
 from service.testing import random_artifact
 
+# Every test that uses the database runs on SQLite and on a real PostgreSQL server.
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 @pytest.fixture
 def registered(session: Session):

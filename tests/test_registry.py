@@ -15,6 +15,9 @@ from service.registry.repository import (
 )
 from service.testing import random_artifact
 
+# Every test that uses the database runs on SQLite and on a real PostgreSQL server.
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 def test_registered_artifact_round_trips_with_its_checksum(session: Session) -> None:
     data = random_artifact(seed=1).to_bytes()
