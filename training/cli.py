@@ -51,8 +51,16 @@ def fit(
                                             help="Registry URL (default: embedded SQLite)."),
     artifact_out: Path | None = typer.Option(None, help="Also write the artifact file here."),
     idata_out: Path | None = typer.Option(None, help="Also write ArviZ InferenceData (netCDF)."),
+    register_url: str | None = typer.Option(
+        None, help="Register through this service's admin API (e.g. http://host:8000) "
+        "instead of writing to the database."),
+    token: str | None = typer.Option(None, envvar="SURROGATE_ADMIN_TOKEN",
+                                     help="Admin token for --register-url."),
 ) -> None:
     """Fit the BNN on CSV data and register it as the next version of NAME."""
+    if register_url and not token:
+        typer.echo("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)", err=True)
+        raise typer.Exit(2)
     from training.model import BNNConfig
     from training.pipeline import Units, fit_csv
 
@@ -69,7 +77,11 @@ def fit(
         artifact_out.write_bytes(data)
     if idata_out:
         trained.result.inference_data.to_netcdf(str(idata_out))
-    version = _register(database_url, name, data, alias)
+    if register_url:
+        version = _register_via_api(register_url, token or "", name, data, alias,
+                                    _inference_data_bytes(trained, idata_out))
+    else:
+        version = _register(database_url, name, data, alias)
     diag = trained.artifact.manifest["diagnostics"]
     typer.echo(f"registered {name} version {version}"
                f"{f' as {alias!r}' if alias else ''}: fit {trained.result.wall_time_s:.1f} s, "
@@ -86,6 +98,53 @@ def _register(database_url: str | None, name: str, data: bytes, alias: str | Non
     except SchemaNotAtHeadError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _inference_data_bytes(trained, idata_out: Path | None) -> bytes | None:  # type: ignore[no-untyped-def]
+    """The fit's InferenceData as netCDF bytes, uploaded with the artifact."""
+    import tempfile
+
+    if idata_out is not None:
+        return idata_out.read_bytes()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fit.nc"
+        trained.result.inference_data.to_netcdf(str(path))
+        return path.read_bytes()
+
+
+def _register_via_api(url: str, token: str, name: str, data: bytes, alias: str | None,
+                      inference_data: bytes | None = None,
+                      description: str | None = None) -> int:
+    import httpx
+
+    from training.registry_client import RegistrationError, register_via_api
+
+    try:
+        return register_via_api(url, token, name, data, alias=alias, description=description,
+                                inference_data=inference_data).version
+    except (RegistrationError, httpx.HTTPError) as exc:
+        typer.echo(f"error: registration through {url} failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@cli.command()
+def register(
+    artifact: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                    help="Artifact file (surrogate-train fit --artifact-out)."),
+    name: str = typer.Option(..., help="Registered model name."),
+    url: str = typer.Option(..., help="Service base URL, e.g. http://127.0.0.1:8000."),
+    token: str = typer.Option(..., envvar="SURROGATE_ADMIN_TOKEN",
+                              help="Admin token (or SURROGATE_ADMIN_TOKEN)."),
+    alias: str | None = typer.Option(None, help="Point this alias at the new version."),
+    idata: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                      help="ArviZ InferenceData netCDF to attach."),
+    description: str | None = typer.Option(None, help="Version description."),
+) -> None:
+    """Register an artifact file through a running service's admin API."""
+    version = _register_via_api(url, token, name, artifact.read_bytes(), alias,
+                                idata.read_bytes() if idata else None, description)
+    typer.echo(f"registered {name} version {version}{f' as {alias!r}' if alias else ''} "
+               f"via {url}")
 
 
 @cli.command()
@@ -110,7 +169,8 @@ def demo(
     make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0)
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16", steps=None,
-        draws=None, seed=0, database_url=url, artifact_out=None, idata_out=None)
+        draws=None, seed=0, database_url=url, artifact_out=None, idata_out=None,
+        register_url=None, token=None)
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+"""Register fits through a running service's admin API (what operators use in production:
+the training machine needs the URL and the admin token, not database credentials)."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class RegistrationError(RuntimeError):
+    """The service refused the registration; the message is the service's own."""
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: int
+    detail: dict[str, Any]
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        return f"{response.status_code} {error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{response.status_code}: {response.text[:500]}"
+
+
+def register_via_api(
+    url: str,
+    token: str,
+    name: str,
+    artifact_bytes: bytes,
+    alias: str | None = None,
+    description: str | None = None,
+    inference_data: bytes | None = None,
+    source: str | None = None,
+    actor: str | None = None,
+    timeout_s: float = 120.0,
+) -> RegisteredVersion:
+    """Upload the artifact (with its sha256, so a corrupted transfer is refused), then the
+    optional ArviZ netCDF."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if actor:
+        headers["X-Actor"] = actor
+    params: dict[str, str] = {"sha256": hashlib.sha256(artifact_bytes).hexdigest(),
+                              "source": source or shlex.join(sys.argv)}
+    if alias:
+        params["alias"] = alias
+    if description:
+        params["description"] = description
+    base = url.rstrip("/")
+    with httpx.Client(base_url=base, headers=headers, timeout=timeout_s) as client:
+        response = client.post(f"/admin/models/{name}/versions", params=params,
+                               content=artifact_bytes,
+                               headers={"content-type": "application/octet-stream"})
+        if response.status_code != 201:
+            raise RegistrationError(_error_message(response))
+        detail = response.json()
+        if inference_data is not None:
+            attach = client.put(
+                f"/admin/models/{name}/versions/{detail['version']}/inference-data",
+                content=inference_data, headers={"content-type": "application/x-netcdf"})
+            if attach.status_code != 204:
+                raise RegistrationError(f"version {detail['version']} was registered, but "
+                                        f"its inference data was refused: "
+                                        f"{_error_message(attach)}")
+    return RegisteredVersion(name, int(detail["version"]), detail)
