@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import platform
+import shlex
+import sys
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -10,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from service.artifact import SCHEMA_VERSION, Artifact
+from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
-from service.registry.repository import register_version, set_alias
+from service.registry.repository import record_audit, register_version, set_alias
 from training.data import TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
@@ -78,9 +81,14 @@ def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
     try:
         check_schema_at_head(engine)
         with make_session_factory(engine).begin() as session:
-            version = register_version(session, name, artifact_bytes)
+            version = register_version(session, name, artifact_bytes,
+                                       source=shlex.join(sys.argv),
+                                       registered_by=f"{getpass.getuser()} (direct database)")
             if alias:
                 set_alias(session, name, alias, version)
+            record_audit(session, f"{getpass.getuser()} (surrogate-train)", "register_version",
+                         name, version, alias, {"sha256": sha256_hex(artifact_bytes),
+                                                "size_bytes": len(artifact_bytes)})
         return version
     finally:
         engine.dispose()
