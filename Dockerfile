@@ -2,11 +2,14 @@
 # Two targets from one file:
 #   service  - the API image: numpy + FastAPI + registry, no PyMC/PyTensor, non-root.
 #   train    - adds PyMC/ArviZ and OpenBLAS to fit models (compose profile "train").
+# Settings come from SURROGATE_* environment variables at run time (nothing secret is
+# baked into the image).
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 surrogate
+# Dependencies first (cached while only the code changes).
 COPY pyproject.toml README.md alembic.ini ./
 COPY service ./service
 COPY training ./training
@@ -14,17 +17,20 @@ COPY migrations ./migrations
 
 FROM base AS service
 # Editable install keeps migrations/ next to the code, where the schema check finds it.
-RUN pip install -e . && mkdir -p /app/var && chown surrogate /app/var
-USER surrogate
+# Code stays owned by root: the service user can read it but not change it.
+RUN pip install -e . \
+    && python -c "import sys, service.main; assert 'pymc' not in sys.modules" \
+    && mkdir -p /app/var && chown surrogate /app/var
+USER 10001
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
-  CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 --start-period=10s \
+  CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
 CMD ["surrogate-serve", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS train
 RUN apt-get update && apt-get install -y --no-install-recommends libopenblas-dev g++ \
     && rm -rf /var/lib/apt/lists/*
 RUN pip install -e '.[train]' && mkdir -p /app/var && chown surrogate /app/var
-USER surrogate
+USER 10001
 ENTRYPOINT ["surrogate-train"]
 CMD ["--help"]
