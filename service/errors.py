@@ -13,6 +13,7 @@ class SurrogateError(Exception):
 
     status_code = 500
     code = "internal_error"
+    headers: dict[str, str] | None = None  # extra response headers (e.g. WWW-Authenticate)
 
     def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -55,6 +56,7 @@ class UnauthorizedError(SurrogateError):
 
     status_code = 401
     code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class ForbiddenError(SurrogateError):

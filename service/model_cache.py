@@ -46,12 +46,14 @@ RETRY_FAILED_AFTER_S = 30.0
 class ModelCache:
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, int], Posterior] = {}
+        self._last_used: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
 
     def get(self, session: Session, ref: VersionRef) -> Posterior:
         key = (ref.name, ref.version)
         posterior = self._loaded.get(key)
         if posterior is not None:
+            self._last_used[key] = time.monotonic()
             return posterior
         # One loader at a time: a burst of first requests decodes the blob once.
         with self._lock:
@@ -59,7 +61,24 @@ class ModelCache:
             if posterior is None:
                 posterior = self._load(session, ref)
                 self._loaded[key] = posterior
+            self._last_used[key] = time.monotonic()
         return posterior
+
+    def evict(self, keep: set[tuple[str, int]], spare: int) -> list[tuple[str, int]]:
+        """Drop loaded versions outside `keep`, except the `spare` most recently used
+        (so a roll-back to the previous version is instant). A request already holding an
+        evicted posterior finishes with it; the next one reloads it from the registry."""
+        with self._lock:
+            idle = sorted((key for key in self._loaded if key not in keep),
+                          key=lambda key: self._last_used.get(key, 0.0), reverse=True)
+            dropped = idle[spare:]
+            for key in dropped:
+                del self._loaded[key]
+                self._last_used.pop(key, None)
+        for name, version in dropped:
+            logger.info("unloaded %s v%d (no alias points at it, not used recently)",
+                        name, version)
+        return dropped
 
     def peek(self, ref: VersionRef) -> Posterior | None:
         return self._loaded.get((ref.name, ref.version))
@@ -105,11 +124,16 @@ class LiveRegistry:
     """In-memory routing table kept current by polling the registry database."""
 
     def __init__(self, session_factory: Callable[[], Session], cache: ModelCache,
-                 interval_s: float = 0.5, default_alias: str = "production") -> None:
+                 interval_s: float = 0.5, default_alias: str = "production",
+                 spare_versions: int = 4) -> None:
         self._session_factory = session_factory
         self.cache = cache
         self.interval_s = interval_s
         self.default_alias = default_alias
+        self.spare_versions = spare_versions
+        # Counters for a metrics endpoint: polls that failed, versions that failed to load.
+        self.poll_failures_total = 0
+        self.reload_failures_total = 0
         self._routing = EMPTY_ROUTING
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -160,13 +184,17 @@ class LiveRegistry:
                 if self.last_error is None:
                     logger.warning("registry poll failed, serving loaded models: %s", message)
                 self.last_error = message
+                self.poll_failures_total += 1
                 return
             if self.last_error is not None:
-                logger.info("registry reachable again")
+                logger.warning("registry reachable again")
             self._routing = routing  # the atomic swap
             self.last_error = None
             self.last_success = time.monotonic()
             self.polls += 1
+            served = {(r.name, r.version) for r in (*routing.aliases.values(),
+                                                    *routing.latest.values())}
+            self.cache.evict(served, self.spare_versions)
 
     def _build_routing(self, session: Session, snapshot: RegistrySnapshot) -> Routing:
         old = self._routing
@@ -213,6 +241,7 @@ class LiveRegistry:
                          name, version, target, exc.message)
             self.failures[(name, version)] = ReloadFailure(name, version, exc.message,
                                                            time.monotonic(), [target])
+            self.reload_failures_total += 1
             return None
         self.failures.pop((name, version), None)
         return ref
@@ -258,6 +287,8 @@ class LiveRegistry:
             "loaded": [f"{name}@{version}" for name, version in self.cache.loaded_versions()],
             "reload_failures": [
                 {"model": f.name, "version": f.version, "for": f.targets, "message": f.message}
-                for f in self.failures.values()
+                for f in list(self.failures.values())  # copy: the poller may change it
             ],
+            "poll_failures_total": self.poll_failures_total,
+            "reload_failures_total": self.reload_failures_total,
         }

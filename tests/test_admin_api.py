@@ -89,6 +89,8 @@ def test_admin_calls_without_the_right_token_are_refused_and_change_nothing(
                 assert body["error"]["code"] == ("unauthorized" if status == 401
                                                  else "forbidden")
                 assert TOKEN not in response.text
+                if status == 401:
+                    assert response.headers["www-authenticate"] == "Bearer"
         after = registry_dump(database_url)
     assert after == before  # every row of every table, blobs included
     assert TOKEN not in caplog.text

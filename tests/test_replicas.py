@@ -329,7 +329,8 @@ def test_fit_registers_through_the_admin_api_with_its_inference_data(
         wait_until_served(client_b, 1, LIVE_RELOAD_LIMIT_S, "fitted")
         detail = client_b.get("/v1/models/fitted/versions/1").json()
         assert detail["has_inference_data"] and detail["data_sha256"]
-        assert "fit" in detail["source"]
+        assert detail["source"]  # the command line that registered it
+        assert detail["lineage"]["config"]["hidden_sizes"] == [3]
         exported = client_b.get("/v1/models/fitted/versions/1/inference-data")
     path = tmp_path / "exported.nc"
     path.write_bytes(exported.content)

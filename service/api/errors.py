@@ -15,10 +15,11 @@ from service.errors import SurrogateError
 logger = logging.getLogger(__name__)
 
 
-def _error(status: int, code: str, message: str, details: list | None = None) -> OrjsonResponse:
+def _error(status: int, code: str, message: str, details: list | None = None,
+           headers: dict[str, str] | None = None) -> OrjsonResponse:
     return OrjsonResponse(
         {"error": {"code": code, "message": message, "details": details or []}},
-        status_code=status,
+        status_code=status, headers=headers,
     )
 
 
@@ -35,7 +36,7 @@ def _field_path(location: tuple) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SurrogateError)
     async def surrogate_error(_: Request, exc: SurrogateError) -> OrjsonResponse:
-        return _error(exc.status_code, exc.code, exc.message, exc.details)
+        return _error(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:

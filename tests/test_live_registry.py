@@ -1,0 +1,57 @@
+"""The in-memory routing table: resolution from memory, background swap, memory bound."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from service.model_cache import LiveRegistry, ModelCache
+from service.registry.db import make_engine, make_session_factory
+from service.registry.repository import register_version, set_alias
+from service.testing import random_artifact
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
+
+@pytest.fixture
+def live(database_url: str):
+    engine = make_engine(database_url)
+    registry = LiveRegistry(make_session_factory(engine), ModelCache(), interval_s=60,
+                            spare_versions=2)
+    yield registry
+    engine.dispose()
+
+
+def test_alias_changes_are_served_only_after_the_next_poll_loaded_them(
+    live: LiveRegistry, session: Session
+) -> None:
+    for seed in (1, 2):
+        register_version(session, "m", random_artifact(seed=seed).to_bytes())
+    set_alias(session, "m", "production", 1)
+    session.commit()
+    live.refresh()
+    assert live.resolve(session, "m").version == 1
+    assert live.cache.loaded_versions() == [("m", 1)]  # latest (2) is not preloaded
+    set_alias(session, "m", "production", 2)
+    session.commit()
+    assert live.resolve(session, "m").version == 1  # not polled yet: the old routing
+    live.refresh()
+    assert live.cache.loaded_versions() == [("m", 1), ("m", 2)]
+    assert live.resolve(session, "m").version == 2
+    assert live.status()["serving"] == {"m": {"production": 2}}
+
+
+def test_loaded_versions_no_alias_needs_are_unloaded_beyond_the_spares(
+    live: LiveRegistry, session: Session
+) -> None:
+    for seed in range(6):
+        register_version(session, "m", random_artifact(seed=seed, draws=10).to_bytes())
+    set_alias(session, "m", "production", 6)
+    session.commit()
+    live.refresh()
+    for version in range(1, 7):  # explicit-version requests load old versions on demand
+        live.posterior(session, live.resolve(session, "m", version=version))
+    assert len(live.cache.loaded_versions()) == 6
+    live.refresh()
+    # production's version plus the two most recently used others
+    assert live.cache.loaded_versions() == [("m", 4), ("m", 5), ("m", 6)]
