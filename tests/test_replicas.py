@@ -185,7 +185,8 @@ def test_moving_the_alias_ten_times_under_load_fails_no_request(
     try:
         with a.client() as client_a, b.client() as client_b:
             for i in range(10):
-                time.sleep(0.3)
+                # Longer than the poll interval, so each replica sees every position.
+                time.sleep(0.6)
                 target = 2 if i % 2 == 0 else 1
                 move_alias(client_a if i % 2 == 0 else client_b, target, "load")
                 moves.append(target)
