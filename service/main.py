@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
-from service.api.routes import admin, health, models, predict
+from service.api.routes import admin, health, models, oip, predict
 from service.model_cache import LiveRegistry, ModelCache
+from service.observability import Metrics, ObservabilityMiddleware, configure_logging
+from service.observability import router as metrics_router
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.settings import Settings, get_settings
 
@@ -29,6 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.dispose()
             raise
         app.state.settings = app_settings
+        configure_logging(app_settings.log_format, access_log=app_settings.access_log)
+        app.state.metrics.access_log = app_settings.access_log
+        app.state.metrics.max_body_bytes = app_settings.max_request_bytes
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
         # Routing table polled from the registry: live alias changes, DB-outage tolerance.
@@ -51,9 +56,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Metrics, request id, access log: one pure-ASGI middleware (cheap on the hot path).
+    def loaded_versions() -> list[tuple[str, int]]:
+        cache = getattr(app.state, "model_cache", None)
+        return cache.loaded_versions() if cache is not None else []
+
+    app.state.metrics = Metrics(loaded_versions)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
+    app.include_router(oip.router)
+    app.include_router(metrics_router)
     app.include_router(admin.router)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,16 @@ class Settings(BaseSettings):
     default_alias: str = Field("production", description="Alias served when none is asked.")
     max_points_per_request: int = Field(1_000_000, gt=0)
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin.")
+    # Prediction API (issue 5): sample budget, request size, logs.
+    max_samples_per_request: int = Field(
+        10_000_000, gt=0, description="Largest points x draws of posterior-predictive samples "
+        "one request may ask for (more is a 413).")
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest request body on the prediction routes "
+        "(more is a 413 before any parsing; 1,000,000 strains at full precision take ~25 MB).")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Service logs as one JSON object per line, or plain text.")
+    access_log: bool = Field(True, description="Log one line per request (with request id).")
     # Registry (issue 4): uploads, live reload, database timeouts.
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest artifact or netCDF upload accepted.")

@@ -33,14 +33,37 @@ def _field_path(location: tuple) -> str:
     return path or "body"
 
 
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SurrogateError)
     async def surrogate_error(_: Request, exc: SurrogateError) -> OrjsonResponse:
         return _error(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:
         errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            position = errors[0]["loc"][-1]
+            reason = (errors[0].get("ctx") or {}).get("error", "JSON decode error")
+            return _error(422, "invalid_input",
+                          f"body: malformed JSON at character {position}: {reason}",
+                          [{"field": "body", "message": f"malformed JSON: {reason}",
+                            "position": position}])
+        content_type = request.headers.get("content-type")
+        if any(tuple(e["loc"]) == ("body",) and e["type"] != "missing" for e in errors) \
+                and not _is_json(content_type):
+            # FastAPI hands a non-JSON body to the model as raw bytes: say what is wrong.
+            return _error(415, "unsupported_media_type",
+                          f"request body must be JSON (content-type: application/json), "
+                          f"not {content_type or 'unlabelled'}",
+                          [{"field": "content-type", "message": "must be application/json"}])
         details = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]}
                    for e in errors[:20]]
         first = details[0] if details else {"field": "body", "message": "invalid request"}

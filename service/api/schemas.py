@@ -3,30 +3,85 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    model_validator,
+)
+
+# Versions are 32-bit database integers and seeds 63-bit: bounding them here turns an absurd
+# value into a 422 instead of an overflow deeper down.
+MAX_VERSION = 2**31 - 1
+MAX_SEED = 2**63 - 1
+MAX_SAMPLE_DRAWS = 10_000
+ProbabilityLevel = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"strain": [-0.4, 0.0, 0.4]},
-                                        {"strain": [0.1], "alias": "production"}]},
+        json_schema_extra={"examples": [
+            {"strain": [-0.4, 0.0, 0.4]},
+            {"strain": [0.1], "alias": "production"},
+            {"strain": [-0.2, 0.2], "version": 1, "quantiles": [0.025, 0.5, 0.975]},
+            {"strain": [0.05], "tangent": True},
+            {"strain": [-0.1, 0.3], "draws": 100, "seed": 42},
+            {"strain": [0.9], "extrapolation": "reject"},
+        ]},
     )
 
     strain: list[FiniteFloat] = Field(
-        ..., min_length=1, description="Strains to predict at, in the training data's units."
+        ..., min_length=1,
+        description="Strains to predict at, in the training data's units (up to the "
+        "service's max_points_per_request, 1,000,000 by default; more is a 413).",
     )
-    version: int | None = Field(None, ge=1, description="Serve this exact version.")
+    version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="Serve this exact version.")
     alias: str | None = Field(
         None, min_length=1, max_length=64,
-        description="Serve the version this alias points to (default: production).",
+        description="Serve the version this alias points to (default: production, else the "
+        "latest version). Give version or alias, not both.",
+    )
+    quantiles: list[ProbabilityLevel] | None = Field(
+        None, min_length=1, max_length=99,
+        description="Probability levels, each strictly between 0 and 1: returns the "
+        "quantiles of the full posterior predictive (the mixture over draws s of "
+        "Normal(mu_s, sigma_s)), not a Gaussian approximation.",
+        examples=[[0.025, 0.5, 0.975]],
+    )
+    tangent: bool = Field(
+        False, description="Also return d(mean)/d(strain) and its epistemic SD (analytic "
+        "derivative of the network), e.g. for a Newton solver's consistent tangent.",
+    )
+    draws: int | None = Field(
+        None, ge=1, le=MAX_SAMPLE_DRAWS,
+        description="Return this many posterior-predictive samples per strain (points x "
+        "draws is limited by the service's max_samples_per_request). Sample j uses one "
+        "posterior draw for every strain of the request plus independent scatter.",
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED,
+        description="Seed for `draws`: the same seed and strains give the same samples. "
+        "Without it the service picks one and returns it.",
+    )
+    extrapolation: Literal["allow", "flag", "reject"] = Field(
+        "flag",
+        description="Strains outside the training domain: `flag` (default) answers and marks "
+        "them in `outside_training_domain`; `allow` answers without the marks; `reject` "
+        "refuses the request (422) naming the offending strains.",
     )
 
     @model_validator(mode="after")
     def _version_or_alias(self) -> PredictRequest:
         if self.version is not None and self.alias is not None:
             raise ValueError("give either version or alias, not both")
+        if self.seed is not None and self.draws is None:
+            raise ValueError("seed applies to draws; give draws too")
         return self
 
 
@@ -38,9 +93,25 @@ class PredictResponse(BaseModel):
     aleatoric_sd: list[float] = Field(description="Scatter of the data: sqrt(E_s sigma_s^2).")
     epistemic_sd: list[float] = Field(description="Uncertainty of the mean: SD_s mu_s.")
     total_sd: list[float] = Field(description="sqrt(aleatoric_sd^2 + epistemic_sd^2).")
-    outside_training_domain: list[bool] = Field(
-        description="True where the strain lies outside the fit's training domain."
+    outside_training_domain: list[bool] | None = Field(
+        None, description="True where the strain lies outside the fit's training domain "
+        "(absent with extrapolation=allow).",
     )
+    quantile_levels: list[float] | None = Field(
+        None, description="The requested quantile levels (with `quantiles`).")
+    quantiles: list[list[float]] | None = Field(
+        None, description="quantiles[k][i]: the quantile_levels[k] quantile of the posterior "
+        "predictive at strain[i].",
+    )
+    tangent: list[float] | None = Field(
+        None, description="d(mean)/d(strain) (with tangent=true).")
+    tangent_epistemic_sd: list[float] | None = Field(
+        None, description="SD over posterior draws of d mu_s/d(strain) (with tangent=true).")
+    samples: list[list[float]] | None = Field(
+        None, description="samples[i][j]: posterior-predictive sample j at strain[i] (with "
+        "draws).",
+    )
+    seed: int | None = Field(None, description="The seed that produced `samples`.")
 
 
 class VersionSummary(BaseModel):
@@ -63,3 +134,123 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# --- Open Inference Protocol v2 (KServe / Triton) -----------------------------------------
+
+class OipServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class OipLive(BaseModel):
+    live: bool
+
+
+class OipReady(BaseModel):
+    ready: bool
+
+
+class OipModelReady(BaseModel):
+    name: str
+    version: str | None = None
+    ready: bool
+
+
+class OipTensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1 marks a variable dimension.")
+
+
+class OipModelMetadata(BaseModel):
+    name: str
+    versions: list[str] | None = None
+    platform: str
+    inputs: list[OipTensorMetadata]
+    outputs: list[OipTensorMetadata]
+    parameters: dict[str, Any] | None = None
+
+
+class OipInferParameters(BaseModel):
+    """Request-level parameters this service understands (others are ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    alias: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="On the unversioned route: serve the version this alias points to.")
+    extrapolation: Literal["allow", "flag", "reject"] = Field(
+        "flag", description="As on the native API: `reject` refuses strains outside the "
+        "training domain (422).")
+
+
+def _flatten_rows(value: Any) -> Any:
+    """Nested [[x0], [x1], ...] -> flat [x0, x1, ...] (row-major), so errors name one flat
+    index; anything else is left for the list-of-numbers validation to judge."""
+    if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+        return [x for row in value for x in row]
+    return value
+
+
+_FlatData = Annotated[list[FiniteFloat], Field(min_length=1)]
+TensorData = Annotated[
+    list[FiniteFloat],
+    BeforeValidator(_flatten_rows, json_schema_input_type=_FlatData
+                    | Annotated[list[_FlatData], Field(min_length=1)]),
+]
+
+
+class OipInputTensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., max_length=64, description='Must be "strain".')
+    shape: list[Annotated[int, Field(ge=0, le=2**40)]] = Field(
+        ..., min_length=1, max_length=2, description="[n] or [n, 1].")
+    datatype: Literal["FP64", "FP32"]
+    parameters: dict[str, Any] | None = None
+    data: TensorData = Field(
+        ..., min_length=1, description="The strains, flat (row-major) or nested as the shape says.")
+
+
+class OipRequestedOutput(BaseModel):
+    name: Literal["mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
+                  "tangent_epistemic_sd", "outside_training_domain"]
+    parameters: dict[str, Any] | None = None
+
+
+class OipInferRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{
+            "id": "42",
+            "inputs": [{"name": "strain", "shape": [3], "datatype": "FP64",
+                        "data": [-0.4, 0.0, 0.4]}],
+        }, {
+            "inputs": [{"name": "strain", "shape": [2, 1], "datatype": "FP32",
+                        "data": [[0.1], [0.2]]}],
+            "outputs": [{"name": "mean"}, {"name": "tangent"}],
+        }]},
+    )
+
+    id: str | None = Field(None, max_length=256)
+    parameters: OipInferParameters | None = None
+    inputs: list[OipInputTensor] = Field(..., min_length=1, max_length=1)
+    outputs: list[OipRequestedOutput] | None = Field(
+        None, min_length=1, max_length=7,
+        description="Which outputs to return (default: mean, aleatoric_sd, epistemic_sd, "
+        "total_sd, outside_training_domain).")
+
+
+class OipOutputTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[float] | list[bool]
+
+
+class OipInferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[OipOutputTensor]

@@ -1,42 +1,89 @@
+import secrets
+from typing import Any
+
 import numpy as np
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
-from service.errors import PayloadTooLargeError
+from service.errors import InvalidInputError, PayloadTooLargeError
+from service.observability import record_model_version
+from service.predictor import Posterior
+from service.registry.repository import VersionRef
+from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
-ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 422, 503)}
+ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
+# How many offending strains a reject names (the message stays readable for 10^6 points).
+_MAX_NAMED_POINTS = 20
+
+
+def check_point_count(count: int, settings: Settings, field: str = "strain") -> None:
+    if count > settings.max_points_per_request:
+        raise PayloadTooLargeError(
+            f"{field} has {count} points; the limit is "
+            f"{settings.max_points_per_request} per request",
+            [{"field": field, "limit": settings.max_points_per_request}],
+        )
+
+
+def reject_extrapolation(posterior: Posterior, strain: np.ndarray, ref: VersionRef,
+                         field: str = "strain") -> None:
+    """422 naming the strains outside the training domain, if any."""
+    outside = np.flatnonzero(posterior.outside_domain(strain))
+    if outside.size == 0:
+        return
+    low, high = posterior.domain
+    named = outside[:_MAX_NAMED_POINTS]
+    listed = ", ".join(f"{field}[{i}]={strain[i]:g}" for i in named)
+    more = f" and {outside.size - named.size} more" if outside.size > named.size else ""
+    raise InvalidInputError(
+        f"{outside.size} strain(s) lie outside the training domain [{low:g}, {high:g}] of "
+        f"model {ref.name!r} version {ref.version} (extrapolation=reject): {listed}{more}",
+        [{"field": f"{field}[{i}]", "value": float(strain[i]),
+          "message": f"outside the training domain [{low:g}, {high:g}]"} for i in named],
+    )
 
 
 @router.post(
     "/{name}/predict",
     response_model=PredictResponse,
+    response_model_exclude_none=True,
     responses=ERROR_RESPONSES,
     summary="Posterior predictive mean, aleatoric, epistemic and total SD per strain",
+    description="Always returns `mean`, `aleatoric_sd`, `epistemic_sd`, `total_sd` (physical "
+    "units) and names the version that answered. Optional: `quantiles` of the full "
+    "posterior predictive, `tangent` d(mean)/d(strain), `draws` posterior-predictive samples "
+    "(reproducible with `seed`), and the `extrapolation` policy. The optional outputs cost "
+    "nothing unless asked for.",
 )
 def predict(
     body: PredictRequest,
+    request: Request,
     session: SessionDep,
     cache: CacheDep,
     live: LiveRegistryDep,
     settings: SettingsDep,
     name: str = Path(..., max_length=128),
 ) -> OrjsonResponse:
-    if len(body.strain) > settings.max_points_per_request:
+    points = len(body.strain)
+    check_point_count(points, settings)
+    if body.draws is not None and points * body.draws > settings.max_samples_per_request:
         raise PayloadTooLargeError(
-            f"strain has {len(body.strain)} points; the limit is "
-            f"{settings.max_points_per_request} per request",
-            [{"field": "strain", "limit": settings.max_points_per_request}],
+            f"{points} strains x {body.draws} draws = {points * body.draws} samples; the "
+            f"limit is {settings.max_samples_per_request} per request",
+            [{"field": "draws", "limit": settings.max_samples_per_request}],
         )
     # From the in-memory routing table (kept live by polling); the DB only for unseen names.
     ref = live.resolve(session, name, body.version, body.alias, settings.default_alias)
     posterior = cache.get(session, ref)
     strain = np.asarray(body.strain, dtype=np.float64)
-    prediction = posterior.predict(strain)
-    return OrjsonResponse({
+    if body.extrapolation == "reject":
+        reject_extrapolation(posterior, strain, ref)
+    prediction = posterior.predict(strain, tangent=body.tangent)
+    result: dict[str, Any] = {
         "model": ref.name,
         "version": ref.version,
         "strain": strain,
@@ -44,5 +91,22 @@ def predict(
         "aleatoric_sd": prediction.aleatoric_sd,
         "epistemic_sd": prediction.epistemic_sd,
         "total_sd": prediction.total_sd,
-        "outside_training_domain": posterior.outside_domain(strain),
-    })
+    }
+    if body.extrapolation == "flag":
+        result["outside_training_domain"] = posterior.outside_domain(strain)
+    if body.tangent:
+        result["tangent"] = prediction.tangent
+        result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
+    if body.quantiles is not None or body.draws is not None:
+        # Imported here: scipy loads only when someone asks for the full predictive.
+        from service import predictive
+
+        if body.quantiles is not None:
+            result["quantile_levels"] = body.quantiles
+            result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles)
+        if body.draws is not None:
+            seed = body.seed if body.seed is not None else secrets.randbits(32)
+            result["samples"] = predictive.samples(posterior, strain, body.draws, seed)
+            result["seed"] = seed
+    record_model_version(request, ref.name, ref.version, points)
+    return OrjsonResponse(result)
