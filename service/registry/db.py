@@ -30,8 +30,13 @@ def make_engine(url: str, connect_timeout: float = 10.0) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True,
-                             connect_args={"connect_timeout": max(1, round(connect_timeout))})
+        # TCP keepalives and a user timeout also bound calls on a connection whose server
+        # vanished without closing it (network partition, host gone), not just new ones.
+        return create_engine(url, pool_pre_ping=True, connect_args={
+            "connect_timeout": max(1, round(connect_timeout)),
+            "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+            "keepalives_count": 3, "tcp_user_timeout": 15_000,
+        })
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
