@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond pip: OpenBLAS (PyTensor links to it; without it
 # PyTensor warns and fits run about twice as slowly) and, with --ci, a PostgreSQL
-# server for the registry tests; docker-compose validates the compose file (no engine needed).
+# server for the registry tests; docker-compose validates the compose file (no engine needed);
+# libcurl4-openssl-dev builds the C example client (clients/c) that the tests run.
 # Installs only what is missing, and only when it can (root + apt); otherwise says what to do.
 set -euo pipefail
 
-packages=(libopenblas-dev docker-compose)
+packages=(libopenblas-dev docker-compose libcurl4-openssl-dev)
 if [[ "${1:-}" == "--ci" ]]; then
   packages+=(postgresql)
 fi

@@ -1,0 +1,168 @@
+"""Python client of the prediction API: numpy in, numpy out, with timeouts and retries.
+
+    from service.client import SurrogateClient
+    with SurrogateClient("http://127.0.0.1:8000") as client:
+        result = client.predict("demo", np.linspace(-0.4, 0.4, 1000), tangent=True)
+        result.mean, result.total_sd, result.tangent          # numpy arrays
+
+or, for one call, `service.client.predict("demo", strains, base_url=...)`.
+
+Predictions are pure functions of the request, so retrying is always safe: connection
+failures, timeouts and 429/502/503/504 answers are retried with exponential backoff
+(honouring Retry-After); any other error raises SurrogateAPIError with the service's
+error code, message and details.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class SurrogateAPIError(Exception):
+    """The service answered with an error (the uniform {"error": {...}} body)."""
+
+    def __init__(self, status: int, code: str, message: str, details: list | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    model: str
+    version: int
+    strain: np.ndarray
+    mean: np.ndarray
+    aleatoric_sd: np.ndarray
+    epistemic_sd: np.ndarray
+    total_sd: np.ndarray
+    outside_training_domain: np.ndarray | None = None
+    tangent: np.ndarray | None = None
+    tangent_epistemic_sd: np.ndarray | None = None
+    quantile_levels: np.ndarray | None = None
+    quantiles: np.ndarray | None = None  # (levels, strains)
+    samples: np.ndarray | None = None  # (strains, draws)
+    seed: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+_ARRAYS = ("strain", "mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
+           "tangent_epistemic_sd", "quantile_levels", "quantiles", "samples")
+
+
+class SurrogateClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, timeout: float = 30.0,
+                 connect_timeout: float = 5.0, retries: int = 3, backoff: float = 0.2,
+                 max_backoff: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            headers={"content-type": "application/json", **(headers or {})},
+        )
+
+    def __enter__(self) -> SurrogateClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def predict(
+        self,
+        name: str,
+        strains: Any,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        quantiles: list[float] | None = None,
+        tangent: bool = False,
+        draws: int | None = None,
+        seed: int | None = None,
+        extrapolation: str | None = None,
+        request_id: str | None = None,
+    ) -> PredictResult:
+        """Posterior predictive summaries for `strains` (any array-like of numbers)."""
+        body: dict[str, Any] = {"strain": np.asarray(strains, dtype=np.float64).ravel()}
+        options = {"version": version, "alias": alias, "quantiles": quantiles,
+                   "draws": draws, "seed": seed, "extrapolation": extrapolation}
+        body.update({k: v for k, v in options.items() if v is not None})
+        if tangent:
+            body["tangent"] = True
+        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = {"x-request-id": request_id} if request_id else None
+        payload = self._post(f"/v1/models/{name}/predict", content, headers)
+        arrays = {k: np.asarray(payload[k], dtype=np.float64)
+                  for k in _ARRAYS if payload.get(k) is not None}
+        flags = payload.get("outside_training_domain")
+        return PredictResult(
+            model=payload["model"], version=payload["version"],
+            outside_training_domain=None if flags is None else np.asarray(flags, dtype=bool),
+            seed=payload.get("seed"), raw=payload, **arrays,
+        )
+
+    def models(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/models", None, None)
+
+    def _post(self, path: str, content: bytes, headers: dict | None) -> dict[str, Any]:
+        return self._request("POST", path, content, headers)
+
+    def _request(self, method: str, path: str, content: bytes | None,
+                 headers: dict | None) -> Any:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, content=content, headers=headers)
+            except (httpx.TransportError, httpx.TimeoutException):
+                if attempt >= self.retries:
+                    raise
+            else:
+                if response.status_code < 400:
+                    return orjson.loads(response.content)
+                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                    raise _api_error(response)
+                retry_after = _retry_after(response)
+                if retry_after is not None:
+                    time.sleep(min(retry_after, self.max_backoff))
+                    attempt += 1
+                    continue
+            time.sleep(min(self.backoff * 2**attempt, self.max_backoff))
+            attempt += 1
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _api_error(response: httpx.Response) -> SurrogateAPIError:
+    request_id = response.headers.get("x-request-id")
+    try:
+        error = orjson.loads(response.content)["error"]
+        return SurrogateAPIError(response.status_code, error["code"], error["message"],
+                                 error.get("details"), request_id)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return SurrogateAPIError(response.status_code, "http_error",
+                                 response.text[:500] or response.reason_phrase,
+                                 request_id=request_id)
+
+
+def predict(name: str, strains: Any, base_url: str = "http://127.0.0.1:8000",
+            timeout: float = 30.0, retries: int = 3, **options: Any) -> PredictResult:
+    """One-shot `SurrogateClient(base_url).predict(name, strains, **options)`."""
+    with SurrogateClient(base_url, timeout=timeout, retries=retries) as client:
+        return client.predict(name, strains, **options)

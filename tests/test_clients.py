@@ -1,0 +1,170 @@
+"""The Python client and the C example get correct answers from a running service."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from service.client import SurrogateAPIError, SurrogateClient, predict
+from service.predictor import Posterior
+from tests.live_server import PROJECT_ROOT, LiveServer, live_server
+
+STRAINS = np.array([-0.45, -0.2, 0.0, 0.2, 0.45, 0.6])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("clients")) as running:
+        yield running
+
+
+def test_python_client_returns_numpy_arrays_equal_to_the_posterior(
+    server: LiveServer,
+) -> None:
+    result = predict("demo", STRAINS, base_url=server.base_url)
+    expected = Posterior(server.artifacts[1]).predict(STRAINS)
+    assert (result.model, result.version) == ("demo", 1)
+    assert isinstance(result.mean, np.ndarray) and result.mean.dtype == np.float64
+    for name in ("mean", "aleatoric_sd", "epistemic_sd", "total_sd"):
+        np.testing.assert_allclose(getattr(result, name), getattr(expected, name),
+                                   rtol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(result.outside_training_domain, np.abs(STRAINS) > 0.5)
+
+
+def test_python_client_options(server: LiveServer) -> None:
+    with SurrogateClient(server.base_url, timeout=10) as client:
+        other = client.predict("demo", STRAINS, version=2, tangent=True,
+                               quantiles=[0.05, 0.95])
+        expected = Posterior(server.artifacts[2]).predict(STRAINS, tangent=True)
+        assert other.version == 2
+        np.testing.assert_allclose(other.tangent, expected.tangent, rtol=1e-12)
+        assert other.quantiles.shape == (2, STRAINS.size)
+        assert np.all(other.quantiles[0] < other.mean) and np.all(other.mean < other.quantiles[1])
+        first = client.predict("demo", [0.1, 0.2], draws=20, seed=5)
+        again = client.predict("demo", [0.1, 0.2], draws=20, seed=5)
+        assert first.samples.shape == (2, 20)
+        np.testing.assert_array_equal(first.samples, again.samples)
+        with pytest.raises(SurrogateAPIError) as unknown:
+            client.predict("nope", [0.1])
+        assert (unknown.value.status, unknown.value.code) == (404, "not_found")
+        with pytest.raises(SurrogateAPIError) as rejected:
+            client.predict("demo", [0.1, 0.9], extrapolation="reject")
+        assert rejected.value.status == 422
+        assert rejected.value.details[0]["field"] == "strain[1]"
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """A real HTTP server that fails the first `failures` requests with `status`, sleeps
+    `delay` seconds per request, then answers a fixed prediction."""
+
+    failures, status, delay, calls = 0, 503, 0.0, 0
+    answer = {"model": "demo", "version": 1, "strain": [0.0], "mean": [1.0],
+              "aleatoric_sd": [0.1], "epistemic_sd": [0.2], "total_sd": [0.25]}
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers["content-length"]))
+        type(self).calls += 1
+        time.sleep(self.delay)
+        if type(self).calls <= self.failures:
+            body = json.dumps({"error": {"code": "unavailable", "message": "try again",
+                                         "details": []}}).encode()
+            self.send_response(self.status)
+        else:
+            body = json.dumps(self.answer).encode()
+            self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # the timeout test hangs up on purpose: a broken pipe is expected
+
+
+@pytest.fixture
+def flaky() -> Iterator[tuple[str, type[_Flaky]]]:
+    handler = type("Flaky", (_Flaky,), {"calls": 0})
+    httpd = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_python_client_retries_unavailable_answers(flaky) -> None:
+    url, handler = flaky
+    handler.failures = 2
+    result = predict("demo", [0.0], base_url=url, retries=3)
+    assert handler.calls == 3 and result.mean.tolist() == [1.0]
+
+
+def test_python_client_does_not_retry_client_errors(flaky) -> None:
+    url, handler = flaky
+    handler.failures, handler.status = 5, 422
+    with pytest.raises(SurrogateAPIError) as error:
+        predict("demo", [0.0], base_url=url, retries=3)
+    assert handler.calls == 1 and error.value.status == 422
+
+
+def test_python_client_times_out_then_gives_up(flaky) -> None:
+    url, handler = flaky
+    handler.delay = 2.0
+    start = time.monotonic()
+    with pytest.raises(httpx.TimeoutException):
+        predict("demo", [0.0], base_url=url, timeout=0.3, retries=1)
+    assert handler.calls == 2 and time.monotonic() - start < 1.9
+
+
+def _c_toolchain_ready() -> bool:
+    # curl-config ships with the libcurl development package (headers + library).
+    return shutil.which("cc") is not None and shutil.which("curl-config") is not None
+
+
+@pytest.fixture(scope="module")
+def c_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not _c_toolchain_ready():
+        if os.environ.get("CI"):
+            pytest.fail("CI needs cc and libcurl4-openssl-dev (scripts/system-deps.sh)")
+        pytest.skip("needs cc and libcurl headers (apt-get install libcurl4-openssl-dev)")
+    out = tmp_path_factory.mktemp("c") / "predict"
+    subprocess.run(["make", "-s", f"OUT={out}"], cwd=PROJECT_ROOT / "clients" / "c",
+                   check=True, capture_output=True, text=True)
+    return out
+
+
+def test_c_example_gets_the_services_numbers(server: LiveServer, c_client: Path) -> None:
+    run = subprocess.run([str(c_client), "--tangent", server.base_url, "demo",
+                          *map(repr, STRAINS.tolist())],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    table = np.loadtxt(run.stdout.splitlines(), ndmin=2)
+    expected = Posterior(server.artifacts[1]).predict(STRAINS, tangent=True)
+    np.testing.assert_array_equal(table[:, 0], STRAINS)
+    for column, name in enumerate(
+            ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent"), start=1):
+        np.testing.assert_allclose(table[:, column], getattr(expected, name), rtol=1e-12,
+                                   err_msg=name)
+
+
+def test_c_example_reports_the_services_error(server: LiveServer, c_client: Path) -> None:
+    run = subprocess.run([str(c_client), server.base_url, "nope", "0.1"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "404" in run.stderr and "not registered" in run.stderr
