@@ -119,3 +119,21 @@ def test_service_refuses_a_schema_behind_head(empty_url: str) -> None:
     with pytest.raises(SchemaNotAtHeadError, match="revision 0001.*surrogate-serve migrate"):
         with TestClient(create_app(Settings(database_url=empty_url))):
             pass
+
+
+def test_the_audit_log_is_append_only_in_the_database(empty_url: str) -> None:
+    from sqlalchemy.exc import DatabaseError
+
+    command.upgrade(alembic_config(empty_url), "head")
+    engine = make_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO audit_log (at, actor, action, details) "
+            "VALUES (CURRENT_TIMESTAMP, 'alice', 'set_alias', '{}')"))
+    for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with engine.begin() as connection:
+                connection.execute(text(statement))
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT actor FROM audit_log")).scalar() == "alice"
+    engine.dispose()

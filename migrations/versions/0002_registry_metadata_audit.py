@@ -61,12 +61,25 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_audit_log_at"), "audit_log", ["at"])
     op.create_index(op.f("ix_audit_log_model_name"), "audit_log", ["model_name"])
+    # Append-only in the database itself, not just by convention in the code.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql "
+                   "AS $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$")
+        op.execute("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON "
+                   "audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()")
+    else:
+        for event in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE {event} ON "
+                       "audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
 
 
 def downgrade() -> None:
+    # Dropping the table drops its triggers; PostgreSQL's trigger function goes separately.
     op.drop_index(op.f("ix_audit_log_model_name"), table_name="audit_log")
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
     op.drop_table("audit_log")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION audit_log_append_only()")
     op.drop_table("model_inference_data")
     with op.batch_alter_table("model_versions") as batch:
         batch.drop_column("registered_by")
