@@ -60,7 +60,10 @@ class PostgresServer:
 
     @classmethod
     def create(cls, bin_dir: Path) -> PostgresServer:
-        root = Path(tempfile.mkdtemp(prefix="surrogate-pg-"))
+        # Under /tmp, not $TMPDIR: the `postgres` user must be able to reach it, and the
+        # socket path must stay short (Unix sockets allow about 100 characters).
+        base = "/tmp" if os.path.isdir("/tmp") else None
+        root = Path(tempfile.mkdtemp(prefix="surrogate-pg-", dir=base))
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
         server = cls(bin_dir=bin_dir, root=root, port=free_port())
