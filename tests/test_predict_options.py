@@ -90,12 +90,14 @@ def test_tangent_through_the_api_matches_central_differences_of_the_mean(
     client: TestClient, artifact
 ) -> None:
     strain = np.linspace(-0.45, 0.45, 7)
-    step = 1e-5
+    # The served mean is float32 arithmetic (service.kernel, ~1e-7 rounding), so the
+    # difference step is 1e-3: its rounding noise and truncation error both stay ~1e-5.
+    step = 1e-3
     body = predict(client, {"strain": strain.tolist(), "tangent": True}).json()
     plus = predict(client, {"strain": (strain + step).tolist()}).json()["mean"]
     minus = predict(client, {"strain": (strain - step).tolist()}).json()["mean"]
     difference = (np.array(plus) - np.array(minus)) / (2 * step)
-    np.testing.assert_allclose(body["tangent"], difference, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(body["tangent"], difference, rtol=2e-3, atol=1e-4)
     assert np.all(np.array(body["tangent_epistemic_sd"]) > 0)
     assert "tangent" not in predict(client, {"strain": [0.1]}).json()
 

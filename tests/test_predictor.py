@@ -1,4 +1,5 @@
-"""The service's summaries equal a brute-force computation of DESIGN.md's formulas."""
+"""The numpy reference summaries equal a brute-force computation of DESIGN.md's formulas
+(the fast kernel behind Posterior.predict is tested against this reference in test_kernel)."""
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def brute_force(artifact, strain: np.ndarray) -> dict[str, np.ndarray]:
 def test_predict_matches_brute_force_formulas(hidden_sizes, link) -> None:
     artifact = random_artifact(draws=40, hidden_sizes=hidden_sizes, noise_link=link)
     strain = np.linspace(-0.7, 0.7, 23)
-    prediction = Posterior(artifact).predict(strain)
+    prediction = Posterior(artifact).predict_reference(strain)
     expected = brute_force(artifact, strain)
     for field in ("mean", "aleatoric_sd", "epistemic_sd", "total_sd"):
         np.testing.assert_allclose(getattr(prediction, field), expected[field], rtol=1e-10,
@@ -47,8 +48,8 @@ def test_chunked_large_batch_equals_unchunked_small_batches() -> None:
     artifact = random_artifact(draws=400, hidden_sizes=(16,))
     posterior = Posterior(artifact)
     strain = np.random.default_rng(1).uniform(-0.5, 0.5, 2_000)  # > one 625-point chunk
-    whole = posterior.predict(strain)
-    pieces = [posterior.predict(strain[i:i + 100]) for i in range(0, strain.size, 100)]
+    whole = posterior.predict_reference(strain)
+    pieces = [posterior.predict_reference(strain[i:i + 100]) for i in range(0, strain.size, 100)]
     np.testing.assert_allclose(whole.mean, np.concatenate([p.mean for p in pieces]))
     np.testing.assert_allclose(whole.epistemic_sd,
                                np.concatenate([p.epistemic_sd for p in pieces]))
@@ -65,11 +66,11 @@ def test_tangent_matches_central_finite_differences(hidden_sizes) -> None:
     posterior = Posterior(random_artifact(draws=30, hidden_sizes=hidden_sizes))
     strain = np.linspace(-0.6, 0.6, 17)
     step = 1e-5
-    prediction = posterior.predict(strain, tangent=True)
+    prediction = posterior.predict_reference(strain, tangent=True)
     mu_plus, _, _ = posterior.network_outputs(strain + step)
     mu_minus, _, _ = posterior.network_outputs(strain - step)
     d_mu = (mu_plus - mu_minus) / (2 * step)
     np.testing.assert_allclose(prediction.tangent, d_mu.mean(axis=0), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(prediction.tangent_epistemic_sd, d_mu.std(axis=0),
                                rtol=1e-5, atol=1e-8)
-    assert posterior.predict(strain).tangent is None
+    assert posterior.predict_reference(strain).tangent is None
