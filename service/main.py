@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from service.api.errors import install_error_handlers
 from service.api.routes import admin, health, models, oip, predict
@@ -17,6 +18,13 @@ from service.registry.db import check_schema_at_head, make_engine, make_session_
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+
+def listen_url(engine: Engine) -> str | None:
+    """On PostgreSQL, replicas also LISTEN for change announcements (faster than polling)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return engine.url.render_as_string(hide_password=False)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.live_registry = LiveRegistry(app.state.session_factory,
                                                app.state.model_cache,
                                                app_settings.reload_interval_s,
-                                               app_settings.default_alias)
+                                               app_settings.default_alias,
+                                               listen_url=listen_url(engine)
+                                               if app_settings.listen_for_changes else None)
         app.state.live_registry.start()
         try:
             yield

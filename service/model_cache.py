@@ -125,8 +125,12 @@ class LiveRegistry:
 
     def __init__(self, session_factory: Callable[[], Session], cache: ModelCache,
                  interval_s: float = 0.5, default_alias: str = "production",
-                 spare_versions: int = 4) -> None:
+                 spare_versions: int = 4, listen_url: str | None = None) -> None:
         self._session_factory = session_factory
+        # PostgreSQL URL to LISTEN on for change announcements (polling stays the fallback).
+        self.listen_url = listen_url
+        self._wake = threading.Event()
+        self._listener: threading.Thread | None = None
         self.cache = cache
         self.interval_s = interval_s
         self.default_alias = default_alias
@@ -251,16 +255,48 @@ class LiveRegistry:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="registry-poller", daemon=True)
         self._thread.start()
+        if self.listen_url is not None:
+            self._listener = threading.Thread(target=self._listen, name="registry-listener",
+                                              daemon=True)
+            self._listener.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while True:
+            self._wake.wait(self.interval_s)  # a poll per interval, or at once when told
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.refresh()
+
+    def _listen(self) -> None:
+        """LISTEN for change announcements and wake the poller (PostgreSQL only). Any error
+        just means waiting for the next regular poll while reconnecting."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        from service.registry.repository import NOTIFY_CHANNEL
+
+        conninfo = make_url(self.listen_url).set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # catch up on anything announced while disconnected
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self._wake.set()
+            except Exception as exc:  # server down or restarting: polling covers it
+                logger.debug("registry listener reconnecting: %s", exc.__class__.__name__)
+                self._stop.wait(1.0)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._wake.set()
+        for thread in (self._thread, self._listener):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._thread = self._listener = None
 
     # --- reporting ----------------------------------------------------------------------
 

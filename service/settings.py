@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         description="How often each replica polls the registry for alias/version changes.")
     database_timeout_s: float = Field(
         3.0, gt=0, description="Connect timeout for the registry database (PostgreSQL).")
+    listen_for_changes: bool = Field(
+        True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
+        "swap within milliseconds; polling stays the fallback.")
 
 
 @lru_cache

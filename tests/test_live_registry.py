@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy.orm import Session
 
@@ -55,3 +57,31 @@ def test_loaded_versions_no_alias_needs_are_unloaded_beyond_the_spares(
     live.refresh()
     # production's version plus the two most recently used others
     assert live.cache.loaded_versions() == [("m", 4), ("m", 5), ("m", 6)]
+
+
+@pytest.mark.backends("postgresql")
+def test_on_postgresql_a_change_is_picked_up_at_once_by_listen_notify(
+    database_url: str, session: Session
+) -> None:
+    """Poll interval 30 s: only the NOTIFY sent with the commit can explain a fast swap."""
+    for seed in (1, 2):
+        register_version(session, "m", random_artifact(seed=seed).to_bytes())
+    set_alias(session, "m", "production", 1)
+    session.commit()
+    engine = make_engine(database_url)
+    live = LiveRegistry(make_session_factory(engine), ModelCache(), interval_s=30,
+                        listen_url=database_url)
+    live.start()
+    try:
+        assert live.resolve(session, "m").version == 1
+        time.sleep(0.5)  # the listener has connected and issued LISTEN
+        set_alias(session, "m", "production", 2)
+        session.commit()
+        moved = time.monotonic()
+        while live.resolve(session, "m").version != 2:
+            assert time.monotonic() - moved < 3, "the notification did not wake the poller"
+            time.sleep(0.01)
+        print(f"\nswapped {time.monotonic() - moved:.3f} s after the commit (poll: 30 s)")
+    finally:
+        live.stop()
+        engine.dispose()

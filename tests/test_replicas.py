@@ -85,14 +85,10 @@ def stop_replica(replica: Replica) -> None:
         replica.process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def two_replicas(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[tuple[Replica, Replica]]:
-    """Two service processes on one fresh PostgreSQL database (default poll interval).
-    Each test below uses a model name of its own."""
+def replica_pair(postgres_server: PostgresServer, folder: Path,
+                 **env: str) -> Iterator[tuple[Replica, Replica]]:
     url = create_pg_database(postgres_server)
-    folder = tmp_path_factory.mktemp("replicas")
-    replicas = (launch_replica(url, folder, "a"), launch_replica(url, folder, "b"))
+    replicas = (launch_replica(url, folder, "a", **env), launch_replica(url, folder, "b", **env))
     try:
         for replica in replicas:
             wait_ready(replica)
@@ -102,6 +98,21 @@ def two_replicas(postgres_server: PostgresServer, tmp_path_factory: pytest.TempP
             stop_replica(replica)
     for replica in replicas:  # secrets never reach the logs
         assert TOKEN not in replica.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def two_replicas(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple[Replica, Replica]]:
+    """Two service processes on one fresh PostgreSQL database, default settings (poll
+    every 0.5 s and LISTEN/NOTIFY). Each test below uses a model name of its own."""
+    yield from replica_pair(postgres_server, tmp_path_factory.mktemp("replicas"))
+
+
+@pytest.fixture
+def polling_replicas(postgres_server: PostgresServer,
+                     tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
+    """The same, with LISTEN/NOTIFY switched off: polling alone must be enough."""
+    yield from replica_pair(postgres_server, tmp_path, SURROGATE_LISTEN_FOR_CHANGES="false")
 
 
 def register(client: httpx.Client, seed: int, name: str = "steel", **params: str) -> int:
@@ -132,10 +143,11 @@ def wait_until_served(client: httpx.Client, version: int, limit_s: float,
     return time.monotonic() - start
 
 
+@pytest.mark.parametrize("pair", ["two_replicas", "polling_replicas"])
 def test_alias_moved_on_one_replica_is_served_by_the_other_within_two_seconds(
-    two_replicas: tuple[Replica, Replica],
+    pair: str, request: pytest.FixtureRequest,
 ) -> None:
-    a, b = two_replicas
+    a, b = request.getfixturevalue(pair)
     with a.client() as client_a, b.client() as client_b:
         register(client_a, seed=1, alias="production")
         register(client_a, seed=2)
@@ -146,7 +158,7 @@ def test_alias_moved_on_one_replica_is_served_by_the_other_within_two_seconds(
             other = client_b if admin is client_a else client_a
             assert served_version(admin) == target  # the replica that was called: at once
             delays.append(wait_until_served(other, target, LIVE_RELOAD_LIMIT_S))
-    print(f"\nother replica served the moved alias after "
+    print(f"\n{pair}: other replica served the moved alias after "
           f"{', '.join(f'{d:.3f}' for d in delays)} s (max {max(delays):.3f} s)")
     assert max(delays) <= LIVE_RELOAD_LIMIT_S
 

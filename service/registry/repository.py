@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,17 @@ from service.registry.models import (
     RegisteredModel,
     VersionStatus,
 )
+
+# PostgreSQL channel on which routing changes are announced (see LiveRegistry).
+NOTIFY_CHANNEL = "surrogate_registry"
+
+
+def announce_change(session: Session) -> None:
+    """Tell listening replicas that aliases or versions changed. PostgreSQL delivers the
+    notification at commit (and drops it on rollback); elsewhere replicas just poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
 
 # netCDF-4 files are HDF5 files; classic netCDF starts with "CDF" and a format byte.
 _NETCDF_MAGICS = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05")
@@ -115,6 +126,7 @@ def register_version(
         session.add(ModelInferenceData(name=name, version=version,
                                        sha256=sha256_hex(inference_data), data=inference_data))
     session.flush()
+    announce_change(session)
     return version
 
 
@@ -130,6 +142,7 @@ def set_alias(session: Session, name: str, alias: str, version: int) -> None:
     else:
         existing.version = version
     session.flush()
+    announce_change(session)
 
 
 def get_version(session: Session, name: str, version: int) -> ModelVersion:
@@ -239,6 +252,7 @@ def delete_alias(session: Session, name: str, alias: str) -> int:
     version = row.version
     session.delete(row)
     session.flush()
+    announce_change(session)
     return version
 
 
@@ -263,6 +277,7 @@ def set_version_status(session: Session, name: str, version: int, status: str) -
                 "them before archiving", [{"aliases": held}])
     row.status = status
     session.flush()
+    announce_change(session)
     return row
 
 
