@@ -18,6 +18,12 @@ runner = CliRunner()
 TINY = ["--steps", "300", "--draws", "20", "--hidden", "4"]
 
 
+@pytest.fixture(autouse=True)
+def _reports_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fit` writes its report under ./var/reports by default: keep it out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def small_csv(tmp_path: Path) -> Path:
     path = tmp_path / "group.csv"

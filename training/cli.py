@@ -44,8 +44,20 @@ def fit(
     alias: str | None = typer.Option(None, help="Point this alias at the new version."),
     noise: str = typer.Option("heteroskedastic", help="heteroskedastic | homoskedastic."),
     hidden: str = typer.Option("16", help="Hidden layer widths, comma separated."),
-    steps: int | None = typer.Option(None, help="Maximum ADVI steps."),
+    method: str = typer.Option("advi", help="advi | fullrank_advi | nuts | ensemble."),
+    steps: int | None = typer.Option(None, help="Maximum ADVI steps (it stops earlier when "
+                                     "the loss plateaus)."),
     draws: int | None = typer.Option(None, min=2, help="Posterior draws to store."),
+    tune: int | None = typer.Option(None, min=0, help="NUTS warm-up draws per chain."),
+    chains: int | None = typer.Option(None, min=1, help="NUTS chains."),
+    target_accept: float | None = typer.Option(None, min=0.5, max=0.999,
+                                               help="NUTS target acceptance rate."),
+    members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits)."),
+    holdout: float = typer.Option(0.2, min=0.0, max=0.9,
+                                  help="Fraction of groups (else rows) held out to score "
+                                  "the fit; 0 trains on everything."),
+    report: Path | None = typer.Option(None, help="Write the fit report (PNG figures) here "
+                                       "[default: var/reports/NAME/<UTC time>]."),
     seed: int = typer.Option(0),
     database_url: str | None = typer.Option(None, envvar="SURROGATE_DATABASE_URL",
                                             help="Registry URL (default: embedded SQLite)."),
@@ -67,8 +79,10 @@ def fit(
     try:
         config = BNNConfig().with_overrides(
             noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
-            max_steps=steps, draws=draws, seed=seed)
-        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit))
+            method=method, max_steps=steps, draws=draws, tune=tune, chains=chains,
+            target_accept=target_accept, ensemble_members=members, seed=seed)
+        report_dir = report or _default_report_dir(name, config)
+        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -82,10 +96,38 @@ def fit(
                                     _inference_data_bytes(trained, idata_out))
     else:
         version = _register(database_url, name, data, alias)
-    diag = trained.artifact.manifest["diagnostics"]
     typer.echo(f"registered {name} version {version}"
-               f"{f' as {alias!r}' if alias else ''}: fit {trained.result.wall_time_s:.1f} s, "
-               f"{diag['steps']} ADVI steps, converged={diag['converged']}")
+               f"{f' as {alias!r}' if alias else ''}: {_fit_summary(trained.artifact)}")
+    typer.echo(f"report: {trained.artifact.manifest['report']['dir']}")
+
+
+def _default_report_dir(name: str, config: object) -> Path:
+    """A fresh folder per fit under var/reports/NAME (the manifest records which)."""
+    import time
+
+    return Path("var") / "reports" / name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _fit_summary(artifact: object) -> str:
+    """One line with what a modeller checks first: time, convergence, calibration."""
+    manifest = artifact.manifest  # type: ignore[attr-defined]
+    diag, metrics = manifest["diagnostics"], manifest["metrics"]
+    method = manifest["inference"]["method"]
+    parts = [f"{method} fit {manifest['inference']['wall_time_s']:.1f} s"]
+    if "steps" in diag:
+        parts.append(f"{diag['steps']} ADVI steps")
+    if diag.get("divergences") is not None:
+        parts.append(f"{diag['divergences']} divergences")
+    if "function_space" in diag:
+        parts.append(f"function-space R-hat {diag['function_space']['r_hat_max']:.3f}")
+    parts.append(f"converged={diag['converged']}")
+    if metrics.get("aleatoric_sd_error") is not None:
+        parts.append(f"aleatoric SD error {metrics['aleatoric_sd_error']:.1%}")
+    held = metrics.get("held_out")
+    if held:
+        parts.append(f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
+                     f"95% coverage {held['coverage']['0.95']:.3f}")
+    return ", ".join(parts)
 
 
 def _register(database_url: str | None, name: str, data: bytes, alias: str | None) -> int:
@@ -168,8 +210,10 @@ def demo(
     csv = data_dir / "demo.csv"
     make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0)
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
-        y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16", steps=None,
-        draws=None, seed=0, database_url=url, artifact_out=None, idata_out=None,
+        y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
+        method="advi", steps=None, draws=None, tune=None, chains=None, target_accept=None,
+        members=None, holdout=0.2, report=None, seed=0, database_url=url, artifact_out=None,
+        idata_out=None,
         register_url=None, token=None)
 
 

@@ -46,7 +46,62 @@ def make_mooney_rivlin_group(
     })
 
 
-LAWS = {"mooney-rivlin": make_mooney_rivlin_group}
+def gent_stress(stretch: np.ndarray, mu: np.ndarray, jm: np.ndarray) -> np.ndarray:
+    """Uniaxial nominal stress of an incompressible Gent solid (MPa): strain-stiffening as
+    the first invariant approaches its limit 3 + Jm."""
+    i1 = stretch**2 + 2.0 / stretch
+    return mu * jm * (stretch - stretch**-2) / (jm - i1 + 3.0)
+
+
+def ogden_stress(stretch: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Uniaxial nominal stress of a one-term incompressible Ogden solid (MPa)."""
+    return 2.0 * mu / alpha * (stretch ** (alpha - 1.0) - stretch ** (-alpha / 2.0 - 1.0))
+
+
+def make_law_group(
+    law: str,
+    materials: int = 40,
+    points: int = 50,
+    seed: int = 0,
+    noise_sd: float = 0.02,
+    stretch_range: tuple[float, float] = (0.5, 1.5),
+    uneven: bool = False,
+) -> pd.DataFrame:
+    """A group of Gent or Ogden materials with log-normally scattered constants.
+
+    `uneven=True` gives every material its own random strains (and between points/2 and
+    points of them), as real test programmes do; the fit must not rely on a shared grid.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for material in range(materials):
+        if uneven:
+            count = int(rng.integers(max(2, points // 2), points + 1))
+            stretch = np.sort(rng.uniform(*stretch_range, count))
+        else:
+            stretch = np.linspace(*stretch_range, points)
+        if law == "gent":
+            stress = gent_stress(stretch, 0.4 * np.exp(0.25 * rng.standard_normal()),
+                                 20.0 * np.exp(0.3 * rng.standard_normal()))
+        elif law == "ogden":
+            stress = ogden_stress(stretch, 0.4 * np.exp(0.25 * rng.standard_normal()),
+                                  np.exp(np.log(3.0) + 0.2 * rng.standard_normal()))
+        else:
+            raise ValueError(f"unknown law {law!r}")
+        stress = stress + noise_sd * rng.standard_normal(stretch.shape)
+        frames.append(pd.DataFrame({"strain": stretch - 1.0, "stress": stress,
+                                    "material": material}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _law(name: str):  # type: ignore[no-untyped-def]
+    def make(materials: int = 40, points: int = 50, seed: int = 0) -> pd.DataFrame:
+        return make_law_group(name, materials, points, seed)
+    return make
+
+
+LAWS = {"mooney-rivlin": make_mooney_rivlin_group, "gent": _law("gent"),
+        "ogden": _law("ogden")}
 
 
 @dataclass(frozen=True)

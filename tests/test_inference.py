@@ -1,0 +1,118 @@
+"""Every inference method through a tiny real PyMC fit, and the ADVI stopping rule."""
+
+import numpy as np
+import pytest
+
+from service.artifact import Artifact
+from service.predictor import Posterior
+from training.data import TrainingData
+from training.model import BNNConfig, HeteroskedasticBNN, LossPlateau
+from training.pipeline import fit_data, holdout_split
+
+
+def tiny_data(rows: int = 40, groups: bool = False) -> TrainingData:
+    rng = np.random.default_rng(0)
+    x = np.tile(np.linspace(-0.5, 0.5, rows // 4), 4)
+    y = np.sin(3 * x) + (0.05 + 0.3 * np.abs(x)) * rng.standard_normal(x.size)
+    group = np.repeat(np.arange(4), rows // 4) if groups else None
+    return TrainingData(x, y, group, "strain", "stress", "0" * 64, int(x.size))
+
+
+def test_loss_plateau_stops_on_noise_but_not_on_progress() -> None:
+    rng = np.random.default_rng(1)
+    plateau = LossPlateau(window=100, tolerance=1e-3)
+    falling = 1000.0 - 2.0 * np.arange(400) + rng.normal(0, 5, 400)
+    plateau(None, falling, 400)  # still improving by ~200 per window: no stop
+    flat = 10.0 + rng.normal(0, 5, 400)
+    with pytest.raises(StopIteration):
+        plateau(None, flat, 400)
+    assert plateau.converged_at == 400
+
+
+def test_config_refuses_unknown_method_and_keys() -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        BNNConfig().with_overrides(method="sgld")
+    with pytest.raises(ValueError, match="unknown BNN config keys"):
+        BNNConfig().with_overrides(widht=3)
+
+
+def test_map_fit_improves_the_log_posterior() -> None:
+    data = tiny_data()
+    bnn = HeteroskedasticBNN(BNNConfig().with_overrides(hidden_sizes=(3,)))
+    model = bnn.build_model(data.x, data.y)
+    start = model.initial_point()
+    point, logp, evaluations = bnn.map_fit(model, start)
+    assert logp > model.compile_logp()(start) + 10
+    assert evaluations > 1 and set(point) == set(start)
+
+
+@pytest.mark.parametrize("method", ["advi", "fullrank_advi"])
+def test_advi_methods_record_loss_trace_stages_and_convergence(method: str) -> None:
+    config = BNNConfig().with_overrides(method=method, hidden_sizes=(3,), max_steps=600,
+                                        convergence_window=100, draws=30)
+    trained = fit_data(tiny_data(), config, holdout=0.0)
+    diag = trained.artifact.manifest["diagnostics"]
+    assert diag["method"] == method
+    assert 0 < diag["steps"] <= 600 and len(trained.result.loss_trace) == diag["steps"]
+    assert diag["stages"][0]["learning_rate"] == pytest.approx(0.01)
+    assert isinstance(diag["converged"], bool)
+    assert diag["map"]["evaluations"] > 0
+    assert trained.artifact.arrays["trunk0.W"].shape == (30, 1, 3)
+
+
+def test_ensemble_stores_one_draw_per_member_from_distinct_optima() -> None:
+    config = BNNConfig().with_overrides(method="ensemble", hidden_sizes=(3,),
+                                        ensemble_members=3, map_max_iterations=200)
+    trained = fit_data(tiny_data(), config, holdout=0.0)
+    artifact = Artifact.from_bytes(trained.artifact.to_bytes())
+    assert artifact.draws == 3
+    weights = artifact.arrays["trunk0.W"]
+    assert not np.allclose(weights[0], weights[1])
+    assert len(artifact.manifest["diagnostics"]["member_log_posterior"]) == 3
+    assert np.all(Posterior(artifact).predict(np.array([0.0, 0.3])).epistemic_sd > 0)
+
+
+@pytest.mark.slow
+def test_nuts_records_divergences_and_function_space_r_hat() -> None:
+    config = BNNConfig().with_overrides(method="nuts", hidden_sizes=(3,), draws=40, tune=40,
+                                        chains=2)
+    trained = fit_data(tiny_data(), config, holdout=0.0)
+    diag = trained.artifact.manifest["diagnostics"]
+    assert diag["method"] == "nuts" and diag["chains"] == 2
+    assert isinstance(diag["divergences"], int)
+    for key in ("weight_r_hat_max", "weight_ess_bulk_min", "weight_ess_tail_min"):
+        assert np.isfinite(diag[key])
+    function_space = diag["function_space"]
+    assert function_space["r_hat_max"] >= 1.0 and len(function_space["mu_r_hat"]) == 9
+    assert trained.artifact.draws == 40
+
+
+def test_holdout_keeps_whole_groups_together() -> None:
+    data = tiny_data(groups=True)
+    split = holdout_split(data, 0.25, seed=0)
+    assert split.by == "group" and len(split.held_out_groups) == 1
+    held = data.groups[split.test]
+    assert set(held) == set(split.held_out_groups)
+    assert not set(data.groups[split.train]) & set(held)
+
+
+def test_holdout_without_groups_takes_random_rows_and_zero_means_none() -> None:
+    data = tiny_data()
+    split = holdout_split(data, 0.25, seed=0)
+    assert split.by == "rows" and split.test.size == 10 and split.train.size == 30
+    assert holdout_split(data, 0.0, seed=0).test.size == 0
+
+
+def test_fit_stores_held_out_metrics_in_the_manifest() -> None:
+    config = BNNConfig().with_overrides(hidden_sizes=(3,), max_steps=300,
+                                        convergence_window=100, draws=30)
+    manifest = fit_data(tiny_data(groups=True), config, holdout=0.25).artifact.manifest
+    metrics = manifest["metrics"]
+    assert metrics["split"]["by"] == "group" and metrics["split"]["test_rows"] == 10
+    held = metrics["held_out"]
+    for key in ("nlpd", "crps", "miscalibration_area"):
+        assert np.isfinite(held[key])
+    assert set(held["coverage"]) == {"0.50", "0.90", "0.95"}
+    assert metrics["aleatoric_sd_error"] is not None and metrics["aleatoric_sd_error"] >= 0
+    assert manifest["data"]["training_rows"] == 30 and manifest["data"]["rows"] == 40
+    assert metrics["epistemic_extrapolation"]["inside_mean"] > 0

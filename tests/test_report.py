@@ -1,0 +1,57 @@
+"""The fit report: `surrogate-train fit --report DIR` writes the figures, the manifest
+records them, and every CLI fit stores a report even without --report."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.artifact import Artifact, sha256_hex
+from training.cli import cli
+
+runner = CliRunner()
+TINY = ["--steps", "300", "--draws", "20", "--hidden", "4"]
+FIGURES = {"fit.png", "sd.png", "calibration.png", "convergence.png"}
+
+
+@pytest.fixture
+def group_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "group.csv"
+    result = runner.invoke(cli, ["make-data", "--out", str(path), "--materials", "5",
+                                 "--points", "12", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_fit_writes_report_figures_and_records_them_in_the_manifest(
+    group_csv: Path, database_url: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report"
+    artifact_path = tmp_path / "fit.npz"
+    result = runner.invoke(cli, ["fit", str(group_csv), "--name", "rubber", "--report",
+                                 str(report), "--database-url", database_url,
+                                 "--artifact-out", str(artifact_path), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "held-out NLPD" in result.output and f"report: {report}" in result.output
+    assert {p.name for p in report.iterdir()} == FIGURES
+    for png in report.iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    manifest = Artifact.from_bytes(artifact_path.read_bytes()).manifest
+    assert manifest["report"]["dir"] == str(report)
+    recorded = {f["file"]: f["sha256"] for f in manifest["report"]["files"]}
+    assert recorded == {p.name: sha256_hex(p.read_bytes()) for p in report.iterdir()}
+    assert manifest["metrics"]["split"]["by"] == "group"
+    assert manifest["metrics"]["held_out"]["rows"] == 12
+
+
+def test_fit_without_report_option_still_stores_a_report(
+    group_csv: Path, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["fit", str(group_csv), "--name", "rubber", "--method",
+                                 "ensemble", "--members", "2", "--database-url",
+                                 database_url, "--hidden", "3"])
+    assert result.exit_code == 0, result.output
+    folders = list((tmp_path / "var" / "reports" / "rubber").iterdir())
+    assert len(folders) == 1
+    assert {p.name for p in folders[0].iterdir()} == FIGURES

@@ -1,0 +1,167 @@
+"""Fit report: the figures a modeller looks at before promoting a version (PNG, Agg).
+
+- ``fit.png``: the data, the predictive mean, mean +/- 2 total SD and mean +/- 2 aleatoric
+  SD, over the training domain extended by 25% on both sides (where the epistemic band
+  must widen); held-out rows drawn apart from training rows.
+- ``sd.png``: aleatoric and epistemic SD against strain next to the empirical per-strain
+  SD of the training data (the picture the textbook BNN gets wrong).
+- ``calibration.png``: observed vs nominal central-interval coverage, training and
+  held-out.
+- ``convergence.png``: ADVI loss trace per step (with its smoothed curve); for NUTS the
+  per-chain traces of mu(x) at three strains (function space); for an ensemble, the
+  members' log posterior.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from service.artifact import Artifact, sha256_hex  # noqa: E402
+from service.predictor import Posterior  # noqa: E402
+from training import calibration  # noqa: E402
+from training.data import TrainingData  # noqa: E402
+
+
+def _labels(artifact: Artifact) -> tuple[str, str]:
+    arch = artifact.manifest["architecture"]
+    return (f"{arch['input_name']} [{arch['input_unit']}]",
+            f"{arch['output_name']} [{arch['output_unit']}]")
+
+
+def write_report(artifact: Artifact, result: Any, train: TrainingData, data: TrainingData,
+                 split: Any, out_dir: Path) -> list[dict[str, str]]:
+    """Write the report PNGs into `out_dir`; return [{file, sha256}] for the manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x_label, y_label = _labels(artifact)
+    title = (f"{artifact.manifest['architecture']['noise']} BNN, "
+             f"{artifact.manifest['inference']['method']}")
+    figures = {
+        "fit.png": _fit_figure(artifact, data, split, x_label, y_label, title),
+        "sd.png": _sd_figure(artifact, train, x_label, y_label, title),
+        "calibration.png": _calibration_figure(artifact, title),
+        "convergence.png": _convergence_figure(artifact, result, x_label, y_label, title),
+    }
+    files = []
+    for name, figure in figures.items():
+        path = out_dir / name
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        files.append({"file": name, "sha256": sha256_hex(path.read_bytes())})
+    return files
+
+
+def _grid(artifact: Artifact, beyond: float = 0.25, points: int = 400) -> np.ndarray:
+    low, high = (float(artifact.manifest["training_domain"][k]) for k in ("min", "max"))
+    span = high - low
+    return np.linspace(low - beyond * span, high + beyond * span, points)
+
+
+def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str,
+                y_label: str, title: str) -> plt.Figure:
+    grid = _grid(artifact)
+    prediction = Posterior(artifact).predict(grid)
+    figure, axis = plt.subplots(figsize=(8, 5))
+    axis.scatter(data.x[split.train], data.y[split.train], s=4, color="0.55", alpha=0.5,
+                 label="training data")
+    if split.test.size:
+        axis.scatter(data.x[split.test], data.y[split.test], s=6, color="tab:orange",
+                     alpha=0.6, marker="x", label="held-out data")
+    mean, total, aleatoric = prediction.mean, prediction.total_sd, prediction.aleatoric_sd
+    axis.fill_between(grid, mean - 2 * total, mean + 2 * total, color="tab:blue", alpha=0.2,
+                      label="mean ± 2 total SD")
+    axis.plot(grid, mean - 2 * aleatoric, "--", color="tab:green", lw=1)
+    axis.plot(grid, mean + 2 * aleatoric, "--", color="tab:green", lw=1,
+              label="mean ± 2 aleatoric SD")
+    axis.plot(grid, mean, color="tab:blue", lw=2, label="predictive mean")
+    low, high = (artifact.manifest["training_domain"][k] for k in ("min", "max"))
+    for edge in (low, high):
+        axis.axvline(edge, color="0.3", lw=0.8, ls=":")
+    axis.set(xlabel=x_label, ylabel=y_label,
+             title=f"{title}: data and predictive bands (dotted: training domain)")
+    axis.legend(loc="best", fontsize=8)
+    return figure
+
+
+def _sd_figure(artifact: Artifact, train: TrainingData, x_label: str, y_label: str,
+               title: str) -> plt.Figure:
+    grid = _grid(artifact)
+    prediction = Posterior(artifact).predict(grid)
+    strains, empirical = calibration.empirical_sd_by_strain(train.x, train.y)
+    figure, axis = plt.subplots(figsize=(8, 5))
+    axis.plot(grid, prediction.aleatoric_sd, color="tab:green", lw=2, label="aleatoric SD")
+    axis.plot(grid, prediction.epistemic_sd, color="tab:purple", lw=2, label="epistemic SD")
+    if strains.size:
+        axis.plot(strains, empirical, "o", ms=3, color="k",
+                  label="empirical SD per strain (training data)")
+    error = artifact.manifest.get("metrics", {}).get("aleatoric_sd_error")
+    note = f"; aleatoric RMS rel. error {error:.1%}" if error is not None else ""
+    axis.set_yscale("log")
+    axis.set(xlabel=x_label, ylabel=f"standard deviation of {y_label}",
+             title=f"{title}: scatter vs strain{note}")
+    axis.legend(loc="best", fontsize=8)
+    return figure
+
+
+def _calibration_figure(artifact: Artifact, title: str) -> plt.Figure:
+    metrics = artifact.manifest.get("metrics", {})
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], color="0.5", lw=1, label="perfect calibration")
+    for key, colour in (("training", "0.3"), ("held_out", "tab:red")):
+        if key in metrics:
+            curve = metrics[key]["calibration_curve"]
+            area = metrics[key]["miscalibration_area"]
+            axis.plot(curve["nominal"], curve["observed"], color=colour, lw=2,
+                      label=f"{key.replace('_', '-')} (miscal. area {area:.3f})")
+    axis.set(xlabel="nominal central-interval probability [1]",
+             ylabel="observed fraction inside [1]", xlim=(0, 1), ylim=(0, 1),
+             title=f"{title}: calibration")
+    axis.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: str,
+                        title: str) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(8, 4))
+    method = artifact.manifest["inference"]["method"]
+    if result.loss_trace is not None and result.loss_trace.size:
+        losses = result.loss_trace
+        axis.plot(losses, color="0.7", lw=0.5, label="loss per step")
+        window = max(1, losses.size // 100)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        axis.plot(np.arange(smooth.size) + window - 1, smooth, color="tab:blue", lw=2,
+                  label=f"mean of {window} steps")
+        low, high = np.percentile(losses, [1, 99.5])
+        axis.set_ylim(low - 0.05 * abs(low), high + 0.05 * abs(high))
+        done = artifact.manifest["diagnostics"].get("converged")
+        axis.set(xlabel="ADVI step [1]", ylabel="negative ELBO [nats, standardised data]",
+                 title=f"{title}: loss trace (converged={done})")
+        axis.legend(fontsize=8)
+    elif method == "nuts":
+        chains = result.chains
+        domain = artifact.manifest["training_domain"]
+        strains = np.linspace(domain["min"], domain["max"], 3)
+        mu, _, _ = Posterior(artifact).network_outputs(strains)
+        per_chain = mu.shape[0] // chains
+        for k, strain in enumerate(strains):
+            for c in range(chains):
+                axis.plot(mu[c * per_chain:(c + 1) * per_chain, k], lw=0.6,
+                          color=f"C{k}", alpha=0.4 + 0.6 * c / max(1, chains - 1),
+                          label=f"{x_label} = {strain:.3g}" if c == 0 else None)
+        r_hat = artifact.manifest["diagnostics"].get("function_space", {}).get("r_hat_max")
+        axis.set(xlabel="draw in chain [1]", ylabel=f"mu(x) [{y_label}]",
+                 title=f"{title}: function-space traces (max R-hat {r_hat})")
+        axis.legend(fontsize=8)
+    else:
+        values = artifact.manifest["diagnostics"].get("member_log_posterior", [])
+        axis.bar(np.arange(len(values)), values, color="tab:blue")
+        axis.set(xlabel="ensemble member [1]", ylabel="log posterior at MAP [nats]",
+                 title=f"{title}: members' optima")
+    return figure
