@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	./scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,test]'
+	$(BIN)/pip install -q -e '.[train,test,bench]'
 	touch $(STAMP)
 
 # Migrate the embedded registry, fit the demo model once if absent, then serve it.
