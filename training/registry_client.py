@@ -49,11 +49,12 @@ def register_via_api(
     if actor:
         headers["X-Actor"] = actor
     params: dict[str, str] = {"sha256": hashlib.sha256(artifact_bytes).hexdigest(),
-                              "source": source or shlex.join(sys.argv)}
+                              # The service accepts up to 1000 characters here.
+                              "source": (source or shlex.join(sys.argv))[:1000]}
     if alias:
         params["alias"] = alias
     if description:
-        params["description"] = description
+        params["description"] = description[:1000]
     base = url.rstrip("/")
     with httpx.Client(base_url=base, headers=headers, timeout=timeout_s) as client:
         response = client.post(f"/admin/models/{name}/versions", params=params,

@@ -169,9 +169,11 @@ async def register(
     session: SessionDep,
     settings: SettingsDep,
     live: LiveRegistryDep,
-    description: Annotated[str | None, Query(max_length=10_000)] = None,
+    # Query strings stay short enough for any HTTP server's request-line limit; longer
+    # descriptions go through PATCH (JSON body).
+    description: Annotated[str | None, Query(max_length=1_000)] = None,
     tag: Annotated[list[str], Query(description="key=value, repeatable")] = [],  # noqa: B006
-    source: Annotated[str | None, Query(max_length=10_000,
+    source: Annotated[str | None, Query(max_length=1_000,
                                         description="e.g. the training command")] = None,
     alias: Annotated[str | None, Query(pattern=ALIAS_PATTERN,
                                        description="Point this alias at the new version")]
