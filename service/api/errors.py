@@ -73,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's "error parsing the body" for bytes that are not UTF-8 JSON text.
+            return _error(422, "invalid_input", "body: malformed JSON (not UTF-8 text)",
+                          [{"field": "body", "message": "malformed JSON: not UTF-8"}])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 

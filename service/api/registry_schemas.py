@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.schemas import UtcDateTime
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,63}$"
@@ -16,7 +17,7 @@ Tags = dict[str, str]
 class VersionBrief(BaseModel):
     version: int
     status: str
-    created_at: datetime
+    created_at: UtcDateTime
     description: str | None = None
     tags: Tags = {}
     sha256: str
@@ -26,7 +27,7 @@ class ModelDetail(BaseModel):
     name: str
     description: str | None
     tags: Tags
-    created_at: datetime
+    created_at: UtcDateTime
     aliases: dict[str, int]
     versions: list[VersionBrief]
 
@@ -35,7 +36,7 @@ class VersionDetail(BaseModel):
     name: str
     version: int
     status: Literal["ready", "archived"]
-    created_at: datetime
+    created_at: UtcDateTime
     description: str | None
     tags: Tags
     aliases: list[str] = Field(description="Aliases that point at this version.")
@@ -79,7 +80,7 @@ class VersionUpdate(ModelUpdate):
 
 class AuditRecord(BaseModel):
     id: int
-    at: datetime
+    at: UtcDateTime
     actor: str
     action: str
     model: str | None

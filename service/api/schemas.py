@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -13,6 +14,15 @@ from pydantic import (
     FiniteFloat,
     model_validator,
 )
+
+
+def _assume_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# The registry stores UTC; SQLite hands timestamps back without their offset, and an
+# RFC 3339 date-time (what OpenAPI's format promises) must carry one.
+UtcDateTime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 # Versions are 32-bit database integers and seeds 63-bit: bounding them here turns an absurd
 # value into a 422 instead of an overflow deeper down.
@@ -23,8 +33,11 @@ ProbabilityLevel = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class PredictRequest(BaseModel):
+    # strict: a string "0.1" or a boolean is not a number; simulation codes that send them
+    # have a bug worth hearing about.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [
             {"strain": [-0.4, 0.0, 0.4]},
             {"strain": [0.1], "alias": "production"},
@@ -117,7 +130,7 @@ class PredictResponse(BaseModel):
 class VersionSummary(BaseModel):
     version: int
     status: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ModelSummary(BaseModel):
@@ -203,7 +216,7 @@ TensorData = Annotated[
 
 
 class OipInputTensor(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(..., max_length=64, description='Must be "strain".')
     shape: list[Annotated[int, Field(ge=0, le=2**40)]] = Field(

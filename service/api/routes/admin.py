@@ -69,7 +69,7 @@ def require_admin(
 ActorDep = Annotated[str, Depends(require_admin)]
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Registered model name.")]
 AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN)]
-VersionPath = Annotated[int, Path(ge=1)]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]  # 32-bit column: no overflow 500
 
 router = APIRouter(
     prefix="/admin",

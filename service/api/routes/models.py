@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/models", tags=["registry"],
                    responses={404: {"model": ErrorBody}})
 
 NamePath = Annotated[str, Path(max_length=128, description="Registered model name.")]
-VersionPath = Annotated[int, Path(ge=1)]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]  # 32-bit column: no overflow 500
 
 
 @router.get("", response_model=list[ModelSummary], summary="Registered models")
