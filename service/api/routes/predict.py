@@ -4,6 +4,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path, Request
 
+from service import predictive
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
@@ -97,16 +98,12 @@ def predict(
     if body.tangent:
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
-    if body.quantiles is not None or body.draws is not None:
-        # Imported here: scipy loads only when someone asks for the full predictive.
-        from service import predictive
-
-        if body.quantiles is not None:
-            result["quantile_levels"] = body.quantiles
-            result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles)
-        if body.draws is not None:
-            seed = body.seed if body.seed is not None else secrets.randbits(32)
-            result["samples"] = predictive.samples(posterior, strain, body.draws, seed)
-            result["seed"] = seed
+    if body.quantiles is not None:
+        result["quantile_levels"] = body.quantiles
+        result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles)
+    if body.draws is not None:
+        seed = body.seed if body.seed is not None else secrets.randbits(32)
+        result["samples"] = predictive.samples(posterior, strain, body.draws, seed)
+        result["seed"] = seed
     record_model_version(request, ref.name, ref.version, points)
     return OrjsonResponse(result)
