@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, Python puts benchmarks/ first on sys.path, where a sibling module
+# (benchmarks/http.py) shadows the standard library; import from the repository root.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
@@ -172,17 +174,21 @@ def main() -> None:
     parser.add_argument("--nuts-draws", type=int, default=1000, help="total over chains")
     parser.add_argument("--nuts-tune", type=int, default=500)
     parser.add_argument("--fullrank", action="store_true", help="add full-rank ADVI")
+    parser.add_argument("--methods", help="comma-separated substrings of method names")
     args = parser.parse_args()
-    methods: dict[str, Method] = {"heteroskedastic ADVI": bnn_method()}
+    methods: dict[str, Method] = {"heteroskedastic ADVI": bnn_method(method="advi")}
     if args.fullrank:
         methods["heteroskedastic FR-ADVI"] = bnn_method(method="fullrank_advi")
     if not args.skip_nuts:
         methods[f"heteroskedastic NUTS x{args.nuts_chains}"] = bnn_method(
             method="nuts", chains=args.nuts_chains, draws=args.nuts_draws,
             tune=args.nuts_tune)
-    methods["homoskedastic ADVI"] = bnn_method(noise="homoskedastic")
-    methods["deep ensemble (8 MAP)"] = bnn_method(method="ensemble")
+    methods["homoskedastic ADVI"] = bnn_method(noise="homoskedastic", method="advi")
+    methods["deep ensemble (default)"] = bnn_method()
     methods["NGBoost (500, Normal)"] = ngboost_method
+    if args.methods:
+        wanted = [w.strip().lower() for w in args.methods.split(",")]
+        methods = {k: v for k, v in methods.items() if any(w in k.lower() for w in wanted)}
     if args.only in (None, "mooney"):
         print("(a) Mooney-Rivlin: 40 training materials, 40 new held-out materials "
               "(NLPD/CRPS in MPa)")

@@ -10,7 +10,7 @@ from service.artifact import Artifact, sha256_hex
 from training.cli import cli
 
 runner = CliRunner()
-TINY = ["--steps", "300", "--draws", "20", "--hidden", "4"]
+TINY = ["--method", "advi", "--steps", "300", "--draws", "20", "--hidden", "4"]
 FIGURES = {"fit.png", "sd.png", "calibration.png", "convergence.png"}
 
 

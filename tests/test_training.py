@@ -15,7 +15,7 @@ from training.model import BNNConfig
 from training.pipeline import fit_data
 
 runner = CliRunner()
-TINY = ["--steps", "300", "--draws", "20", "--hidden", "4"]
+TINY = ["--method", "advi", "--steps", "300", "--draws", "20", "--hidden", "4"]
 
 
 @pytest.fixture(autouse=True)

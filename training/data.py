@@ -58,6 +58,9 @@ def ogden_stress(stretch: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.n
     return 2.0 * mu / alpha * (stretch ** (alpha - 1.0) - stretch ** (-alpha / 2.0 - 1.0))
 
 
+LAW_STRESS = {"gent": gent_stress, "ogden": ogden_stress}
+
+
 def make_law_group(
     law: str,
     materials: int = 40,
@@ -73,25 +76,37 @@ def make_law_group(
     points of them), as real test programmes do; the fit must not rely on a shared grid.
     """
     rng = np.random.default_rng(seed)
-    frames = []
+    frames, constants = [], []
     for material in range(materials):
         if uneven:
             count = int(rng.integers(max(2, points // 2), points + 1))
             stretch = np.sort(rng.uniform(*stretch_range, count))
         else:
             stretch = np.linspace(*stretch_range, points)
-        if law == "gent":
-            stress = gent_stress(stretch, 0.4 * np.exp(0.25 * rng.standard_normal()),
-                                 20.0 * np.exp(0.3 * rng.standard_normal()))
-        elif law == "ogden":
-            stress = ogden_stress(stretch, 0.4 * np.exp(0.25 * rng.standard_normal()),
-                                  np.exp(np.log(3.0) + 0.2 * rng.standard_normal()))
-        else:
+        if law not in LAW_STRESS:
             raise ValueError(f"unknown law {law!r}")
+        shear = 0.4 * np.exp(0.25 * rng.standard_normal())
+        # Gent: locking parameter Jm around 20; Ogden: exponent alpha around 3.
+        second = (20.0 * np.exp(0.3 * rng.standard_normal()) if law == "gent"
+                  else 3.0 * np.exp(0.2 * rng.standard_normal()))
+        constants.append((shear, second))
+        stress = LAW_STRESS[law](stretch, shear, second)
         stress = stress + noise_sd * rng.standard_normal(stretch.shape)
         frames.append(pd.DataFrame({"strain": stretch - 1.0, "stress": stress,
                                     "material": material}))
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    # The generating process, so a test can compare fitted scatter with the true one.
+    frame.attrs.update(law=law, constants=constants, noise_sd=noise_sd)
+    return frame
+
+
+def generating_sd(frame: pd.DataFrame, strain: np.ndarray) -> np.ndarray:
+    """SD of stress at `strain` across the group's own materials, plus the test noise:
+    the aleatoric SD a perfect fit of this group (made by `make_law_group`) reports."""
+    stretch = np.asarray(strain, dtype=float) + 1.0
+    curves = np.array([LAW_STRESS[frame.attrs["law"]](stretch, a, b)
+                       for a, b in frame.attrs["constants"]])
+    return np.sqrt(curves.var(axis=0, ddof=1) + frame.attrs["noise_sd"] ** 2)
 
 
 def _law(name: str):  # type: ignore[no-untyped-def]
