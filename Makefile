@@ -31,6 +31,8 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/kernel.py
+	$(BIN)/python benchmarks/http.py
+	$(BIN)/python benchmarks/vs_pymc.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,161 @@
+"""End-to-end HTTP figures of the predict path on loopback, in one run.
+
+    .venv/bin/python benchmarks/http.py [--seconds 10] [--quiet-logs]
+
+Starts the service (`surrogate-serve`, as deployed) on 127.0.0.1 over a temporary SQLite
+registry holding a 1->16 network with 1,000 posterior draws, then prints:
+- one-strain predict latency p50/p99 from one connection (wrk -c1);
+- requests/s and p50/p99 of one-strain predicts vs the service's own /healthz under 32
+  concurrent connections (wrk -c32, each run bounded to --seconds), and their ratio;
+- the wall time of one 100,000-strain request (best of 5; body pre-encoded, response
+  received in full), and of decoding its response in the client;
+- the server's resident memory before and after 10,000 more one-strain requests.
+Needs `wrk` (Debian package wrk; scripts/system-deps.sh installs it). Nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file's name shadows the standard library's `http` package when its folder is on the
+# path (as it is for `python benchmarks/http.py`): put the project root there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+from benchmarks._server import Server, serve  # noqa: E402
+
+ONE_STRAIN = b'{"strain": [0.1]}'
+_LUA_POST = """wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+# Stops its thread after a given number of responses (wrk itself only bounds time).
+_LUA_COUNT = _LUA_POST + """local count = 0
+response = function(status, headers, body)
+  count = count + 1
+  if status ~= 200 then error("status " .. status) end
+  if count >= {limit} then wrk.thread:stop() end
+end
+"""
+
+
+def wrk(url: str, connections: int, seconds: float, script: str | None = None,
+        threads: int = 1) -> dict[str, float]:
+    """Run wrk; return requests/s, p50/p99 latency (ms), request count and error count."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script or "")
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               "--latency", "-s", lua.name, url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(lua.name)
+
+    def latency_ms(label: str) -> float:
+        value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency_ms("50%"),
+        "p99": latency_ms("99%"),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "none",
+    }
+
+
+def show(label: str, result: dict[str, float]) -> None:
+    print(f"  {label:<34} {result['rps']:>9.0f} req/s   p50 {result['p50']:>7.3f} ms   "
+          f"p99 {result['p99']:>7.3f} ms   ({result['requests']} requests, "
+          f"{result['errors']} non-2xx, socket errors: {result['socket_errors']})")
+
+
+def big_request(server: Server, n: int = 100_000, repeats: int = 5) -> None:
+    strain = np.random.default_rng(0).uniform(-0.5, 0.5, n)
+    body = orjson.dumps({"strain": strain}, option=orjson.OPT_SERIALIZE_NUMPY)
+    headers = {"content-type": "application/json"}
+    best, decode = float("inf"), float("inf")
+    with httpx.Client(timeout=60) as client:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = client.post(server.predict_url, content=body, headers=headers)
+            content = response.content
+            best = min(best, time.perf_counter() - started)
+            assert response.status_code == 200, response.text[:300]
+            started = time.perf_counter()
+            result = orjson.loads(content)
+            decode = min(decode, time.perf_counter() - started)
+            assert len(result["mean"]) == n
+    print(f"  {n} strains in one request: {best * 1e3:.0f} ms wall (best of {repeats}; "
+          f"request {len(body) / 1e6:.1f} MB, response {len(content) / 1e6:.1f} MB); "
+          f"client-side JSON decode {decode * 1e3:.0f} ms more; target <= 500 ms: "
+          f"{'met' if best <= 0.5 else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--quiet-logs", action="store_true",
+                        help="serve with access logs off (the deployed default logs each "
+                        "request)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk; scripts/system-deps.sh)")
+    print(f"cores: {os.cpu_count()}, load average: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
+    with serve(quiet=args.quiet_logs) as server:
+        print(f"service pid {server.process.pid} at {server.base_url}, model with "
+              f"{server.artifact.draws} draws, hidden {server.artifact.hidden_sizes}, "
+              f"access logs {'off' if args.quiet_logs else 'on (deployed default)'}")
+        post = _LUA_POST.format(body=ONE_STRAIN.decode())
+        print("warm-up ...")
+        wrk(server.predict_url, 8, 2, post)
+        wrk(f"{server.base_url}/healthz", 8, 1)
+
+        print("one connection (latency of a lone client):")
+        single = wrk(server.predict_url, 1, args.seconds / 2, post)
+        show("one-strain predict, 1 connection", single)
+        print(f"  target p50 <= 2 ms: {'met' if single['p50'] <= 2 else 'NOT met'}")
+
+        print("32 concurrent connections:")
+        predict = wrk(server.predict_url, 32, args.seconds, post)
+        show("one-strain predict", predict)
+        health = wrk(f"{server.base_url}/healthz", 32, args.seconds)
+        show("/healthz", health)
+        ratio = predict["rps"] / health["rps"]
+        print(f"  predict/healthz throughput: {ratio:.0%}; target >= 60%: "
+              f"{'met' if ratio >= 0.6 else 'NOT met'}")
+
+        print("large batch:")
+        big_request(server)
+
+        print("memory over 10,000 one-strain requests:")
+        limit = 10_000
+        before = server.rss_kib()
+        counted = wrk(server.predict_url, 32, 300, _LUA_COUNT.format(
+            body=ONE_STRAIN.decode(), limit=limit), threads=1)
+        after = server.rss_kib()
+        print(f"  RSS before {before / 1024:.1f} MiB, after {counted['requests']} requests "
+              f"{after / 1024:.1f} MiB: change {(after - before) / 1024:+.1f} MiB "
+              f"({(after - before) / before:+.1%})")
+        again = wrk(server.predict_url, 32, 300, _LUA_COUNT.format(
+            body=ONE_STRAIN.decode(), limit=limit), threads=1)
+        final = server.rss_kib()
+        print(f"  after {again['requests']} more: {final / 1024:.1f} MiB: change "
+              f"{(final - after) / 1024:+.1f} MiB ({(final - after) / after:+.1%})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Predict-kernel speed and accuracy against the plain-numpy reference, in one run.
+
+    .venv/bin/python benchmarks/kernel.py [--draws 1000] [--repeats 5] [--extra 16,16]
+
+For 1, 1,000 and 100,000 strains: draw·points/s of the fast kernel (Posterior.predict)
+and of the numpy reference (Posterior.predict_reference), their ratio, and the largest
+|kernel - reference| over mean, aleatoric SD and epistemic SD relative to the total SD.
+Networks: a 1->16 tanh trunk with two heads (the issue's yardstick) and the trainer's
+default architecture (training.model.BNNConfig). Times are the best of --repeats runs (the
+reference at 100,000 strains runs once: it takes seconds). Targets printed beside the
+figures; nothing here asserts (benchmarks are not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from service.predictor import Posterior  # noqa: E402
+from service.testing import random_artifact  # noqa: E402
+
+SIZES = (1, 1_000, 100_000)
+TARGET_RATE = 200e6  # draw·points/s at 100,000 strains x 1,000 draws, 1->16 network
+TARGET_RATIO = 25.0
+TARGET_ERROR = 1e-3
+
+
+def multiply_adds(hidden_sizes: tuple[int, ...]) -> int:
+    """Multiply-adds per draw·point: trunk layers plus both heads (tanh counted apart)."""
+    fan_in, total = 1, 0
+    for width in hidden_sizes:
+        total += fan_in * width
+        fan_in = width
+    return total + 2 * fan_in
+
+
+def best_time(call, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def trainer_default() -> tuple[tuple[int, ...], int, str]:
+    from training.model import BNNConfig  # imports PyMC: only for its defaults
+
+    config = BNNConfig()
+    return tuple(config.hidden_sizes), int(config.draws), config.noise_link
+
+
+def run(label: str, hidden_sizes: tuple[int, ...], draws: int, link: str,
+        repeats: int) -> None:
+    posterior = Posterior(random_artifact(draws=draws, hidden_sizes=hidden_sizes,
+                                          noise_link=link, seed=0))
+    target = TARGET_RATE * multiply_adds((16,)) / multiply_adds(hidden_sizes)
+    print(f"\n{label}: hidden {list(hidden_sizes)}, {draws} draws, noise link {link}, "
+          f"{multiply_adds(hidden_sizes)} multiply-adds + {sum(hidden_sizes)} tanh per "
+          f"draw·point (rate target scaled: {target / 1e6:.0f} M/s)")
+    print(f"{'strains':>8} {'tangent':>7} {'kernel ms':>10} {'kernel M/s':>11} "
+          f"{'numpy ms':>10} {'numpy M/s':>10} {'ratio':>7} {'max err/total SD':>17}")
+    rng = np.random.default_rng(1)
+    for n in SIZES:
+        for tangent in ((False, True) if n == SIZES[-1] else (False,)):
+            strain = rng.uniform(-0.6, 0.6, n)
+            fast = posterior.predict(strain, tangent=tangent)
+            started = time.perf_counter()
+            ref = posterior.predict_reference(strain, tangent=tangent)
+            ref_time = time.perf_counter() - started
+            if n < SIZES[-1]:
+                ref_time = min(ref_time, best_time(
+                    lambda s=strain, t=tangent: posterior.predict_reference(s, tangent=t),
+                    repeats - 1))
+            kernel_time = best_time(
+                lambda s=strain, t=tangent: posterior.predict(s, tangent=t), repeats)
+            error = max(np.max(np.abs(getattr(fast, f) - getattr(ref, f)) / ref.total_sd)
+                        for f in ("mean", "aleatoric_sd", "epistemic_sd"))
+            work = n * draws
+            print(f"{n:>8} {str(tangent):>7} {kernel_time * 1e3:>10.3f} "
+                  f"{work / kernel_time / 1e6:>11.1f} {ref_time * 1e3:>10.1f} "
+                  f"{work / ref_time / 1e6:>10.1f} {ref_time / kernel_time:>7.1f} "
+                  f"{error:>17.2e}")
+            if n == SIZES[-1] and not tangent:
+                rate, ratio = work / kernel_time, ref_time / kernel_time
+                print(f"  targets at {n} strains: rate {rate / 1e6:.0f} M/s >= "
+                      f"{target / 1e6:.0f} M/s: {'met' if rate >= target else 'NOT met'}; "
+                      f"ratio {ratio:.1f}x >= {TARGET_RATIO:.0f}x: "
+                      f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}; "
+                      f"error {error:.1e} <= {TARGET_ERROR:g}: "
+                      f"{'met' if error <= TARGET_ERROR else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--extra", default=None,
+                        help="another architecture to time, e.g. 16,16")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, load average: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
+    run("1->16 two-head network", (16,), args.draws, "exp", args.repeats)
+    hidden, draws, link = trainer_default()
+    run("trainer default (training.model.BNNConfig)", hidden, draws, link, args.repeats)
+    if args.extra:
+        extra = tuple(int(w) for w in args.extra.split(","))
+        run("extra architecture", extra, args.draws, "softplus", args.repeats)
+
+
+if __name__ == "__main__":
+    main()

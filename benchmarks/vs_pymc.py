@@ -1,0 +1,132 @@
+"""Our endpoint vs PyMC's per-request posterior predictive, on the same posterior.
+
+    .venv/bin/python benchmarks/vs_pymc.py [--repeats 20]
+
+One posterior (a 1->16 network, 1,000 draws, random weights) answers both ways:
+- ours: POST /v1/models/<name>/predict to the service on loopback (`surrogate-serve`,
+  temporary SQLite registry), over one keep-alive connection, JSON decoded by the client;
+- PyMC: what most PyMC users write per request: the model from
+  training.model.HeteroskedasticBNN.build_model, an ArviZ InferenceData holding the same
+  draws, then `pm.set_data` + `pm.sample_posterior_predictive`, summarised (mean and SD of
+  the predictive samples, back in physical units).
+Median latency (and best) for 1 and 1,000 strains, and the ratio. Nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import training  # noqa: E402,F401  (PyTensor BLAS flags before PyMC loads)
+
+# isort: split
+import arviz as az  # noqa: E402
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+import pymc as pm  # noqa: E402
+
+from benchmarks._server import serve  # noqa: E402
+from service.artifact import Artifact, layer_names  # noqa: E402
+from service.predictor import Posterior  # noqa: E402
+from service.testing import random_artifact  # noqa: E402
+from training.model import BNNConfig, HeteroskedasticBNN  # noqa: E402
+
+SIZES = (1, 1_000)
+TARGET_RATIO = 1000.0
+
+
+def pymc_predictor(artifact: Artifact):
+    """A function strain -> (mean, sd) doing PyMC's per-request posterior predictive."""
+    norm = artifact.manifest["normalisation"]
+    config = BNNConfig(hidden_sizes=tuple(artifact.hidden_sizes), draws=artifact.draws,
+                       noise_link=artifact.manifest["architecture"]["noise_link"])
+    x0 = np.zeros(2)
+    model = HeteroskedasticBNN(config).build_model(x0, np.zeros(2))
+    posterior = {}
+    for layer in layer_names(len(artifact.hidden_sizes)):
+        for part in ("W", "b"):
+            name = f"{layer}.{part}"
+            posterior[name.replace(".", "_")] = artifact.arrays[name][None, ...]  # 1 chain
+    idata = az.from_dict(posterior=posterior)
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+
+    def predict(strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = (strain - norm["x_mean"]) / norm["x_scale"]
+        with model:
+            pm.set_data({"x": x})
+            draws = pm.sample_posterior_predictive(
+                idata, var_names=["y"], progressbar=False, random_seed=0)
+        y = norm["y_mean"] + norm["y_scale"] * draws.posterior_predictive["y"].values
+        y = y.reshape(-1, strain.size)
+        return y.mean(axis=0), y.std(axis=0)
+
+    return predict
+
+
+def timings(call, repeats: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, load average: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
+    artifact = random_artifact(draws=1000, hidden_sizes=(16,), seed=0)
+    pymc_predict = pymc_predictor(artifact)
+    posterior = Posterior(artifact)
+    rng = np.random.default_rng(0)
+    with serve(artifact, quiet=False) as server, httpx.Client(timeout=60) as client:
+        print(f"posterior: hidden {artifact.hidden_sizes}, {artifact.draws} draws; service "
+              f"pid {server.process.pid} (access logs on, as deployed)")
+        print(f"{'strains':>8} {'ours median ms':>15} {'ours best ms':>13} "
+              f"{'PyMC median ms':>15} {'PyMC best ms':>13} {'ratio (medians)':>16}")
+        for n in SIZES:
+            strain = rng.uniform(-0.5, 0.5, n)
+            body = orjson.dumps({"strain": strain}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+            def ours(body=body):
+                response = client.post(server.predict_url, content=body,
+                                       headers={"content-type": "application/json"})
+                response.raise_for_status()
+                return orjson.loads(response.content)
+
+            for _ in range(5):  # warm both paths (PyMC compiles its function per call)
+                ours()
+            pymc_predict(strain)
+            ours_median, ours_best = timings(ours, args.repeats * 10)
+            pymc_median, pymc_best = timings(lambda s=strain: pymc_predict(s),
+                                             max(3, args.repeats // 2))
+            ratio = pymc_median / ours_median
+            print(f"{n:>8} {ours_median * 1e3:>15.3f} {ours_best * 1e3:>13.3f} "
+                  f"{pymc_median * 1e3:>15.1f} {pymc_best * 1e3:>13.1f} {ratio:>15.0f}x")
+            # The same summaries in process (no HTTP): the kernel's share of our latency.
+            kernel_median, _ = timings(lambda s=strain: posterior.predict(s), args.repeats * 10)
+            print(f"  in-process Posterior.predict: {kernel_median * 1e3:.3f} ms median, "
+                  f"{pymc_median / kernel_median:.0f}x faster than PyMC")
+            if n == 1:
+                print(f"  target >= {TARGET_RATIO:.0f}x faster end to end for one strain: "
+                      f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+            # Same posterior: the predictive means agree up to Monte-Carlo noise.
+            ours_mean = np.array(ours()["mean"])
+            pymc_mean, pymc_sd = pymc_predict(strain)
+            z = np.max(np.abs(ours_mean - pymc_mean) / (pymc_sd / np.sqrt(artifact.draws)))
+            print(f"  sanity: max |our mean - PyMC sample mean| = {z:.1f} Monte-Carlo SEs")
+
+
+if __name__ == "__main__":
+    main()
