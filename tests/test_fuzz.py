@@ -85,6 +85,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(server: Live
                   suppress_health_check=list(HealthCheck))
         @given(case=strategy)
         def fuzz(case) -> None:
+            if path_parameters and isinstance(case.body, dict):
+                # Aimed at the registered model: drop the (almost surely unknown) version or
+                # alias a valid body may carry, so the request reaches the numerics.
+                case.body.pop("version", None)
+                case.body.pop("alias", None)
+                if isinstance(case.body.get("parameters"), dict):
+                    case.body["parameters"].pop("alias", None)
             response = case.call(base_url=server.base_url, session=http, timeout=30)
             statuses[response.status_code] += 1
             per_operation[operation.label] += 1
