@@ -7,8 +7,10 @@ and of the numpy reference (Posterior.predict_reference), their ratio, and the l
 |kernel - reference| over mean, aleatoric SD and epistemic SD relative to the total SD.
 Networks: a 1->16 tanh trunk with two heads (the issue's yardstick) and the trainer's
 default architecture (training.model.BNNConfig). Times are the best of --repeats runs (the
-reference at 100,000 strains runs once: it takes seconds). Targets printed beside the
-figures; nothing here asserts (benchmarks are not tests).
+reference at 100,000 strains runs once: it takes seconds). "kernel cores" is the CPU time
+the process got per wall second during the kernel runs (2.0 = both cores to itself; less
+means other processes took CPU) and "M/s per core" the rate divided by it. Targets
+printed beside the figures; nothing here asserts (benchmarks are not tests).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The project root replaces this folder on the path (benchmarks/http.py would shadow the
+# standard library's `http`).
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
@@ -42,12 +46,20 @@ def multiply_adds(hidden_sizes: tuple[int, ...]) -> int:
 
 
 def best_time(call, repeats: int) -> float:
-    best = float("inf")
+    return timed(call, repeats)[0]
+
+
+def timed(call, repeats: int) -> tuple[float, float]:
+    """Best wall time of `repeats` calls, and the cores this process got on average
+    (CPU seconds / wall seconds over all calls: < 2 on two cores means others took CPU)."""
+    best, wall, cpu = float("inf"), 0.0, 0.0
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         call()
-        best = min(best, time.perf_counter() - started)
-    return best
+        elapsed = time.perf_counter() - started
+        best, wall = min(best, elapsed), wall + elapsed
+        cpu += time.process_time() - started_cpu
+    return best, cpu / wall
 
 
 def trainer_default() -> tuple[tuple[int, ...], int, str]:
@@ -66,7 +78,8 @@ def run(label: str, hidden_sizes: tuple[int, ...], draws: int, link: str,
           f"{multiply_adds(hidden_sizes)} multiply-adds + {sum(hidden_sizes)} tanh per "
           f"draw·point (rate target scaled: {target / 1e6:.0f} M/s)")
     print(f"{'strains':>8} {'tangent':>7} {'kernel ms':>10} {'kernel M/s':>11} "
-          f"{'numpy ms':>10} {'numpy M/s':>10} {'ratio':>7} {'max err/total SD':>17}")
+          f"{'numpy ms':>10} {'numpy M/s':>10} {'ratio':>7} {'max err/total SD':>17} "
+          f"{'kernel cores':>12} {'M/s per core':>12}")
     rng = np.random.default_rng(1)
     for n in SIZES:
         for tangent in ((False, True) if n == SIZES[-1] else (False,)):
@@ -79,7 +92,7 @@ def run(label: str, hidden_sizes: tuple[int, ...], draws: int, link: str,
                 ref_time = min(ref_time, best_time(
                     lambda s=strain, t=tangent: posterior.predict_reference(s, tangent=t),
                     repeats - 1))
-            kernel_time = best_time(
+            kernel_time, cores = timed(
                 lambda s=strain, t=tangent: posterior.predict(s, tangent=t), repeats)
             error = max(np.max(np.abs(getattr(fast, f) - getattr(ref, f)) / ref.total_sd)
                         for f in ("mean", "aleatoric_sd", "epistemic_sd"))
@@ -87,7 +100,7 @@ def run(label: str, hidden_sizes: tuple[int, ...], draws: int, link: str,
             print(f"{n:>8} {str(tangent):>7} {kernel_time * 1e3:>10.3f} "
                   f"{work / kernel_time / 1e6:>11.1f} {ref_time * 1e3:>10.1f} "
                   f"{work / ref_time / 1e6:>10.1f} {ref_time / kernel_time:>7.1f} "
-                  f"{error:>17.2e}")
+                  f"{error:>17.2e} {cores:>12.2f} {work / kernel_time / cores / 1e6:>12.1f}")
             if n == SIZES[-1] and not tangent:
                 rate, ratio = work / kernel_time, ref_time / kernel_time
                 print(f"  targets at {n} strains: rate {rate / 1e6:.0f} M/s >= "
