@@ -1,5 +1,7 @@
 """Every inference method through a tiny real PyMC fit, and the ADVI stopping rule."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,10 @@ def test_advi_methods_record_loss_trace_stages_and_convergence(method: str) -> N
     diag = trained.artifact.manifest["diagnostics"]
     assert diag["method"] == method
     assert 0 < diag["steps"] <= 600 and len(trained.result.loss_trace) == diag["steps"]
-    assert diag["stages"][0]["learning_rate"] == pytest.approx(0.01)
+    first_rate = 0.01 if method == "advi" else 0.001  # full rank: a tenth of the step
+    assert diag["stages"][0]["learning_rate"] == pytest.approx(first_rate)
+    for later in diag["stages"][1:]:  # only if the first stage left steps over
+        assert later["learning_rate"] == pytest.approx(first_rate / 10)
     assert isinstance(diag["converged"], bool)
     assert diag["map"]["evaluations"] > 0
     assert trained.artifact.arrays["trunk0.W"].shape == (30, 1, 3)
@@ -73,10 +78,12 @@ def test_ensemble_stores_one_draw_per_member_from_distinct_optima() -> None:
 
 
 @pytest.mark.slow
-def test_nuts_records_divergences_and_function_space_r_hat() -> None:
+def test_nuts_records_divergences_and_function_space_r_hat(tmp_path: Path) -> None:
     config = BNNConfig().with_overrides(method="nuts", hidden_sizes=(3,), draws=40, tune=40,
                                         chains=2)
-    trained = fit_data(tiny_data(), config, holdout=0.0)
+    trained = fit_data(tiny_data(), config, holdout=0.0, report_dir=tmp_path)
+    # The NUTS report draws per-chain function-space traces instead of a loss curve.
+    assert (tmp_path / "convergence.png").stat().st_size > 10_000
     diag = trained.artifact.manifest["diagnostics"]
     assert diag["method"] == "nuts" and diag["chains"] == 2
     assert isinstance(diag["divergences"], int)

@@ -160,8 +160,12 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
                  title=f"{title}: function-space traces (max R-hat {r_hat})")
         axis.legend(fontsize=8)
     else:
-        values = artifact.manifest["diagnostics"].get("member_log_posterior", [])
-        axis.bar(np.arange(len(values)), values, color="tab:blue")
-        axis.set(xlabel="ensemble member [1]", ylabel="log posterior at MAP [nats]",
-                 title=f"{title}: members' optima")
+        values = np.asarray(artifact.manifest["diagnostics"].get("member_log_posterior", []))
+        # The gap to the best member: a member stuck in a poor optimum stands out.
+        axis.bar(np.arange(values.size), values.max() - values if values.size else [],
+                 color="tab:blue")
+        axis.set(xlabel="ensemble member [1]",
+                 ylabel="log posterior below the best member [nats]",
+                 title=f"{title}: members' MAP optima (best: {values.max():.1f})"
+                 if values.size else f"{title}: members' MAP optima")
     return figure
