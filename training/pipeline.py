@@ -131,7 +131,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
         from training.report import write_report
 
         files = write_report(artifact, result, train, data, split, report_dir)
-        manifest["report"] = {"dir": str(report_dir), "files": files}
+        manifest["report"] = {"dir": str(Path(report_dir).resolve()), "files": files}
     artifact.validate()
     return trained
 
