@@ -21,14 +21,21 @@ How it is fast, and why it stays accurate:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core.errors import NumbaWarning
-from numba.extending import intrinsic
+
+# GNU OpenMP (numba's parallel backend here) otherwise spins its idle threads after every
+# parallel call, taking CPU from the event loop serving the next requests. Read when the
+# OpenMP library loads (the first parallel call), so set before warm_up below.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from llvmlite import ir  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
+from numba.core.errors import NumbaWarning  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Elementary functions in float32 that LLVM can vectorise (no libm calls in the hot loop).
