@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--fullrank", action="store_true", help="add full-rank ADVI")
     parser.add_argument("--methods", help="comma-separated substrings of method names")
     args = parser.parse_args()
-    methods: dict[str, Method] = {"heteroskedastic ADVI": bnn_method(method="advi")}
+    methods: dict[str, Method] = {"heteroskedastic ADVI (default)": bnn_method(method="advi")}
     if args.fullrank:
         methods["heteroskedastic FR-ADVI"] = bnn_method(method="fullrank_advi")
     if not args.skip_nuts:
@@ -184,7 +184,7 @@ def main() -> None:
             method="nuts", chains=args.nuts_chains, draws=args.nuts_draws,
             tune=args.nuts_tune)
     methods["homoskedastic ADVI"] = bnn_method(noise="homoskedastic", method="advi")
-    methods["deep ensemble (default)"] = bnn_method()
+    methods["deep ensemble"] = bnn_method(method="ensemble")
     methods["NGBoost (500, Normal)"] = ngboost_method
     if args.methods:
         wanted = [w.strip().lower() for w in args.methods.split(",")]

@@ -44,7 +44,8 @@ def fit(
     alias: str | None = typer.Option(None, help="Point this alias at the new version."),
     noise: str = typer.Option("heteroskedastic", help="heteroskedastic | homoskedastic."),
     hidden: str = typer.Option("16", help="Hidden layer widths, comma separated."),
-    method: str = typer.Option("ensemble", help="ensemble | advi | fullrank_advi | nuts."),
+    method: str | None = typer.Option(None, help="advi (default) | fullrank_advi | nuts | "
+                                      "ensemble."),
     steps: int | None = typer.Option(None, help="Maximum ADVI steps (it stops earlier when "
                                      "the loss plateaus)."),
     draws: int | None = typer.Option(None, min=2, help="Posterior draws to store."),
@@ -211,7 +212,7 @@ def demo(
     make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0)
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
-        method="ensemble", steps=None, draws=None, tune=None, chains=None, target_accept=None,
+        method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
         members=None, holdout=0.2, report=None, seed=0, database_url=url, artifact_out=None,
         idata_out=None,
         register_url=None, token=None)

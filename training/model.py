@@ -6,13 +6,13 @@ exists to replace) keeps only a bias in the sigma head, so sigma does not depend
 is kept for comparison and is stored in the same artifact layout (sigma-head weights 0).
 
 Inference methods (`BNNConfig.method`):
-- ``advi``: mean-field ADVI started at a MAP point of the posterior, run in
+- ``advi`` (default): mean-field ADVI started at a MAP point of the posterior, run in
   learning-rate stages until the smoothed loss stops improving (see `LossPlateau`).
 - ``fullrank_advi``: the same with a full-rank Gaussian (captures weight correlations;
   slower per step, more parameters).
 - ``nuts``: NUTS through nutpie (numba backend), several chains, started at MAP points of
   independent random initialisations.
-- ``ensemble`` (default): a deep ensemble (Lakshminarayanan et al. 2017) of MAP fits of
+- ``ensemble``: a deep ensemble (Lakshminarayanan et al. 2017) of MAP fits of
   this very model (priors included, so each member is regularised) from independent
   random initialisations; every member is one "draw" of the artifact.
 
@@ -60,11 +60,13 @@ class BNNConfig:
     bias_prior_sd: float = 1.0
     # Prior centre of log sigma in normalised units: noise a third of the data's SD.
     log_sigma_prior_mean: float = -1.0
-    # Measured on the demo group and mcycle (docs/calibration.md): the MAP ensemble
-    # recovers the scatter best (aleatoric error 4.4% vs 8.0% for MAP-started mean-field
-    # ADVI), ties NGBoost's held-out NLPD, has epistemic SD that grows outside the data
-    # (x12 at 25% beyond the ends; ADVI x0.8) and wins on mcycle (0.49 vs 0.75).
-    method: str = "ensemble"
+    # ADVI is the product's default (DESIGN.md): a posterior approximation whose epistemic
+    # SD inside the data has the right size (~0.01 MPa on the demo, as scatter/sqrt(rows)
+    # implies). Measured alternatives (docs/calibration.md): the MAP deep ensemble recovers
+    # the scatter better (aleatoric error 4.4% vs 8.0%) and its epistemic SD grows outside
+    # the data (x12 vs x0.8), but inside the data its epistemic SD is ~20x too small
+    # (members differ by optimisation, not posterior width); NUTS is best but slow.
+    method: str = "advi"
     # ADVI: at most this many steps in all; the fit stops earlier when the loss plateaus.
     max_steps: int = 30_000
     learning_rate: float = 0.01
