@@ -335,7 +335,8 @@ def test_fit_registers_through_the_admin_api_with_its_inference_data(
     assert made.exit_code == 0, made.output
     fitted = runner.invoke(cli, ["fit", str(csv), "--name", "fitted", "--alias", "production",
                                  "--register-url", a.url, "--token", TOKEN, "--steps", "200",
-                                 "--draws", "10", "--hidden", "3"])
+                                 "--draws", "10", "--hidden", "3",
+                                 "--report", str(tmp_path / "report")])
     assert fitted.exit_code == 0, fitted.output
     assert "registered fitted version 1 as 'production'" in fitted.output
     with b.client() as client_b:
