@@ -116,7 +116,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
     with serve(quiet=args.quiet_logs) as server:
-        print(f"service pid {server.process.pid} at {server.base_url}, model with "
+        print(f"service pid {server.running.process.pid} at {server.base_url}, model with "
               f"{server.artifact.draws} draws, hidden {server.artifact.hidden_sizes}, "
               f"access logs {'off' if args.quiet_logs else 'on (deployed default)'}")
         post = _LUA_POST.format(body=ONE_STRAIN.decode())
@@ -143,16 +143,16 @@ def main() -> None:
 
         print("memory over 10,000 one-strain requests:")
         limit = 10_000
-        before = server.rss_kib()
+        before = server.running.rss_kib()
         counted = wrk(server.predict_url, 32, 300, _LUA_COUNT.format(
             body=ONE_STRAIN.decode(), limit=limit), threads=1)
-        after = server.rss_kib()
+        after = server.running.rss_kib()
         print(f"  RSS before {before / 1024:.1f} MiB, after {counted['requests']} requests "
               f"{after / 1024:.1f} MiB: change {(after - before) / 1024:+.1f} MiB "
               f"({(after - before) / before:+.1%})")
         again = wrk(server.predict_url, 32, 300, _LUA_COUNT.format(
             body=ONE_STRAIN.decode(), limit=limit), threads=1)
-        final = server.rss_kib()
+        final = server.running.rss_kib()
         print(f"  after {again['requests']} more: {final / 1024:.1f} MiB: change "
               f"{(final - after) / 1024:+.1f} MiB ({(final - after) / after:+.1%})")
 

@@ -92,7 +92,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with serve(artifact, quiet=False) as server, httpx.Client(timeout=60) as client:
         print(f"posterior: hidden {artifact.hidden_sizes}, {artifact.draws} draws; service "
-              f"pid {server.process.pid} (access logs on, as deployed)")
+              f"pid {server.running.process.pid} (access logs on, as deployed)")
         print(f"{'strains':>8} {'ours median ms':>15} {'ours best ms':>13} "
               f"{'PyMC median ms':>15} {'PyMC best ms':>13} {'ratio (medians)':>16}")
         for n in SIZES:

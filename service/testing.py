@@ -1,10 +1,24 @@
-"""Random-weight artifacts for tests and benchmarks (no PyMC needed)."""
+"""Helpers for tests and benchmarks: random-weight artifacts (no PyMC needed), a seeded
+registry, and a real service process on loopback."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
 import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, expected_shapes
+from service.registry.db import make_engine, make_session_factory, upgrade_to_head
+from service.registry.repository import register_version, set_alias
+from service.settings import PROJECT_ROOT
 
 
 def random_artifact(
@@ -35,3 +49,81 @@ def random_artifact(
         "metrics": {},
     }
     return Artifact(manifest=manifest, arrays=arrays)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],
+                  production: int | None = 1) -> None:
+    """Migrate the registry and register `artifacts` as versions 1..n of `name`, with
+    alias production on version `production`."""
+    upgrade_to_head(database_url)
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        for artifact in artifacts:
+            register_version(session, name, artifact.to_bytes())
+        if production is not None:
+            set_alias(session, name, "production", production)
+        session.commit()
+    engine.dispose()
+
+
+def service_command(port: int, access_log: bool = True) -> list[str]:
+    """The deployed command (`surrogate-serve`), or uvicorn with access logs off."""
+    if access_log:
+        return [str(Path(sys.executable).parent / "surrogate-serve"), "--host", "127.0.0.1",
+                "--port", str(port)]
+    return [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log"]
+
+
+@dataclass
+class ServerProcess:
+    """A real service process on loopback, its output captured in `log`."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def launch(cls, command: Sequence[str], port: int, env: Mapping[str, str],
+               log: Path) -> ServerProcess:
+        with open(log, "wb") as sink:
+            process = subprocess.Popen(list(command), cwd=PROJECT_ROOT, stdout=sink,
+                                       stderr=subprocess.STDOUT, env={**os.environ, **env})
+        return cls(f"http://127.0.0.1:{port}", process, log)
+
+    def wait_until_ok(self, path: str = "/healthz", timeout_s: float = 60.0) -> None:
+        """Poll `path` until it answers 200; RuntimeError with the log's tail otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}{path}", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not come up:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def rss_kib(self) -> int:
+        """Resident set size of the server process (Linux /proc)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")

@@ -20,16 +20,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service.registry.db import upgrade_to_head
-from service.testing import random_artifact
+from service.testing import ServerProcess, free_port, random_artifact, service_command
 from tests.conftest import create_pg_database
-from tests.postgres_server import PostgresServer, find_pg_bin, free_port
+from tests.postgres_server import PostgresServer, find_pg_bin
 
 BIN = Path(sys.executable).parent
 TOKEN = "replica-test-token-8c1f"
@@ -37,39 +36,25 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LIVE_RELOAD_LIMIT_S = 2.0  # what the issue promises with the default poll interval
 
 
-@dataclass
-class Replica:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
+class Replica(ServerProcess):
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
 
 
 def launch_replica(database_url: str, folder: Path, label: str, **env: str) -> Replica:
     port = free_port()
-    log = folder / f"{label}.log"
-    environment = {**os.environ, "SURROGATE_DATABASE_URL": database_url,
-                   "SURROGATE_ADMIN_TOKEN": TOKEN, **env}
-    process = subprocess.Popen(
-        [str(BIN / "surrogate-serve"), "--host", "127.0.0.1", "--port", str(port)],
-        env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    return Replica(f"http://127.0.0.1:{port}", process, log)
+    environment = {"SURROGATE_DATABASE_URL": database_url, "SURROGATE_ADMIN_TOKEN": TOKEN,
+                   **env}
+    return Replica.launch(service_command(port), port, environment, folder / f"{label}.log")
 
 
 def wait_ready(replica: Replica) -> Replica:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{replica.url}/readyz", timeout=1).status_code == 200:
-                return replica
-        except httpx.TransportError:
-            pass
-        if replica.process.poll() is not None or time.monotonic() > deadline:
-            stop_replica(replica)
-            pytest.fail(f"replica did not come up:\n{replica.log.read_text()[-3000:]}")
-        time.sleep(0.1)
+    try:
+        replica.wait_until_ok("/readyz", timeout_s=30)
+    except RuntimeError as exc:
+        replica.stop()
+        pytest.fail(f"replica did not come up: {exc}")
+    return replica
 
 
 def start_replica(database_url: str, folder: Path, label: str, **env: str) -> Replica:
@@ -77,12 +62,7 @@ def start_replica(database_url: str, folder: Path, label: str, **env: str) -> Re
 
 
 def stop_replica(replica: Replica) -> None:
-    replica.process.terminate()
-    try:
-        replica.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        replica.process.kill()
-        replica.process.wait(timeout=10)
+    replica.stop()
 
 
 def replica_pair(postgres_server: PostgresServer, folder: Path,

@@ -1,31 +1,46 @@
-"""Request dependencies as Annotated aliases (FastAPI full-stack template style)."""
+"""Request dependencies as Annotated aliases (FastAPI full-stack template style).
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool,
+and a one-strain predict with five of them paid more for those thread hops than for the
+prediction itself (benchmarks/http.py). None of them blocks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service.model_cache import LiveRegistry, ModelCache
 from service.settings import Settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # Creating a Session does not connect; most predicts are answered from memory and
+    # never use it. Closing an unused session is free; a used one may talk to the
+    # database (rollback, pool check-in), so it is closed off the event loop.
+    session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-def get_cache(request: Request) -> ModelCache:
+async def get_cache(request: Request) -> ModelCache:
     return request.app.state.model_cache
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_live_registry(request: Request) -> LiveRegistry:
+async def get_live_registry(request: Request) -> LiveRegistry:
     return request.app.state.live_registry
 
 
