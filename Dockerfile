@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 surrogate
-# Dependencies first (cached while only the code changes).
+# The code is copied before the install: an editable install needs the packages present.
 COPY pyproject.toml README.md alembic.ini ./
 COPY service ./service
 COPY training ./training
