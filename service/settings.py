@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     max_samples_per_request: int = Field(
         10_000_000, gt=0, description="Largest points x draws of posterior-predictive samples "
         "one request may ask for (more is a 413).")
+    max_quantile_points_per_request: int = Field(
+        100_000, gt=0, description="Largest number of strains one request may ask quantiles "
+        "for (more is a 413): each strain solves the mixture CDF over all draws, ~50 us per "
+        "strain at 1000 draws, so 10^6 strains would hold a worker for about a minute.")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body on the prediction routes "
         "(more is a 413 before any parsing; 1,000,000 strains at full precision take ~25 MB).")

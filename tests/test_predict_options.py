@@ -158,7 +158,8 @@ def test_a_million_strains_in_one_request(client: TestClient, artifact) -> None:
 
 def test_limits_are_configurable_and_clear(database_url: str, artifact) -> None:
     settings = Settings(database_url=database_url, max_points_per_request=100,
-                        max_samples_per_request=1_000, max_request_bytes=10_000)
+                        max_samples_per_request=1_000, max_request_bytes=10_000,
+                        max_quantile_points_per_request=20)
     with TestClient(create_app(settings)) as client:
         assert predict(client, {"strain": [0.0] * 100}).status_code == 200
         points = predict(client, {"strain": [0.0] * 101})
@@ -167,8 +168,12 @@ def test_limits_are_configurable_and_clear(database_url: str, artifact) -> None:
                                content=b'{"strain": [' + b"0.0, " * 3000 + b"0.0]}",
                                headers={"content-type": "application/json"})
         assert predict(client, {"strain": [0.0] * 10, "draws": 100}).status_code == 200
+        assert predict(client, {"strain": [0.0] * 20, "quantiles": [0.5]}).status_code == 200
+        quantiles = predict(client, {"strain": [0.0] * 21, "quantiles": [0.5]})
     assert points.status_code == 413 and "limit is 100" in points.json()["error"]["message"]
     assert samples.status_code == 413 and "1100 samples" in samples.json()["error"]["message"]
+    assert quantiles.status_code == 413
+    assert quantiles.json()["error"]["details"][0]["field"] == "quantiles"
     assert big_body.status_code == 413
     assert big_body.json()["error"]["code"] == "payload_too_large"
     assert "10000 bytes" in big_body.json()["error"]["message"]

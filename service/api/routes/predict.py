@@ -77,6 +77,12 @@ def predict(
             f"limit is {settings.max_samples_per_request} per request",
             [{"field": "draws", "limit": settings.max_samples_per_request}],
         )
+    if body.quantiles is not None and points > settings.max_quantile_points_per_request:
+        raise PayloadTooLargeError(
+            f"quantiles were asked for {points} strains; the limit is "
+            f"{settings.max_quantile_points_per_request} strains per request with quantiles",
+            [{"field": "quantiles", "limit": settings.max_quantile_points_per_request}],
+        )
     # From the in-memory routing table (kept live by polling); the DB only for unseen names.
     ref = live.resolve(session, name, body.version, body.alias, settings.default_alias)
     posterior = cache.get(session, ref)
