@@ -220,12 +220,6 @@ def list_models(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def count_versions(session: Session, name: str) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(ModelVersion).where(ModelVersion.name == name)
-    ) or 0)
-
-
 # --- admin operations (each caller records an audit entry in the same transaction) ------
 
 
