@@ -303,16 +303,12 @@ def test_fit_registers_through_the_admin_api_with_its_inference_data(
     """A tiny real fit: `surrogate-train fit --register-url` uploads the artifact and the
     ArviZ netCDF; the other replica exports it and ArviZ opens it."""
     import arviz as az
-    from typer.testing import CliRunner
 
+    from tests.cli_helpers import make_group_csv, runner
     from training.cli import cli
 
     a, b = two_replicas
-    runner = CliRunner()
-    csv = tmp_path / "group.csv"
-    made = runner.invoke(cli, ["make-data", "--out", str(csv), "--materials", "3",
-                               "--points", "10"])
-    assert made.exit_code == 0, made.output
+    csv = make_group_csv(tmp_path / "group.csv", materials=3, points=10, seed=0)
     fitted = runner.invoke(cli, ["fit", str(csv), "--name", "fitted", "--alias", "production",
                                  "--register-url", a.url, "--token", TOKEN, "--steps", "200",
                                  "--draws", "10", "--hidden", "3",

@@ -4,23 +4,17 @@ records them, and every CLI fit stores a report even without --report."""
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from service.artifact import Artifact, sha256_hex
+from tests.cli_helpers import TINY, make_group_csv, runner
 from training.cli import cli
 
-runner = CliRunner()
-TINY = ["--method", "advi", "--steps", "300", "--draws", "20", "--hidden", "4"]
 FIGURES = {"fit.png", "sd.png", "calibration.png", "convergence.png"}
 
 
 @pytest.fixture
 def group_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "group.csv"
-    result = runner.invoke(cli, ["make-data", "--out", str(path), "--materials", "5",
-                                 "--points", "12", "--seed", "4"])
-    assert result.exit_code == 0, result.output
-    return path
+    return make_group_csv(tmp_path / "group.csv", 5, 12, 4)
 
 
 def test_fit_writes_report_figures_and_records_them_in_the_manifest(

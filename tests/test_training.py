@@ -6,16 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from service.artifact import Artifact
+from tests.cli_helpers import TINY, make_group_csv, runner
 from training.cli import cli
 from training.data import load_csv, make_mooney_rivlin_group
 from training.model import BNNConfig
 from training.pipeline import fit_data
-
-runner = CliRunner()
-TINY = ["--method", "advi", "--steps", "300", "--draws", "20", "--hidden", "4"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,11 +23,7 @@ def _reports_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def small_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "group.csv"
-    result = runner.invoke(cli, ["make-data", "--out", str(path), "--materials", "4",
-                                 "--points", "12", "--seed", "3"])
-    assert result.exit_code == 0, result.output
-    return path
+    return make_group_csv(tmp_path / "group.csv", 4, 12, 3)
 
 
 def test_make_data_scatter_is_larger_in_compression_than_in_tension() -> None:
