@@ -57,6 +57,8 @@ ADMIN_CALLS = [
     ("patch", "/admin/models/steel", {"json": {"description": "x"}}),
     ("patch", "/admin/models/steel/versions/1", {"json": {"status": "archived"}}),
     ("put", "/admin/models/steel/versions/1/inference-data", {"content": b"\x89HDF\r\n\x1a\n"}),
+    ("put", "/admin/models/steel/versions/1/files/report/fit.png",
+     {"content": b"\x89PNG\r\n\x1a\n"}),
     ("get", "/admin/audit", {}),
 ]
 

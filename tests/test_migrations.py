@@ -24,7 +24,7 @@ from service.testing import random_artifact
 from tests.conftest import create_pg_database
 
 TABLES_0001 = {"registered_models", "model_versions", "model_blobs", "model_aliases"}
-TABLES = TABLES_0001 | {"model_inference_data", "audit_log"}
+TABLES = TABLES_0001 | {"model_inference_data", "audit_log", "model_version_files"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

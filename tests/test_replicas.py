@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.artifact import sha256_hex
 from service.registry.db import upgrade_to_head
 from service.testing import ServerProcess, free_port, random_artifact, service_command
 from tests.conftest import create_pg_database
@@ -226,8 +227,15 @@ def test_cli_register_uploads_an_artifact_through_the_admin_api(
     two_replicas: tuple[Replica, Replica], tmp_path: Path,
 ) -> None:
     a, b = two_replicas
+    report = tmp_path / "report"  # the figures the manifest names go up with the artifact
+    report.mkdir()
+    figure = b"\x89PNG\r\n\x1a\n" + bytes(100)
+    (report / "fit.png").write_bytes(figure)
+    fit = random_artifact(seed=4)
+    fit.manifest["report"] = {"dir": str(report),
+                              "files": [{"file": "fit.png", "sha256": sha256_hex(figure)}]}
     artifact = tmp_path / "fit.npz"
-    artifact.write_bytes(random_artifact(seed=4).to_bytes())
+    artifact.write_bytes(fit.to_bytes())
     command = [str(BIN / "surrogate-train"), "register", str(artifact), "--name", "cli",
                "--url", a.url, "--alias", "production"]
     env = {**os.environ, "SURROGATE_ADMIN_TOKEN": TOKEN}
@@ -236,6 +244,7 @@ def test_cli_register_uploads_an_artifact_through_the_admin_api(
     assert "registered cli version 1 as 'production'" in done.stdout
     with b.client() as client_b:
         wait_until_served(client_b, 1, LIVE_RELOAD_LIMIT_S, "cli")
+        assert client_b.get("/v1/models/cli/versions/1/files/report/fit.png").content == figure
     refused = subprocess.run(command, env={**env, "SURROGATE_ADMIN_TOKEN": "wrong"},
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1
@@ -322,6 +331,10 @@ def test_fit_registers_through_the_admin_api_with_its_inference_data(
         assert detail["source"]  # the command line that registered it
         assert detail["lineage"]["config"]["hidden_sizes"] == [3]
         exported = client_b.get("/v1/models/fitted/versions/1/inference-data")
+        for png in (tmp_path / "report").iterdir():  # every figure, as written on disk
+            served = client_b.get(f"/v1/models/fitted/versions/1/files/report/{png.name}")
+            assert served.content == png.read_bytes()
+        assert len(detail["files"]) == 4
     path = tmp_path / "exported.nc"
     path.write_bytes(exported.content)
     assert "posterior" in az.from_netcdf(str(path)).groups()

@@ -1,9 +1,11 @@
 """The fit report: `surrogate-train fit --report DIR` writes the figures, the manifest
-records them, and every CLI fit stores a report even without --report."""
+records them, the registry stores them with the version (served over HTTP), and every CLI
+fit stores a report even without --report."""
 
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from service.artifact import Artifact, sha256_hex
 from tests.cli_helpers import TINY, make_group_csv, runner
@@ -17,8 +19,8 @@ def group_csv(tmp_path: Path) -> Path:
     return make_group_csv(tmp_path / "group.csv", 5, 12, 4)
 
 
-def test_fit_writes_report_figures_and_records_them_in_the_manifest(
-    group_csv: Path, database_url: str, tmp_path: Path
+def test_fit_writes_report_figures_records_them_and_the_registry_serves_them(
+    group_csv: Path, database_url: str, client: TestClient, tmp_path: Path
 ) -> None:
     report = tmp_path / "report"
     artifact_path = tmp_path / "fit.npz"
@@ -36,6 +38,16 @@ def test_fit_writes_report_figures_and_records_them_in_the_manifest(
     assert recorded == {p.name: sha256_hex(p.read_bytes()) for p in report.iterdir()}
     assert manifest["metrics"]["split"]["by"] == "group"
     assert manifest["metrics"]["held_out"]["rows"] == 12
+
+    # Registered with the version (same transaction): any replica serves them.
+    listed = client.get("/v1/models/rubber/versions/1/files").json()
+    assert [f["path"] for f in listed] == sorted(f"report/{name}" for name in FIGURES)
+    for entry in listed:
+        png = report / entry["path"].removeprefix("report/")
+        fetched = client.get(entry["url"])
+        assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+        assert fetched.content == png.read_bytes()
+        assert entry["sha256"] == recorded[png.name]
 
 
 def test_fit_without_report_option_still_stores_a_report(

@@ -75,7 +75,7 @@ def fit(
         typer.echo("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)", err=True)
         raise typer.Exit(2)
     from training.model import BNNConfig
-    from training.pipeline import Units, fit_csv
+    from training.pipeline import Units, fit_csv, report_files
 
     try:
         config = BNNConfig().with_overrides(
@@ -92,11 +92,12 @@ def fit(
         artifact_out.write_bytes(data)
     if idata_out:
         trained.result.inference_data.to_netcdf(str(idata_out))
+    figures = report_files(trained.artifact.manifest)  # stored with the version
     if register_url:
         version = _register_via_api(register_url, token or "", name, data, alias,
-                                    _inference_data_bytes(trained, idata_out))
+                                    _inference_data_bytes(trained, idata_out), files=figures)
     else:
-        version = _register(database_url, name, data, alias)
+        version = _register(database_url, name, data, alias, figures)
     typer.echo(f"registered {name} version {version}"
                f"{f' as {alias!r}' if alias else ''}: {_fit_summary(trained.artifact)}")
     typer.echo(f"report: {trained.artifact.manifest['report']['dir']}")
@@ -131,13 +132,15 @@ def _fit_summary(artifact: object) -> str:
     return ", ".join(parts)
 
 
-def _register(database_url: str | None, name: str, data: bytes, alias: str | None) -> int:
+def _register(database_url: str | None, name: str, data: bytes, alias: str | None,
+              files: dict[str, bytes]) -> int:
     from service.registry.db import SchemaNotAtHeadError
     from service.settings import get_settings
     from training.pipeline import register_artifact
 
     try:
-        return register_artifact(database_url or get_settings().database_url, name, data, alias)
+        return register_artifact(database_url or get_settings().database_url, name, data, alias,
+                                 files)
     except SchemaNotAtHeadError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -157,14 +160,15 @@ def _inference_data_bytes(trained, idata_out: Path | None) -> bytes | None:  # t
 
 def _register_via_api(url: str, token: str, name: str, data: bytes, alias: str | None,
                       inference_data: bytes | None = None,
-                      description: str | None = None) -> int:
+                      description: str | None = None,
+                      files: dict[str, bytes] | None = None) -> int:
     import httpx
 
     from training.registry_client import RegistrationError, register_via_api
 
     try:
         return register_via_api(url, token, name, data, alias=alias, description=description,
-                                inference_data=inference_data).version
+                                inference_data=inference_data, files=files).version
     except (RegistrationError, httpx.HTTPError) as exc:
         typer.echo(f"error: registration through {url} failed: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -183,11 +187,27 @@ def register(
                                       help="ArviZ InferenceData netCDF to attach."),
     description: str | None = typer.Option(None, help="Version description."),
 ) -> None:
-    """Register an artifact file through a running service's admin API."""
-    version = _register_via_api(url, token, name, artifact.read_bytes(), alias,
-                                idata.read_bytes() if idata else None, description)
+    """Register an artifact file through a running service's admin API, with the report
+    figures its manifest names when their folder is readable here."""
+    data = artifact.read_bytes()
+    version = _register_via_api(url, token, name, data, alias,
+                                idata.read_bytes() if idata else None, description,
+                                _figures_if_present(data))
     typer.echo(f"registered {name} version {version}{f' as {alias!r}' if alias else ''} "
                f"via {url}")
+
+
+def _figures_if_present(artifact_bytes: bytes) -> dict[str, bytes]:
+    """The artifact's report figures, or none (with a warning) when they are not readable
+    on this machine, e.g. an artifact copied here without its report folder."""
+    from service.artifact import Artifact
+    from training.pipeline import report_files
+
+    try:
+        return report_files(Artifact.from_bytes(artifact_bytes).manifest)
+    except (OSError, ValueError) as exc:  # ArtifactError is a ValueError
+        typer.echo(f"warning: registering without the report figures: {exc}", err=True)
+        return {}
 
 
 @cli.command()

@@ -175,22 +175,43 @@ def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
     return fit_data(load_csv(path, x, y, group), config, units, holdout, report_dir)
 
 
+def report_files(manifest: dict[str, Any]) -> dict[str, bytes]:
+    """The report figures the manifest records, read back from its folder and keyed by
+    their path in the registry ("report/fit.png"); a figure changed since the fit (its
+    sha256 no longer matches) is refused rather than stored under the fit's name."""
+    report = manifest.get("report")
+    if not report:
+        return {}
+    folder = Path(report["dir"])
+    files = {}
+    for entry in report["files"]:
+        data = (folder / entry["file"]).read_bytes()
+        if sha256_hex(data) != entry["sha256"]:
+            raise ValueError(f"report figure {folder / entry['file']} changed since the fit "
+                             "(its sha256 differs from the manifest's)")
+        files[f"report/{entry['file']}"] = data
+    return files
+
+
 def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
-                      alias: str | None = None) -> int:
-    """Store the artifact as the next version of `name` and optionally move `alias` to it,
-    in one transaction (a failure leaves the registry as it was)."""
+                      alias: str | None = None, files: dict[str, bytes] | None = None) -> int:
+    """Store the artifact (and `files`, e.g. its report figures) as the next version of
+    `name` and optionally move `alias` to it, in one transaction (a failure leaves the
+    registry as it was)."""
     engine = make_engine(database_url)
     try:
         check_schema_at_head(engine)
         with make_session_factory(engine).begin() as session:
             version = register_version(session, name, artifact_bytes,
                                        source=shlex.join(sys.argv),
-                                       registered_by=f"{getpass.getuser()} (direct database)")
+                                       registered_by=f"{getpass.getuser()} (direct database)",
+                                       files=files)
             if alias:
                 set_alias(session, name, alias, version)
             record_audit(session, f"{getpass.getuser()} (surrogate-train)", "register_version",
                          name, version, alias, {"sha256": sha256_hex(artifact_bytes),
-                                                "size_bytes": len(artifact_bytes)})
+                                                "size_bytes": len(artifact_bytes),
+                                                "files": sorted(files or {})})
         return version
     finally:
         engine.dispose()

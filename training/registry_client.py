@@ -42,9 +42,10 @@ def register_via_api(
     source: str | None = None,
     actor: str | None = None,
     timeout_s: float = 120.0,
+    files: dict[str, bytes] | None = None,
 ) -> RegisteredVersion:
     """Upload the artifact (with its sha256, so a corrupted transfer is refused), then the
-    optional ArviZ netCDF."""
+    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...})."""
     headers = {"Authorization": f"Bearer {token}"}
     if actor:
         headers["X-Actor"] = actor
@@ -71,4 +72,12 @@ def register_via_api(
                 raise RegistrationError(f"version {detail['version']} was registered, but "
                                         f"its inference data was refused: "
                                         f"{_error_message(attach)}")
+        for path, data in (files or {}).items():
+            # 201 stored, 200 already there with the same bytes (a retried upload).
+            put = client.put(f"/admin/models/{name}/versions/{detail['version']}/files/{path}",
+                             content=data, headers={"content-type": "image/png"})
+            if put.status_code not in (200, 201):
+                raise RegistrationError(f"version {detail['version']} was registered, but "
+                                        f"its file {path!r} was refused: "
+                                        f"{_error_message(put)}")
     return RegisteredVersion(name, int(detail["version"]), detail)

@@ -32,6 +32,14 @@ class ModelDetail(BaseModel):
     versions: list[VersionBrief]
 
 
+class VersionFile(BaseModel):
+    path: str = Field(description="Relative name within the version, e.g. 'report/fit.png'.")
+    media_type: str
+    size: int = Field(description="Bytes.")
+    sha256: str
+    url: str = Field(description="Where `GET` returns the bytes (relative to the service).")
+
+
 class VersionDetail(BaseModel):
     name: str
     version: int
@@ -51,6 +59,8 @@ class VersionDetail(BaseModel):
     diagnostics: dict[str, Any]
     manifest: dict[str, Any]
     has_inference_data: bool
+    files: list[VersionFile] = Field(description="Files stored with the version: the fit "
+                                                 "report figures.")
 
 
 class AliasUpdate(BaseModel):

@@ -157,3 +157,30 @@ class AuditEntry(Base):
     version: Mapped[int | None] = mapped_column(Integer)
     alias: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ModelVersionFile(Base):
+    """A file that belongs to a version, e.g. its fit report figures ("report/fit.png").
+
+    Stored in the registry (not on the training machine's disk) so every replica and
+    operator can fetch them; immutable once attached, like the rest of a version.
+    """
+
+    __tablename__ = "model_version_files"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["name", "version"],
+            ["model_versions.name", "model_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Deferred: listings and version details read the metadata, not the bytes.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

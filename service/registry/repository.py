@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from service.registry.models import (
     ModelBlob,
     ModelInferenceData,
     ModelVersion,
+    ModelVersionFile,
     RegisteredModel,
     VersionStatus,
 )
@@ -34,6 +36,14 @@ def announce_change(session: Session) -> None:
 
 # netCDF-4 files are HDF5 files; classic netCDF starts with "CDF" and a format byte.
 _NETCDF_MAGICS = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05")
+
+
+# Files a version may carry: relative paths of at most three segments, each starting with
+# a letter or digit (so no "..", no hidden or absolute paths), and only PNG images so far
+# (the fit report figures). The extension decides the media type; the bytes must agree.
+_FILE_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_FILE_PATH = re.compile(rf"(?:{_FILE_SEGMENT}/){{0,2}}{_FILE_SEGMENT}")
+_FILE_TYPES = {".png": ("image/png", b"\x89PNG\r\n\x1a\n")}
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,10 @@ def register_version(
     source: str | None = None,
     registered_by: str | None = None,
     inference_data: bytes | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> int:
-    """Validate an encoded artifact and store it as the next version of `name`.
+    """Validate an encoded artifact and store it as the next version of `name`, with its
+    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...}).
 
     Everything is checked before the first write, so a rejected upload changes nothing
     even if the caller commits.
@@ -103,6 +115,7 @@ def register_version(
     artifact = Artifact.from_bytes(artifact_bytes)  # raises ArtifactError before any write
     if inference_data is not None:
         check_inference_data(inference_data)
+    media_types = {path: check_version_file(path, data) for path, data in (files or {}).items()}
     version = allocate_version(session, name)
     data_info = artifact.manifest.get("data")
     session.add(ModelVersion(
@@ -125,6 +138,8 @@ def register_version(
     if inference_data is not None:
         session.add(ModelInferenceData(name=name, version=version,
                                        sha256=sha256_hex(inference_data), data=inference_data))
+    for path, data in (files or {}).items():
+        session.add(_file_row(name, version, path, media_types[path], data))
     session.flush()
     announce_change(session)
     return version
@@ -312,6 +327,82 @@ def load_inference_data(session: Session, name: str, version: int) -> bytes:
     return row.data
 
 
+def check_version_file(path: str, data: bytes) -> str:
+    """The media type of a file to attach to a version; refuses unsafe paths, types other
+    than PNG, and bytes that do not match the type (the file is served back as is)."""
+    if not _FILE_PATH.fullmatch(path):
+        raise InvalidInputError(
+            f"file path {path!r} is not a safe relative name like 'report/fit.png'",
+            [{"field": "path", "message": "up to 3 segments of letters, digits, '.', '_', "
+              "'-', each starting with a letter or digit"}])
+    suffix = path[path.rfind("."):] if "." in path else ""
+    if suffix not in _FILE_TYPES:
+        raise InvalidInputError(f"file path {path!r}: only {sorted(_FILE_TYPES)} files can "
+                                "be attached", [{"field": "path", "message": "must end in .png"}])
+    media_type, signature = _FILE_TYPES[suffix]
+    if not data.startswith(signature):
+        raise InvalidInputError(f"file {path!r} is not {media_type} (wrong file signature)",
+                                [{"field": "body", "message": f"not {media_type}"}])
+    return media_type
+
+
+def _file_row(name: str, version: int, path: str, media_type: str,
+              data: bytes) -> ModelVersionFile:
+    return ModelVersionFile(name=name, version=version, path=path, media_type=media_type,
+                            size=len(data), sha256=sha256_hex(data), content=data)
+
+
+def attach_file(session: Session, name: str, version: int, path: str,
+                data: bytes) -> tuple[ModelVersionFile, bool]:
+    """Attach a file to an existing version; returns (row, created).
+
+    Files are immutable: sending the same bytes again is a no-op (created is False), so an
+    interrupted upload can simply be retried; different bytes for the same path conflict.
+    """
+    media_type = check_version_file(path, data)
+    get_version(session, name, version)
+    existing = session.get(ModelVersionFile, (name, version, path))
+    if existing is None:
+        row = _file_row(name, version, path, media_type, data)
+        session.add(row)
+        session.flush()
+        return row, True
+    if existing.sha256 != sha256_hex(data):
+        raise ConflictError(f"version {version} of {name!r} already has a different file "
+                            f"{path!r} (versions are immutable)",
+                            [{"path": path, "sha256": existing.sha256}])
+    return existing, False
+
+
+def file_summary(row: ModelVersionFile) -> dict[str, Any]:
+    """A file's metadata and where the public API serves it."""
+    return {"path": row.path, "media_type": row.media_type, "size": row.size,
+            "sha256": row.sha256,
+            "url": f"/v1/models/{row.name}/versions/{row.version}/files/{row.path}"}
+
+
+def list_files(session: Session, name: str, version: int) -> list[dict[str, Any]]:
+    """Metadata of a version's files, by path (the bytes are not read)."""
+    get_version(session, name, version)
+    rows = session.scalars(
+        select(ModelVersionFile)
+        .where(ModelVersionFile.name == name, ModelVersionFile.version == version)
+        .order_by(ModelVersionFile.path))
+    return [file_summary(row) for row in rows]
+
+
+def load_file(session: Session, name: str, version: int, path: str) -> ModelVersionFile:
+    """One file with its bytes, checked against its stored sha256."""
+    get_version(session, name, version)
+    row = session.get(ModelVersionFile, (name, version, path))
+    if row is None:
+        raise NotFoundError(f"model {name!r} version {version} has no file {path!r}")
+    if sha256_hex(row.content) != row.sha256:
+        raise ConflictError(f"stored file {path!r} of {name!r} version {version} fails its "
+                            "sha256 check")
+    return row
+
+
 def version_detail(session: Session, name: str, version: int) -> dict[str, Any]:
     row = get_version(session, name, version)
     has_idata = session.scalar(
@@ -327,6 +418,7 @@ def version_detail(session: Session, name: str, version: int) -> dict[str, Any]:
         "registered_by": row.registered_by, "lineage": row.lineage,
         "metrics": row.metrics, "diagnostics": manifest.get("diagnostics", {}),
         "manifest": manifest, "has_inference_data": bool(has_idata),
+        "files": list_files(session, name, version),
     }
 
 

@@ -1,4 +1,5 @@
-"""Admin API: register versions, move aliases, archive, edit metadata, read the audit log.
+"""Admin API: register versions, attach their files, move aliases, archive, edit metadata,
+read the audit log.
 
 Every call needs `Authorization: Bearer <SURROGATE_ADMIN_TOKEN>`. The token is compared in
 constant time and never logged or echoed; with no token configured every call is refused.
@@ -29,6 +30,7 @@ from service.api.registry_schemas import (
     ModelDetail,
     ModelUpdate,
     VersionDetail,
+    VersionFile,
     VersionUpdate,
 )
 from service.api.schemas import ErrorBody
@@ -230,6 +232,49 @@ async def attach_inference_data(
     data = await read_limited_body(request, settings.max_upload_bytes, "inference data")
     await run_in_threadpool(_attach_inference_data, session, actor, name, version, data)
     return Response(status_code=204)
+
+
+def _attach_file(session: Session, actor: str, name: str, version: int, path: str,
+                 data: bytes) -> tuple[dict[str, Any], bool]:
+    try:
+        row, created = repo.attach_file(session, name, version, path, data)
+        if created:  # a repeated identical upload changes nothing, so nothing to audit
+            repo.record_audit(session, actor, "attach_file", name, version,
+                              details={"path": path, "sha256": row.sha256,
+                                       "size_bytes": row.size})
+        summary = repo.file_summary(row)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return summary, created
+
+
+@router.put(
+    "/models/{name}/versions/{version}/files/{path:path}",
+    status_code=201,
+    response_model=VersionFile,
+    responses={200: {"model": VersionFile,
+                     "description": "The same bytes were already attached (no change)."}},
+    summary="Attach a file (a report figure such as report/fit.png) to a version",
+    description="Body: the PNG file. `path` is a relative name of up to 3 segments of "
+    "letters, digits, '.', '_' and '-' (each starting with a letter or digit) ending in "
+    "`.png`. Files are immutable: the same bytes again answer 200 and change nothing, "
+    "different bytes for an existing path are a 409. Served back by "
+    "`GET /v1/models/{name}/versions/{version}/files/{path}`.",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def attach_file(
+    request: Request, response: Response, name: NamePath, version: VersionPath, path: str,
+    actor: ActorDep, session: SessionDep, settings: SettingsDep,
+) -> dict[str, Any]:
+    data = await read_limited_body(request, settings.max_upload_bytes, "file")
+    summary, created = await run_in_threadpool(_attach_file, session, actor, name, version,
+                                               path, data)
+    if not created:
+        response.status_code = 200
+    return summary
 
 
 @router.put("/models/{name}/aliases/{alias}", response_model=AliasChange,

@@ -1,5 +1,5 @@
-"""Public, read-only registry views: models, versions (manifest, metrics, diagnostics) and
-the ArviZ export."""
+"""Public, read-only registry views: models, versions (manifest, metrics, diagnostics), the
+ArviZ export and the files stored with a version (its report figures)."""
 
 from typing import Annotated, Any
 
@@ -7,10 +7,12 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from service.api.deps import SessionDep
-from service.api.registry_schemas import ModelDetail, VersionDetail
+from service.api.registry_schemas import ModelDetail, VersionDetail, VersionFile
 from service.api.schemas import ErrorBody, ModelSummary
 from service.registry.repository import (
+    list_files,
     list_models,
+    load_file,
     load_inference_data,
     model_detail,
     version_detail,
@@ -52,3 +54,21 @@ def get_inference_data(name: NamePath, version: VersionPath, session: SessionDep
         "content-disposition": f'attachment; filename="{name}-v{version}.nc"',
         "x-model-version": str(version),
     })
+
+
+@router.get("/{name}/versions/{version}/files", response_model=list[VersionFile],
+            summary="The files stored with a version (fit report figures)")
+def get_files(name: NamePath, version: VersionPath, session: SessionDep) -> list[dict]:
+    return list_files(session, name, version)
+
+
+@router.get(
+    "/{name}/versions/{version}/files/{path:path}",
+    summary="One file of a version, e.g. report/fit.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def get_file(name: NamePath, version: VersionPath, path: str, session: SessionDep) -> Response:
+    row = load_file(session, name, version, path)
+    return Response(row.content, media_type=row.media_type,
+                    headers={"x-model-version": str(version)})
