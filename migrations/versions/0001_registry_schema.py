@@ -1,21 +1,20 @@
 """registry schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 21:45:46.024070
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0001'
-down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -38,7 +37,9 @@ def upgrade() -> None:
     sa.Column('metrics', sa.JSON(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['name'], ['registered_models.name'], name=op.f('fk_model_versions_name_registered_models'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['name'], ['registered_models.name'],
+                            name=op.f('fk_model_versions_name_registered_models'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('name', 'version', name=op.f('pk_model_versions'))
     )
     op.create_table('model_aliases',
@@ -46,14 +47,18 @@ def upgrade() -> None:
     sa.Column('alias', sa.String(length=64), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['name', 'version'], ['model_versions.name', 'model_versions.version'], name=op.f('fk_model_aliases_name_model_versions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['name', 'version'],
+                            ['model_versions.name', 'model_versions.version'],
+                            name=op.f('fk_model_aliases_name_model_versions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('name', 'alias', name=op.f('pk_model_aliases'))
     )
     op.create_table('model_blobs',
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=False),
-    sa.ForeignKeyConstraint(['name', 'version'], ['model_versions.name', 'model_versions.version'], name=op.f('fk_model_blobs_name_model_versions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['name', 'version'],
+                            ['model_versions.name', 'model_versions.version'],
+                            name=op.f('fk_model_blobs_name_model_versions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('name', 'version', name=op.f('pk_model_blobs'))
     )
     # ### end Alembic commands ###
