@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from service.api.errors import install_error_handlers
+from service.api.fast_predict import FastPredict, predict_route
 from service.api.routes import admin, health, models, oip, predict
 from service.model_cache import LiveRegistry, ModelCache
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
@@ -72,13 +73,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return cache.loaded_versions() if cache is not None else []
 
     app.state.metrics = Metrics(loaded_versions)
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
     app.include_router(oip.router)
     app.include_router(metrics_router)
     app.include_router(admin.router)
+    # The last middleware added is the outermost: the lean predict path runs inside the
+    # observability layer, so its requests are counted, logged and size-guarded too.
+    app.add_middleware(FastPredict, route=predict_route())
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app
 
 

@@ -50,11 +50,10 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def get(self, session: Session, ref: VersionRef) -> Posterior:
-        key = (ref.name, ref.version)
-        posterior = self._loaded.get(key)
+        posterior = self.get_loaded(ref)
         if posterior is not None:
-            self._last_used[key] = time.monotonic()
             return posterior
+        key = (ref.name, ref.version)
         # One loader at a time: a burst of first requests decodes the blob once.
         with self._lock:
             posterior = self._loaded.get(key)
@@ -80,7 +79,17 @@ class ModelCache:
                         name, version)
         return dropped
 
+    def get_loaded(self, ref: VersionRef) -> Posterior | None:
+        """The version if it is loaded (marked as used, for eviction), else None: never
+        touches the database."""
+        key = (ref.name, ref.version)
+        posterior = self._loaded.get(key)
+        if posterior is not None:
+            self._last_used[key] = time.monotonic()
+        return posterior
+
     def peek(self, ref: VersionRef) -> Posterior | None:
+        """Whether the version is loaded, without counting as a use."""
         return self._loaded.get((ref.name, ref.version))
 
     @staticmethod
@@ -156,19 +165,23 @@ class LiveRegistry:
         Falls back to the database for what this replica has not seen yet (a model or
         version registered since the last poll), which raises the usual NotFoundError.
         """
+        ref = self.resolve_in_memory(name, version, alias, default_alias)
+        return ref if ref is not None else resolve_version(session, name, version, alias,
+                                                           default_alias)
+
+    def resolve_in_memory(self, name: str, version: int | None = None,
+                          alias: str | None = None,
+                          default_alias: str = "production") -> VersionRef | None:
+        """`resolve` from the routing table alone: None where it would ask the database
+        (which then answers the version, or the NotFoundError)."""
         routing = self._routing
         if version is not None:
-            ref = routing.snapshot.ref(name, version)
-            return ref if ref is not None else resolve_version(session, name, version=version)
+            return routing.snapshot.ref(name, version)
         wanted = alias or default_alias
         ref = routing.aliases.get((name, wanted))
-        if ref is not None:
-            return ref
-        if alias is None and (name, wanted) not in routing.snapshot.aliases:
+        if ref is None and alias is None and (name, wanted) not in routing.snapshot.aliases:
             ref = routing.latest.get(name)
-            if ref is not None:
-                return ref
-        return resolve_version(session, name, version, alias, default_alias)
+        return ref
 
     def posterior(self, session: Session, ref: VersionRef) -> Posterior:
         return self.cache.get(session, ref)

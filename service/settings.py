@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         "json", description="Service logs as one JSON object per line, or plain text.")
     access_log: bool = Field(True, description="Log one line per request (with request id).")
+    fast_predict: bool = Field(
+        True, description="Answer plain predict requests (strain, optional version or alias) "
+        "by a lean ASGI path in front of FastAPI (service/api/fast_predict.py); false sends "
+        "every request through the FastAPI route. Same bytes either way.")
     # Registry (issue 4): uploads, live reload, database timeouts.
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest artifact or netCDF upload accepted.")

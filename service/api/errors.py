@@ -33,7 +33,8 @@ def _field_path(location: tuple) -> str:
     return path or "body"
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json or application/*+json: the bodies FastAPI parses as JSON."""
     if not content_type:
         return False
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -58,7 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
                             "position": position}])
         content_type = request.headers.get("content-type")
         if any(tuple(e["loc"]) == ("body",) and e["type"] != "missing" for e in errors) \
-                and not _is_json(content_type):
+                and not is_json_media_type(content_type):
             # FastAPI hands a non-JSON body to the model as raw bytes: say what is wrong.
             return _error(415, "unsupported_media_type",
                           f"request body must be JSON (content-type: application/json), "

@@ -17,6 +17,8 @@ from service.settings import Settings
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
 ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
+# Longest model name in a predict URL (longer is a 422 naming `name`).
+MAX_NAME_LENGTH = 128
 # How many offending strains a reject names (the message stays readable for 10^6 points).
 _MAX_NAMED_POINTS = 20
 
@@ -67,8 +69,17 @@ def predict(
     cache: CacheDep,
     live: LiveRegistryDep,
     settings: SettingsDep,
-    name: str = Path(..., max_length=128),
+    name: str = Path(..., max_length=MAX_NAME_LENGTH),
 ) -> OrjsonResponse:
+    check_limits(body, settings)
+    # From the in-memory routing table (kept live by polling); the DB only for unseen names.
+    ref = live.resolve(session, name, body.version, body.alias, settings.default_alias)
+    posterior = cache.get(session, ref)
+    return answer(request, body, ref, posterior)
+
+
+def check_limits(body: PredictRequest, settings: Settings) -> None:
+    """413 when the request asks for more work than one request may."""
     points = len(body.strain)
     check_point_count(points, settings)
     if body.draws is not None and points * body.draws > settings.max_samples_per_request:
@@ -83,9 +94,13 @@ def predict(
             f"{settings.max_quantile_points_per_request} strains per request with quantiles",
             [{"field": "quantiles", "limit": settings.max_quantile_points_per_request}],
         )
-    # From the in-memory routing table (kept live by polling); the DB only for unseen names.
-    ref = live.resolve(session, name, body.version, body.alias, settings.default_alias)
-    posterior = cache.get(session, ref)
+
+
+def answer(request: Request, body: PredictRequest, ref: VersionRef,
+           posterior: Posterior) -> OrjsonResponse:
+    """The response to a checked request once its version is known; records the version
+    and points for the metrics. Shared with the lean path (service.api.fast_predict), so
+    both answer the same bytes."""
     strain = np.asarray(body.strain, dtype=np.float64)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
@@ -111,5 +126,6 @@ def predict(
         seed = body.seed if body.seed is not None else secrets.randbits(32)
         result["samples"] = predictive.samples(posterior, strain, body.draws, seed)
         result["seed"] = seed
-    record_model_version(request, ref.name, ref.version, points)
-    return OrjsonResponse(result)
+    response = OrjsonResponse(result)
+    record_model_version(request, ref.name, ref.version, strain.size)
+    return response
