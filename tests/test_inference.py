@@ -65,8 +65,9 @@ def test_advi_methods_record_loss_trace_stages_and_convergence(method: str) -> N
     assert trained.artifact.arrays["trunk0.W"].shape == (30, 1, 3)
 
 
-def test_ensemble_stores_one_draw_per_member_from_distinct_optima() -> None:
-    config = BNNConfig().with_overrides(method="ensemble", hidden_sizes=(3,),
+@pytest.mark.parametrize("method", ["ensemble", "bootstrap"])
+def test_map_ensembles_store_one_draw_per_member_from_distinct_optima(method: str) -> None:
+    config = BNNConfig().with_overrides(method=method, hidden_sizes=(3,),
                                         ensemble_members=3, map_max_iterations=200)
     trained = fit_data(tiny_data(), config, holdout=0.0)
     artifact = Artifact.from_bytes(trained.artifact.to_bytes())
@@ -74,7 +75,22 @@ def test_ensemble_stores_one_draw_per_member_from_distinct_optima() -> None:
     weights = artifact.arrays["trunk0.W"]
     assert not np.allclose(weights[0], weights[1])
     assert len(artifact.manifest["diagnostics"]["member_log_posterior"]) == 3
+    assert artifact.manifest["diagnostics"]["method"] == method
     assert np.all(Posterior(artifact).predict(np.array([0.0, 0.3])).epistemic_sd > 0)
+
+
+def test_bootstrap_members_disagree_inside_the_data_where_a_plain_ensemble_agrees() -> None:
+    """The plain ensemble's members find the same curve where there is data (an epistemic
+    SD far below the posterior's); the bootstrap's likelihood weights make them differ."""
+    data = tiny_data()
+    inside = np.linspace(data.x.min(), data.x.max(), 9)
+    spread = {}
+    for method in ("ensemble", "bootstrap"):
+        config = BNNConfig().with_overrides(method=method, hidden_sizes=(3,),
+                                            ensemble_members=4, map_max_iterations=300)
+        artifact = fit_data(data, config, holdout=0.0).artifact
+        spread[method] = Posterior(artifact).predict(inside).epistemic_sd.mean()
+    assert spread["bootstrap"] > 3 * spread["ensemble"], spread
 
 
 @pytest.mark.slow
@@ -125,10 +141,13 @@ def test_fit_stores_held_out_metrics_in_the_manifest() -> None:
     assert metrics["epistemic_extrapolation"]["inside_mean"] > 0
 
 
-# Bounds per method, from measurements on these groups (docs/calibration.md): the default
-# ADVI recovers the scatter to 0.156 (gent) and 0.098 (ogden) but its epistemic SD does not
-# grow outside the data (ratio ~0.8-0.9); the MAP ensemble reaches 0.117 / < 0.10 and x2+.
-METHOD_EXPECTATIONS = {"advi": (0.2, None), "ensemble": (0.15, 2.0)}
+# Bounds per method, from measurements on these groups (docs/calibration.md). An SD estimated
+# from 20 materials is itself uncertain by ~1/sqrt(2 x 19) = 16%, so errors of 0.10-0.18
+# are what a correct fit scores here. Measured: the default bootstrap 0.145 (gent) / 0.105
+# (ogden) with epistemic growth x3-x5; ADVI 0.18 / 0.12 with no growth (x0.5-x0.7); the
+# plain MAP ensemble 0.13 / 0.10 and x13+.
+METHOD_EXPECTATIONS = {"bootstrap": (0.2, 2.0), "advi": (0.25, None),
+                       "ensemble": (0.2, 2.0)}
 
 
 @pytest.mark.slow
@@ -155,8 +174,10 @@ def test_fits_recover_scatter_of_laws_they_were_never_tuned_on(
     aleatoric = Posterior(artifact).predict(strains).aleatoric_sd
     error = np.sqrt(np.mean((aleatoric / generating_sd(frame, strains) - 1) ** 2))
     max_error, min_growth = METHOD_EXPECTATIONS[method]
+    extrapolation = artifact.manifest["metrics"]["epistemic_extrapolation"]
+    print(f"{law} {method}: aleatoric error {error:.3f}, epistemic growth "
+          f"x{extrapolation['low_ratio']:.1f}/x{extrapolation['high_ratio']:.1f}")
     assert error < max_error, error
     if min_growth is not None:
-        extrapolation = artifact.manifest["metrics"]["epistemic_extrapolation"]
         assert min(extrapolation["low_ratio"], extrapolation["high_ratio"]) >= min_growth, \
             extrapolation

@@ -44,7 +44,8 @@ def fit(
     alias: str | None = typer.Option(None, help="Point this alias at the new version."),
     noise: str = typer.Option("heteroskedastic", help="heteroskedastic | homoskedastic."),
     hidden: str = typer.Option("16", help="Hidden layer widths, comma separated."),
-    method: str | None = typer.Option(None, help="advi (default) | fullrank_advi | nuts | "
+    method: str | None = typer.Option(None, help="bootstrap (default: Bayesian-bootstrap "
+                                      "ensemble of MAP fits) | advi | fullrank_advi | nuts | "
                                       "ensemble."),
     steps: int | None = typer.Option(None, help="Maximum ADVI steps (it stops earlier when "
                                      "the loss plateaus)."),
@@ -53,7 +54,8 @@ def fit(
     chains: int | None = typer.Option(None, min=1, help="NUTS chains."),
     target_accept: float | None = typer.Option(None, min=0.5, max=0.999,
                                                help="NUTS target acceptance rate."),
-    members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits)."),
+    members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits) "
+                                       "of bootstrap/ensemble = stored draws."),
     holdout: float = typer.Option(0.2, min=0.0, max=0.9,
                                   help="Fraction of groups (else rows) held out to score "
                                   "the fit; 0 trains on everything."),
@@ -118,6 +120,8 @@ def _fit_summary(artifact: object) -> str:
     parts = [f"{method} fit {manifest['inference']['wall_time_s']:.1f} s"]
     if "steps" in diag:
         parts.append(f"{diag['steps']} ADVI steps")
+    if "members" in diag:
+        parts.append(f"{diag['members']} members")
     if diag.get("divergences") is not None:
         parts.append(f"{diag['divergences']} divergences")
     if "function_space" in diag:
@@ -125,6 +129,10 @@ def _fit_summary(artifact: object) -> str:
     parts.append(f"converged={diag['converged']}")
     if metrics.get("aleatoric_sd_error") is not None:
         parts.append(f"aleatoric SD error {metrics['aleatoric_sd_error']:.1%}")
+    growth = metrics.get("epistemic_extrapolation")
+    if growth:
+        parts.append(f"epistemic SD 25% beyond the data x{growth['low_ratio']:.1f} (low end)"
+                     f"/x{growth['high_ratio']:.1f} (high end) of its mean inside")
     held = metrics.get("held_out")
     if held:
         parts.append(f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "

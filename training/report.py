@@ -159,6 +159,17 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
         axis.set(xlabel="draw in chain [1]", ylabel=f"mu(x) [{y_label}]",
                  title=f"{title}: function-space traces (max R-hat {r_hat})")
         axis.legend(fontsize=8)
+    elif method == "bootstrap":
+        # Each member is one draw: their spread is the epistemic SD, so show the curves,
+        # over the training domain and a quarter of it beyond either end.
+        domain = artifact.manifest["training_domain"]
+        strains = _grid(artifact, points=200)
+        mu, _, _ = Posterior(artifact).network_outputs(strains)
+        axis.plot(strains, mu.T, lw=0.8, color="tab:blue", alpha=0.6)
+        for edge in (domain["min"], domain["max"]):
+            axis.axvline(edge, color="0.4", ls="--", lw=1)
+        axis.set(xlabel=x_label, ylabel=f"mu(x) per member, {y_label}",
+                 title=f"{title}: {mu.shape[0]} bootstrap members (dashed: training domain)")
     else:
         values = np.asarray(artifact.manifest["diagnostics"].get("member_log_posterior", []))
         # The gap to the best member: a member stuck in a poor optimum stands out.
