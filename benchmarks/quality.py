@@ -51,6 +51,8 @@ class Row:
     coverage: dict[str, float]
     miscalibration: float
     note: str = ""
+    # Epistemic SD (physical units) at PROFILE_STRAINS, Mooney-Rivlin only.
+    epistemic_profile: np.ndarray | None = None
 
 
 # A predictor maps (x_train, y_train, x_eval) -> PredictiveDraws at x_eval, plus a note.
@@ -119,6 +121,7 @@ def mooney(methods: dict[str, Method]) -> list[Row]:
     x, y = train["strain"].to_numpy(), train["stress"].to_numpy()
     xt, yt = test["strain"].to_numpy(), test["stress"].to_numpy()
     strains, empirical = calibration.empirical_sd_by_strain(x, y)
+    profile_columns = np.abs(strains[:, None] - PROFILE_STRAINS[None, :]).argmin(axis=0)
     rows = []
     references = {"empirical Gaussian": empirical_gaussian,
                   "generating process": generating_process}
@@ -130,8 +133,9 @@ def mooney(methods: dict[str, Method]) -> list[Row]:
         at_strains = np.sqrt(np.mean(draws.sigma[:, n:] ** 2, axis=0))
         error = float(np.sqrt(np.mean((at_strains / empirical - 1) ** 2)))
         scores = calibration.score(yt, held)
+        profile = draws.mu[:, n:][:, profile_columns].std(axis=0)
         rows.append(Row(name, seconds, error, scores["nlpd"], scores["crps"],
-                        scores["coverage"], scores["miscalibration_area"], note))
+                        scores["coverage"], scores["miscalibration_area"], note, profile))
         print_row(rows[-1], flush=True)
     return rows
 
@@ -167,6 +171,19 @@ def mcycle(methods: dict[str, Method]) -> list[Row]:
                         calibration.miscalibration_area(pits), "; ".join(notes[:1])))
         print_row(rows[-1], flush=True)
     return rows
+
+
+# Where the epistemic SD of every method is printed (training strains nearest to these).
+PROFILE_STRAINS = np.array([-0.5, -0.35, -0.2, 0.0, 0.2, 0.35, 0.5])
+
+
+def print_epistemic_profiles(rows: list[Row]) -> None:
+    """Epistemic SD across the domain per method: NUTS (when run) is the reference that the
+    approximations should reproduce, in shape as well as size."""
+    print("\nepistemic SD [MPa] at strain  " + "".join(f"{s:>8.2f}" for s in PROFILE_STRAINS))
+    for row in rows:
+        if row.epistemic_profile is not None and np.any(row.epistemic_profile > 0):
+            print(f"{row.method:<30}" + "".join(f"{v:>8.4f}" for v in row.epistemic_profile))
 
 
 HEADER = (f"{'method':<26}{'fit s':>8}{'ale err':>9}{'NLPD':>8}{'CRPS':>8}"
@@ -210,7 +227,7 @@ def main() -> None:
         print("(a) Mooney-Rivlin: 40 training materials, 40 new held-out materials "
               "(NLPD/CRPS in MPa)")
         print(HEADER)
-        mooney(methods)
+        print_epistemic_profiles(mooney(methods))
     if args.only in (None, "mcycle"):
         print("\n(b) mcycle, 4 folds x 33 held-out points (standardised units; "
               "GP 0.714, ML-hetero GP 0.564)")
