@@ -43,10 +43,11 @@ from service.errors import SurrogateError
 PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
 # Up to this many strains the prediction runs on the event loop: with 1,000 draws it costs
 # ~25 us for one strain and ~100 us for 8 (about 6 us more per strain), while a hop to the
-# thread pool costs ~50 us and FastAPI's route holds the loop for several hundred
-# microseconds per request anyway (routing, dependencies, decoding, validation), so inline
-# holds the loop for less than the route did. Larger batches go to the thread pool like
-# the route (the kernel releases the GIL), so one big request never stalls the others.
+# thread pool costs ~50 us and FastAPI holds the loop for several hundred microseconds per
+# request anyway (the whole app in process: ~300 us per /healthz, ~480 us per one-strain
+# predict through the route), so inline holds the loop for less than the route did. Larger
+# batches go to the thread pool like the route (the kernel releases the GIL), so one big
+# request never stalls the others.
 INLINE_MAX_POINTS = 8
 
 
