@@ -2,6 +2,8 @@
 FastAPI route, and leaves every other request, valid or not, to the route."""
 
 import http.client
+import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from service.api.deps import get_live_registry
 from service.api.fast_predict import INLINE_MAX_POINTS
 from service.main import create_app
+from service.observability import JsonFormatter
 from service.registry.repository import register_version, set_alias
 from service.settings import Settings
 from service.testing import random_artifact
@@ -194,3 +197,14 @@ def test_bodies_in_several_chunks_on_a_real_server(tmp_path: Path) -> None:
         status, content = chunked(connection, [b'{"strain": [0.1, 0.2],', b' "tangent": true}'])
         assert status == 200 and b'"tangent":' in content
         assert chunked(connection, [b'{"strain": [0.1,', b' "x"]}'])[0] == 422
+
+
+def test_lean_answers_are_logged_like_the_routes(lean: TestClient,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="service.access"):
+        response = post(lean, '{"strain": [0.1], "alias": "candidate"}')
+    [record] = [r for r in caplog.records if r.name == "service.access"]
+    line = json.loads(JsonFormatter().format(record))
+    assert response.headers["x-request-id"] == line["request_id"]
+    assert (line["status"], line["model"], line["version"]) == (200, "demo", 2)
+    assert line["route"] == "/v1/models/{name}/predict"
