@@ -56,7 +56,10 @@ TARGET_RATIO = 1000.0
 def pymc_predictor(artifact: Artifact):
     """A function strain -> (mean, sd) doing PyMC's per-request posterior predictive."""
     norm = artifact.manifest["normalisation"]
-    config = BNNConfig(hidden_sizes=tuple(artifact.hidden_sizes), draws=artifact.draws,
+    # The model with an observed y (the bootstrap's weighted likelihood is a Potential,
+    # which posterior-predictive sampling ignores): the network and its draws are the same.
+    config = BNNConfig(method="advi", hidden_sizes=tuple(artifact.hidden_sizes),
+                       draws=artifact.draws,
                        noise_link=artifact.manifest["architecture"]["noise_link"])
     x0 = np.zeros(2)
     model = HeteroskedasticBNN(config).build_model(x0, np.zeros(2))
