@@ -27,8 +27,8 @@ Why the Bayesian bootstrap is the default (measured in docs/calibration.md): mea
 ADVI cannot represent functions that agree inside the data and differ outside it (its
 epistemic SD does not grow beyond the data, x0.7-0.8), and it inflates the scatter where
 sigma(x) has a sharp minimum (aleatoric error 7-8%); the plain deep ensemble fixes both but
-its members all find the same curve inside the data, so its epistemic SD there is ~10x
-too small. The bootstrap weights restore that in-data spread.
+its members all find the same curve inside the data, so its epistemic SD there is 4-10x
+smaller than NUTS's. The bootstrap weights restore that in-data spread.
 
 Why the MAP start: from a random start, mean-field ADVI spends most of its steps finding
 the mean curve and, with stochastic gradients and the KL term pulling every weight to the
@@ -75,8 +75,9 @@ class BNNConfig:
     noise_link: str = "exp"
     input_weight_prior_sd: float = 4.0
     # Wide enough that hidden units can switch anywhere across the standardised domain
-    # and beyond it: mcycle NLPD (4 folds) of the bootstrap ensemble was 0.401/0.398/0.396
-    # (seeds 0/1/2) with SD 3 and 0.383/0.386 with SD 5; the MAP ensemble's 0.485 with SD 1.
+    # and beyond it. mcycle NLPD (4 folds) of an 8-member bootstrap: 0.401/0.398/0.396
+    # (seeds 0/1/2) with SD 3, 0.383/0.386 with SD 5 - but SD 5 raised the Mooney-Rivlin
+    # aleatoric error to 5.3% (4.9% with SD 3); the MAP ensemble scored 0.485 with SD 1.
     bias_prior_sd: float = 3.0
     # Prior centre of log sigma in normalised units: noise a third of the data's SD.
     log_sigma_prior_mean: float = -1.0
