@@ -103,8 +103,17 @@ class LeanClient:
         self.path = parts.path
 
     def post(self, body: bytes) -> bytes:
-        self.connection.request("POST", self.path, body, {"content-type": "application/json"})
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("POST", self.path, body,
+                                    {"content-type": "application/json"})
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closes idle keep-alive connections (uvicorn: after 5 s, e.g.
+            # while PyMC runs); reconnect once, as libcurl does.
+            self.connection.close()
+            self.connection.request("POST", self.path, body,
+                                    {"content-type": "application/json"})
+            response = self.connection.getresponse()
         content = response.read()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {content[:300]!r}")

@@ -85,14 +85,17 @@ class ModelVersion(Base):
     registered_by: Mapped[str | None] = mapped_column(String(128))
 
 
+def _belongs_to_version() -> ForeignKeyConstraint:
+    """(name, version) refers to a model version and is deleted with it."""
+    return ForeignKeyConstraint(["name", "version"],
+                                ["model_versions.name", "model_versions.version"],
+                                ondelete="CASCADE")
+
+
 class ModelBlob(Base):
     __tablename__ = "model_blobs"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["name", "version"],
-            ["model_versions.name", "model_versions.version"],
-            ondelete="CASCADE",
-        ),
+        _belongs_to_version(),
     )
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -103,11 +106,7 @@ class ModelBlob(Base):
 class ModelAlias(Base):
     __tablename__ = "model_aliases"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["name", "version"],
-            ["model_versions.name", "model_versions.version"],
-            ondelete="CASCADE",
-        ),
+        _belongs_to_version(),
     )
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -127,11 +126,7 @@ class ModelInferenceData(Base):
 
     __tablename__ = "model_inference_data"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["name", "version"],
-            ["model_versions.name", "model_versions.version"],
-            ondelete="CASCADE",
-        ),
+        _belongs_to_version(),
     )
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -168,11 +163,7 @@ class ModelVersionFile(Base):
 
     __tablename__ = "model_version_files"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["name", "version"],
-            ["model_versions.name", "model_versions.version"],
-            ondelete="CASCADE",
-        ),
+        _belongs_to_version(),
     )
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
