@@ -8,8 +8,9 @@
 - ``calibration.png``: observed vs nominal central-interval coverage, training and
   held-out.
 - ``convergence.png``: ADVI loss trace per step (with its smoothed curve); for NUTS the
-  per-chain traces of mu(x) at three strains (function space); for an ensemble, the
-  members' log posterior.
+  per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
+  member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
+  log posterior.
 """
 
 from __future__ import annotations
