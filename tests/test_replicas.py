@@ -319,7 +319,8 @@ def test_fit_registers_through_the_admin_api_with_its_inference_data(
     a, b = two_replicas
     csv = make_group_csv(tmp_path / "group.csv", materials=3, points=10, seed=0)
     fitted = runner.invoke(cli, ["fit", str(csv), "--name", "fitted", "--alias", "production",
-                                 "--register-url", a.url, "--token", TOKEN, "--steps", "200",
+                                 "--register-url", a.url, "--token", TOKEN, "--method", "advi",
+                                 "--steps", "200",
                                  "--draws", "10", "--hidden", "3",
                                  "--report", str(tmp_path / "report")])
     assert fitted.exit_code == 0, fitted.output

@@ -80,6 +80,20 @@ def test_fit_refuses_missing_columns_with_a_clear_message(
     assert "column 'force' not in" in result.output
 
 
+@pytest.mark.parametrize(("options", "named"), [
+    (["--draws", "100"], "--draws does not apply to --method bootstrap"),
+    (["--method", "advi", "--members", "4"], "--members does not apply to --method advi"),
+    (["--method", "ensemble", "--tune", "50"], "--tune does not apply to --method ensemble"),
+])
+def test_fit_refuses_options_the_method_would_ignore(
+    small_csv: Path, database_url: str, options: list[str], named: str
+) -> None:
+    result = runner.invoke(cli, ["fit", str(small_csv), "--name", "x",
+                                 "--database-url", database_url, *options])
+    assert result.exit_code == 2
+    assert named in result.output
+
+
 def test_fit_refuses_non_numeric_rows(tmp_path: Path, database_url: str) -> None:
     path = tmp_path / "bad.csv"
     pd.DataFrame({"strain": [0.0, 0.1, "x", 0.3, 0.4],

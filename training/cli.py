@@ -84,6 +84,10 @@ def fit(
             noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
             method=method, max_steps=steps, draws=draws, tune=tune, chains=chains,
             target_accept=target_accept, ensemble_members=members, seed=seed)
+        check_method_options(config.method, {"--steps": steps, "--draws": draws,
+                                             "--tune": tune, "--chains": chains,
+                                             "--target-accept": target_accept,
+                                             "--members": members})
         report_dir = report or _default_report_dir(name, config)
         trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir)
     except ValueError as exc:
@@ -110,6 +114,24 @@ def _default_report_dir(name: str, config: object) -> Path:
     import time
 
     return Path("var") / "reports" / name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+# The methods each method-specific option of `fit` applies to.
+_OPTION_METHODS = {
+    "--steps": ("advi", "fullrank_advi"),
+    "--draws": ("advi", "fullrank_advi", "nuts"),
+    "--tune": ("nuts",), "--chains": ("nuts",), "--target-accept": ("nuts",),
+    "--members": ("bootstrap", "ensemble"),
+}
+
+
+def check_method_options(method: str, given: dict[str, object]) -> None:
+    """Refuse an option the chosen method would silently ignore (e.g. --draws with the
+    default bootstrap, which stores one draw per member)."""
+    for option, value in given.items():
+        if value is not None and method not in _OPTION_METHODS[option]:
+            raise ValueError(f"{option} does not apply to --method {method}; it applies to "
+                             f"{', '.join(_OPTION_METHODS[option])}")
 
 
 def _fit_summary(artifact: object) -> str:
