@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,40 +31,9 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
 from benchmarks._server import Server, serve  # noqa: E402
+from benchmarks._wrk import post_script, wrk  # noqa: E402
 
 ONE_STRAIN = b'{"strain": [0.1]}'
-_LUA_POST = """wrk.method = "POST"
-wrk.body = '{body}'
-wrk.headers["Content-Type"] = "application/json"
-"""
-
-
-def wrk(url: str, connections: int, seconds: float, script: str | None = None,
-        threads: int = 1) -> dict[str, float]:
-    """Run wrk; return requests/s, p50/p99 latency (ms), request count and error count."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        lua.write(script or "")
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               "--latency", "-s", lua.name, url]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    os.unlink(lua.name)
-
-    def latency_ms(label: str) -> float:
-        value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(r"Socket errors: (.*)", output)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": latency_ms("50%"),
-        "p99": latency_ms("99%"),
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "errors": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "none",
-    }
-
-
 def show(label: str, result: dict[str, float]) -> None:
     print(f"  {label:<34} {result['rps']:>9.0f} req/s   p50 {result['p50']:>7.3f} ms   "
           f"p99 {result['p99']:>7.3f} ms   ({result['requests']} requests, "
@@ -123,7 +89,7 @@ def main() -> None:
         print(f"service pid {server.running.process.pid} at {server.base_url}, model with "
               f"{server.artifact.draws} draws, hidden {server.artifact.hidden_sizes}, "
               f"access logs {'off' if args.quiet_logs else 'on (deployed default)'}")
-        post = _LUA_POST.format(body=ONE_STRAIN.decode())
+        post = post_script(ONE_STRAIN)
         print("warm-up ...")
         wrk(server.predict_url, 8, 2, post)
         wrk(f"{server.base_url}/healthz", 8, 1)

@@ -1,19 +1,22 @@
 """Our endpoint vs PyMC's per-request posterior predictive, on the same posterior.
 
-    .venv/bin/python benchmarks/vs_pymc.py [--repeats 20]
+    .venv/bin/python benchmarks/vs_pymc.py [--repeats 20] [--wrk-seconds 3]
 
 One posterior (a 1->16 network, 1,000 draws, random weights) answers both ways:
 - ours: POST /v1/models/<name>/predict to the service on loopback (`surrogate-serve`,
-  temporary SQLite registry, access logs on), over one keep-alive connection, JSON decoded
-  by the client (orjson), with two clients: the standard library's http.client (lean, like
-  a simulation code's libcurl handle kept open) and httpx (a convenient client whose own
-  overhead is a large part of a one-strain request);
+  temporary SQLite registry, access logs on), over one keep-alive connection, with three
+  clients: the standard library's http.client (lean; the response decoded by orjson),
+  httpx (a convenient client whose own overhead is a large part of a one-strain request),
+  and wrk -c1 (C, its p50: the server's latency without Python client overhead, about what
+  a simulation code's libcurl handle kept open sees);
 - PyMC: what most PyMC users write per request: the model from
   training.model.HeteroskedasticBNN.build_model, an ArviZ InferenceData holding the same
   draws, then `pm.set_data` + `pm.sample_posterior_predictive`, summarised (mean and SD of
   the predictive samples, back in physical units).
-Median latency (and best) for 1 and 1,000 strains, and the ratio for each client. Nothing
-asserts.
+Median latency (and best) for 1 and 1,000 strains, and the ratio for each client. For one
+strain it also prints the latency the 1,000x target needs and two floors measured with
+wrk -c1 in the same run (benchmarks/_floor.py): uvicorn serving a do-nothing app, and a bare
+uvloop socket server. Needs `wrk`. Nothing asserts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -43,7 +47,9 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 import pymc as pm  # noqa: E402
 
+from benchmarks._floor import floors  # noqa: E402
 from benchmarks._server import serve  # noqa: E402
+from benchmarks._wrk import post_script, wrk  # noqa: E402
 from service.artifact import Artifact, layer_names  # noqa: E402
 from service.predictor import Posterior  # noqa: E402
 from service.testing import random_artifact  # noqa: E402
@@ -120,17 +126,34 @@ class LeanClient:
         return content
 
 
+def print_row(n: int, client: str, ours_median: float, ours_best: float | None,
+              pymc_median: float, pymc_best: float) -> None:
+    """One table row (seconds in, milliseconds out); for one strain, the target's verdict."""
+    ratio = pymc_median / ours_median
+    best = f"{ours_best * 1e3:>13.3f}" if ours_best is not None else f"{'-':>13}"
+    print(f"{n:>8} {client:>12} {ours_median * 1e3:>15.3f} {best} "
+          f"{pymc_median * 1e3:>15.1f} {pymc_best * 1e3:>13.1f} {ratio:>15.0f}x")
+    if n == 1:
+        print(f"  target >= {TARGET_RATIO:.0f}x faster end to end for one strain "
+              f"({client}): {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--wrk-seconds", type=float, default=3.0,
+                        help="length of each wrk -c1 run")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk; scripts/system-deps.sh)")
     print(f"cores: {os.cpu_count()}, load average: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
     artifact = random_artifact(draws=1000, hidden_sizes=(16,), seed=0)
     pymc_predict = pymc_predictor(artifact)
     posterior = Posterior(artifact)
     rng = np.random.default_rng(0)
-    with serve(artifact, quiet=False) as server, httpx.Client(timeout=60) as client:
+    with (serve(artifact, quiet=False) as server, floors() as floor_urls,
+          httpx.Client(timeout=60) as client):
         lean = LeanClient(server.predict_url)
         print(f"posterior: hidden {artifact.hidden_sizes}, {artifact.draws} draws; service "
               f"pid {server.running.process.pid} (access logs on, as deployed)")
@@ -154,14 +177,24 @@ def main() -> None:
             pymc_predict(strain)
             pymc_median, pymc_best = timings(lambda s=strain: pymc_predict(s),
                                              max(3, args.repeats // 2))
+
             for label, call in clients.items():
-                ours_median, ours_best = timings(call, args.repeats * 10)
-                ratio = pymc_median / ours_median
-                print(f"{n:>8} {label:>12} {ours_median * 1e3:>15.3f} {ours_best * 1e3:>13.3f} "
-                      f"{pymc_median * 1e3:>15.1f} {pymc_best * 1e3:>13.1f} {ratio:>15.0f}x")
-                if n == 1:
-                    print(f"  target >= {TARGET_RATIO:.0f}x faster end to end for one strain "
-                          f"({label}): {'met' if ratio >= TARGET_RATIO else 'NOT met'}")
+                print_row(n, label, *timings(call, args.repeats * 10),
+                          pymc_median, pymc_best)
+            # wrk, a C client: the server's own latency, without Python client overhead.
+            run = wrk(server.predict_url, 1, args.wrk_seconds, post_script(body))
+            if run["errors"]:
+                sys.exit(f"wrk: {run['errors']} failed predicts")
+            print_row(n, "wrk -c1", run["p50"] / 1e3, None, pymc_median, pymc_best)
+            if n == 1:
+                # What no app on this stack, or no Python server at all, can beat here.
+                print(f"  one-strain latency {TARGET_RATIO:.0f}x faster than PyMC needs: "
+                      f"{pymc_median / TARGET_RATIO * 1e3:.3f} ms. Floors, same client "
+                      f"(wrk -c1), servers that do no work (benchmarks/_floor.py):")
+                for label, url in floor_urls.items():
+                    floor = wrk(url, 1, args.wrk_seconds, post_script(body))["p50"] / 1e3
+                    print(f"    {label:<24} p50 {floor * 1e3:.3f} ms: at most "
+                          f"{pymc_median / floor:.0f}x PyMC")
             # The same summaries in process (no HTTP): the kernel's share of our latency.
             kernel_median, _ = timings(lambda s=strain: posterior.predict(s), args.repeats * 10)
             print(f"  in-process Posterior.predict: {kernel_median * 1e3:.3f} ms median, "
