@@ -3,7 +3,9 @@ listed and fetched through the public one, immutable; on SQLite and PostgreSQL."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -140,3 +142,27 @@ def test_registration_with_a_bad_file_stores_nothing(database_url: str) -> None:
                              files={"report/fit.png": PNG, "report/sd.png": b"not a png"})
     engine.dispose()
     assert registry_dump(database_url) == before
+
+
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "different-bytes"])
+def test_simultaneous_uploads_of_one_new_path_store_one_file_and_never_fail(
+    admin: TestClient, same_bytes: bool
+) -> None:
+    """Uploads racing for the same new path (a retried upload, two operators): one stores
+    it (201); the others get what a later upload gets: 200 for the same bytes, 409 for
+    different ones. Never a 500 from the losing insert."""
+    uploads = 8
+    start = threading.Barrier(uploads)
+
+    def upload(i: int) -> int:
+        data = PNG if same_bytes else PNG + bytes([i])
+        start.wait(timeout=30)  # every upload reaches the database at the same moment
+        return put_file(admin, "report/race.png", data).status_code
+
+    with ThreadPoolExecutor(uploads) as pool:
+        statuses = sorted(pool.map(upload, range(uploads), timeout=120))
+
+    assert statuses == ([200] * (uploads - 1) + [201] if same_bytes
+                        else [201] + [409] * (uploads - 1))
+    listed = admin.get("/v1/models/steel/versions/1/files").json()
+    assert [f["path"] for f in listed].count("report/race.png") == 1

@@ -55,12 +55,23 @@ class VersionRef:
     sha256: str
 
 
-def _ensure_registered_model(session: Session, name: str) -> None:
-    """Insert the registered-model row if absent, without racing concurrent registrations."""
+def _insert_if_absent(session: Session, entity: type[Any], values: dict[str, Any],
+                      key: list[str]) -> bool:
+    """INSERT ... ON CONFLICT (key) DO NOTHING; whether the row was inserted. One statement,
+    so a concurrent insert of the same key makes it a no-op, never a duplicate-key error
+    (PostgreSQL waits for the other transaction; SQLite serialises writers)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(RegisteredModel).values(name=name, last_version=0)
-    session.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+    table = entity.__table__
+    statement = (insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
+                 # RETURNING says whether a row went in (psycopg reports no rowcount here).
+                 .returning(*(table.c[column] for column in key)))
+    return session.execute(statement).first() is not None
+
+
+def _ensure_registered_model(session: Session, name: str) -> None:
+    """Insert the registered-model row if absent, without racing concurrent registrations."""
+    _insert_if_absent(session, RegisteredModel, {"name": name, "last_version": 0}, ["name"])
 
 
 def allocate_version(session: Session, name: str) -> int:
@@ -139,7 +150,8 @@ def register_version(
         session.add(ModelInferenceData(name=name, version=version,
                                        sha256=sha256_hex(inference_data), data=inference_data))
     for path, data in (files or {}).items():
-        session.add(_file_row(name, version, path, media_types[path], data))
+        session.add(ModelVersionFile(**_file_values(name, version, path, media_types[path],
+                                                    data)))
     session.flush()
     announce_change(session)
     return version
@@ -346,10 +358,10 @@ def check_version_file(path: str, data: bytes) -> str:
     return media_type
 
 
-def _file_row(name: str, version: int, path: str, media_type: str,
-              data: bytes) -> ModelVersionFile:
-    return ModelVersionFile(name=name, version=version, path=path, media_type=media_type,
-                            size=len(data), sha256=sha256_hex(data), content=data)
+def _file_values(name: str, version: int, path: str, media_type: str,
+                 data: bytes) -> dict[str, Any]:
+    return {"name": name, "version": version, "path": path, "media_type": media_type,
+            "size": len(data), "sha256": sha256_hex(data), "content": data}
 
 
 def attach_file(session: Session, name: str, version: int, path: str,
@@ -361,17 +373,18 @@ def attach_file(session: Session, name: str, version: int, path: str,
     """
     media_type = check_version_file(path, data)
     get_version(session, name, version)
-    existing = session.get(ModelVersionFile, (name, version, path))
-    if existing is None:
-        row = _file_row(name, version, path, media_type, data)
-        session.add(row)
-        session.flush()
-        return row, True
-    if existing.sha256 != sha256_hex(data):
+    key = (name, version, path)
+    # Insert-if-absent rather than look-then-insert: an upload racing this one for the same
+    # new path (a retry, a second operator) must end as a 200 or a 409, not a 500.
+    created = _insert_if_absent(session, ModelVersionFile,
+                                _file_values(name, version, path, media_type, data),
+                                ["name", "version", "path"])
+    stored = session.get(ModelVersionFile, key, populate_existing=True)
+    if stored.sha256 != sha256_hex(data):
         raise ConflictError(f"version {version} of {name!r} already has a different file "
                             f"{path!r} (versions are immutable)",
-                            [{"path": path, "sha256": existing.sha256}])
-    return existing, False
+                            [{"path": path, "sha256": stored.sha256}])
+    return stored, created
 
 
 def file_summary(row: ModelVersionFile) -> dict[str, Any]:
