@@ -6,8 +6,8 @@ servers answer every request with the same fixed 256-byte JSON body:
   service (`uvicorn.run` defaults: uvloop, httptools) with its access log off: the floor of
   any app on our server stack;
 - `python -m benchmarks._floor PORT`: a bare uvloop socket server with no HTTP framework
-  (it answers each request head it sees and parses nothing): the floor of any Python
-  server on this machine's loopback.
+  (it answers each request head it sees and parses nothing): the floor of a Python
+  asyncio server on this machine's loopback.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ One posterior (a 1->16 network, 1,000 draws, random weights) answers both ways:
 Median latency (and best) for 1 and 1,000 strains, and the ratio for each client. For one
 strain it also prints the latency the 1,000x target needs and two floors measured with
 wrk -c1 in the same run (benchmarks/_floor.py): uvicorn serving a do-nothing app, and a bare
-uvloop socket server. Needs `wrk`. Nothing asserts.
+uvloop socket server; each also with the in-process prediction added (a lower bound for a
+predict served that way). Needs `wrk`. Nothing asserts.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def _insert_if_absent(session: Session, entity: type[Any], values: dict[str, Any
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = entity.__table__
     statement = (insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
-                 # RETURNING says whether a row went in (psycopg reports no rowcount here).
+                 # RETURNING says whether a row went in (rowcount came back -1 on PostgreSQL).
                  .returning(*(table.c[column] for column in key)))
     return session.execute(statement).first() is not None
 
