@@ -80,6 +80,13 @@ router = APIRouter(
 )
 
 
+def binary_body(media_type: str) -> dict[str, Any]:
+    """OpenAPI for a route whose required body is raw bytes of `media_type` (the route
+    reads the stream itself, so FastAPI cannot infer it)."""
+    return {"requestBody": {"required": True, "content": {
+        media_type: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 async def read_limited_body(request: Request, limit: int, what: str) -> bytes:
     """The raw body, refusing (413) anything above `limit` bytes without reading it all."""
     declared = request.headers.get("content-length")
@@ -161,8 +168,7 @@ def _register(session: Session, settings: Settings, actor: str, name: str, data:
     "manifest, finite values, the manifest's content hash and (if given) the file's "
     "sha256. A rejected upload leaves the registry unchanged and says why. Versions are "
     "numbered 1, 2, ... per model, safely under concurrent registration.",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra=binary_body("application/octet-stream"),
 )
 async def register(
     request: Request,
@@ -222,8 +228,7 @@ def _attach_inference_data(session: Session, actor: str, name: str, version: int
     summary="Attach the fit's ArviZ InferenceData (netCDF) to a version, once",
     description="Body: the netCDF file `surrogate-train fit --idata-out` writes. Served back "
     "by `GET /v1/models/{name}/versions/{version}/inference-data`.",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/x-netcdf": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra=binary_body("application/x-netcdf"),
 )
 async def attach_inference_data(
     request: Request, name: NamePath, version: VersionPath, actor: ActorDep,
@@ -262,8 +267,7 @@ def _attach_file(session: Session, actor: str, name: str, version: int, path: st
     "`.png`. Files are immutable: the same bytes again answer 200 and change nothing, "
     "different bytes for an existing path are a 409. Served back by "
     "`GET /v1/models/{name}/versions/{version}/files/{path}`.",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra=binary_body("image/png"),
 )
 async def attach_file(
     request: Request, response: Response, name: NamePath, version: VersionPath, path: str,
