@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from service.api.errors import install_error_handlers
-from service.api.fast_predict import FastPredict, predict_route
+from service.api.fast_predict import FastPredict
 from service.api.routes import admin, health, models, oip, predict
 from service.model_cache import LiveRegistry, ModelCache
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
-    app.add_middleware(FastPredict, route=predict_route())
+    app.add_middleware(FastPredict, route=predict.route())
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app
 

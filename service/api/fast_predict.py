@@ -27,14 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import prediction
 from service.api.errors import is_json_media_type
-from service.api.routes.predict import (
-    MAX_NAME_LENGTH,
-    answer,
-    check_limits,
-    predict,
-    router,
-)
 from service.api.schemas import PredictRequest
 from service.errors import SurrogateError
 
@@ -90,23 +84,23 @@ class FastPredict:
             return None  # the client went away: FastAPI sees the same messages
         body = _plain_request(b"".join(m.get("body", b"") for m in messages))
         name: str = child_scope["path_params"]["name"]
-        if body is None or len(name) > MAX_NAME_LENGTH:
+        if body is None or len(name) > prediction.MAX_NAME_LENGTH:
             return None
         state = scope["app"].state
         try:
-            check_limits(body, state.settings)
+            prediction.check_limits(body, state.settings)
         except SurrogateError:
             return None
-        ref = state.live_registry.resolve_in_memory(name, body.version, body.alias,
-                                                    state.settings.default_alias)
-        posterior = None if ref is None else state.model_cache.get_loaded(ref)
-        if posterior is None:
+        found = prediction.resolve_loaded(state.live_registry, name, body.version, body.alias,
+                                          state.settings)
+        if found is None:
             return None  # unknown here, or not loaded: the route asks the database
+        ref, posterior = found
         scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
         request = Request(scope)
         if len(body.strain) <= INLINE_MAX_POINTS:
-            return answer(request, body, ref, posterior)
-        return await run_in_threadpool(answer, request, body, ref, posterior)
+            return prediction.answer(request, body, ref, posterior)
+        return await run_in_threadpool(prediction.answer, request, body, ref, posterior)
 
 
 def _plain_request(raw: bytes) -> PredictRequest | None:
@@ -150,8 +144,3 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
     return replayed
 
-
-def predict_route() -> APIRoute:
-    """FastAPI's predict route: the object FastAPI puts in the scope when it answers (its
-    router carries the whole path, and the app includes it without a prefix)."""
-    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is predict)

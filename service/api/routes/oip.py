@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path, Request
 
+from service import prediction
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
-from service.api.routes.predict import check_point_count, reject_extrapolation
 from service.api.schemas import (
     MAX_VERSION,
     ErrorBody,
@@ -43,7 +43,8 @@ DEFAULT_OUTPUTS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd",
 SERVER_NAME = "material-surrogate"
 SERVER_VERSION = "0.1.0"
 
-NamePath = Path(..., max_length=128, description="Registered model name.")
+NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
+                description="Registered model name.")
 VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.")
 
 
@@ -132,7 +133,7 @@ def _infer(request: Request, body: OipInferRequest, session, cache, live_registr
             f"inputs[0].shape: must be [n] or [n, 1], not {tensor.shape}",
             [{"field": "inputs[0].shape", "message": "must be [n] or [n, 1]"}])
     count = len(tensor.data)
-    check_point_count(count, settings, field="inputs[0].data")
+    prediction.check_point_count(count, settings, field="inputs[0].data")
     if tensor.shape[0] != count:
         raise InvalidInputError(
             f"inputs[0].shape {tensor.shape} holds {tensor.shape[0]} values but data has "
@@ -151,21 +152,21 @@ def _infer(request: Request, body: OipInferRequest, session, cache, live_registr
                  for i in overflow[:20]])
     parameters = body.parameters or OipInferParameters()
     alias = parameters.alias if version is None else None
-    ref = live_registry.resolve(session, name, version, alias, settings.default_alias)
-    posterior = cache.get(session, ref)
+    ref, posterior = prediction.resolve(live_registry, session, name, version, alias,
+                                        settings)
     if parameters.extrapolation == "reject":
-        reject_extrapolation(posterior, strain, ref, field="inputs[0].data")
+        prediction.reject_extrapolation(posterior, strain, ref, field="inputs[0].data")
     wanted = list(dict.fromkeys(o.name for o in body.outputs)) if body.outputs \
         else list(DEFAULT_OUTPUTS)
     tangent = "tangent" in wanted or "tangent_epistemic_sd" in wanted
-    prediction = posterior.predict(strain, tangent=tangent)
+    predicted = posterior.predict(strain, tangent=tangent)
     values = {
-        "mean": lambda: prediction.mean,
-        "aleatoric_sd": lambda: prediction.aleatoric_sd,
-        "epistemic_sd": lambda: prediction.epistemic_sd,
-        "total_sd": lambda: prediction.total_sd,
-        "tangent": lambda: prediction.tangent,
-        "tangent_epistemic_sd": lambda: prediction.tangent_epistemic_sd,
+        "mean": lambda: predicted.mean,
+        "aleatoric_sd": lambda: predicted.aleatoric_sd,
+        "epistemic_sd": lambda: predicted.epistemic_sd,
+        "total_sd": lambda: predicted.total_sd,
+        "tangent": lambda: predicted.tangent,
+        "tangent_epistemic_sd": lambda: predicted.tangent_epistemic_sd,
         "outside_training_domain": lambda: posterior.outside_domain(strain),
     }
     outputs = [{
