@@ -50,7 +50,7 @@ def test_twenty_concurrent_registrations_through_the_admin_api(
     routing refresh, so twenty at once neither exhaust the pool nor stall reads."""
     port = free_port()
     token = "tok-concurrent"
-    server = ServerProcess.launch(service_command(port, access_log=False), port, {
+    server = ServerProcess.launch(service_command(port), port, {
         "SURROGATE_DATABASE_URL": database_url, "SURROGATE_ADMIN_TOKEN": token,
         "SURROGATE_ACCESS_LOG": "false"}, tmp_path / "server.log")
     data = [random_artifact(draws=10, seed=seed).to_bytes() for seed in range(WRITERS)]

@@ -9,10 +9,18 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.body_guard import BodyRefused
 from service.api.responses import OrjsonResponse
 from service.errors import SurrogateError
 
 logger = logging.getLogger(__name__)
+
+
+_UNPARSABLE = {
+    UnicodeDecodeError: "not UTF-8 text",
+    RecursionError: "nested too deeply",
+    ValueError: "a number too long to convert",
+}
 
 
 def _error(status: int, code: str, message: str, details: list | None = None,
@@ -74,10 +82,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> OrjsonResponse:
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI's "error parsing the body" for bytes that are not UTF-8 JSON text.
-            return _error(422, "invalid_input", "body: malformed JSON (not UTF-8 text)",
-                          [{"field": "body", "message": "malformed JSON: not UTF-8"}])
+        if isinstance(exc, BodyRefused):
+            return exc.response()
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body": bytes that are not UTF-8 text, JSON nested
+            # deeper than the decoder recurses, an integer longer than Python converts.
+            reason = _UNPARSABLE.get(type(exc.__cause__), "cannot be decoded")
+            return _error(422, "invalid_input", f"body: malformed JSON ({reason})",
+                          [{"field": "body", "message": f"malformed JSON: {reason}"}])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 

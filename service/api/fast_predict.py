@@ -12,9 +12,10 @@ extrapolation), any invalid body, other content types, names or versions this re
 would have to ask the database about, SURROGATE_FAST_PREDICT=false. So every error is
 still FastAPI's documented one.
 
-It sits inside ObservabilityMiddleware (request id, metrics, access log, body-size guard
-all apply) and records the FastAPI route in the scope, so metrics carry the same route
-label whichever path answered.
+It sits inside ObservabilityMiddleware and BodyGuard (request id, metrics, access log, the
+body's size and time limits all apply) and records the FastAPI route in the scope, so
+metrics carry the same route label whichever path answered. Limits, version resolution and
+the response come from service.prediction, like the route's.
 """
 
 from __future__ import annotations
@@ -35,13 +36,10 @@ from service.errors import SurrogateError
 # Body fields the lean path answers; any other field set (even to its default) goes to
 # FastAPI.
 PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
-# Up to this many strains the prediction runs on the event loop: with 1,000 draws it costs
-# ~25 us for one strain and ~100 us for 8 (about 6 us more per strain), while a hop to the
-# thread pool costs ~50 us and FastAPI holds the loop for several hundred microseconds per
-# request anyway (the whole app in process: ~300 us per /healthz, ~480 us per one-strain
-# predict through the route), so inline holds the loop for less than the route did. Larger
-# batches go to the thread pool like the route (the kernel releases the GIL), so one big
-# request never stalls the others.
+# Up to this many strains the prediction runs on the event loop: it then holds the loop for
+# less than a hop to the thread pool would cost, and for less than FastAPI itself holds it
+# per request. Larger batches go to the thread pool like the route (the kernel releases the
+# GIL), so one big request never stalls the others. docs/architecture.md has the figures.
 INLINE_MAX_POINTS = 8
 
 
@@ -107,10 +105,9 @@ def _plain_request(raw: bytes) -> PredictRequest | None:
     """The body validated by the route's own schema, if it uses only PLAIN_FIELDS.
 
     pydantic-core's JSON parser is used rather than orjson: the same rules with no second
-    copy of them, and faster here (one strain 2.6 us vs 7.6 us for orjson plus
-    model_construct; 100,000 strains 4.7 ms vs 5.4 ms for orjson plus a type check alone).
-    Where it disagrees with FastAPI's decoder (a UTF-8 byte-order mark, say), it refuses,
-    so FastAPI answers."""
+    copy of them, and no slower. Where it disagrees with FastAPI's decoder (a UTF-8
+    byte-order mark, say), it refuses, so FastAPI answers. A list of bad values costs its
+    first error only (the schema fails fast), so a huge bad body is refused cheaply."""
     try:
         body = PredictRequest.model_validate_json(raw)
     except ValidationError:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path, Request
 
-from service import prediction
+from service import __version__, prediction
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
@@ -41,7 +41,6 @@ INFER_ERRORS = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)
 DEFAULT_OUTPUTS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd",
                    "outside_training_domain")
 SERVER_NAME = "material-surrogate"
-SERVER_VERSION = "0.1.0"
 
 NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
                 description="Registered model name.")
@@ -50,7 +49,7 @@ VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.
 
 @router.get("", response_model=OipServerMetadata, summary="Server metadata")
 def server_metadata() -> dict[str, Any]:
-    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+    return {"name": SERVER_NAME, "version": __version__, "extensions": []}
 
 
 @router.get("/health/live", response_model=OipLive, summary="Server liveness")
@@ -63,8 +62,7 @@ def live() -> dict[str, bool]:
             description="Ready unless the registry database is unavailable and no model is "
             "loaded (the same rule as /readyz).")
 def ready(live_registry: LiveRegistryDep) -> OrjsonResponse:
-    status = live_registry.status()
-    is_ready = status["database"] == "ok" or bool(status["loaded"])
+    is_ready = live_registry.status()["status"] != "unavailable"
     return OrjsonResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
