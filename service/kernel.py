@@ -142,16 +142,6 @@ def _noise(z, link):
 #   trunk layer l: W (fan_in x width, row-major), b (width); then the heads:
 #   mean W (width), sigma W (width), mean b, sigma b.
 
-def layer_offsets(hidden_sizes: Sequence[int]) -> tuple[list[int], int]:
-    """Offset of each trunk layer's W in a packed row, and the offset of the heads."""
-    offsets, offset, fan_in = [], 0, 1
-    for width in hidden_sizes:
-        offsets.append(offset)
-        offset += fan_in * width + width
-        fan_in = width
-    return offsets, offset
-
-
 def pack_parameters(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """(draws, n_params) float32 rows from per-layer (W (draws, fan_in, fan_out), b)."""
     *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = weights

@@ -22,8 +22,6 @@ from pydantic import (
 )
 
 SCHEMA_VERSION = 1
-ACTIVATIONS = ("tanh",)
-NOISE_LINKS = ("exp", "softplus")
 # Deeper trunks than this are not a network anyone fits here; the bound also keeps a
 # hostile manifest from producing one error per list element.
 MAX_HIDDEN_LAYERS = 16
@@ -72,6 +70,8 @@ class TrainingDomain(_Section):
 class Inference(_Section):
     draws: int = Field(ge=2, description="Posterior draws stored in the arrays.")
     method: str | None = None
+    seed: int | None = None
+    wall_time_s: float | None = None
 
 
 class Manifest(BaseModel):

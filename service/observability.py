@@ -36,7 +36,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # The request id of the request being served, for log lines written anywhere below it.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(

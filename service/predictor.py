@@ -56,7 +56,6 @@ class Posterior:
 
     def __init__(self, artifact: Artifact) -> None:
         spec = artifact.spec  # validated: every field below is present and typed
-        self.manifest = artifact.manifest
         self.draws = spec.inference.draws
         hidden_sizes = list(spec.architecture.hidden_sizes)
         names = layer_names(len(hidden_sizes))

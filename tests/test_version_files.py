@@ -132,14 +132,14 @@ def test_registration_with_a_bad_file_stores_nothing(database_url: str) -> None:
     leaves no version behind (the direct-database path commits whatever is flushed)."""
     from service.errors import InvalidInputError
     from service.registry.db import make_engine, make_session_factory
-    from service.registry.repository import register_version
+    from service.registry.repository import register
 
     before = registry_dump(database_url)
     engine = make_engine(database_url)
-    with pytest.raises(InvalidInputError, match="is not image/png"):
+    with pytest.raises(InvalidInputError, match="is not a valid PNG"):
         with make_session_factory(engine).begin() as session:
-            register_version(session, "steel", random_artifact().to_bytes(),
-                             files={"report/fit.png": PNG, "report/sd.png": b"not a png"})
+            register(session, "steel", random_artifact().to_bytes(), actor="test",
+                     files={"report/fit.png": PNG, "report/sd.png": b"not a png"})
     engine.dispose()
     assert registry_dump(database_url) == before
 
