@@ -148,6 +148,7 @@ class LiveRegistry:
         self.spare_versions = spare_versions
         self._routing = EMPTY_ROUTING
         self._refresh_lock = threading.Lock()
+        self._polls_started = 0  # changed only under _refresh_lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures: dict[tuple[str, int], ReloadFailure] = {}
@@ -186,30 +187,45 @@ class LiveRegistry:
 
     # --- polling ------------------------------------------------------------------------
 
+    def catch_up(self) -> None:
+        """Return once a poll that began after this call has finished: the caller's
+        committed change is then served here. Concurrent callers share one poll rather
+        than queueing one each (a burst of registrations costs a few polls, not one per
+        registration)."""
+        seen = self._polls_started
+        with self._refresh_lock:
+            if self._polls_started > seen:
+                return  # a poll began after our change and, as we hold the lock, finished
+            self._poll()
+
     def refresh(self) -> None:
         """Poll once: read the routing table, load what it newly points at, swap."""
         with self._refresh_lock:
-            try:
-                with self._session_factory() as session:
-                    snapshot = read_snapshot(session)
-                    routing = self._build_routing(session, snapshot)
-            except Exception as exc:  # database down, network, ...: keep serving
-                # Readiness is public: it names the kind of failure only. The driver's
-                # text (host, port, user) goes to the log.
-                message = exc.__class__.__name__
-                if self.last_error is None:
-                    logger.warning("registry poll failed, serving loaded models: %s: %s",
-                                   message, str(exc).splitlines()[0][:200] if str(exc) else "")
-                self.last_error = message
-                return
-            if self.last_error is not None:
-                logger.warning("registry reachable again")
-            self._routing = routing  # the atomic swap
-            self.last_error = None
-            self.last_success = time.monotonic()
-            served = {(r.name, r.version) for r in (*routing.aliases.values(),
-                                                    *routing.latest.values())}
-            self.cache.evict(served, self.spare_versions)
+            self._poll()
+
+    def _poll(self) -> None:
+        self._polls_started += 1
+        try:
+            with self._session_factory() as session:
+                snapshot = read_snapshot(session)
+                routing = self._build_routing(session, snapshot)
+        except Exception as exc:  # database down, network, ...: keep serving
+            # Readiness is public: it names the kind of failure only. The driver's
+            # text (host, port, user) goes to the log.
+            message = exc.__class__.__name__
+            if self.last_error is None:
+                logger.warning("registry poll failed, serving loaded models: %s: %s",
+                               message, str(exc).splitlines()[0][:200] if str(exc) else "")
+            self.last_error = message
+            return
+        if self.last_error is not None:
+            logger.warning("registry reachable again")
+        self._routing = routing  # the atomic swap
+        self.last_error = None
+        self.last_success = time.monotonic()
+        served = {(r.name, r.version) for r in (*routing.aliases.values(),
+                                                *routing.latest.values())}
+        self.cache.evict(served, self.spare_versions)
 
     def _build_routing(self, session: Session, snapshot: RegistrySnapshot) -> Routing:
         old = self._routing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +42,17 @@ def _field_path(location: tuple) -> str:
     return path or "body"
 
 
+def invalid_input_response(errors: Sequence[dict]) -> OrjsonResponse:
+    """The 422 for request validation errors (FastAPI's, locations starting at "body"):
+    the first error in the message, up to 20 in the details."""
+    details = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]}
+               for e in errors[:20]]
+    first = details[0] if details else {"field": "body", "message": "invalid request"}
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return _error(422, "invalid_input", f"{first['field']}: {first['message']}{more}",
+                  details)
+
+
 def is_json_media_type(content_type: str | None) -> bool:
     """application/json or application/*+json: the bodies FastAPI parses as JSON."""
     if not content_type:
@@ -73,12 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
                           f"request body must be JSON (content-type: application/json), "
                           f"not {content_type or 'unlabelled'}",
                           [{"field": "content-type", "message": "must be application/json"}])
-        details = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]}
-                   for e in errors[:20]]
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return _error(422, "invalid_input", f"{first['field']}: {first['message']}{more}",
-                      details)
+        return invalid_input_response(errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> OrjsonResponse:

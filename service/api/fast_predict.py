@@ -8,9 +8,10 @@ the prediction's own cost for one strain. This pure-ASGI layer answers exactly t
 requests itself, with the route's own pieces (the same PredictRequest schema, limits,
 in-memory resolution, response building and metrics recording: the same bytes), and
 hands everything else to FastAPI untouched: other options (quantiles, tangent, draws,
-extrapolation), any invalid body, other content types, names or versions this replica
-would have to ask the database about, SURROGATE_FAST_PREDICT=false. So every error is
-still FastAPI's documented one.
+extrapolation), invalid bodies (but one whose only error is a non-number in `strain`,
+answered here with the route's bytes so a huge bad body is parsed once), other content
+types, names or versions this replica would have to ask the database about,
+SURROGATE_FAST_PREDICT=false. So every error is still FastAPI's documented one.
 
 It sits inside ObservabilityMiddleware and BodyGuard (request id, metrics, access log, the
 body's size and time limits all apply) and records the FastAPI route in the scope, so
@@ -19,6 +20,8 @@ the response come from service.prediction, like the route's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -29,7 +32,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import prediction
-from service.api.errors import is_json_media_type
+from service.api.errors import invalid_input_response, is_json_media_type
 from service.api.schemas import PredictRequest
 from service.errors import SurrogateError
 
@@ -80,10 +83,16 @@ class FastPredict:
         """The route's response, or None where FastAPI must answer."""
         if messages[-1]["type"] != "http.request":
             return None  # the client went away: FastAPI sees the same messages
-        body = _plain_request(b"".join(m.get("body", b"") for m in messages))
         name: str = child_scope["path_params"]["name"]
-        if body is None or len(name) > prediction.MAX_NAME_LENGTH:
+        if len(name) > prediction.MAX_NAME_LENGTH:
             return None
+        body = _plain_request(b"".join(m.get("body", b"") for m in messages))
+        if body is None:
+            return None
+        if isinstance(body, NotANumber):
+            scope.update(child_scope)
+            return invalid_input_response([{"loc": ("body", "strain", body.index),
+                                            "msg": body.message}])
         state = scope["app"].state
         try:
             prediction.check_limits(body, state.settings)
@@ -101,8 +110,22 @@ class FastPredict:
         return await run_in_threadpool(prediction.answer, request, body, ref, posterior)
 
 
-def _plain_request(raw: bytes) -> PredictRequest | None:
-    """The body validated by the route's own schema, if it uses only PLAIN_FIELDS.
+@dataclass(frozen=True)
+class NotANumber:
+    """The body's only error: strain[index] is a string, boolean, null, object or list."""
+
+    index: int
+    message: str
+
+
+def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
+    """The body validated by the route's own schema, if it uses only PLAIN_FIELDS; or its
+    one error, when that error is a value in `strain` that is not a number at all.
+
+    That error is answered here, as the route would (same message, same bytes), so a huge
+    body of strings is parsed once rather than a second time by FastAPI. Any other
+    invalid body goes to FastAPI, whose decoder differs from pydantic-core's in corners
+    (NaN, a byte-order mark, integers too long to convert).
 
     pydantic-core's JSON parser is used rather than orjson: the same rules with no second
     copy of them, and no slower. Where it disagrees with FastAPI's decoder (a UTF-8
@@ -110,7 +133,14 @@ def _plain_request(raw: bytes) -> PredictRequest | None:
     first error only (the schema fails fast), so a huge bad body is refused cheaply."""
     try:
         body = PredictRequest.model_validate_json(raw)
-    except ValidationError:
+    except ValidationError as exc:
+        if exc.error_count() != 1:
+            return None
+        [error] = exc.errors(include_url=False, include_context=False, include_input=False)
+        loc = tuple(error["loc"])
+        if error["type"] == "float_type" and len(loc) == 2 and loc[0] == "strain" \
+                and isinstance(loc[1], int):
+            return NotANumber(loc[1], error["msg"])
         return None
     return body if body.model_fields_set <= PLAIN_FIELDS else None
 

@@ -166,7 +166,7 @@ async def register(
     detail = await run_in_threadpool(_register, session, settings, actor, name, data,
                                      description, tags, source, alias)
     logger.info("%s registered %s v%d", actor, name, detail["version"])
-    await run_in_threadpool(live.refresh)
+    await run_in_threadpool(live.catch_up)
     return detail
 
 
@@ -261,7 +261,7 @@ def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorD
                       {"previous_version": previous})
     session.commit()
     logger.info("%s moved %s@%s: %s -> %d", actor, name, alias, previous, body.version)
-    live.refresh()  # this replica serves the new version before the call returns
+    live.catch_up()  # this replica serves the new version before the call returns
     return {"name": name, "alias": alias, "version": body.version,
             "previous_version": previous}
 
@@ -273,7 +273,7 @@ def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: Ses
     previous = repo.delete_alias(session, name, alias)
     repo.record_audit(session, actor, "delete_alias", name, previous, alias)
     session.commit()
-    live.refresh()
+    live.catch_up()
     return {"name": name, "alias": alias, "version": None, "previous_version": previous}
 
 
@@ -303,7 +303,7 @@ def patch_version(name: NamePath, version: VersionPath, body: VersionUpdate, act
     repo.record_audit(session, actor, "update_version", name, version,
                       details=body.model_dump(exclude_none=True))
     session.commit()
-    live.refresh()
+    live.catch_up()
     return repo.version_detail(session, name, version)
 
 
