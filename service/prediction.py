@@ -16,12 +16,12 @@ import numpy as np
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from service import predictive
 from service.api.responses import OrjsonResponse
 from service.errors import InvalidInputError, PayloadTooLargeError
-from service.model_cache import LiveRegistry
+from service.inference import predictive
+from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.predictor import Posterior
+from service.registry.cache import LiveRegistry
 from service.registry.repository import VersionRef
 from service.settings import Settings
 

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from service.artifact import Artifact
 from service.main import create_app
-from service.model_cache import LiveRegistry, ModelCache
+from service.registry.cache import LiveRegistry, ModelCache
 from service.registry.db import make_engine, make_session_factory
-from service.registry.models import ModelBlob, ModelVersion, RegisteredModel
 from service.registry.repository import VersionRef, register_version, set_alias
+from service.registry.tables import ModelBlob, ModelVersion, RegisteredModel
 from service.settings import Settings
 from service.testing import free_port, random_artifact
 from tests.registry_helpers import corrupted_artifact

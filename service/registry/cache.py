@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError
 from service.errors import ModelLoadError
-from service.predictor import Posterior
-from service.registry.models import VersionStatus
+from service.inference.posterior import Posterior
 from service.registry.repository import (
     RegistrySnapshot,
     VersionRef,
@@ -36,6 +35,7 @@ from service.registry.repository import (
     read_snapshot,
     resolve_version,
 )
+from service.registry.tables import VersionStatus
 
 logger = logging.getLogger(__name__)
 

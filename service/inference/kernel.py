@@ -1,6 +1,6 @@
 """The fast predict kernel: the predictive summaries in one pass over the posterior draws.
 
-`service.predictor` keeps the plain-numpy reference; this module computes the same
+`service.inference.posterior` keeps the plain-numpy reference; this module computes the same
 numbers (mean, aleatoric SD, epistemic SD and, when asked, the tangent d mean/d strain
 and its SD over draws) about 30x faster, for any depth and width of the tanh trunk.
 
@@ -437,7 +437,7 @@ class Kernel:
 
     def summaries(self, strain: np.ndarray, tangent: bool = False) -> dict[str, np.ndarray]:
         """mean, aleatoric_sd, epistemic_sd (and tangent, tangent_epistemic_sd) in physical
-        units (the formulas in service/predictor.py and docs/architecture.md)."""
+        units (the formulas in service/inference/posterior.py and docs/architecture.md)."""
         acc = self.statistics(np.asarray(strain, dtype=np.float64), tangent)
         n = float(self.draws)
         s1 = acc[_S1] / n
