@@ -1,15 +1,20 @@
-"""uvicorn's HTTP protocol with a deadline on the request head.
+"""uvicorn's HTTP protocol with deadlines on the request head and the request body.
 
 uvicorn times out idle keep-alive connections, but not a connection that opens and then
-sends its request line and headers slowly (or never finishes them): each such connection
-is held for good, and a few hundred exhaust the server. This protocol closes a connection
-whose head is not complete SURROGATE_HEADER_TIMEOUT_S after it opened or after its
-previous request began. The body has its own deadline (service/api/body_guard.py).
+sends its request line and headers slowly (or never finishes them), nor one that stops
+half-way through its body: each is held for good, and a few hundred exhaust the server.
+This protocol closes a connection whose head is not complete SURROGATE_HEADER_TIMEOUT_S
+after it opened (or after its next request began), and answers 408 and closes one whose
+body is not complete SURROGATE_BODY_TIMEOUT_S after its head.
+
+Both are timers on the event loop, armed and cancelled by the parser's callbacks: a
+request that arrives whole costs two timer handles, nothing per body chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -17,39 +22,72 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from service.settings import get_settings
 
 
-class HeadTimeoutProtocol(HttpToolsProtocol):
+def _timeout_response(seconds: float) -> bytes:
+    body = json.dumps({"error": {
+        "code": "request_timeout",
+        "message": f"request body did not arrive within {seconds:g} s",
+        "details": [{"field": "body", "limit": seconds}]}}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode()
+            + b"\r\n\r\n" + body)
+
+
+class DeadlineProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.head_timeout_s = get_settings().header_timeout_s
+        settings = get_settings()
+        self.head_timeout_s = settings.header_timeout_s
+        self.body_timeout_s = settings.body_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_too_slow(self) -> None:
-        self._head_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
+    # --- the head ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._too_slow)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._head_timer is None:  # the first request's clock runs from the connect
-            self._arm()
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._too_slow)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._cancel()
         super().on_headers_complete()
+        if not self.parser.should_upgrade():  # a websocket is not a body
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_too_slow)
+
+    # --- the body ----------------------------------------------------------------------
+
+    def on_message_complete(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_started:
+            self.cycle.response_started = True  # the application's answer is dropped
+            self.transport.write(_timeout_response(self.body_timeout_s))
+        self.transport.close()
+
+    # --- both --------------------------------------------------------------------------
+
+    def _too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _cancel(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._cancel()
         super().connection_lost(exc)

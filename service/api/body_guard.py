@@ -1,11 +1,11 @@
-"""One guard on every request body, however it arrives (Content-Length or chunked).
+"""One size limit on every request body, however it arrives (Content-Length or chunked).
 
 Bytes are counted as the server hands them over, and the request is answered 413 as soon as
 the count passes the limit: a chunked body declares no length, so a check of the header
 alone lets any amount through. The limit is SURROGATE_MAX_UPLOAD_BYTES on the admin API
 (artifact, netCDF and figure uploads) and SURROGATE_MAX_REQUEST_BYTES everywhere else.
-The whole body must also arrive within SURROGATE_BODY_TIMEOUT_S, else a 408: a client that
-stops sending half-way would otherwise hold its connection and worker task forever.
+(The time a body may take is bounded in the HTTP protocol, service/http_protocol.py:
+a timer there costs nothing per chunk, a timeout around every receive here would.)
 
 Pure ASGI, between the observability layer (so refusals are counted and logged) and the
 lean predict path (so its reads are counted too). Inside FastAPI the refusal is raised as
@@ -14,9 +14,6 @@ an HTTPException, which FastAPI passes through its body parsing to the error han
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +21,7 @@ from service.api.responses import OrjsonResponse
 
 
 class BodyRefused(HTTPException):
-    """The body went over its byte limit (413) or its time limit (408)."""
+    """The body went over its byte limit (413)."""
 
     def __init__(self, status_code: int, code: str, message: str, limit: float) -> None:
         super().__init__(status_code=status_code, detail=message)
@@ -43,23 +40,23 @@ def too_large(limit: int) -> BodyRefused:
                        f"request body is larger than {limit} bytes", limit)
 
 
-def too_slow(seconds: float) -> BodyRefused:
-    return BodyRefused(408, "request_timeout",
-                       f"request body did not arrive within {seconds:g} s", seconds)
-
-
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or malformed) and whether the body is
+    sent with a Transfer-Encoding (chunked), which declares no length."""
+    length, encoded = None, False
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the HTTP server refuses a malformed length itself
-    return None
+                pass  # the HTTP server refuses a malformed length itself
+        elif key == b"transfer-encoding":
+            encoded = True
+    return length, encoded
 
 
 class BodyGuard:
-    """ASGI middleware: byte and time limits on the request body; see the module doc."""
+    """ASGI middleware: the byte limit on the request body; see the module doc."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,29 +69,25 @@ class BodyGuard:
             return
         limit = settings.max_upload_bytes if scope["path"].startswith("/admin/") \
             else settings.max_request_bytes
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
+        declared, encoded = _framing(scope)
+        if declared is not None and declared > limit and not encoded:
             await too_large(limit).response()(scope, receive, send)
             return
-        deadline = time.monotonic() + settings.body_timeout_s
+        if not encoded:
+            # The HTTP server never hands over more than the declared length (none: no
+            # body), so only a body without a declared length needs counting.
+            await self.app(scope, receive, send)
+            return
         received = 0
-        complete = declared == 0
         started = False
 
         async def guarded_receive() -> Message:
-            nonlocal received, complete
-            if complete:  # after the body: waiting for a disconnect is not slow sending
-                return await receive()
-            try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    message = await receive()
-            except TimeoutError:
-                raise too_slow(settings.body_timeout_s) from None
+            nonlocal received
+            message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise too_large(limit)
-                complete = not message.get("more_body", False)
             return message
 
         async def tracked_send(message: Message) -> None:
