@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
     app.add_middleware(FastPredict, route=predict.route())
-    app.add_middleware(BodyGuard)  # every body, the lean path's too, is size/time-bounded
+    app.add_middleware(BodyGuard)  # every body, the lean path's too, is size-bounded
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app
 
