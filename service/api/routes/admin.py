@@ -85,7 +85,8 @@ def binary_body(media_type: str) -> dict[str, Any]:
 
 
 async def read_body(request: Request, what: str) -> bytes:
-    """The raw body (its size and arrival time are bounded by service.api.body_guard)."""
+    """The raw body (its size is bounded by service.api.body_guard, the time it may take
+    by service.http_protocol)."""
     data = b"".join([chunk async for chunk in request.stream()])
     if not data:
         raise InvalidInputError(f"{what} is empty: send the file as the request body")
