@@ -1,6 +1,8 @@
-"""`surrogate-serve`: run the API, or migrate the registry schema."""
+"""`surrogate-serve`: run the API, migrate the registry schema, or fill the kernel cache."""
 
 from __future__ import annotations
+
+import logging
 
 import typer
 import uvicorn
@@ -16,11 +18,21 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = typer.Option(1, help="Worker processes (more than one: no drain on "
+                                "SIGTERM; run one process per replica behind a balancer)."),
 ) -> None:
-    """Serve the API (the default command)."""
-    if ctx.invoked_subcommand is None:
+    """Serve the API (the default command). On SIGTERM: drain, then stop
+    (SURROGATE_SHUTDOWN_DRAIN_S, docs/deployment.md)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if workers > 1:
         uvicorn.run("service.main:app", host=host, port=port, workers=workers)
+        return
+    from service.lifecycle import DrainingServer
+    from service.main import app
+
+    config = uvicorn.Config(app, host=host, port=port)
+    DrainingServer(config, app.state.drain, get_settings().shutdown_drain_s).run()
 
 
 @cli.command()
@@ -28,6 +40,21 @@ def migrate() -> None:
     """Bring the registry database (SURROGATE_DATABASE_URL) to the latest schema."""
     upgrade_to_head(get_settings().database_url)
     typer.echo("registry schema is at head")
+
+
+@cli.command()
+def warmup() -> None:
+    """Compile the prediction kernel into its on-disk cache (NUMBA_CACHE_DIR), so that
+    later starts, also from a read-only copy of that directory, load it instead."""
+    logging.basicConfig(level=logging.WARNING)
+    from service import kernel, kernel_cache  # noqa: F401  (importing compiles every variant)
+
+    report = kernel_cache.report()
+    typer.echo(report.describe())
+    if report.directory is None or (report.compiled and not report.writable):
+        typer.echo("error: the compiled kernel could not be cached: set NUMBA_CACHE_DIR to a "
+                   "writable directory", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from service import kernel_cache
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict, predict_route
 from service.api.routes import admin, health, models, oip, predict
+from service.lifecycle import CloseWhileDraining, Drain
 from service.model_cache import LiveRegistry, ModelCache
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.settings = app_settings
         configure_logging(app_settings.log_format, access_log=app_settings.access_log)
+        logger.info(kernel_cache.report().describe())
         app.state.metrics.access_log = app_settings.access_log
         app.state.metrics.max_body_bytes = app_settings.max_request_bytes
         app.state.session_factory = make_session_factory(engine)
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return cache.loaded_versions() if cache is not None else []
 
     app.state.metrics = Metrics(loaded_versions)
+    app.state.drain = Drain()  # begun by SIGTERM (service.lifecycle.DrainingServer)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # observability layer, so its requests are counted, logged and size-guarded too.
     app.add_middleware(FastPredict, route=predict_route())
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     return app
 
 

@@ -1,6 +1,6 @@
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service.api.deps import LiveRegistryDep
 from service.api.responses import OrjsonResponse
@@ -25,12 +25,15 @@ async def healthz() -> dict[str, str]:
     "every alias's version loaded; `degraded` when the database is unavailable or a reload "
     "failed but loaded models still answer (HTTP 200, so a load balancer keeps the replica: "
     "it can still serve); `unavailable` (HTTP 503) when the database is unavailable and no "
-    "model is loaded.",
+    "model is loaded; `draining` (HTTP 503) once the process received SIGTERM: it still "
+    "answers for the drain period, but balancers should send no new requests.",
 )
-async def readyz(live: LiveRegistryDep) -> OrjsonResponse:
+async def readyz(request: Request, live: LiveRegistryDep) -> OrjsonResponse:
     status: dict[str, Any] = live.status()
     database_ok = status["database"] == "ok"
-    if database_ok and not status["reload_failures"]:
+    if request.app.state.drain.active:  # shutting down: balancers stop routing here
+        state, code = "draining", 503
+    elif database_ok and not status["reload_failures"]:
         state, code = "ready", 200
     elif database_ok or status["loaded"]:
         state, code = "degraded", 200
