@@ -28,10 +28,11 @@ def serve(
     if workers > 1:
         uvicorn.run("service.main:app", host=host, port=port, workers=workers)
         return
+    from service.http_protocol import CoalescingHttpToolsProtocol
     from service.lifecycle import DrainingServer
     from service.main import app
 
-    config = uvicorn.Config(app, host=host, port=port)
+    config = uvicorn.Config(app, host=host, port=port, http=CoalescingHttpToolsProtocol)
     DrainingServer(config, app.state.drain, get_settings().shutdown_drain_s).run()
 
 
