@@ -48,7 +48,7 @@ def warmup() -> None:
     """Compile the prediction kernel into its on-disk cache (NUMBA_CACHE_DIR), so that
     later starts, also from a read-only copy of that directory, load it instead."""
     logging.basicConfig(level=logging.WARNING)
-    from service import kernel, kernel_cache  # noqa: F401  (importing compiles every variant)
+    from service.inference import kernel, kernel_cache  # noqa: F401  (importing compiles every variant)
 
     report = kernel_cache.report()
     typer.echo(report.describe())

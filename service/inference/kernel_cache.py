@@ -1,8 +1,8 @@
 """The compiled kernel's on-disk cache: filled once, then only read.
 
-Compiling service.kernel takes 15-25 s; loading it from numba's cache takes a fraction of a
-second. `surrogate-serve warmup` (a Dockerfile step) compiles every variant into the
-directory NUMBA_CACHE_DIR names; replicas then load from it at start.
+Compiling the prediction kernel (kernel.py) takes 15-25 s; loading it from numba's cache
+takes a fraction of a second. `surrogate-serve warmup` (a Dockerfile step) compiles every
+variant into the directory NUMBA_CACHE_DIR names; replicas then load from it at start.
 
 Numba's own cache insists on a writable directory (it writes a probe file before it even
 reads), so a read-only container compiled afresh at every start. With NUMBA_CACHE_DIR set,

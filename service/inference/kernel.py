@@ -1,6 +1,6 @@
 """The fast predict kernel: DESIGN.md's summaries in one pass over the posterior draws.
 
-`service.predictor` keeps the plain-numpy reference; this module computes the same
+`service.inference.posterior` keeps the plain-numpy reference; this module computes the same
 numbers (mean, aleatoric SD, epistemic SD and, when asked, the tangent d mean/d strain
 and its SD over draws) about 30x faster, for any depth and width of the tanh trunk.
 
@@ -16,7 +16,7 @@ How it is fast, and why it stays accurate:
   core via `prange`, each weight a broadcast scalar); for a few strains, lanes are draws
   (a transposed copy of the weights), so a one-strain request costs microseconds.
 - Compiled when this module is imported (or loaded from the on-disk cache that
-  `surrogate-serve warmup` fills, service/kernel_cache.py), and run once there, so no
+  `surrogate-serve warmup` fills, kernel_cache.py), and run once there, so no
   request pays for compilation.
 """
 
@@ -38,7 +38,7 @@ from numba import njit, prange, types  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-from service import kernel_cache  # noqa: E402
+from service.inference import kernel_cache  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Elementary functions in float32 that LLVM can vectorise (no libm calls in the hot loop).
@@ -78,7 +78,7 @@ _FASTMATH = {"contract", "nsz"}
 
 def _jit(**options):
     """numba.njit with the kernel's options; compiled code is cached on disk
-    (service.kernel_cache: NUMBA_CACHE_DIR, also read-only), else compiled once per process."""
+    (kernel_cache.py: NUMBA_CACHE_DIR, also read-only), else compiled once per process."""
     # error_model="numpy": no ZeroDivisionError checks, whose branches stop vectorisation.
     options = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy", **options}
 
