@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict, predict_route
-from service.api.routes import admin, health, models, oip, predict
+from service.api.routes import admin, export, health, models, oip, predict
 from service.model_cache import LiveRegistry, ModelCache
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
+    app.include_router(export.router)
     app.include_router(oip.router)
     app.include_router(metrics_router)
     app.include_router(admin.router)
