@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from service.export.definitions import Definitions
 from service.export.table import ExportTable
 
+_MAX_LISTED = 20
+
 
 @dataclass(frozen=True)
 class ExportMeta:
@@ -40,8 +42,15 @@ def header_lines(meta: ExportMeta, table: ExportTable) -> list[str]:
         lines.append("quantile_levels: " + ",".join(f"{q:g}" for q in table.quantile_levels))
     if table.curve_columns:
         lines.append(f"curves: {len(table.curve_columns)} (seed {table.seed})")
-    lines.append("unstable_strain_ranges: " + (
-        "; ".join(f"{r.curve} {r.strain_min!r} to {r.strain_max!r}"
-                  for r in table.unstable_strain_ranges)
-        or "none (every exported curve rises with strain)"))
+    ranges = table.unstable_strain_ranges
+    if not ranges:
+        lines.append("unstable_strain_ranges: none (every exported curve rises with strain)")
+        return lines
+    lines.append(f"unstable_strain_ranges: {len(ranges)} (strain ranges where a curve's "
+                 "stress does not rise):")
+    # One short line each (solver formats limit line length), the first few only.
+    lines += [f"  {r.curve} {r.strain_min!r} to {r.strain_max!r}"
+              for r in ranges[:_MAX_LISTED]]
+    if len(ranges) > _MAX_LISTED:
+        lines.append(f"  ... and {len(ranges) - _MAX_LISTED} more (format=json lists all)")
     return lines
