@@ -269,3 +269,12 @@ def test_nominal_conversion_follows_the_data_definitions() -> None:
     plain = Definitions("strain", "1", "stress", "MPa")
     assert plain.nominal_strain(strain) is strain
     assert plain.nominal_stress(stress, strain) is stress
+
+
+def test_extreme_ranges_answer_or_refuse_but_never_fail(client: TestClient, models) -> None:
+    huge = get(client, strain_min=-1e308, strain_max=1e308)
+    assert huge.status_code == 422
+    assert huge.json()["error"]["details"][0]["field"] == "strain_max"
+    far = get(client, strain_min=1e6, strain_max=1e6 + 1, format="json", points=5)
+    assert far.status_code == 200, far.text
+    assert "extrapolation" in get(client, strain_min=0.4, strain_max=0.9).text

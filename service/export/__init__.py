@@ -8,6 +8,7 @@ from service.export.header import ExportMeta
 from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, to_lsdyna
 from service.export.table import (
     DEFAULT_MAX_ERROR,
+    UNREACHABLE_POINTS,
     ExportTable,
     build_table,
     default_table,
@@ -37,7 +38,7 @@ def render(fmt: str, meta: ExportMeta, table: ExportTable,
 
 __all__ = [
     "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR", "EXTENSIONS", "FORMATS", "MAX_CURVE_ID",
-    "MEDIA_TYPES", "Definitions", "ExportMeta", "ExportTable", "build_table",
+    "MEDIA_TYPES", "UNREACHABLE_POINTS", "Definitions", "ExportMeta", "ExportTable", "build_table",
     "default_table", "needed_points", "render", "to_abaqus", "to_csv", "to_json", "to_lsdyna",
     "unstable_ranges",
 ]

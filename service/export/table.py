@@ -32,6 +32,7 @@ _FIRST_POINTS = 129
 # Refinement aims a little below the target so one step usually lands under it.
 _AIM = 0.8
 _MAX_REFINEMENTS = 4
+UNREACHABLE_POINTS = 2**62
 
 SUMMARY_COLUMNS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
                    "tangent_epistemic_sd")
@@ -88,8 +89,10 @@ def needed_points(points: int, error: float, target: float) -> int:
     """Grid size that h^2 scaling predicts meets `target`, from `error` at `points`."""
     if error <= target:
         return points
-    intervals = math.ceil((points - 1) * math.sqrt(error / (_AIM * target)))
-    return intervals + 1
+    factor = math.sqrt(error / (_AIM * target))
+    if not math.isfinite(factor) or factor > 1e12:  # no grid would: say "more than any"
+        return UNREACHABLE_POINTS
+    return math.ceil((points - 1) * factor) + 1
 
 
 def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], curves: int,
@@ -130,7 +133,10 @@ def build_table(posterior: Posterior, strain_min: float, strain_max: float, poin
         if name in _NOT_STRESS:
             continue
         interpolated = 0.5 * (table[:-1] + table[1:])
-        errors[name] = _bound((interpolated - at_mid[name]) / scale)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            error = _bound((interpolated - at_mid[name]) / scale)
+        # A zero SD (or values the float range cannot hold) is no error bound at all.
+        errors[name] = error if math.isfinite(error) else math.inf
     curve_names = [curve_column(j + 1) for j in range(curves)]
     quantile_names = [quantile_column(level) for level in levels]
     ranges = unstable_ranges(grid, columns["mean"], columns["tangent"], "mean")

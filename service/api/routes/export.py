@@ -62,6 +62,8 @@ def _strain_range(posterior: Posterior, strain_min: float | None,
             f"strain_min ({low:g}) must be less than strain_max ({high:g})",
             [{"field": "strain_min", "message": f"must be less than strain_max ({high:g})"},
              {"field": "strain_max", "message": f"must be greater than strain_min ({low:g})"}])
+    if not math.isfinite(high - low):
+        raise _invalid("strain_max", "strain_max - strain_min must be a finite number")
     return low, high
 
 
@@ -147,12 +149,15 @@ def export_table(
         table = export.build_table(posterior, low, high, points, levels, count, seed)
     if max_interpolation_error is not None and table.max_interpolation_error > target:
         needed = export.needed_points(table.points, table.max_interpolation_error, target)
-        reach = (f"; the limit for this request is {largest} points" if needed > largest
-                 else "")
+        if needed >= export.UNREACHABLE_POINTS:
+            would = "no grid of this range would meet it"
+        else:
+            would = f"about {needed} points would meet it"
+            if needed > largest:
+                would += f"; the limit for this request is {largest} points"
         raise _invalid("max_interpolation_error",
                        f"{table.points} points give an interpolation error of "
-                       f"{table.max_interpolation_error:.3g} total SD > {target:g}; about "
-                       f"{needed} points would meet it{reach}")
+                       f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
     meta = export.ExportMeta(ref.name, ref.version, ref.sha256,
                              export.Definitions.from_manifest(posterior.manifest),
                              posterior.domain)
