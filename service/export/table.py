@@ -164,7 +164,12 @@ def default_table(posterior: Posterior, strain_min: float, strain_max: float,
     interpolation error is at most `target`; the finest tried when none is."""
     build: Callable[[int], ExportTable] = lambda n: build_table(  # noqa: E731
         posterior, strain_min, strain_max, n, levels, curves, seed)
-    table = build(min(_FIRST_POINTS, max_points))
+    start = min(_FIRST_POINTS, max_points)
+    if levels or curves:
+        # Quantiles and samples cost far more than the kernel's summaries and bend like
+        # them (mean +- z SD): size the grid on the summaries, then check every column.
+        start = default_table(posterior, strain_min, strain_max, max_points, target, []).points
+    table = build(start)
     for _ in range(_MAX_REFINEMENTS):
         if table.max_interpolation_error <= target or table.points >= max_points:
             break
