@@ -87,6 +87,8 @@ class ExportResult:
                          self.columns[column])
 
 
+_FORMAT_BY_SUFFIX = {".json": "json", ".inp": "abaqus", ".k": "lsdyna", ".key": "lsdyna"}
+
 _ARRAYS = ("strain", "mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
            "tangent_epistemic_sd", "quantile_levels", "quantiles", "samples")
 
@@ -149,7 +151,7 @@ class SurrogateClient:
         name: str,
         *,
         path: str | Path | None = None,
-        format: str = "csv",  # noqa: A002  (the API's parameter name)
+        format: str | None = None,  # noqa: A002  (the API's parameter name)
         version: int | None = None,
         alias: str | None = None,
         strain_min: float | None = None,
@@ -162,8 +164,11 @@ class SurrogateClient:
         first_curve_id: int | None = None,
     ) -> ExportResult | Path:
         """The model as a table. With `path`: writes the file in `format` (csv, json,
-        abaqus, lsdyna) and returns the path. Without: returns the table as numpy arrays
-        (fetched as JSON)."""
+        abaqus, lsdyna; by default from the path's suffix: .json, .inp, .k/.key, else csv)
+        and returns the path. Without: returns the table as numpy arrays (fetched as
+        JSON)."""
+        if path is not None and format is None:
+            format = _FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), "csv")  # noqa: A001
         query: dict[str, Any] = {
             "version": version, "alias": alias, "strain_min": strain_min,
             "strain_max": strain_max, "points": points, "curves": curves, "seed": seed,

@@ -184,8 +184,11 @@ def test_python_client_export_returns_the_table_and_writes_files(
         error = np.abs(table.interpolate(inside) - Posterior(server.artifacts[1]).predict(
             inside).mean) / Posterior(server.artifacts[1]).predict(inside).total_sd
         assert error.max() <= table.max_interpolation_error
-        written = client.export("demo", path=tmp_path / "demo.k", format="lsdyna", points=11)
+        written = client.export("demo", path=tmp_path / "demo.k", points=11)
         assert written.read_text().startswith("*KEYWORD") and written.name == "demo.k"
+        written = client.export("demo", path=tmp_path / "demo.txt", format="abaqus",
+                                points=11)
+        assert "*HYPERELASTIC, MARLOW" in written.read_text()
         with pytest.raises(SurrogateAPIError) as bad:
             client.export("demo", points=0)
         assert bad.value.status == 422 and "points" in bad.value.details[0]["field"]
