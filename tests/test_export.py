@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from service import predictive
 from service.artifact import Artifact
 from service.export import Definitions
-from service.predictor import Posterior
+from service.inference import predictive
+from service.inference.posterior import Posterior
 from service.registry.repository import register_version, set_alias
 from service.testing import random_artifact
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna

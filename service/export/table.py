@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service import predictive
-from service.predictor import Posterior
+from service.inference import predictive
+from service.inference.posterior import Posterior
 
 # The default grid's target: interpolation error at most this many total SDs.
 DEFAULT_MAX_ERROR = 1e-3

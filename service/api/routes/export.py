@@ -16,8 +16,8 @@ from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.routes.predict import ERROR_RESPONSES, MAX_NAME_LENGTH
 from service.api.schemas import MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
 from service.errors import InvalidInputError, PayloadTooLargeError
+from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.predictor import Posterior
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["export"])
