@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from service import export
-from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
-from service.api.routes.predict import ERROR_RESPONSES, MAX_NAME_LENGTH
+from service import export, prediction
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.routes.predict import ERROR_RESPONSES
 from service.api.schemas import MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.inference.posterior import Posterior
@@ -106,10 +106,9 @@ def _largest_grid(settings: Settings, points: int | None, levels: list[float],
 def export_table(
     request: Request,
     session: SessionDep,
-    cache: CacheDep,
     live: LiveRegistryDep,
     settings: SettingsDep,
-    name: Annotated[str, Path(max_length=MAX_NAME_LENGTH)],
+    name: Annotated[str, Path(max_length=prediction.MAX_NAME_LENGTH)],
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     alias: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     strain_min: Annotated[float | None, Query(description="Default: the training "
@@ -137,8 +136,7 @@ def export_table(
     if first_curve_id + len(levels) + count > export.MAX_CURVE_ID:
         raise _invalid("first_curve_id", f"curve ids would exceed {export.MAX_CURVE_ID}")
     largest = _largest_grid(settings, points, levels, count)
-    ref = live.resolve(session, name, version, alias, settings.default_alias)
-    posterior = cache.get(session, ref)
+    ref, posterior = prediction.resolve(live, session, name, version, alias, settings)
     low, high = _strain_range(posterior, strain_min, strain_max)
     if count and seed is None:
         seed = secrets.randbits(32)
@@ -159,7 +157,7 @@ def export_table(
                        f"{table.points} points give an interpolation error of "
                        f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
     meta = export.ExportMeta(ref.name, ref.version, ref.sha256,
-                             export.Definitions.from_manifest(posterior.manifest),
+                             export.Definitions.from_manifest(posterior.spec),
                              posterior.domain)
     content = export.render(format, meta, table, first_curve_id)
     record_model_version(request, ref.name, ref.version, 2 * table.points - 1)
