@@ -7,6 +7,7 @@ import logging
 import typer
 import uvicorn
 
+from service.http_protocol import ServiceProtocol
 from service.registry.db import upgrade_to_head
 from service.settings import get_settings
 
@@ -25,14 +26,17 @@ def serve(
     (SURROGATE_SHUTDOWN_DRAIN_S, docs/deployment.md)."""
     if ctx.invoked_subcommand is not None:
         return
+    # The head deadline and whole-response writes are in the HTTP protocol; the body's
+    # deadline in the app (BodyGuard). uvicorn's own access lines are off: the service
+    # writes one per request, with its request id (SURROGATE_ACCESS_LOG).
+    options = {"host": host, "port": port, "http": ServiceProtocol, "access_log": False}
     if workers > 1:
-        uvicorn.run("service.main:app", host=host, port=port, workers=workers)
+        uvicorn.run("service.main:app", workers=workers, **options)
         return
-    from service.http_protocol import CoalescingHttpToolsProtocol
     from service.lifecycle import DrainingServer
     from service.main import app
 
-    config = uvicorn.Config(app, host=host, port=port, http=CoalescingHttpToolsProtocol)
+    config = uvicorn.Config(app, **options)
     DrainingServer(config, app.state.drain, get_settings().shutdown_drain_s).run()
 
 
@@ -48,7 +52,7 @@ def warmup() -> None:
     """Compile the prediction kernel into its on-disk cache (NUMBA_CACHE_DIR), so that
     later starts, also from a read-only copy of that directory, load it instead."""
     logging.basicConfig(level=logging.WARNING)
-    from service.inference import kernel, kernel_cache  # noqa: F401  (importing compiles every variant)
+    from service.inference import kernel, kernel_cache  # noqa: F401  (compiles every variant)
 
     report = kernel_cache.report()
     typer.echo(report.describe())
