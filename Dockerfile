@@ -26,8 +26,10 @@ ENV NUMBA_CACHE_DIR=/app/numba-cache
 RUN pip install -e . \
     && python -c "import sys, service.main; assert 'pymc' not in sys.modules" \
     && mkdir -p /app/var && chown surrogate /app/var
-# `warmup` exits non-zero if the kernel could not be cached.
-RUN surrogate-serve warmup
+# `warmup` exits non-zero if the kernel could not be cached. The code's bytecode too:
+# PYTHONDONTWRITEBYTECODE and the read-only file system would otherwise have every start
+# compile the service's modules from source again.
+RUN surrogate-serve warmup && python -m compileall -q service training migrations
 USER 10001
 EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 --start-period=10s \

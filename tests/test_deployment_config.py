@@ -167,6 +167,7 @@ def test_the_image_fills_the_kernel_cache_at_build_time() -> None:
     service = dockerfile.split(" AS service", 1)[1].split("\nFROM ", 1)[0]
     assert re.search(r"^ENV NUMBA_CACHE_DIR=/app/\S+", service, re.M)
     assert service.index("RUN surrogate-serve warmup") < service.index("USER 10001")
+    assert re.search(r"python -m compileall -q service\b", service)  # bytecode in the image
 
 
 def test_system_dependencies_install_haproxy() -> None:
