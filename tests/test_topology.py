@@ -47,6 +47,8 @@ DRAIN_S = 2.0  # longer than HAProxy's detection (2 checks 0.5 s apart)
 NAMES = ("api1", "api2", "api3")  # the cfg's server names, in LB_STATIC_1..3 order
 VERSIONS = 11  # production starts on 1; phase 4 moves it to 2, 3, ..., 11
 
+pytestmark = pytest.mark.slow  # 1-2 minutes: replicas start, phase 5 waits 10 s
+
 
 @dataclass
 class Topology:
@@ -162,9 +164,6 @@ def report(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
 
 def failures(outcomes: list[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if not o.ok]
-
-
-pytestmark = pytest.mark.slow  # about a minute: replicas start, phase 5 waits 10 s
 
 
 def test_3000_predicts_through_the_balancer_reach_all_three_replicas(
