@@ -17,6 +17,7 @@ from service.observability import Metrics, ObservabilityMiddleware, configure_lo
 from service.observability import router as metrics_router
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.settings import Settings, get_settings
+from service.ui import routes as ui
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oip.router)
     app.include_router(metrics_router)
     app.include_router(admin.router)
+    ui.install(app)  # the read-only registry pages under /ui/, and / linking to them
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
     app.add_middleware(FastPredict, route=predict_route())
