@@ -161,7 +161,7 @@
       bands: [
         { series: [2, 1], fill: "rgba(31, 78, 121, 0.12)" },
         { series: [4, 3], fill: "rgba(31, 78, 121, 0.22)" },
-        { series: [6, 5], fill: "rgba(230, 126, 34, 0.45)" },
+        { series: [6, 5], fill: "rgba(230, 126, 34, 0.3)" },
       ],
       hooks: { draw: [function (u) {
         var dash = [2 * devicePixelRatio, 3 * devicePixelRatio];
