@@ -20,6 +20,9 @@ def serve(
 ) -> None:
     """Serve the API (the default command)."""
     if ctx.invoked_subcommand is None:
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"API: http://{shown}:{port}/ (OpenAPI docs: /docs)   "
+                   f"UI: http://{shown}:{port}/ui/", err=True)
         uvicorn.run("service.main:app", host=host, port=port, workers=workers)
 
 
