@@ -328,8 +328,22 @@ def test_screenshots_of_the_three_page_types(page: Any, server: ServerProcess) -
                 "return arguments[0].complete && arguments[0].naturalWidth > 0", image)
                 for image in d.find_elements(By.CSS_SELECTOR, "#figures img")))
         height = page.execute_script("return document.documentElement.scrollHeight")
-        page.set_window_size(1280, min(max(height, 800), 4000))
+        page.set_window_size(1280, min(max(height + 200, 800), 4000))
         assert page.save_screenshot(str(SCREENSHOTS / file))
         page.set_window_size(1280, 1600)
     print(f"screenshots in {SCREENSHOTS}")
     assert sorted(p.name for p in SCREENSHOTS.iterdir()) == sorted(shots)
+
+
+def test_a_model_without_metrics_or_figures_renders_cleanly(page: Any,
+                                                            server: ServerProcess) -> None:
+    page.get(f"{server.url}/ui/models/gent")
+    wait(page, lambda d: d.execute_script(
+        "return Object.keys(window.surrogateUi.plots).length") == 3)
+    row = page.find_element(By.CSS_SELECTOR, '#versions tr[data-version="1"]')
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="nlpd"]').text == "—"
+    assert page.find_elements(By.ID, "compare-form") == []  # one version: nothing to compare
+    page.get(f"{server.url}/ui/models/gent/versions/1")
+    wait(page, lambda d: d.find_element(By.ID, "try-it-chart").get_attribute("data-state")
+         == "drawn")
+    assert "No report figures" in page.find_element(By.TAG_NAME, "main").text

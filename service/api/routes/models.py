@@ -64,7 +64,8 @@ def get_inference_data(name: NamePath, version: VersionPath, session: SessionDep
     "/{name}/versions/{version}/artifact",
     summary="The version's artifact file (npz: posterior draws + manifest)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}},
+               409: {"model": ErrorBody, "description": "stored bytes fail their sha256"}},
 )
 def get_artifact(name: NamePath, version: VersionPath, session: SessionDep) -> Response:
     """The bytes `surrogate-train fit --artifact-out` wrote, checked against the stored
