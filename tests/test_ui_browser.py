@@ -1,5 +1,6 @@
 """The registry pages in a real headless Chromium (Debian's chromium + chromium-driver,
-driven by Selenium) against a live service process over a registry of several models.
+driven by Selenium) against a live service process over a registry of several models:
+hand-built versions with plausible manifests, and one tiny real PyMC fit with its report.
 
 Every test fails on any browser console error (which includes Content-Security-Policy
 violations and failed loads) and on any request to another origin. Screenshots of the
@@ -22,7 +23,13 @@ import pytest
 
 from service.artifact import sha256_hex
 from service.testing import ServerProcess, free_port, service_command
-from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_ui_registry
+from tests.ui_registry import (
+    HOSTILE,
+    HOSTILE_MODEL,
+    REAL_FIT_MODEL,
+    add_real_fit,
+    build_ui_registry,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -45,6 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("ui")
     url = f"sqlite:///{folder / 'registry.db'}"
     build_ui_registry(url)
+    add_real_fit(url, folder)
     port = free_port()
     running = ServerProcess.launch(service_command(port, access_log=False), port,
                                    {"SURROGATE_DATABASE_URL": url,
@@ -317,7 +325,8 @@ def test_screenshots_of_the_three_page_types(page: Any, server: ServerProcess) -
     shots = {
         "models.png": "/ui/",
         "model.png": "/ui/models/rubber",
-        "version.png": "/ui/models/rubber/versions/4?compare=3",
+        "version.png": f"/ui/models/{REAL_FIT_MODEL}/versions/1",
+        "version-compare.png": "/ui/models/rubber/versions/4?compare=3",
     }
     for file, path in shots.items():
         page.get(f"{server.url}{path}")
@@ -347,3 +356,29 @@ def test_a_model_without_metrics_or_figures_renders_cleanly(page: Any,
     wait(page, lambda d: d.find_element(By.ID, "try-it-chart").get_attribute("data-state")
          == "drawn")
     assert "No report figures" in page.find_element(By.TAG_NAME, "main").text
+
+
+def test_a_real_fit_shows_its_metrics_figures_and_prediction(page: Any,
+                                                             server: ServerProcess) -> None:
+    detail = api(server, f"/v1/models/{REAL_FIT_MODEL}/versions/1")
+    page.get(f"{server.url}/ui/models/{REAL_FIT_MODEL}")
+    row = page.find_element(By.CSS_SELECTOR, '#versions tr[data-version="1"]')
+    held = detail["metrics"]["held_out"]
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="nlpd"]').text == f"{held['nlpd']:.3f}"
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="aleatoric_sd_error"]').text == (
+        pct(detail["metrics"]["aleatoric_sd_error"]))
+    page.get(f"{server.url}/ui/models/{REAL_FIT_MODEL}/versions/1")
+    images = page.find_elements(By.CSS_SELECTOR, "#figures img")
+    assert sorted(i.get_attribute("alt") for i in images) == [
+        "report/calibration.png", "report/convergence.png", "report/fit.png", "report/sd.png"]
+    for image in images:
+        page.execute_script("arguments[0].scrollIntoView()", image)
+        wait(page, lambda d, image=image: d.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth", image) > 0)
+    wait(page, lambda d: d.find_element(By.ID, "try-it-chart").get_attribute("data-state")
+         == "drawn")
+    state = page.execute_script("return window.surrogateUi.tryIt")
+    assert state["response"] == httpx.post(f"{server.url}{state['url']}", json=state["request"],
+                                           timeout=10).json()
+    assert page.find_element(By.CSS_SELECTOR, '[data-field="data_sha256"]').text == (
+        detail["data_sha256"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,3 +156,22 @@ def build_many_versions(database_url: str, name: str, count: int) -> None:
         set_alias(session, name, "candidate", count)
         session.commit()
     engine.dispose()
+
+
+REAL_FIT_MODEL = "mooney"
+
+
+def add_real_fit(database_url: str, folder: Path) -> int:
+    """A tiny real PyMC fit (4 bootstrap members, hidden 4) of a small Mooney-Rivlin group,
+    registered the way `surrogate-train fit` does it, with its four report figures."""
+    from training.data import make_mooney_rivlin_group
+    from training.model import BNNConfig
+    from training.pipeline import fit_csv, register_artifact, report_files
+
+    make_mooney_rivlin_group(materials=8, points=15, seed=0).to_csv(folder / "group.csv",
+                                                                    index=False)
+    config = BNNConfig().with_overrides(hidden_sizes=(4,), ensemble_members=4, max_steps=400,
+                                        seed=0)
+    trained = fit_csv(folder / "group.csv", config, holdout=0.25, report_dir=folder / "report")
+    return register_artifact(database_url, REAL_FIT_MODEL, trained.artifact.to_bytes(),
+                             alias="production", files=report_files(trained.artifact.manifest))
