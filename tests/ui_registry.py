@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.artifact import Artifact
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
 from service.registry.repository import (
     register_version,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.errors import NotFoundError
-from service.registry.models import ModelAlias, ModelVersion, RegisteredModel
+from service.registry.tables import ModelAlias, ModelVersion, RegisteredModel
 
 
 @dataclass
