@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/kernel.py
 	$(BIN)/python benchmarks/http.py
 	$(BIN)/python benchmarks/vs_pymc.py
+	$(BIN)/python benchmarks/ui.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
