@@ -20,7 +20,7 @@ from service.registry.repository import version_detail
 from service.settings import Settings
 from service.testing import ServerProcess, free_port, service_command
 from service.ui.data import model_page, models_overview
-from service.ui.routes import CONTENT_SECURITY_POLICY
+from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH
 from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_many_versions, build_ui_registry
 
 PAGES = ("/", "/ui/", "/ui/models/rubber", "/ui/models/rubber/versions/3",
@@ -209,3 +209,15 @@ def test_serve_prints_the_ui_url_next_to_the_api(registry: str, tmp_path: Path) 
         assert httpx.get(f"http://127.0.0.1:{port}/ui/", timeout=5).status_code == 200
     finally:
         running.stop()
+
+
+def test_export_links_appear_when_the_service_has_the_export_route(registry: str) -> None:
+    settings = Settings(database_url=registry, access_log=False)
+    with TestClient(create_app(settings)) as client:
+        assert "/export?" not in client.get("/ui/models/rubber/versions/3").text
+    app = create_app(settings)
+    app.add_api_route(EXPORT_PATH, lambda name: {"name": name}, methods=["GET"])
+    with TestClient(app) as client:
+        html = client.get("/ui/models/rubber/versions/3").text
+        for fmt in ("csv", "json", "abaqus", "lsdyna"):
+            assert f'href="/v1/models/rubber/export?version=3&amp;format={fmt}"' in html
