@@ -43,6 +43,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -198,6 +199,15 @@ def test_model_page_table_and_charts_show_the_api_values(page: Any,
     assert "production" in rows[1].get_attribute("class")
     canvases = page.find_elements(By.CSS_SELECTOR, "#metrics-charts canvas")
     assert len(canvases) == 3 and all(c.size["width"] > 200 for c in canvases)
+    # Clicking version 2's point on the NLPD chart opens version 2.
+    over = page.find_element(By.CSS_SELECTOR, '[data-metric="nlpd"] .u-over')
+    x, y = page.execute_script(
+        "var p = window.surrogateUi.plots.nlpd, i = p.data[0].indexOf(2);"
+        "return [p.valToPos(2, 'x'), p.valToPos(p.data[1][i], 'y')]")
+    ActionChains(page).move_to_element_with_offset(
+        over, round(x - over.size["width"] / 2), round(y - over.size["height"] / 2)).click(
+        ).perform()
+    wait(page, lambda d: d.current_url == f"{server.url}/ui/models/rubber/versions/2")
 
 
 def test_compare_choice_opens_the_version_with_the_other_overlaid(page: Any,

@@ -120,6 +120,7 @@ def model_view(name: NamePath, session: SessionDep, settings: SettingsDep) -> HT
     except SurrogateError as error:
         return error_page(error)
     chart = {
+        "model": page.name,
         "versions": [row.version for row in page.versions],
         "nlpd": [row.nlpd for row in page.versions],
         "coverage_95": [row.coverage_95 for row in page.versions],

@@ -34,6 +34,8 @@
       ctx.setLineDash([]);
       ctx.fillStyle = "#333";
       ctx.font = 11 * devicePixelRatio + "px system-ui, sans-serif";
+      ctx.textAlign = "left";  // uPlot leaves its axis labels' alignment on the context
+      ctx.textBaseline = "alphabetic";
       ctx.fillText(label, x + 4 * devicePixelRatio, box.top + 12 * devicePixelRatio);
     }
     ctx.restore();
@@ -65,7 +67,7 @@
       var values = chart[metric];
       var options = {
         width: widthOf(element, 360), height: 200,
-        legend: { show: false },
+        legend: { show: true, live: true },
         cursor: { points: { size: 8 } },
         scales: { x: { time: false, range: function () { return [low, high]; } } },
         axes: [
@@ -75,8 +77,9 @@
           { size: 56 },
         ],
         series: [
-          { label: "version" },
-          { label: metric, stroke: BLUE, width: 2, spanGaps: true,
+          { label: "version", value: function (u, v) { return v == null ? "—" : "v" + v; } },
+          { label: element.getAttribute("data-label"), stroke: BLUE, width: 2, spanGaps: true,
+            value: function (u, v) { return v == null ? "—" : v.toFixed(3); },
             points: { show: true, size: 7, fill: BLUE } },
         ],
         hooks: { draw: [function (u) {
@@ -85,7 +88,14 @@
                        [5 * devicePixelRatio, 4 * devicePixelRatio]);
         }] },
       };
-      ui.plots[metric] = new uPlot(options, [versions, values], element);
+      var plot = (ui.plots[metric] = new uPlot(options, [versions, values], element));
+      // Clicking a point opens that version's page.
+      plot.over.addEventListener("click", function () {
+        var index = plot.cursor.idx;
+        if (index === null || index === undefined) return;
+        window.location.href = "/ui/models/" + encodeURIComponent(chart.model) +
+          "/versions/" + versions[index];
+      });
     });
   }
 
