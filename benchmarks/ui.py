@@ -77,7 +77,7 @@ def main() -> None:
         print(f"registered {args.versions} versions of {NAME!r} in "
               f"{time.perf_counter() - start:.1f} s")
         port = free_port()
-        server = ServerProcess.launch(service_command(port, access_log=False), port,
+        server = ServerProcess.launch(service_command(port), port,
                                       {"SURROGATE_DATABASE_URL": url,
                                        "SURROGATE_ACCESS_LOG": "false"},
                                       Path(folder) / "server.log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from service.http_protocol import HeadTimeoutProtocol
 from service.registry.db import upgrade_to_head
 from service.settings import get_settings
 
@@ -23,7 +24,11 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"API: http://{shown}:{port}/ (OpenAPI docs: /docs)   "
                    f"UI: http://{shown}:{port}/ui/", err=True)
-        uvicorn.run("service.main:app", host=host, port=port, workers=workers)
+        # The head deadline is in the HTTP protocol; the body's in the app (BodyGuard).
+        # uvicorn's own access lines are off: the service writes one per request, with
+        # its request id (SURROGATE_ACCESS_LOG).
+        uvicorn.run("service.main:app", host=host, port=port, workers=workers,
+                    http=HeadTimeoutProtocol, access_log=False)
 
 
 @cli.command()

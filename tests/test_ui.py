@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from service.registry.repository import version_detail
 from service.settings import Settings
 from service.testing import ServerProcess, free_port, service_command
 from service.ui.data import model_page, models_overview
-from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH
+from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH, has_public_path
 from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_many_versions, build_ui_registry
 
 PAGES = ("/", "/ui/", "/ui/models/rubber", "/ui/models/rubber/versions/3",
@@ -211,13 +212,18 @@ def test_serve_prints_the_ui_url_next_to_the_api(registry: str, tmp_path: Path) 
         running.stop()
 
 
-def test_export_links_appear_when_the_service_has_the_export_route(registry: str) -> None:
-    settings = Settings(database_url=registry, access_log=False)
-    with TestClient(create_app(settings)) as client:
-        assert "/export?" not in client.get("/ui/models/rubber/versions/3").text
-    app = create_app(settings)
-    app.add_api_route(EXPORT_PATH, lambda name: {"name": name}, methods=["GET"])
-    with TestClient(app) as client:
-        html = client.get("/ui/models/rubber/versions/3").text
-        for fmt in ("csv", "json", "abaqus", "lsdyna"):
-            assert f'href="/v1/models/rubber/export?version=3&amp;format={fmt}"' in html
+def test_export_links_download_every_format(client: TestClient) -> None:
+    html = client.get("/ui/models/rubber/versions/3").text
+    for fmt in ("csv", "json", "abaqus", "lsdyna"):
+        href = f"/v1/models/rubber/export?version=3&amp;format={fmt}"
+        assert f'href="{href}"' in html, fmt
+        response = client.get(href.replace("&amp;", "&"))
+        assert response.status_code == 200, (fmt, response.text[:300])
+        assert response.content
+
+
+def test_export_links_only_when_the_service_has_the_export_route() -> None:
+    bare = FastAPI()
+    bare.add_api_route("/v1/models/{name}", lambda name: name, methods=["GET"])
+    assert not has_public_path(bare, EXPORT_PATH)
+    assert has_public_path(create_app(Settings()), EXPORT_PATH)

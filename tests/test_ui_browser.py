@@ -55,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     build_ui_registry(url)
     add_real_fit(url, folder)
     port = free_port()
-    running = ServerProcess.launch(service_command(port, access_log=False), port,
+    running = ServerProcess.launch(service_command(port), port,
                                    {"SURROGATE_DATABASE_URL": url,
                                     "SURROGATE_ACCESS_LOG": "false"}, folder / "server.log")
     try:
@@ -262,6 +262,11 @@ def test_version_page_summary_lineage_figures_and_downloads(page: Any,
     artifact = httpx.get(links["artifact (npz, posterior draws + manifest)"], timeout=10)
     assert sha256_hex(artifact.content) == detail["sha256"]
     assert httpx.get(links["ArviZ InferenceData (netCDF)"], timeout=10).status_code == 200
+    exports = {a.get_attribute("data-format"): a.get_attribute("href")
+               for a in page.find_elements(By.CSS_SELECTOR, "#downloads a[data-format]")}
+    assert sorted(exports) == ["abaqus", "csv", "json", "lsdyna"]
+    for href in exports.values():
+        assert httpx.get(href, timeout=30).status_code == 200, href
     page.get(f"{server.url}/ui/models/rubber/versions/2")
     assert "ArviZ InferenceData (netCDF)" not in texts(page, "#downloads a")
     assert page.find_elements(By.CSS_SELECTOR, "#figures img") == []

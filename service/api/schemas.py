@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,6 +33,28 @@ MAX_SAMPLE_DRAWS = 10_000
 ProbabilityLevel = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+# Validation stops at the first bad element of a list (fail_fast) and at the first few
+# unknown keys: a body of 10^6 bad values then costs one error, not 10^6 of them.
+MAX_UNKNOWN_FIELDS = 20
+
+
+@cache
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
+def refuse_many_unknown_fields(data: Any, model: type[BaseModel]) -> Any:
+    """Refuse an object with more than MAX_UNKNOWN_FIELDS keys the model does not have,
+    in one error; fewer are left to the model, which names each."""
+    known = _field_names(model)
+    if isinstance(data, dict) and len(data) > len(known) + MAX_UNKNOWN_FIELDS:
+        unknown = [key for key in data if key not in known]
+        named = ", ".join(repr(key)[:40] for key in unknown[:5])
+        raise ValueError(f"{len(unknown)} unknown fields ({named}, ...); "
+                         f"known: {', '.join(sorted(known))}")
+    return data
+
+
 class PredictRequest(BaseModel):
     # strict: a string "0.1" or a boolean is not a number; simulation codes that send them
     # have a bug worth hearing about.
@@ -49,7 +72,7 @@ class PredictRequest(BaseModel):
     )
 
     strain: list[FiniteFloat] = Field(
-        ..., min_length=1,
+        ..., min_length=1, fail_fast=True,
         description="Strains to predict at, in the training data's units (up to the "
         "service's max_points_per_request, 1,000,000 by default; more is a 413).",
     )
@@ -61,7 +84,7 @@ class PredictRequest(BaseModel):
         "latest version). Give version or alias, not both.",
     )
     quantiles: list[ProbabilityLevel] | None = Field(
-        None, min_length=1, max_length=99,
+        None, min_length=1, max_length=99, fail_fast=True,
         description="Probability levels, each strictly between 0 and 1: returns the "
         "quantiles of the full posterior predictive (the mixture over draws s of "
         "Normal(mu_s, sigma_s)), not a Gaussian approximation.",
@@ -89,6 +112,9 @@ class PredictRequest(BaseModel):
         "refuses the request (422) naming the offending strains.",
     )
 
+    _few_unknown_fields = model_validator(mode="before")(
+        lambda data: refuse_many_unknown_fields(data, PredictRequest))
+
     @model_validator(mode="after")
     def _version_or_alias(self) -> PredictRequest:
         if self.version is not None and self.alias is not None:
@@ -96,6 +122,13 @@ class PredictRequest(BaseModel):
         if self.seed is not None and self.draws is None:
             raise ValueError("seed applies to draws; give draws too")
         return self
+
+
+class UnstableStrainRange(BaseModel):
+    curve: str = Field(description="Which curve: `mean`, a quantile column `q0.05` or "
+                       "`curve_3` (export only).")
+    strain_min: float
+    strain_max: float
 
 
 class PredictResponse(BaseModel):
@@ -120,6 +153,10 @@ class PredictResponse(BaseModel):
         None, description="d(mean)/d(strain) (with tangent=true).")
     tangent_epistemic_sd: list[float] | None = Field(
         None, description="SD over posterior draws of d mu_s/d(strain) (with tangent=true).")
+    unstable_strain_ranges: list[UnstableStrainRange] | None = Field(
+        None, description="With tangent=true: the ranges of the requested strains (taken in "
+        "ascending order) over which the mean's tangent is <= 0, from the first to the last "
+        "such strain of each run; empty when the mean rises at every requested strain.")
     samples: list[list[float]] | None = Field(
         None, description="samples[i][j]: posterior-predictive sample j at strain[i] (with "
         "draws).",
@@ -210,6 +247,7 @@ def _flatten_rows(value: Any) -> Any:
 _FlatData = Annotated[list[FiniteFloat], Field(min_length=1)]
 TensorData = Annotated[
     list[FiniteFloat],
+    Field(fail_fast=True),
     BeforeValidator(_flatten_rows, json_schema_input_type=_FlatData
                     | Annotated[list[_FlatData], Field(min_length=1)]),
 ]
@@ -217,6 +255,9 @@ TensorData = Annotated[
 
 class OipInputTensor(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    _few_unknown_fields = model_validator(mode="before")(
+        lambda data: refuse_many_unknown_fields(data, OipInputTensor))
 
     name: str = Field(..., max_length=64, description='Must be "strain".')
     shape: list[Annotated[int, Field(ge=0, le=2**40)]] = Field(

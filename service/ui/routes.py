@@ -152,7 +152,7 @@ def version_view(request: Request, name: NamePath, version: VersionPath, session
     except SurrogateError as error:
         return error_page(error)
     exports = [(fmt, f"{EXPORT_PATH.format(name=name)}?version={version}&format={fmt}")
-               for fmt in EXPORT_FORMATS] if _has_route(request.app, EXPORT_PATH) else []
+               for fmt in EXPORT_FORMATS] if has_public_path(request.app, EXPORT_PATH) else []
     manifest = detail["manifest"]
     try_it = {
         "model": name, "version": version,
@@ -173,8 +173,13 @@ def _axis_label(manifest: dict[str, Any], side: str) -> str:
     return f"{name} [{unit}]" if unit else str(name)
 
 
-def _has_route(app: FastAPI, path: str) -> bool:
-    return any(getattr(route, "path", None) == path for route in app.routes)
+def has_public_path(app: FastAPI, path: str) -> bool:
+    """Whether the app's OpenAPI documents `path` (the public API as clients see it);
+    looked up once per app, as the schema is built once."""
+    known = getattr(app.state, "ui_public_paths", None)
+    if known is None:
+        known = app.state.ui_public_paths = frozenset(app.openapi().get("paths", {}))
+    return path in known
 
 
 def install(app: FastAPI) -> None:
