@@ -5,6 +5,9 @@ hand-built versions with plausible manifests, and one tiny real PyMC fit with it
 Every test fails on any browser console error (which includes Content-Security-Policy
 violations and failed loads) and on any request to another origin. Screenshots of the
 three page types go to tests/output/ui/.
+
+One module, longer than most, so that the browser, the tiny fit and the live server start
+once for all of these tests (together they cost most of the module's time).
 """
 
 from __future__ import annotations
