@@ -14,6 +14,8 @@ from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
 from service.api.routes import admin, export, health, models, oip, predict
+from service.inference import kernel_cache
+from service.lifecycle import CloseWhileDraining, Drain
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
 from service.registry.cache import LiveRegistry, ModelCache
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.settings = app_settings
         configure_logging(app_settings.log_format, access_log=app_settings.access_log)
+        logger.info(kernel_cache.report().describe())
         app.state.metrics.access_log = app_settings.access_log
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return cache.loaded_versions() if cache is not None else []
 
     app.state.metrics = Metrics(loaded_versions)
+    app.state.drain = Drain()  # begun by SIGTERM (service.lifecycle.DrainingServer)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastPredict, route=predict.route())
     app.add_middleware(BodyGuard)  # every body, the lean path's too, is size/time-bounded
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     return app
 
 
