@@ -1,11 +1,16 @@
 """Open Inference Protocol v2 beside the native API: same numbers, protocol shapes."""
 
+import json
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from service.main import create_app
 from service.registry.repository import register_version, set_alias
+from service.settings import Settings
 from service.testing import random_artifact
 
 STRAIN = [-0.45, -0.2, 0.0, 0.15, 0.5, 0.7]
@@ -126,3 +131,139 @@ def test_protocol_errors_use_the_uniform_error_body(
     if field is not None:
         assert error["details"][0]["field"] == field
     assert outputs_of(infer(client, {"inputs": [strain_tensor([0.0])]}))["mean"]["data"]
+
+
+# --- content type and Triton's binary tensor data extension ------------------------------
+
+def binary_request(header: dict, tensor: bytes, declared: int | None = None,
+                   content_type: str | None = "application/octet-stream") -> dict:
+    """httpx arguments for a body: JSON header, then the tensor bytes."""
+    encoded = json.dumps(header).encode()
+    headers = {"Inference-Header-Content-Length": str(len(encoded) if declared is None
+                                                      else declared)}
+    if content_type:
+        headers["content-type"] = content_type
+    return {"content": encoded + tensor, "headers": headers}
+
+
+def split_binary(response) -> tuple[dict, bytes]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    length = int(response.headers["inference-header-content-length"])
+    return json.loads(response.content[:length]), response.content[length:]
+
+
+def binary_tensor(values, datatype="FP64", shape=None) -> tuple[dict, bytes]:
+    raw = np.asarray(values, dtype="<f8" if datatype == "FP64" else "<f4").tobytes()
+    return ({"name": "strain", "shape": shape or [len(values)], "datatype": datatype,
+             "parameters": {"binary_data_size": len(raw)}}, raw)
+
+
+def test_json_without_content_type_is_accepted_on_oip_but_not_on_the_native_api(
+    client: TestClient, registered
+) -> None:
+    body = json.dumps({"inputs": [strain_tensor(STRAIN)]}).encode()
+    oip = client.post("/v2/models/demo/infer", content=body)
+    native = client.post("/v1/models/demo/predict",
+                         content=json.dumps({"strain": STRAIN}).encode())
+    assert oip.status_code == 200, oip.text
+    assert native.status_code == 415 and "content-type" in native.text
+    assert client.post("/v2/models/demo/infer", content=body,
+                       headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_binary_input_and_outputs_equal_the_json_answer(client: TestClient,
+                                                        registered) -> None:
+    tensor, raw = binary_tensor(STRAIN, shape=[6, 1])
+    response = client.post("/v2/models/demo/infer", **binary_request({
+        "id": "b", "inputs": [tensor],
+        "parameters": {"binary_data_output": True},
+        "outputs": [{"name": "mean"}, {"name": "outside_training_domain"},
+                    {"name": "total_sd", "parameters": {"binary_data": False}}],
+    }, raw))
+    header, tail = split_binary(response)
+    expected = client.post("/v1/models/demo/predict", json={"strain": STRAIN}).json()
+    mean, flags, total = header["outputs"]
+    assert header["id"] == "b" and mean["shape"] == [6, 1]
+    assert mean["parameters"] == {"binary_data_size": 48} and "data" not in mean
+    assert flags["parameters"] == {"binary_data_size": 6} and flags["datatype"] == "BOOL"
+    assert total["data"] == expected["total_sd"] and "parameters" not in total
+    assert len(tail) == 54
+    assert np.frombuffer(tail[:48], "<f8").tolist() == expected["mean"]
+    assert np.frombuffer(tail[48:], np.bool_).tolist() == expected["outside_training_domain"]
+
+
+def test_raw_binary_request_without_a_header(client: TestClient, registered) -> None:
+    raw = np.asarray(STRAIN, "<f8").tobytes()
+    response = client.post("/v2/models/demo/infer", content=raw,
+                           headers={"Inference-Header-Content-Length": "0"})
+    header, tail = split_binary(response)
+    assert [o["name"] for o in header["outputs"]][:4] == [
+        "mean", "aleatoric_sd", "epistemic_sd", "total_sd"]
+    expected = client.post("/v1/models/demo/predict", json={"strain": STRAIN}).json()
+    assert np.frombuffer(tail[:48], "<f8").tolist() == expected["mean"]
+
+
+FP64_TENSOR, FP64_RAW = binary_tensor([0.1, 0.2])
+
+
+@pytest.mark.parametrize("header,tensor,declared,field", [
+    ({"inputs": [FP64_TENSOR]}, FP64_RAW, 10**9, "Inference-Header-Content-Length"),
+    ({"inputs": [FP64_TENSOR]}, FP64_RAW, -1, "Inference-Header-Content-Length"),
+    ({"inputs": [FP64_TENSOR]}, FP64_RAW[:-1], None,
+     "inputs[0].parameters.binary_data_size"),
+    ({"inputs": [FP64_TENSOR]}, FP64_RAW + b"\0", None,
+     "inputs[0].parameters.binary_data_size"),
+    ({"inputs": [{**FP64_TENSOR, "shape": [3]}]}, FP64_RAW, None,
+     "inputs[0].parameters.binary_data_size"),
+    ({"inputs": [binary_tensor([0.1, 0.2], "FP32")[0]]}, FP64_RAW, None,
+     "inputs[0].parameters.binary_data_size"),
+    ({"inputs": [FP64_TENSOR]}, np.array([0.1, np.nan]).tobytes(), None, "inputs[0].data[1]"),
+    ({"inputs": [{**FP64_TENSOR, "data": [0.1, 0.2]}]}, FP64_RAW, None, "inputs[0]"),
+    ({"inputs": [strain_tensor([0.1])]}, FP64_RAW, None,
+     "inputs[0].parameters.binary_data_size"),
+    ({"inputs": [FP64_TENSOR], "outputs": [{"name": "mean", "parameters":
+                                            {"binary_data": "yes"}}]},
+     FP64_RAW, None, "outputs[0].parameters.binary_data"),
+])
+def test_bad_binary_requests_name_the_problem(client: TestClient, registered, header, tensor,
+                                              declared, field) -> None:
+    response = client.post("/v2/models/demo/infer",
+                           **binary_request(header, tensor, declared))
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["details"][0]["field"] == field, error
+    assert outputs_of(client.post("/v2/models/demo/infer", **binary_request(
+        {"inputs": [FP64_TENSOR]}, FP64_RAW)))["mean"]["data"]
+
+
+def test_binary_data_size_without_the_header_is_refused(client: TestClient,
+                                                        registered) -> None:
+    response = client.post("/v2/models/demo/infer", json={"inputs": [FP64_TENSOR]})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == \
+        "Inference-Header-Content-Length"
+
+
+@pytest.fixture
+def small_body_client(database_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(database_url=database_url,
+                                        max_request_bytes=4096))) as test_client:
+        yield test_client
+
+
+def test_binary_body_limit_counts_the_tensor_bytes_even_when_chunked(
+    small_body_client: TestClient, registered
+) -> None:
+    client, limit = small_body_client, 4096
+    header = json.dumps({"inputs": [binary_tensor(np.zeros(limit // 8))[0]]}).encode()
+    tensor = np.zeros(limit // 8).tobytes()
+
+    def chunks():  # no Content-Length: the guard cannot look at the header
+        yield header
+        yield tensor
+
+    response = client.post("/v2/models/demo/infer", content=chunks(), headers={
+        "Inference-Header-Content-Length": str(len(header))})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
