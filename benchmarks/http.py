@@ -1,6 +1,6 @@
 """End-to-end HTTP figures of the predict path on loopback, in one run.
 
-    .venv/bin/python benchmarks/http.py [--seconds 10] [--quiet-logs]
+    .venv/bin/python benchmarks/http.py [--seconds 10] [--quiet-logs] [--batch-only]
 
 Starts the service (`surrogate-serve`, as deployed) on 127.0.0.1 over a temporary SQLite
 registry holding a 1->16 network with 1,000 posterior draws, then prints:
@@ -9,6 +9,9 @@ registry holding a 1->16 network with 1,000 posterior draws, then prints:
   concurrent connections (wrk -c32, each run bounded to --seconds), and their ratio;
 - the wall time of one 100,000-strain request (best of 5; body pre-encoded, response
   received in full), and of decoding its response in the client;
+- the same 100,000 strains through native JSON, the Open Inference Protocol over HTTP
+  with binary tensors and over gRPC, each from sending to numpy arrays in the client, and
+  their ratio to native JSON (benchmarks/_transports.py);
 - the server's resident memory before and after 10,000 more one-strain requests.
 Needs `wrk` (Debian package wrk; scripts/system-deps.sh installs it). Nothing asserts.
 """
@@ -30,6 +33,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
+from benchmarks import _transports  # noqa: E402
 from benchmarks._server import Server, serve  # noqa: E402
 from benchmarks._wrk import post_script, wrk  # noqa: E402
 
@@ -80,6 +84,8 @@ def main() -> None:
     parser.add_argument("--quiet-logs", action="store_true",
                         help="serve with access logs off (the deployed default logs each "
                         "request)")
+    parser.add_argument("--batch-only", action="store_true",
+                        help="only the 100,000-strain figures (no wrk runs)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk; scripts/system-deps.sh)")
@@ -89,6 +95,11 @@ def main() -> None:
         print(f"service pid {server.running.process.pid} at {server.base_url}, model with "
               f"{server.artifact.draws} draws, hidden {server.artifact.hidden_sizes}, "
               f"access logs {'off' if args.quiet_logs else 'on (deployed default)'}")
+        if args.batch_only:
+            print("large batch:")
+            big_request(server)
+            _transports.compare(server)
+            return
         post = post_script(ONE_STRAIN)
         print("warm-up ...")
         wrk(server.predict_url, 8, 2, post)
@@ -110,6 +121,7 @@ def main() -> None:
 
         print("large batch:")
         big_request(server)
+        _transports.compare(server)
 
         print("memory over 10,000 one-strain requests:")
         before = server.running.rss_kib()

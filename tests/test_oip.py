@@ -219,7 +219,7 @@ FP64_TENSOR, FP64_RAW = binary_tensor([0.1, 0.2])
     ({"inputs": [binary_tensor([0.1, 0.2], "FP32")[0]]}, FP64_RAW, None,
      "inputs[0].parameters.binary_data_size"),
     ({"inputs": [FP64_TENSOR]}, np.array([0.1, np.nan]).tobytes(), None, "inputs[0].data[1]"),
-    ({"inputs": [{**FP64_TENSOR, "data": [0.1, 0.2]}]}, FP64_RAW, None, "inputs[0]"),
+    ({"inputs": [{**FP64_TENSOR, "data": [0.1, 0.2]}]}, FP64_RAW, None, "inputs[0].data"),
     ({"inputs": [strain_tensor([0.1])]}, FP64_RAW, None,
      "inputs[0].parameters.binary_data_size"),
     ({"inputs": [FP64_TENSOR], "outputs": [{"name": "mean", "parameters":

@@ -242,14 +242,8 @@ class OipInputTensor(BaseModel):
     parameters: OipTensorParameters | None = None
     data: TensorData | None = Field(
         None, min_length=1, description="The strains, flat (row-major) or nested as the "
-        "shape says. Absent when parameters.binary_data_size is given.")
+        "shape says. Required, unless parameters.binary_data_size is given instead.")
 
-    @model_validator(mode="after")
-    def _data_or_binary(self) -> OipInputTensor:
-        binary = self.parameters is not None and self.parameters.binary_data_size is not None
-        if binary == (self.data is not None):
-            raise ValueError("give either data or parameters.binary_data_size, not both")
-        return self
 
 
 class OipOutputParameters(BaseModel):

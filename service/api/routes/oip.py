@@ -130,6 +130,13 @@ def _strain(request: Request, body: OipInferRequest, count: int) -> np.ndarray:
     """The input tensor's strains, from `data` or from the binary part of the body."""
     tensor = body.inputs[0]
     binary = http_binary.binary_part(request)
+    size = tensor.parameters.binary_data_size if tensor.parameters is not None else None
+    if (size is None) == (tensor.data is None):
+        problem = "missing" if size is None else "given with binary_data_size"
+        raise InvalidInputError(
+            f"inputs[0].data: {problem}; give the strains either as data or as binary data "
+            f"(parameters.binary_data_size)",
+            [{"field": "inputs[0].data", "message": f"{problem}: give data or binary data"}])
     if tensor.data is not None:
         if binary is not None and len(binary):
             raise InvalidInputError(
@@ -140,7 +147,6 @@ def _strain(request: Request, body: OipInferRequest, count: int) -> np.ndarray:
         return core.strain_from_values(tensor.data, tensor.datatype, count,
                                        "inputs[0].data", "inputs[0].shape")
     size_field = "inputs[0].parameters.binary_data_size"
-    size = tensor.parameters.binary_data_size  # set: the schema wants data or this
     if binary is None:
         raise InvalidInputError(
             f"{size_field}: binary input needs the Inference-Header-Content-Length header "
