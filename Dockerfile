@@ -22,7 +22,8 @@ RUN pip install -e . \
     && python -c "import sys, service.main; assert 'pymc' not in sys.modules" \
     && mkdir -p /app/var && chown surrogate /app/var
 USER 10001
-EXPOSE 8000
+# 8001: the gRPC Open Inference Protocol, served when SURROGATE_GRPC_PORT=8001 is set.
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 --start-period=10s \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
 CMD ["surrogate-serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from service.api.routes.predict import MAX_NAME_LENGTH
 from service.api.schemas import MAX_VERSION
 from service.errors import (
     DatabaseUnavailableError,
@@ -71,6 +72,14 @@ def _version(text: str, field: str) -> int | None:
                                 f"not {text[:40]!r}",
                                 [{"field": field, "message": "must be a version number"}])
     return int(text)
+
+
+def _name(text: str, field: str) -> str:
+    """A model name within the HTTP routes' bound."""
+    if not 1 <= len(text) <= MAX_NAME_LENGTH:
+        raise InvalidInputError(f"{field}: a model name of 1 to {MAX_NAME_LENGTH} characters",
+                                [{"field": field, "message": "bad model name length"}])
+    return text
 
 
 def _string_parameter(parameters: Any, key: str) -> str | None:
@@ -131,19 +140,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request, context):  # noqa: N802
         async def handler():
-            version = _version(request.version, "version")
+            name, version = _name(request.name, "name"), _version(request.version, "version")
             await self._in_thread(lambda session: core.model_ready(
                 session, self.state.model_cache, self.state.live_registry,
-                self.state.settings, request.name, version))
+                self.state.settings, name, version))
             return pb.ModelReadyResponse(ready=True)
         return await self._call("ModelReady", context, handler)
 
     async def ModelMetadata(self, request, context):  # noqa: N802
         async def handler():
-            version = _version(request.version, "version")
+            name, version = _name(request.name, "name"), _version(request.version, "version")
             metadata = await self._in_thread(lambda session: core.model_metadata(
-                session, self.state.live_registry, self.state.settings, request.name,
-                version))
+                session, self.state.live_registry, self.state.settings, name, version))
             metadata.pop("parameters")  # the gRPC message has no parameters field
             return pb.ModelMetadataResponse(**metadata)
         return await self._call("ModelMetadata", context, handler)
@@ -155,6 +163,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def _infer(self, session, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         settings = self.state.settings
+        name = _name(request.model_name, "model_name")
         version = _version(request.model_version, "model_version")
         if len(request.inputs) != 1:
             raise InvalidInputError(
@@ -172,7 +181,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 [{"field": "parameters.extrapolation", "message": "unknown policy"}])
         names = core.check_outputs([o.name for o in request.outputs])
         result = core.infer(session, self.state.model_cache, self.state.live_registry,
-                            settings, request.model_name, version, alias, extrapolation,
+                            settings, name, version, alias, extrapolation,
                             strain, names)
         self.state.metrics.points.labels(result.ref.name, str(result.ref.version)).inc(count)
         return pb.ModelInferResponse(
