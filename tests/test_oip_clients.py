@@ -26,6 +26,7 @@ from service.testing import (
     seed_registry,
     service_command,
 )
+from tests.postgres_server import PostgresServer, find_pg_bin
 
 MAX_POINTS = 50_000
 MAX_BYTES = 1_000_000
@@ -256,3 +257,40 @@ def test_grpc_errors_map_to_status_codes(service: Service) -> None:
     assert size.status() == "StatusCode.RESOURCE_EXHAUSTED"
     # And the service still answers.
     assert client.infer("demo", [one]).as_numpy("mean").shape == (1,)
+
+
+def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
+        tmp_path: Path) -> None:
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries not installed")
+    database = PostgresServer.create(bin_dir)  # its own server: this test stops it
+    try:
+        database.start()
+        seed_registry(database.url(), "demo", [random_artifact(seed=61),
+                                               random_artifact(seed=62)])
+        port, grpc_port = free_port(), free_port()
+        running = ServerProcess.launch(
+            service_command(port, access_log=False), port,
+            {"SURROGATE_DATABASE_URL": database.url(), "SURROGATE_GRPC_PORT": str(grpc_port),
+             "SURROGATE_GRPC_HOST": "127.0.0.1", "SURROGATE_DATABASE_TIMEOUT_S": "1"},
+            tmp_path / "server.log")
+        try:
+            running.wait_until_ok("/readyz")
+            client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+            strain = grpcclient.InferInput("strain", [2], "FP64")
+            strain.set_data_from_numpy(np.array([0.1, 0.2]))
+            expected = client.infer("demo", [strain]).as_numpy("mean")  # v1, production
+            database.stop()
+            # Loaded: still answers, still ready. Not loaded (v2 is served only by number):
+            # UNAVAILABLE, not NOT_FOUND.
+            np.testing.assert_array_equal(client.infer("demo", [strain]).as_numpy("mean"),
+                                          expected)
+            assert client.is_server_ready()
+            error = grpc_error(lambda: client.infer("demo", [strain], model_version="2"))
+            assert error.status() == "StatusCode.UNAVAILABLE", error
+            assert "database" in error.message()
+        finally:
+            running.stop()
+    finally:
+        database.destroy()
