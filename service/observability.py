@@ -114,6 +114,12 @@ def _new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def request_id_from(candidate: str | None) -> str:
+    """The caller's request id when it is sane, else a new one (for other transports)."""
+    return candidate if candidate and _SANE_REQUEST_ID.fullmatch(candidate) \
+        else _new_request_id()
+
+
 def _too_large_response(limit: int) -> bytes:
     return json.dumps({"error": {
         "code": "payload_too_large",

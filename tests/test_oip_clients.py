@@ -204,13 +204,19 @@ def test_grpc_typed_contents_equal_raw_contents(service: Service) -> None:
     request.outputs.add(name="mean")
     request.outputs.add(name="tangent")
     with grpc.insecure_channel(service.grpc_address) as channel:
-        response = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request)
+        response, call = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer \
+            .with_call(request, metadata=(("x-request-id", "typed-1"),))
+    assert ("x-request-id", "typed-1") in call.trailing_metadata()
     assert [o.name for o in response.outputs] == ["mean", "tangent"]
     expected = httpx.post(f"{service.http_url}/v1/models/demo/predict",
                           json={"strain": STRAIN.tolist(), "tangent": True}, timeout=30).json()
     for index, name in enumerate(("mean", "tangent")):
         values = np.frombuffer(response.raw_output_contents[index], dtype="<f8")
         np.testing.assert_array_equal(values, expected[name])
+    metrics = httpx.get(f"{service.http_url}/metrics", timeout=10).text
+    assert ('surrogate_http_requests_total{method="GRPC",model="demo",'
+            'route="/inference.GRPCInferenceService/ModelInfer",status="200",version="1"}'
+            in metrics)
 
 
 def grpc_error(call) -> InferenceServerException:

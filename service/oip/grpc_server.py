@@ -38,6 +38,7 @@ from service.errors import (
     PayloadTooLargeError,
     SurrogateError,
 )
+from service.observability import access_logger, request_id_from, request_id_var
 from service.oip import core
 from service.oip import grpc_predict_v2_pb2 as pb
 from service.oip import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -98,8 +99,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _call(self, method: str, context: grpc.aio.ServicerContext,
                     handler: Callable[[], Awaitable[Any]]) -> Any:
-        """Runs `handler`, mapping errors to status codes, and records the call."""
+        """Runs `handler`, mapping errors to status codes, and records the call (metrics,
+        access log, the caller's `x-request-id` metadata or a new one, sent back as
+        trailing metadata and on every log line written meanwhile)."""
         started, status, model = time.perf_counter(), 200, ("", "")
+        metadata = dict(context.invocation_metadata() or ())
+        request_id = request_id_from(metadata.get("x-request-id"))
+        token = request_id_var.set(request_id)
+        context.set_trailing_metadata((("x-request-id", request_id),))
         try:
             result = await handler()
             if isinstance(result, pb.ModelInferResponse):
@@ -119,8 +126,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             logger.exception("unhandled error in gRPC %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
         finally:
+            seconds = time.perf_counter() - started
             self.state.metrics.observe_request("GRPC", SERVICE + method, status, *model,
-                                               time.perf_counter() - started)
+                                               seconds)
+            if self.state.metrics.access_log:
+                access_logger.info("GRPC %s %d", SERVICE + method, status, extra={"fields": {
+                    "method": "GRPC", "path": SERVICE + method, "route": SERVICE + method,
+                    "status": status, "duration_ms": round(seconds * 1000.0, 3),
+                    "request_id": request_id, "model": model[0] or None,
+                    "version": int(model[1]) if model[1] else None}})
+            request_id_var.reset(token)
 
     def _in_thread(self, work: Callable[..., Any]) -> Awaitable[Any]:
         """`work(session)` in the thread pool (it may query the registry database)."""
@@ -195,6 +210,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @staticmethod
     def _strain(request: pb.ModelInferRequest, tensor: Any, count: int) -> np.ndarray:
         if request.raw_input_contents:
+            if tensor.HasField("contents"):
+                raise InvalidInputError(
+                    "inputs[0].contents: give the data as contents or as raw_input_contents, "
+                    "not both", [{"field": "inputs[0].contents", "message": "not both"}])
             if len(request.raw_input_contents) != 1:
                 raise InvalidInputError(
                     "raw_input_contents: must hold one entry per input (1)",
