@@ -52,7 +52,7 @@ from benchmarks._floor import floors  # noqa: E402
 from benchmarks._server import serve  # noqa: E402
 from benchmarks._wrk import post_script, wrk  # noqa: E402
 from service.artifact import Artifact, layer_names  # noqa: E402
-from service.predictor import Posterior  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
 from service.testing import random_artifact  # noqa: E402
 from training.model import BNNConfig, HeteroskedasticBNN  # noqa: E402
 

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict, predict_route
 from service.api.routes import admin, health, models, oip, predict
-from service.model_cache import LiveRegistry, ModelCache
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
 from service.oip.http_binary import BinaryTensorBody
+from service.registry.cache import LiveRegistry, ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.settings import Settings, get_settings
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from service.registry.db import make_engine, make_session_factory
-from service.registry.models import ModelVersion
+from service.registry.tables import ModelVersion
 from service.testing import random_artifact
 from training.pipeline import register_artifact
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from service import kernel
-from service.predictor import Posterior
+from service.inference import kernel
+from service.inference.posterior import Posterior
 from service.testing import random_artifact
 
 TOLERANCE = 1e-4  # x total SD (x the tangent's own scale for the tangent)
@@ -97,6 +97,6 @@ def test_unsupported_architecture_falls_back_to_the_reference() -> None:
 
 def test_compilation_happens_at_import_not_at_the_first_request() -> None:
     # The two entry points every prediction goes through are compiled (or loaded from the
-    # on-disk cache) by `import service.kernel` itself.
+    # on-disk cache) by `import service.inference.kernel` itself.
     for dispatcher in (kernel._serial, kernel._parallel):
         assert dispatcher.signatures, dispatcher

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from service.artifact import Artifact, sha256_hex  # noqa: E402
-from service.predictor import Posterior  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration  # noqa: E402
 from training.data import TrainingData  # noqa: E402
 

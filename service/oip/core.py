@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from service.api.routes.predict import check_point_count, reject_extrapolation
 from service.errors import InvalidInputError
-from service.model_cache import LiveRegistry, ModelCache
 from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS, WIRE_DTYPES, Computed
+from service.registry.cache import LiveRegistry, ModelCache
 from service.registry.repository import VersionRef, model_detail
 from service.settings import Settings
 

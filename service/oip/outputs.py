@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from service.predictor import Posterior, Prediction
+    from service.inference.posterior import Posterior, Prediction
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError, sha256_hex
 from service.errors import ConflictError, InvalidInputError, NotFoundError
-from service.registry.models import (
+from service.registry.tables import (
     AuditEntry,
     ModelAlias,
     ModelBlob,

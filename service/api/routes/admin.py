@@ -43,7 +43,7 @@ from service.errors import (
     UnauthorizedError,
 )
 from service.registry import repository as repo
-from service.registry.models import ModelAlias, ModelInferenceData
+from service.registry.tables import ModelAlias, ModelInferenceData
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)

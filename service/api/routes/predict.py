@@ -4,13 +4,13 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path, Request
 
-from service import predictive
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
 from service.errors import InvalidInputError, PayloadTooLargeError
+from service.inference import predictive
+from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.predictor import Posterior
 from service.registry.repository import VersionRef
 from service.settings import Settings
 

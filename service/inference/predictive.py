@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 
 # Bound on draws x points x width floats held at once (same budget as the predictor).
 _MAX_ACTIVATION_ELEMENTS = 4_000_000

@@ -1,6 +1,6 @@
 """The fast predict kernel: DESIGN.md's summaries in one pass over the posterior draws.
 
-`service.predictor` keeps the plain-numpy reference; this module computes the same
+`service.inference.posterior` keeps the plain-numpy reference; this module computes the same
 numbers (mean, aleatoric SD, epistemic SD and, when asked, the tangent d mean/d strain
 and its SD over draws) about 30x faster, for any depth and width of the tanh trunk.
 

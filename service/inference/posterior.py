@@ -8,7 +8,7 @@ For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x)
 and, when asked, the tangent d mean / d strain = average_s d mu_s/dx with its epistemic SD
 std_s d mu_s/dx (forward-mode derivative of the network, exact, no finite differences).
 
-`Posterior.predict` runs the fast kernel (`service.kernel`: float32, vectorised, both
+`Posterior.predict` runs the fast kernel (`service.inference.kernel`: float32, vectorised, both
 cores); `Posterior.predict_reference` is the plain-numpy reference it is tested against:
 clear, chunked to bound memory, float64. Architectures the kernel does not support fall
 back to the reference.
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service import kernel
 from service.artifact import Artifact, layer_names
+from service.inference import kernel
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
@@ -73,7 +73,7 @@ class Posterior:
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,
                                         self.x_scale, self.y_mean, self.y_scale)
             # Warm-up at load: the first request finds the packed weights in cache and the
-            # compiled code (compiled when service.kernel was imported) already exercised.
+            # compiled code (compiled when service.inference.kernel was imported) already exercised.
             self.kernel.summaries(np.zeros(1), tangent=True)
 
     def network_outputs(
@@ -99,7 +99,7 @@ class Posterior:
 
     def predict(self, strain: np.ndarray, tangent: bool = False) -> Prediction:
         """Mean, aleatoric SD, epistemic SD (and tangent) per strain, by the fast kernel
-        (within 1e-3 x total SD of the reference; see service.kernel)."""
+        (within 1e-3 x total SD of the reference; see service.inference.kernel)."""
         if self.kernel is None:
             return self.predict_reference(strain, tangent)
         strain = np.asarray(strain, dtype=np.float64).ravel()

@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError
 from service.errors import ModelLoadError
-from service.predictor import Posterior
-from service.registry.models import VersionStatus
+from service.inference.posterior import Posterior
 from service.registry.repository import (
     RegistrySnapshot,
     VersionRef,
@@ -35,6 +34,7 @@ from service.registry.repository import (
     read_snapshot,
     resolve_version,
 )
+from service.registry.tables import VersionStatus
 
 logger = logging.getLogger(__name__)
 
