@@ -135,12 +135,12 @@ def test_protocol_errors_use_the_uniform_error_body(
 
 # --- content type and Triton's binary tensor data extension ------------------------------
 
-def binary_request(header: dict, tensor: bytes, declared: int | None = None,
+def binary_request(header: dict, tensor: bytes, declared: int | str | None = None,
                    content_type: str | None = "application/octet-stream") -> dict:
     """httpx arguments for a body: JSON header, then the tensor bytes."""
     encoded = json.dumps(header).encode()
-    headers = {"Inference-Header-Content-Length": str(len(encoded) if declared is None
-                                                      else declared)}
+    value = str(len(encoded) if declared is None else declared)
+    headers = {"Inference-Header-Content-Length": value.encode("latin-1")}
     if content_type:
         headers["content-type"] = content_type
     return {"content": encoded + tensor, "headers": headers}
@@ -210,6 +210,8 @@ FP64_TENSOR, FP64_RAW = binary_tensor([0.1, 0.2])
 @pytest.mark.parametrize("header,tensor,declared,field", [
     ({"inputs": [FP64_TENSOR]}, FP64_RAW, 10**9, "Inference-Header-Content-Length"),
     ({"inputs": [FP64_TENSOR]}, FP64_RAW, -1, "Inference-Header-Content-Length"),
+    ({"inputs": [FP64_TENSOR]}, FP64_RAW, "\u00b2", "Inference-Header-Content-Length"),
+    ({"inputs": [FP64_TENSOR]}, FP64_RAW, "9" * 5000, "Inference-Header-Content-Length"),
     ({"inputs": [FP64_TENSOR]}, FP64_RAW[:-1], None,
      "inputs[0].parameters.binary_data_size"),
     ({"inputs": [FP64_TENSOR]}, FP64_RAW + b"\0", None,
