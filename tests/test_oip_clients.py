@@ -243,8 +243,9 @@ def test_grpc_errors_map_to_status_codes(service: Service) -> None:
         == "StatusCode.NOT_FOUND"
     assert grpc_error(lambda: client.infer("x" * 129, [one])).status() \
         == "StatusCode.INVALID_ARGUMENT"
-    assert grpc_error(lambda: client.infer("demo", [one], model_version="v1")).status() \
-        == "StatusCode.INVALID_ARGUMENT"
+    for version in ("v1", "\u00b2", "9" * 5000):
+        assert grpc_error(lambda v=version: client.infer("demo", [one], model_version=v)) \
+            .status() == "StatusCode.INVALID_ARGUMENT", version
     bad_name = grpc_error(lambda: client.infer("demo", [strain_input(np.array([0.1]),
                                                                      name="x")]))
     assert bad_name.status() == "StatusCode.INVALID_ARGUMENT"

@@ -68,7 +68,8 @@ def _version(text: str, field: str) -> int | None:
     """'' (the server chooses) -> None; otherwise a version number."""
     if text == "":
         return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_VERSION:
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) \
+            or not 1 <= int(text) <= MAX_VERSION:
         raise InvalidInputError(f"{field}: must be a version number (1 to {MAX_VERSION}), "
                                 f"not {text[:40]!r}",
                                 [{"field": field, "message": "must be a version number"}])
