@@ -67,3 +67,12 @@ def test_messages_and_calls_match_tritons_published_protocol(tmp_path: Path) -> 
         "ModelInfer"}
     for method in our_service.method:
         assert (method.input_type, method.output_type) == their_methods[method.name]
+
+
+def test_the_app_imports_its_grpc_module_only_when_grpc_is_on() -> None:
+    """So a process may run the app (gRPC off) beside tritonclient.grpc, whose protocol
+    classes would clash with the service's in protobuf's default pool."""
+    code = ("import sys, tritonclient.grpc, service.main; "
+            "assert 'service.oip.grpc_server' not in sys.modules; "
+            "assert 'service.oip.grpc_predict_v2_pb2' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
