@@ -20,6 +20,8 @@ from service.testing import (
 )
 
 MODEL = "bench"
+# Ten draws: prediction is cheap, so transports' own costs show (benchmarks/_transports.py).
+LIGHT_MODEL = "bench-light"
 
 
 @dataclass
@@ -49,6 +51,7 @@ def serve(artifact: Artifact | None = None, quiet: bool = False) -> Iterator[Ser
         folder = Path(tmp)
         url = f"sqlite:///{folder / 'registry.db'}"
         seed_registry(url, MODEL, [artifact])
+        seed_registry(url, LIGHT_MODEL, [random_artifact(draws=10, hidden_sizes=(16,), seed=1)])
         port, grpc_port = free_port(), free_port()
         env = {"SURROGATE_DATABASE_URL": url, "SURROGATE_GRPC_PORT": str(grpc_port),
                "SURROGATE_GRPC_HOST": "127.0.0.1"}

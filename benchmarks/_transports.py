@@ -17,7 +17,7 @@ import orjson
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from benchmarks._server import MODEL, Server
+from benchmarks._server import LIGHT_MODEL, MODEL, Server
 
 OUTPUTS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "outside_training_domain")
 
@@ -33,6 +33,13 @@ def _best(repeats: int, call: Callable[[], tuple[dict, int, int]]) -> tuple[floa
 
 
 def compare(server: Server, n: int = 100_000, repeats: int = 5) -> None:
+    """The table for the benchmark model, then for a 10-draw one (transport-bound)."""
+    _compare(server, MODEL, f"{server.artifact.draws} draws", n, repeats)
+    _compare(server, LIGHT_MODEL, "10 draws: prediction cheap, transport costs show", n,
+             repeats)
+
+
+def _compare(server: Server, model: str, label: str, n: int, repeats: int) -> None:
     strain = np.random.default_rng(0).uniform(-0.5, 0.5, n)
     native_body = orjson.dumps({"strain": strain}, option=orjson.OPT_SERIALIZE_NUMPY)
     header = orjson.dumps({
@@ -40,11 +47,12 @@ def compare(server: Server, n: int = 100_000, repeats: int = 5) -> None:
                     "parameters": {"binary_data_size": 8 * n}}],
         "parameters": {"binary_data_output": True}})
     binary_body = header + strain.astype("<f8").tobytes()
-    oip_url = f"{server.base_url}/v2/models/{MODEL}/infer"
+    oip_url = f"{server.base_url}/v2/models/{model}/infer"
+    native_url = f"{server.base_url}/v1/models/{model}/predict"
 
     with httpx.Client(timeout=120) as http:
         def native() -> tuple[dict, int, int]:
-            response = http.post(server.predict_url, content=native_body,
+            response = http.post(native_url, content=native_body,
                                  headers={"content-type": "application/json"})
             body = orjson.loads(response.content)
             return ({k: np.asarray(body[k]) for k in OUTPUTS}, len(native_body),
@@ -68,13 +76,13 @@ def compare(server: Server, n: int = 100_000, repeats: int = 5) -> None:
         def tritonclient_http() -> tuple[dict, int, int]:
             tensor = httpclient.InferInput("strain", [n], "FP64")
             tensor.set_data_from_numpy(strain)
-            result = triton_http.infer(MODEL, [tensor])
+            result = triton_http.infer(model, [tensor])
             return {k: result.as_numpy(k) for k in OUTPUTS}, len(binary_body), 0
 
         def tritonclient_grpc() -> tuple[dict, int, int]:
             tensor = grpcclient.InferInput("strain", [n], "FP64")
             tensor.set_data_from_numpy(strain)
-            result = triton_grpc.infer(MODEL, [tensor])
+            result = triton_grpc.infer(model, [tensor])
             return ({k: result.as_numpy(k) for k in OUTPUTS}, 8 * n,
                     result.get_response().ByteSize())
 
@@ -82,8 +90,8 @@ def compare(server: Server, n: int = 100_000, repeats: int = 5) -> None:
                 ("OIP HTTP binary (httpx + numpy)", oip_binary),
                 ("OIP HTTP binary (tritonclient.http)", tritonclient_http),
                 ("OIP gRPC (tritonclient.grpc)", tritonclient_grpc)]
-        print(f"  {n} strains in one request, best of {repeats}, from sending to numpy "
-              f"arrays in the client:")
+        print(f"  {n} strains in one request ({label}), best of {repeats}, from sending "
+              f"to numpy arrays in the client:")
         baseline, reference = None, None
         for label, call in runs:
             call()  # warm-up (connections, first-use costs)
