@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from service.artifact import ArtifactError
 from service.inference import kernel
 from service.inference.posterior import Posterior
 from service.testing import random_artifact
@@ -84,15 +85,13 @@ def test_concurrent_requests_get_the_same_answers() -> None:
         np.testing.assert_array_equal(got, want)
 
 
-def test_unsupported_architecture_falls_back_to_the_reference() -> None:
+def test_architectures_the_kernel_cannot_compute_never_load() -> None:
     assert not kernel.supports([8], "relu", "exp")
     assert not kernel.supports([8], "tanh", "sigmoid")
     artifact = random_artifact(draws=20, hidden_sizes=(4,))
-    artifact.manifest["architecture"]["activation"] = "relu"  # not one the kernel computes
-    posterior = Posterior(artifact)
-    assert posterior.kernel is None
-    x = strains(10)
-    np.testing.assert_array_equal(posterior.predict(x).mean, posterior.predict_reference(x).mean)
+    artifact.manifest["architecture"]["activation"] = "relu"  # the manifest refuses it
+    with pytest.raises(ArtifactError, match="architecture.activation"):
+        Posterior(artifact)
 
 
 def test_compilation_happens_at_import_not_at_the_first_request() -> None:

@@ -58,7 +58,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     engine.dispose()
     port, grpc_port = free_port(), free_port()
     running = ServerProcess.launch(
-        service_command(port, access_log=False), port,
+        service_command(port), port,
         {"SURROGATE_DATABASE_URL": url, "SURROGATE_ACCESS_LOG": "false",
          "SURROGATE_GRPC_PORT": str(grpc_port), "SURROGATE_GRPC_HOST": "127.0.0.1",
          "SURROGATE_MAX_POINTS_PER_REQUEST": str(MAX_POINTS),
@@ -278,7 +278,7 @@ def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
                                                random_artifact(seed=62)])
         port, grpc_port = free_port(), free_port()
         running = ServerProcess.launch(
-            service_command(port, access_log=False), port,
+            service_command(port), port,
             {"SURROGATE_DATABASE_URL": database.url(), "SURROGATE_GRPC_PORT": str(grpc_port),
              "SURROGATE_GRPC_HOST": "127.0.0.1", "SURROGATE_DATABASE_TIMEOUT_S": "1"},
             tmp_path / "server.log")

@@ -181,7 +181,8 @@ def epistemic_extrapolation(artifact: Artifact, beyond: float = 0.25) -> dict[st
     """Epistemic SD `beyond` x (training range) past each end of the training domain,
     relative to its average inside the domain: a fit that knows where it has seen no
     data reports ratios well above 1."""
-    low, high = (float(artifact.manifest["training_domain"][k]) for k in ("min", "max"))
+    domain = artifact.spec.training_domain
+    low, high = domain.min, domain.max
     span = high - low
     posterior = Posterior(artifact)
     inside = posterior.predict(np.linspace(low, high, 101)).epistemic_sd.mean()

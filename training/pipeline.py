@@ -16,7 +16,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
-from service.registry.repository import record_audit, register_version, set_alias
+from service.registry.repository import register
 from training.data import TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
@@ -103,7 +103,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     trained = fit_training_rows(train, config, units, full_data=data)
     artifact, result = trained.artifact, trained.result
     manifest = artifact.manifest
-    y_scale = manifest["normalisation"]["y_scale"]
+    y_scale = artifact.spec.normalisation.y_scale
     metrics: dict[str, Any] = {
         "split": {"by": split.by, "fraction": holdout, "seed": config.seed,
                   "train_rows": int(split.train.size), "test_rows": int(split.test.size),
@@ -202,16 +202,8 @@ def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
     try:
         check_schema_at_head(engine)
         with make_session_factory(engine).begin() as session:
-            version = register_version(session, name, artifact_bytes,
-                                       source=shlex.join(sys.argv),
-                                       registered_by=f"{getpass.getuser()} (direct database)",
-                                       files=files)
-            if alias:
-                set_alias(session, name, alias, version)
-            record_audit(session, f"{getpass.getuser()} (surrogate-train)", "register_version",
-                         name, version, alias, {"sha256": sha256_hex(artifact_bytes),
-                                                "size_bytes": len(artifact_bytes),
-                                                "files": sorted(files or {})})
-        return version
+            return register(session, name, artifact_bytes,
+                            actor=f"{getpass.getuser()} (surrogate-train)",
+                            alias=alias, source=shlex.join(sys.argv), files=files)
     finally:
         engine.dispose()

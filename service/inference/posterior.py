@@ -1,6 +1,6 @@
 """Posterior predictive summaries of a stored BNN, in physical units (numpy only).
 
-For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x). DESIGN.md:
+For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x):
   mean         = average_s mu_s(x)
   aleatoric_sd = sqrt(average_s sigma_s(x)^2)     scatter of the data
   epistemic_sd = std_s mu_s(x)                    confidence in the mean
@@ -55,21 +55,19 @@ class Posterior:
     """A loaded, immutable model version that answers predictive queries."""
 
     def __init__(self, artifact: Artifact) -> None:
-        manifest = artifact.manifest
-        self.manifest = manifest
-        self.draws = artifact.draws
-        names = layer_names(len(artifact.hidden_sizes))
+        spec = artifact.spec  # validated: every field below is present and typed
+        self.draws = spec.inference.draws
+        hidden_sizes = list(spec.architecture.hidden_sizes)
+        names = layer_names(len(hidden_sizes))
         self.weights = [(artifact.arrays[f"{n}.W"], artifact.arrays[f"{n}.b"]) for n in names]
-        self.noise_link = manifest["architecture"]["noise_link"]
-        norm = manifest["normalisation"]
-        self.x_mean, self.x_scale = float(norm["x_mean"]), float(norm["x_scale"])
-        self.y_mean, self.y_scale = float(norm["y_mean"]), float(norm["y_scale"])
+        self.noise_link = spec.architecture.noise_link
+        norm = spec.normalisation
+        self.x_mean, self.x_scale = norm.x_mean, norm.x_scale
+        self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
-        domain = manifest["training_domain"]
-        self.domain = (float(domain["min"]), float(domain["max"]))
-        architecture = manifest["architecture"]
+        self.domain = (spec.training_domain.min, spec.training_domain.max)
         self.kernel: kernel.Kernel | None = None
-        if kernel.supports(artifact.hidden_sizes, architecture["activation"], self.noise_link):
+        if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link):
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,
                                         self.x_scale, self.y_mean, self.y_scale)
             # Warm-up at load: the first request finds the packed weights in cache and the

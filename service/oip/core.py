@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service.api.routes.predict import check_point_count, reject_extrapolation
+from service import __version__
 from service.errors import InvalidInputError
 from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS, WIRE_DTYPES, Computed
-from service.registry.cache import LiveRegistry, ModelCache
+from service.prediction import check_point_count, reject_extrapolation, resolve
+from service.registry.cache import LiveRegistry
 from service.registry.repository import VersionRef, model_detail
 from service.settings import Settings
 
 SERVER_NAME = "material-surrogate"
-SERVER_VERSION = "0.1.0"
+SERVER_VERSION = __version__
 # Triton's name for the binary tensor data extension, reported in the server metadata.
 EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "numpy_heteroskedastic_bnn"
@@ -125,15 +126,14 @@ def check_outputs(names: Sequence[str], field: str = "outputs") -> list[str]:
     return list(dict.fromkeys(names)) if names else list(DEFAULT_OUTPUTS)
 
 
-def infer(session: Session, cache: ModelCache, live_registry: LiveRegistry,
-          settings: Settings, name: str, version: int | None, alias: str | None,
-          extrapolation: str, strain: np.ndarray, outputs: Sequence[str],
+def infer(session: Session, live_registry: LiveRegistry, settings: Settings, name: str,
+          version: int | None, alias: str | None, extrapolation: str, strain: np.ndarray,
+          outputs: Sequence[str],
           data_field: str = "inputs[0].data") -> Inference:
     """The outputs for checked strains: resolves the version (alias only without one),
     applies the extrapolation policy, predicts."""
-    ref = live_registry.resolve(session, name, version, alias if version is None else None,
-                                settings.default_alias)
-    posterior = cache.get(session, ref)
+    ref, posterior = resolve(live_registry, session, name, version,
+                             alias if version is None else None, settings)
     if extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref, field=data_field)
     tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
@@ -148,8 +148,7 @@ def server_metadata() -> dict[str, Any]:
 
 def server_ready(live_registry: LiveRegistry) -> bool:
     """Ready unless the registry database is unavailable and no model is loaded (/readyz)."""
-    status = live_registry.status()
-    return status["database"] == "ok" or bool(status["loaded"])
+    return live_registry.status()["status"] != "unavailable"
 
 
 def model_metadata(session: Session, live_registry: LiveRegistry, settings: Settings,
@@ -168,9 +167,7 @@ def model_metadata(session: Session, live_registry: LiveRegistry, settings: Sett
     }
 
 
-def model_ready(session: Session, cache: ModelCache, live_registry: LiveRegistry,
-                settings: Settings, name: str, version: int | None) -> VersionRef:
+def model_ready(session: Session, live_registry: LiveRegistry, settings: Settings,
+                name: str, version: int | None) -> VersionRef:
     """The version that would answer, loaded (and verified) now if it was not yet."""
-    ref = live_registry.resolve(session, name, version, None, settings.default_alias)
-    cache.get(session, ref)
-    return ref
+    return resolve(live_registry, session, name, version, None, settings)[0]

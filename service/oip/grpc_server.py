@@ -28,10 +28,8 @@ from fastapi import FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from service.api.routes.predict import MAX_NAME_LENGTH
 from service.api.schemas import MAX_VERSION
 from service.errors import (
-    DatabaseUnavailableError,
     InvalidInputError,
     ModelLoadError,
     NotFoundError,
@@ -43,6 +41,7 @@ from service.oip import core
 from service.oip import grpc_predict_v2_pb2 as pb
 from service.oip import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.oip.outputs import WIRE_DTYPES
+from service.prediction import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 SERVICE = "/inference.GRPCInferenceService/"
@@ -51,7 +50,6 @@ _CODES: list[tuple[type[SurrogateError], grpc.StatusCode, int]] = [
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, 422),
     (PayloadTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
     (ModelLoadError, grpc.StatusCode.UNAVAILABLE, 503),
-    (DatabaseUnavailableError, grpc.StatusCode.UNAVAILABLE, 503),
 ]
 _EXTRAPOLATION = ("allow", "flag", "reject")
 
@@ -158,8 +156,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         async def handler():
             name, version = _name(request.name, "name"), _version(request.version, "version")
             await self._in_thread(lambda session: core.model_ready(
-                session, self.state.model_cache, self.state.live_registry,
-                self.state.settings, name, version))
+                session, self.state.live_registry, self.state.settings, name, version))
             return pb.ModelReadyResponse(ready=True)
         return await self._call("ModelReady", context, handler)
 
@@ -196,9 +193,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 f"parameters.extrapolation: must be one of {', '.join(_EXTRAPOLATION)}",
                 [{"field": "parameters.extrapolation", "message": "unknown policy"}])
         names = core.check_outputs([o.name for o in request.outputs])
-        result = core.infer(session, self.state.model_cache, self.state.live_registry,
-                            settings, name, version, alias, extrapolation,
-                            strain, names)
+        result = core.infer(session, self.state.live_registry, settings, name, version,
+                            alias, extrapolation, strain, names)
         self.state.metrics.points.labels(result.ref.name, str(result.ref.version)).inc(count)
         return pb.ModelInferResponse(
             model_name=result.ref.name, model_version=str(result.ref.version), id=request.id,

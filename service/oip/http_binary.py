@@ -8,8 +8,8 @@ errors, and the tensor bytes wait in the request's scope for the route (`binary_
 N = 0 is the extension's "raw binary request": the whole body is one FP64 strain tensor
 and every output comes back binary.
 
-It sits inside the observability middleware, whose body-size guard counts the whole
-body, header and tensors; a body sent without Content-Length is counted here.
+It sits inside BodyGuard, whose byte and time limits count the whole body, JSON header
+and tensors.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import InvalidInputError, PayloadTooLargeError, SurrogateError
+from service.errors import InvalidInputError, SurrogateError
 from service.oip.core import Output
 from service.oip.outputs import WIRE_DTYPES
 
@@ -48,7 +48,7 @@ class BinaryTensorBody:
             await self.app(scope, receive, send)
             return
         try:
-            body = await _read_body(receive, _limit(scope))
+            body = await _read_body(receive)
             if body is None:
                 return  # the client went away
             header, tensors = _split(body, declared)
@@ -102,23 +102,15 @@ def encode(response: dict, shape: list[int], outputs: Sequence[Output],
                     headers={HEADER: str(len(header))})
 
 
-def _limit(scope: Scope) -> int | None:
-    settings = getattr(scope["app"].state, "settings", None)
-    return None if settings is None else settings.max_request_bytes
-
-
-async def _read_body(receive: Receive, limit: int | None) -> bytes | None:
-    chunks, size = [], 0
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body (BodyGuard, outside, bounds its size and time), or None when the
+    client went away."""
+    chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if limit is not None and size > limit:
-            raise PayloadTooLargeError(f"request body is larger than {limit} bytes",
-                                       [{"field": "body", "limit": limit}])
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
 
@@ -145,5 +137,6 @@ def _split(body: bytes, declared: bytes) -> tuple[bytes, memoryview]:
 
 
 def _error(exc: SurrogateError) -> Response:
-    return Response(orjson.dumps(exc.body()), status_code=exc.status_code,
-                    media_type="application/json")
+    return Response(orjson.dumps({"error": {"code": exc.code, "message": exc.message,
+                                            "details": exc.details}}),
+                    status_code=exc.status_code, media_type="application/json")

@@ -22,7 +22,8 @@ import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
+from service import prediction
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
     MAX_VERSION,
@@ -67,7 +68,8 @@ INFER_DESCRIPTION = (
     "N = 0 sends raw FP64 strains alone. The body-size limit counts the whole body. "
     "Details: docs/oip.md.")
 
-NamePath = Path(..., max_length=128, description="Registered model name.")
+NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
+                description="Registered model name.")
 VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.")
 
 
@@ -105,25 +107,24 @@ def model_version_metadata(session: SessionDep, live_registry: LiveRegistryDep,
     return core.model_metadata(session, live_registry, settings, name, version)
 
 
-def _model_ready(session, cache, live_registry, settings, name: str,
-                 version: int | None) -> dict:
-    ref = core.model_ready(session, cache, live_registry, settings, name, version)
+def _model_ready(session, live_registry, settings, name: str, version: int | None) -> dict:
+    ref = core.model_ready(session, live_registry, settings, name, version)
     return {"name": name, "version": str(ref.version), "ready": True}
 
 
 @router.get("/models/{name}/ready", response_model=OipModelReady, responses=ERRORS,
             summary="Model readiness (loads the version if needed)")
-def model_ready(session: SessionDep, cache: CacheDep, live_registry: LiveRegistryDep,
-                settings: SettingsDep, name: str = NamePath) -> dict:
-    return _model_ready(session, cache, live_registry, settings, name, None)
+def model_ready(session: SessionDep, live_registry: LiveRegistryDep, settings: SettingsDep,
+                name: str = NamePath) -> dict:
+    return _model_ready(session, live_registry, settings, name, None)
 
 
 @router.get("/models/{name}/versions/{version}/ready", response_model=OipModelReady,
             responses=ERRORS, summary="Readiness of one model version")
-def model_version_ready(session: SessionDep, cache: CacheDep, live_registry: LiveRegistryDep,
+def model_version_ready(session: SessionDep, live_registry: LiveRegistryDep,
                         settings: SettingsDep, name: str = NamePath,
                         version: int = VersionPath) -> dict:
-    return _model_ready(session, cache, live_registry, settings, name, version)
+    return _model_ready(session, live_registry, settings, name, version)
 
 
 def _strain(request: Request, body: OipInferRequest, count: int) -> np.ndarray:
@@ -160,16 +161,16 @@ def _strain(request: Request, body: OipInferRequest, count: int) -> np.ndarray:
                                   size_field)
 
 
-def _infer(request: Request, body: OipInferRequest, session, cache, live_registry,
-           settings, name: str, version: int | None) -> Response:
+def _infer(request: Request, body: OipInferRequest, session, live_registry, settings,
+           name: str, version: int | None) -> Response:
     tensor = body.inputs[0]
     count = core.check_input(tensor.name, tensor.datatype, tensor.shape, settings)
     strain = _strain(request, body, count)
     parameters = body.parameters or OipInferParameters()
     requested = body.outputs or []
     names = core.check_outputs([o.name for o in requested])
-    result = core.infer(session, cache, live_registry, settings, name, version,
-                        parameters.alias, parameters.extrapolation, strain, names)
+    result = core.infer(session, live_registry, settings, name, version, parameters.alias,
+                        parameters.extrapolation, strain, names)
     binary: dict[str, bool] = {}
     for output in requested:  # an output's own binary_data overrides binary_data_output
         own = output.parameters.binary_data if output.parameters is not None else None
@@ -187,16 +188,16 @@ def _infer(request: Request, body: OipInferRequest, session, cache, live_registr
 @router.post("/models/{name}/infer", response_model=OipInferResponse,
              responses=INFER_RESPONSES, description=INFER_DESCRIPTION,
              summary="Inference (the version the default alias serves, or parameters.alias)")
-def infer(body: OipInferRequest, request: Request, session: SessionDep, cache: CacheDep,
+def infer(body: OipInferRequest, request: Request, session: SessionDep,
           live_registry: LiveRegistryDep, settings: SettingsDep,
           name: str = NamePath) -> Response:
-    return _infer(request, body, session, cache, live_registry, settings, name, None)
+    return _infer(request, body, session, live_registry, settings, name, None)
 
 
 @router.post("/models/{name}/versions/{version}/infer", response_model=OipInferResponse,
              responses=INFER_RESPONSES, description=INFER_DESCRIPTION,
              summary="Inference with one model version")
 def infer_version(body: OipInferRequest, request: Request, session: SessionDep,
-                  cache: CacheDep, live_registry: LiveRegistryDep, settings: SettingsDep,
+                  live_registry: LiveRegistryDep, settings: SettingsDep,
                   name: str = NamePath, version: int = VersionPath) -> Response:
-    return _infer(request, body, session, cache, live_registry, settings, name, version)
+    return _infer(request, body, session, live_registry, settings, name, version)
