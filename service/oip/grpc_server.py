@@ -82,13 +82,16 @@ def _name(text: str, field: str) -> str:
     return text
 
 
-def _string_parameter(parameters: Any, key: str) -> str | None:
+def _string_parameter(parameters: Any, key: str, max_length: int = 64) -> str | None:
+    """A string request parameter (bounded as the HTTP schema bounds `alias`), if given."""
     if key not in parameters:
         return None
     value = parameters[key]
-    if value.WhichOneof("parameter_choice") != "string_param" or not value.string_param:
-        raise InvalidInputError(f"parameters.{key}: must be a non-empty string",
-                                [{"field": f"parameters.{key}", "message": "must be a string"}])
+    if value.WhichOneof("parameter_choice") != "string_param" \
+            or not 1 <= len(value.string_param) <= max_length:
+        raise InvalidInputError(
+            f"parameters.{key}: must be a string of 1 to {max_length} characters",
+            [{"field": f"parameters.{key}", "message": "must be a short string"}])
     return value.string_param
 
 
