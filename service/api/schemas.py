@@ -275,7 +275,6 @@ class OipInputTensor(BaseModel):
         "shape says. Required, unless parameters.binary_data_size is given instead.")
 
 
-
 class OipOutputParameters(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
