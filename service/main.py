@@ -13,7 +13,7 @@ from service import __version__
 from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
-from service.api.routes import admin, health, models, oip, predict
+from service.api.routes import admin, export, health, models, oip, predict
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
 from service.oip.http_binary import BinaryTensorBody
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
+    app.include_router(export.router)
     app.include_router(oip.router)
     app.include_router(metrics_router)
     app.include_router(admin.router)

@@ -126,6 +126,13 @@ class PredictRequest(BaseModel):
         return self
 
 
+class UnstableStrainRange(BaseModel):
+    curve: str = Field(description="Which curve: `mean`, a quantile column `q0.05` or "
+                       "`curve_3` (export only).")
+    strain_min: float
+    strain_max: float
+
+
 class PredictResponse(BaseModel):
     model: str
     version: int
@@ -148,6 +155,10 @@ class PredictResponse(BaseModel):
         None, description="d(mean)/d(strain) (with tangent=true).")
     tangent_epistemic_sd: list[float] | None = Field(
         None, description="SD over posterior draws of d mu_s/d(strain) (with tangent=true).")
+    unstable_strain_ranges: list[UnstableStrainRange] | None = Field(
+        None, description="With tangent=true: the ranges of the requested strains (taken in "
+        "ascending order) over which the mean's tangent is <= 0, from the first to the last "
+        "such strain of each run; empty when the mean rises at every requested strain.")
     samples: list[list[float]] | None = Field(
         None, description="samples[i][j]: posterior-predictive sample j at strain[i] (with "
         "draws).",

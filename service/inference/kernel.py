@@ -17,6 +17,10 @@ How it is fast, and why it stays accurate:
   (a transposed copy of the weights), so a one-strain request costs microseconds.
 - Compiled when this module is imported (explicit signatures, cached on disk when
   possible), and run once there, so no request pays for compilation.
+
+It is longer than the project's other modules on purpose: the elementary functions, both
+layouts and their drivers are one numba compilation unit that is read, tuned and tested
+together against the reference.
 """
 
 from __future__ import annotations
