@@ -6,12 +6,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from service.main import create_app
 from service.registry.repository import register_version, set_alias
 from service.settings import Settings
-from service.testing import random_artifact
+from service.testing import random_artifact, seed_registry
 
 STRAIN = [-0.45, -0.2, 0.0, 0.15, 0.5, 0.7]
 
@@ -247,6 +249,15 @@ def test_binary_data_size_without_the_header_is_refused(client: TestClient,
         "Inference-Header-Content-Length"
 
 
+@pytest.fixture(scope="module")
+def binary_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app for a whole property test (hypothesis runs its examples in one test)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('binary') / 'registry.db'}"
+    seed_registry(url, "demo", [random_artifact(seed=21), random_artifact(seed=22)])
+    with TestClient(create_app(Settings(database_url=url))) as test_client:
+        yield test_client
+
+
 @pytest.fixture
 def small_body_client(database_url: str) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(database_url=database_url,
@@ -269,3 +280,80 @@ def test_binary_body_limit_counts_the_tensor_bytes_even_when_chunked(
         "Inference-Header-Content-Length": str(len(header))})
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+# --- the binary path under arbitrary input (schemathesis cannot reach it: OpenAPI cannot
+# describe it) -----------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=12)
+_tensors = st.fixed_dictionaries(
+    {"name": st.sampled_from(["strain", "x"]),
+     "shape": st.lists(st.integers(-2, 5), max_size=3),
+     "datatype": st.sampled_from(["FP64", "FP32", "BOOL", "BYTES"])},
+    optional={"parameters": st.fixed_dictionaries(
+        {}, optional={"binary_data_size": st.integers(-8, 48) | _json_values}),
+        "data": _json_values})
+_headers = st.fixed_dictionaries(
+    {"inputs": st.lists(_tensors, max_size=2) | _json_values},
+    optional={"outputs": st.lists(st.fixed_dictionaries(
+        {"name": st.sampled_from(["mean", "tangent", "outside_training_domain", "x"])},
+        optional={"parameters": st.fixed_dictionaries(
+            {}, optional={"binary_data": st.booleans() | _json_values})}), max_size=3),
+        "parameters": st.fixed_dictionaries(
+            {}, optional={"binary_data_output": st.booleans() | _json_values,
+                          "alias": _json_values, "extrapolation": _json_values}),
+        "id": _json_values})
+
+
+
+
+@st.composite
+def _plausible_requests(draw) -> tuple[dict, bytes, int | None]:
+    """Mostly well-formed binary requests (so many reach the numerics), sometimes with one
+    part off: the values, the declared sizes, the header length."""
+    datatype = draw(st.sampled_from(["FP64", "FP32"]))
+    values = draw(st.lists(st.floats(width=32 if datatype == "FP32" else 64), min_size=1,
+                           max_size=6))
+    tensor, raw = binary_tensor(values, datatype,
+                                shape=draw(st.sampled_from([[len(values)], [len(values), 1]])))
+    tensor["parameters"]["binary_data_size"] += draw(st.sampled_from([0, 0, 0, -1, 4]))
+    outputs = draw(st.none() | st.lists(st.fixed_dictionaries(
+        {"name": st.sampled_from(["mean", "total_sd", "tangent", "outside_training_domain"])},
+        optional={"parameters": st.fixed_dictionaries({"binary_data": st.booleans()})}),
+        min_size=1, max_size=3))
+    header: dict = {"inputs": [tensor], "parameters": draw(st.fixed_dictionaries(
+        {}, optional={"binary_data_output": st.booleans(),
+                      "extrapolation": st.sampled_from(["allow", "flag", "reject"])}))}
+    if outputs is not None:
+        header["outputs"] = outputs
+    declared = draw(st.none() | st.integers(0, len(json.dumps(header)) + len(raw) + 2))
+    return header, raw + draw(st.sampled_from([b"", b"", b"\0"])), declared
+
+
+_arbitrary_requests = st.tuples(
+    _headers, st.binary(max_size=48),
+    st.none() | st.integers(-1, 400)
+    | st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"),
+              max_size=6))
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(request=st.one_of(_plausible_requests(), _arbitrary_requests))
+def test_arbitrary_binary_requests_get_a_2xx_or_a_uniform_4xx(binary_client,
+                                                              request) -> None:
+    header, tail, declared = request
+    response = binary_client.post("/v2/models/demo/infer",
+                                  **binary_request(header, tail, declared))
+    assert response.status_code in (200, 404, 413, 415, 422), response.text
+    if response.status_code == 200:
+        if response.headers["content-type"] == "application/octet-stream":
+            header, _ = split_binary(response)
+        else:
+            header = response.json()
+        assert header["model_name"] == "demo" and header["outputs"]
+    else:
+        assert set(response.json()["error"]) == {"code", "message", "details"}
