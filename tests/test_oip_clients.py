@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -301,3 +303,65 @@ def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
             running.stop()
     finally:
         database.destroy()
+
+
+_parameter_values = st.one_of(
+    st.builds(lambda v: service_pb2.InferParameter(bool_param=v), st.booleans()),
+    st.builds(lambda v: service_pb2.InferParameter(int64_param=v), st.integers(-2**63, 2**63 - 1)),
+    st.builds(lambda v: service_pb2.InferParameter(string_param=v),
+              st.sampled_from(["candidate", "production", "reject", "allow", "", "x" * 100])
+              | st.text(max_size=8)),
+    st.builds(lambda v: service_pb2.InferParameter(double_param=v), st.floats()))
+
+
+@st.composite
+def _grpc_requests(draw) -> service_pb2.ModelInferRequest:
+    """Mostly well-formed requests (so many reach the numerics), some with parts off."""
+    request = service_pb2.ModelInferRequest(
+        model_name=draw(st.sampled_from(["demo"] * 6 + ["nope", ""])),
+        model_version=draw(st.sampled_from([""] * 4 + ["1", "2", "9", "0", "-1", "x"])),
+        id=draw(st.text(max_size=8)))
+    count = draw(st.integers(1, 6) | st.just(0))
+    finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-2.0, max_value=2.0)
+    for _ in range(draw(st.sampled_from([1] * 8 + [0, 2]))):
+        datatype = draw(st.sampled_from(["FP64"] * 4 + ["FP32"] * 4 + ["INT32", "BYTES"]))
+        tensor = request.inputs.add(
+            name=draw(st.sampled_from(["strain"] * 8 + ["x"])), datatype=datatype,
+            shape=draw(st.sampled_from([[count]] * 4 + [[count, 1]] * 2 + [
+                [count, 2], [], [-1], [2**40], [count, 1, 1], [count + 1]])))
+        values = draw(st.lists(finite, min_size=count, max_size=count))
+        if values and draw(st.integers(0, 5)) == 0:
+            values[-1] = draw(st.sampled_from([np.nan, np.inf, 1e300]))
+        if draw(st.booleans()):
+            raw = np.asarray(values, "<f4" if datatype == "FP32" else "<f8").tobytes()
+            request.raw_input_contents.append(raw + draw(st.sampled_from([b""] * 4 + [b"\0"])))
+        elif datatype == "FP32":
+            tensor.contents.fp32_contents.extend(values)
+        else:
+            tensor.contents.fp64_contents.extend(values)
+    for key in draw(st.lists(st.sampled_from(["alias", "extrapolation", "other"]),
+                             max_size=2, unique=True)):
+        request.parameters[key].CopyFrom(draw(_parameter_values))
+    for name in draw(st.lists(st.sampled_from(["mean", "tangent", "outside_training_domain",
+                                               "x"]), max_size=2)):
+        request.outputs.add(name=name)
+    return request
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(request=_grpc_requests())
+def test_arbitrary_grpc_requests_get_an_answer_or_a_client_error_code(
+        service: Service, request: service_pb2.ModelInferRequest) -> None:
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            response = stub.ModelInfer(request, timeout=30)
+        except grpc.RpcError as error:
+            assert error.code() in (grpc.StatusCode.NOT_FOUND,
+                                    grpc.StatusCode.INVALID_ARGUMENT,
+                                    grpc.StatusCode.RESOURCE_EXHAUSTED), error
+            assert error.details()
+            return
+    assert response.model_name == "demo"
+    assert len(response.raw_output_contents) == len(response.outputs) > 0
