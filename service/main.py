@@ -55,15 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                listen_url=listen_url(engine)
                                                if app_settings.listen_for_changes else None)
         app.state.live_registry.start()
-        # Imported only when on: its protocol classes would clash with an OIP client's
-        # (tritonclient.grpc) in the same process.
-        if app_settings.grpc_port is not None:
-            from service.oip.grpc_server import start_grpc_server
-            grpc_server = await start_grpc_server(app)
+        grpc_server = None
         try:
+            # Imported only when on: its protocol classes would clash with an OIP client's
+            # (tritonclient.grpc) in the same process.
+            if app_settings.grpc_port is not None:
+                from service.oip.grpc_server import start_grpc_server
+                grpc_server = await start_grpc_server(app)
             yield
         finally:
-            if app_settings.grpc_port is not None:
+            if grpc_server is not None:
                 await grpc_server.stop(grace=5)
             app.state.live_registry.stop()
             engine.dispose()
