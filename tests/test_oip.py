@@ -1,5 +1,6 @@
 """Open Inference Protocol v2 beside the native API: same numbers, protocol shapes."""
 
+import gzip
 import json
 from collections.abc import Iterator
 
@@ -239,6 +240,15 @@ def test_bad_binary_requests_name_the_problem(client: TestClient, registered, he
     assert error["details"][0]["field"] == field, error
     assert outputs_of(client.post("/v2/models/demo/infer", **binary_request(
         {"inputs": [FP64_TENSOR]}, FP64_RAW)))["mean"]["data"]
+
+
+def test_compressed_bodies_are_refused_with_a_clear_415(client: TestClient,
+                                                        registered) -> None:
+    body = gzip.compress(json.dumps({"inputs": [strain_tensor([0.1])]}).encode())
+    response = client.post("/v2/models/demo/infer", content=body,
+                           headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 415
+    assert response.json()["error"]["details"][0]["field"] == "Content-Encoding"
 
 
 def test_binary_data_size_without_the_header_is_refused(client: TestClient,

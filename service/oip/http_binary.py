@@ -6,7 +6,8 @@ layer in front of FastAPI, splits such a body: FastAPI receives the JSON header 
 (as application/json), so it is validated by the route's own schema with the usual
 errors, and the tensor bytes wait in the request's scope for the route (`binary_part`).
 N = 0 is the extension's "raw binary request": the whole body is one FP64 strain tensor
-and every output comes back binary.
+and every output comes back binary. A compressed body (Content-Encoding, optional in
+tritonclient) is refused here with a 415 that says so.
 
 It sits inside BodyGuard, whose byte and time limits count the whole body, JSON header
 and tensors.
@@ -43,7 +44,18 @@ class BinaryTensorBody:
                 or not scope["path"].startswith("/v2/")):
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k == _HEADER_BYTES), None)
+        declared = encoding = None
+        for key, value in scope["headers"]:
+            if key == _HEADER_BYTES:
+                declared = value
+            elif key == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+        if encoding not in (None, "", "identity"):  # tritonclient's optional compression
+            await _error(UnsupportedMediaTypeError(
+                f"Content-Encoding {encoding[:20]!r} is not supported: send the body "
+                f"uncompressed", [{"field": "Content-Encoding", "message": "not supported"}],
+            ))(scope, receive, send)
+            return
         if declared is None:
             await self.app(scope, receive, send)
             return
@@ -134,6 +146,11 @@ def _split(body: bytes, declared: bytes) -> tuple[bytes, memoryview]:
             "parameters": {"binary_data_output": True}})
         return header, memoryview(body)
     return body[:length], memoryview(body)[length:]
+
+
+class UnsupportedMediaTypeError(SurrogateError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 def _error(exc: SurrogateError) -> Response:
