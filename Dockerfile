@@ -31,6 +31,7 @@ RUN pip install -e . \
 # compile the service's modules from source again.
 RUN surrogate-serve warmup && python -m compileall -q service training migrations
 USER 10001
+# 8001: the gRPC Open Inference Protocol, served when SURROGATE_GRPC_PORT=8001 is set.
 EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 --start-period=10s \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]

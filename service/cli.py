@@ -26,6 +26,9 @@ def serve(
     (SURROGATE_SHUTDOWN_DRAIN_S, docs/deployment.md)."""
     if ctx.invoked_subcommand is not None:
         return
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"API: http://{shown}:{port}/ (OpenAPI docs: /docs)   "
+               f"UI: http://{shown}:{port}/ui/", err=True)
     # The head deadline and whole-response writes are in the HTTP protocol; the body's
     # deadline in the app (BodyGuard). uvicorn's own access lines are off: the service
     # writes one per request, with its request id (SURROGATE_ACCESS_LOG).

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         description="How often each replica polls the registry for alias/version changes.")
     database_timeout_s: float = Field(
         3.0, gt=0, description="Connect timeout for the registry database (PostgreSQL).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Also serve the Open Inference Protocol over gRPC "
+        "on this port, in the same process (off when unset).")
+    grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
     listen_for_changes: bool = Field(
         True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
         "swap within milliseconds; polling stays the fallback.")
