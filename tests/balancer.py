@@ -25,10 +25,17 @@ def haproxy_binary() -> str:
     return binary
 
 
-def static_environment(bind: str, replicas: Sequence[str]) -> dict[str, str]:
-    """The cfg's variables for three fixed replicas instead of Docker's DNS."""
+def static_environment(bind: str, replicas: Sequence[str], grpc_bind: str | None = None,
+                       grpc_replicas: Sequence[str] = ()) -> dict[str, str]:
+    """The cfg's variables for three fixed replicas instead of Docker's DNS (and their gRPC
+    ports, when given)."""
     assert len(replicas) == 3
-    return {"LB_BIND": bind, **{f"LB_STATIC_{i}": r for i, r in enumerate(replicas, 1)}}
+    env = {"LB_BIND": bind, **{f"LB_STATIC_{i}": r for i, r in enumerate(replicas, 1)}}
+    if grpc_bind is not None:
+        assert len(grpc_replicas) == 3
+        env["LB_GRPC_BIND"] = grpc_bind
+        env.update({f"LB_STATIC_GRPC_{i}": r for i, r in enumerate(grpc_replicas, 1)})
+    return env
 
 
 def check_config(env: Mapping[str, str]) -> subprocess.CompletedProcess:
@@ -42,15 +49,18 @@ def check_config(env: Mapping[str, str]) -> subprocess.CompletedProcess:
 class HAProxy:
     process: subprocess.Popen
     port: int
+    grpc_port: int
     log: Path
 
     @classmethod
-    def start(cls, port: int, replicas: Sequence[str], log: Path) -> HAProxy:
-        env = {**os.environ, **static_environment(f"127.0.0.1:{port}", replicas)}
+    def start(cls, port: int, replicas: Sequence[str], grpc_port: int,
+              grpc_replicas: Sequence[str], log: Path) -> HAProxy:
+        env = {**os.environ, **static_environment(
+            f"127.0.0.1:{port}", replicas, f"127.0.0.1:{grpc_port}", grpc_replicas)}
         with open(log, "wb") as sink:  # -db: foreground, logs on stdout
             process = subprocess.Popen([haproxy_binary(), "-db", "-f", str(HAPROXY_CFG)],
                                        env=env, stdout=sink, stderr=subprocess.STDOUT)
-        return cls(process, port, log)
+        return cls(process, port, grpc_port, log)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -112,7 +112,8 @@ def cfg_variables() -> set[str]:
 
 def test_the_balancer_variables_compose_sets_are_the_ones_its_config_reads() -> None:
     lb_env = set(compose()["services"]["lb"]["environment"])
-    static = {f"LB_STATIC_{i}" for i in (1, 2, 3)}
+    static = {name for name in cfg_variables() if name.startswith("LB_STATIC_")}
+    assert len(static) == 6  # the topology test's three replicas, HTTP and gRPC
     assert lb_env == cfg_variables() - static
 
 
@@ -120,8 +121,9 @@ def test_haproxy_accepts_the_config_as_compose_and_as_the_topology_test_run_it()
     lb_env = {k: str(v) for k, v in compose()["services"]["lb"]["environment"].items()}
     as_compose = check_config(lb_env)
     assert as_compose.returncode == 0, as_compose.stderr
-    as_test = check_config(static_environment("127.0.0.1:18000", [
-        "127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"]))
+    as_test = check_config(static_environment(
+        "127.0.0.1:18000", ["127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"],
+        "127.0.0.1:18100", ["127.0.0.1:18101", "127.0.0.1:18102", "127.0.0.1:18103"]))
     assert as_test.returncode == 0, as_test.stderr
     without_bind = check_config({k: v for k, v in lb_env.items() if k != "LB_BIND"})
     assert without_bind.returncode != 0  # the check does read the file and its variables

@@ -20,12 +20,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from service.testing import ServerProcess, free_port, random_artifact, seed_registry
 from service.testing import service_command as serve_command
@@ -55,12 +58,14 @@ class Topology:
     postgres: PostgresServer
     database_url: str
     ports: list[int]
+    grpc_ports: list[int]
     replicas: list[ServerProcess]
     balancer: HAProxy
     folder: Path
 
     def launch(self, i: int) -> ServerProcess:
         env = {"SURROGATE_DATABASE_URL": self.database_url, "SURROGATE_ADMIN_TOKEN": TOKEN,
+               "SURROGATE_GRPC_PORT": str(self.grpc_ports[i]), "SURROGATE_GRPC_HOST": "127.0.0.1",
                "SURROGATE_SHUTDOWN_DRAIN_S": str(DRAIN_S),
                "SURROGATE_RELOAD_INTERVAL_S": "0.2", "SURROGATE_DATABASE_TIMEOUT_S": "1",
                "SURROGATE_ACCESS_LOG": "false", "SURROGATE_LOG_FORMAT": "text"}
@@ -135,10 +140,10 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         postgres.start()
         url = postgres.url()
         seed_registry(url, MODEL, [random_artifact(seed=s, draws=20) for s in range(VERSIONS)])
-        ports = [free_port() for _ in NAMES]
-        balancer = HAProxy.start(free_port(), [f"127.0.0.1:{p}" for p in ports],
-                                 folder / "haproxy.log")
-        topology = Topology(postgres, url, ports, [], balancer, folder)
+        ports, grpc_ports = [free_port() for _ in NAMES], [free_port() for _ in NAMES]
+        balancer = HAProxy.start(free_port(), [f"127.0.0.1:{p}" for p in ports], free_port(),
+                                 [f"127.0.0.1:{p}" for p in grpc_ports], folder / "haproxy.log")
+        topology = Topology(postgres, url, ports, grpc_ports, [], balancer, folder)
         for i in range(len(NAMES)):
             topology.launch(i)
         topology.ensure_serving()
@@ -175,6 +180,26 @@ def test_3000_predicts_through_the_balancer_reach_all_three_replicas(
     assert len(outcomes) == 3000
     assert failures(outcomes) == []
     assert {o.served_by for o in outcomes} == set(NAMES)
+
+
+def test_grpc_infer_through_the_balancer_reaches_all_three_replicas(
+        topology: Topology, report: Callable[[str], None]) -> None:
+    topology.ensure_serving()
+    request = service_pb2.ModelInferRequest(model_name=MODEL)
+    tensor = request.inputs.add(name="strain", datatype="FP64", shape=[3])
+    tensor.contents.fp64_contents.extend([-0.2, 0.0, 0.2])
+    served_by: Counter[str] = Counter()
+    # One channel per call: HTTP/2 multiplexes a channel's calls over one connection,
+    # which HAProxy balances per request all the same; fresh channels also exercise connects.
+    for _ in range(150):
+        with grpc.insecure_channel(f"127.0.0.1:{topology.balancer.grpc_port}") as channel:
+            response, call = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer \
+                .with_call(request, timeout=10)
+        assert response.model_name == MODEL and len(response.raw_output_contents) > 0
+        served_by[dict(call.initial_metadata())["x-served-by"]] += 1
+    report(f"1b. 150 gRPC ModelInfer calls through one port: 0 failed; per replica "
+           f"{dict(sorted(served_by.items()))}")
+    assert set(served_by) == {"grpc1", "grpc2", "grpc3"}
 
 
 def test_a_replica_killed_under_load_fails_no_request(
