@@ -68,18 +68,22 @@ class DrainingServer(uvicorn.Server):
         self.drain = drain
         self.drain_s = drain_s
         self._drain_until: float | None = None
+        self._announced = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: only flags here; the log lines come from the next tick.
         if sig == signal.SIGTERM and not self.drain.active:
             self.drain.begin()
             if self.drain_s > 0:
                 self._drain_until = time.monotonic() + self.drain_s
-                logger.info("SIGTERM: not ready any more; draining for %.1f s before "
-                            "closing the listener", self.drain_s)
                 return
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and not self._announced:
+            self._announced = True
+            logger.info("SIGTERM: not ready any more; draining for %.1f s before closing "
+                        "the listener", self.drain_s)
         if (self._drain_until is not None and not self.should_exit
                 and time.monotonic() >= self._drain_until):
             logger.info("drained; closing the listener and finishing requests in flight")
