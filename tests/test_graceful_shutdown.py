@@ -26,7 +26,7 @@ from service.testing import (
     service_command,
 )
 
-DRAIN_S = 1.5
+DRAIN_S = 3.0  # generous: a busy machine must still fit requests inside it
 
 
 def test_readiness_says_draining_and_responses_close_their_connection(
@@ -82,7 +82,7 @@ def test_sigterm_drains_then_finishes_the_request_in_flight_and_exits(tmp_path: 
             worker = threading.Thread(target=request_in_flight_across_the_drain)
             worker.start()
             answered = 0
-            while time.monotonic() - signalled < DRAIN_S - 0.3:  # well inside the drain
+            while answered == 0 or time.monotonic() - signalled < DRAIN_S - 1.0:
                 assert client.post("/v1/models/steel/predict",
                                    json={"strain": [0.0]}).status_code == 200
                 answered += 1
@@ -100,4 +100,4 @@ def test_sigterm_drains_then_finishes_the_request_in_flight_and_exits(tmp_path: 
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/healthz", timeout=2)
     log = server.log.read_text()
-    assert log.index("draining for 1.5 s") < log.index("drained; closing the listener")
+    assert log.index("draining for 3.0 s") < log.index("drained; closing the listener")
