@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python benchmarks/kernel.py
 	$(BIN)/python benchmarks/http.py
 	$(BIN)/python benchmarks/vs_pymc.py
+	$(BIN)/python benchmarks/ui.py
 
 # Regenerate the committed gRPC modules (service/oip/*_pb2*.py) from grpc_predict_v2.proto.
 proto: install

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     listen_for_changes: bool = Field(
         True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
         "swap within milliseconds; polling stays the fallback.")
+    # Deployment: draining on shutdown, the gRPC port.
+    shutdown_drain_s: float = Field(
+        0.0, ge=0, le=300, description="On SIGTERM, answer /readyz with 503 and keep serving "
+        "this long before closing the listener, so a load balancer's health checks take the "
+        "replica out before it stops accepting connections (docs/deployment.md). 0 exits at "
+        "once (after the requests in flight).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Also serve the OIP v2 gRPC API on this port.")
 
 
 @lru_cache
