@@ -127,3 +127,11 @@ def test_json_without_content_type_is_accepted_on_oip_but_not_on_the_native_api(
     assert native.status_code == 415 and "content-type" in native.text
     assert client.post("/v2/models/demo/infer", content=body,
                        headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_server_readiness_follows_readyz_while_draining(client: TestClient) -> None:
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    client.app.state.drain.begin()
+    response = client.get("/v2/health/ready")
+    assert response.status_code == 503 and response.json() == {"ready": False}
+    assert outputs_of(infer(client, {"inputs": [strain_tensor([0.0])]}))["mean"]["data"]

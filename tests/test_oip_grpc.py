@@ -4,6 +4,8 @@ numbers, routing, status codes, and arbitrary requests never an INTERNAL error."
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,3 +246,28 @@ def test_arbitrary_grpc_requests_get_an_answer_or_a_client_error_code(
             return
     assert response.model_name == "demo"
     assert len(response.raw_output_contents) == len(response.outputs) > 0
+
+
+def test_grpc_server_not_ready_while_draining_yet_answering(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    seed_registry(url, "demo", [random_artifact(seed=71)])
+    port, grpc_port = free_port(), free_port()
+    running = ServerProcess.launch(service_command(port), port, {
+        "SURROGATE_DATABASE_URL": url, "SURROGATE_GRPC_PORT": str(grpc_port),
+        "SURROGATE_GRPC_HOST": "127.0.0.1", "SURROGATE_SHUTDOWN_DRAIN_S": "3"},
+        tmp_path / "server.log")
+    try:
+        running.wait_until_ok("/readyz")
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        strain = grpcclient.InferInput("strain", [1], "FP64")
+        strain.set_data_from_numpy(np.array([0.1]))
+        assert client.is_server_ready()
+        running.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 2
+        while client.is_server_ready():  # the signal handler runs within milliseconds
+            assert time.monotonic() < deadline, "gRPC readiness ignored the drain"
+            time.sleep(0.05)
+        assert client.infer("demo", [strain]).as_numpy("mean").shape == (1,)
+        assert running.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        running.stop()
