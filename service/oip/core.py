@@ -146,9 +146,10 @@ def server_metadata() -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS}
 
 
-def server_ready(live_registry: LiveRegistry) -> bool:
-    """Ready unless the registry database is unavailable and no model is loaded (/readyz)."""
-    return live_registry.status()["status"] != "unavailable"
+def server_ready(live_registry: LiveRegistry, draining: bool) -> bool:
+    """/readyz's rule: not while draining for shutdown, nor when no default request could
+    be answered (database unavailable and nothing loaded, or no alias target loads)."""
+    return not draining and live_registry.status()["status"] != "unavailable"
 
 
 def model_metadata(session: Session, live_registry: LiveRegistry, settings: Settings,

@@ -150,7 +150,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context):  # noqa: N802
-        return pb.ServerReadyResponse(ready=core.server_ready(self.state.live_registry))
+        return pb.ServerReadyResponse(ready=core.server_ready(self.state.live_registry,
+                                                              self.state.drain.active))
 
     async def ServerMetadata(self, request, context):  # noqa: N802
         return pb.ServerMetadataResponse(**core.server_metadata())

@@ -85,10 +85,10 @@ def live() -> dict[str, bool]:
 
 @router.get("/health/ready", response_model=OipReady, summary="Server readiness",
             responses={503: {"model": OipReady}},
-            description="Ready unless the registry database is unavailable and no model is "
-            "loaded (the same rule as /readyz).")
-def ready(live_registry: LiveRegistryDep) -> OrjsonResponse:
-    is_ready = core.server_ready(live_registry)
+            description="The rule of /readyz: not ready while draining for shutdown, or "
+            "when the registry database is unavailable and no model is loaded.")
+def ready(request: Request, live_registry: LiveRegistryDep) -> OrjsonResponse:
+    is_ready = core.server_ready(live_registry, request.app.state.drain.active)
     return OrjsonResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
