@@ -33,10 +33,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import prange, types
 from numba.extending import intrinsic
+from scipy.special import ndtri
 
 from service.inference import kernel
+from service.inference.posterior import Posterior
 
 # Solved to this fraction of max(|mean|, total SD): the reference's tolerance.
 RELATIVE_TOLERANCE = 1e-12
@@ -48,27 +50,42 @@ _MIN_BLOCK, _MAX_BLOCK = 8, 512
 # lets other requests' launches in between.
 _LAUNCH_STRAINS = 8_192
 
-# Phi(-a) = exp(-a^2/2) * G(u) / (a + K), u = (a - K) / (a + K) (scripts/normal_tail_...).
+# Phi(-a) = exp(-a^2/2) * G(u) / (a + K), u = (a - K) / (a + K), G a degree-23 polynomial
+# (its coefficients and their check: scripts/normal_tail_coefficients.py).
 _TAIL_K = 4.0
-_TAIL_C = (
-    0.9704512045660766, -0.7517088168395706, 0.22219355567525104,
-    -0.048517753260446085, 0.006925920496242481, -0.00032059847439814995,
-    -0.00010054739163210679, 1.8903369019706965e-05, 1.010356885474631e-06,
-    -6.145334749397824e-07, -3.3810201200691756e-09, 2.0686508061742833e-08,
-    -1.1282603632469507e-10, -7.774015228388695e-10, -9.941424191404708e-12,
-    3.174482949858303e-11, 1.842480684470494e-12, -1.3128616466710965e-12,
-    -1.7415362652654813e-13, 4.9072740317044244e-14, 1.2931384326165576e-14,
-    -1.2180663521726341e-15, -8.052147372620933e-16, -2.8604941442616213e-17,
-)
-(_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13, _C14, _C15, _C16,
- _C17, _C18, _C19, _C20, _C21, _C22, _C23) = _TAIL_C
+_G0 = 0.7552851304157514
+_G1 = -0.6078966419718923
+_G2 = 0.3871374007422266
+_G3 = -0.1865218579596366
+_G4 = 0.06039657489036092
+_G5 = -0.007540188967386312
+_G6 = -0.0034796923566515025
+_G7 = 0.0016308184674099085
+_G8 = 0.00013334420916014778
+_G9 = -0.00023109501736277426
+_G10 = -1.907676030719098e-06
+_G11 = 3.514511190283765e-05
+_G12 = 7.146021531267462e-07
+_G13 = -5.921611045923978e-06
+_G14 = -6.249551077565178e-07
+_G15 = 1.0247851016552774e-06
+_G16 = 2.647337281979868e-07
+_G17 = -1.597739614223922e-07
+_G18 = -7.878360342693638e-08
+_G19 = 1.7844927772981415e-08
+_G20 = 1.60673869573294e-08
+_G21 = -5.873626764987191e-10
+_G22 = -1.6886576966786735e-09
+_G23 = -1.1997782031253095e-10
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # exp: x = n ln2 + r, |r| <= ln2 / 2, Taylor to r^13 (truncation 4e-18); ln2 split in two
 # (Cody-Waite, the high part exact in n * hi) so r carries no rounding of n * ln2.
 _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 6.93145751953125e-1, 1.42860682030941723212e-6
-_EXP_MIN, _EXP_MAX = -745.2, 709.78
+_EXP_MIN, _EXP_NORMAL_MIN, _EXP_MAX = -745.2, -708.0, 709.0
+_SHIFT = 6755399441055744.0  # 1.5 * 2^52
+_SHIFT_BITS = int(np.float64(_SHIFT).view(np.int64))
 _E2, _E3, _E4, _E5 = 1 / 2, 1 / 6, 1 / 24, 1 / 120
 _E6, _E7, _E8, _E9 = 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880
 _E10, _E11, _E12, _E13 = 1 / 3628800, 1 / 39916800, 1 / 479001600, 1 / 6227020800
@@ -88,6 +105,18 @@ def _float64_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _bits_of_float64(typingctx, value):
+    """Reinterpret a float64 as int64."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
 def _jit(**options):
     # The summary kernel's options (fused multiply-adds only, so vectorised and scalar
     # remainder code round alike; disk cache when writable).
@@ -96,17 +125,38 @@ def _jit(**options):
 
 @_jit(inline="always")
 def _exp(x):
-    """exp(x) to ~1 ulp, vectorisable; 0 below -745, inf-free up to 709.78."""
-    x = min(max(x, _EXP_MIN), _EXP_MAX)
-    n = np.floor(x * _LOG2E + 0.5)
+    """exp(x) to ~1 ulp for x in [-708, 709] (clamped there), vectorisable."""
+    x = min(max(x, _EXP_NORMAL_MIN), _EXP_MAX)
+    # Adding 1.5 * 2^52 rounds x / ln2 to an integer n held in the low mantissa bits: n as
+    # an int64 without a float-to-int conversion (none is vectorised before AVX-512).
+    shifted = x * _LOG2E + _SHIFT
+    n = shifted - _SHIFT
     r = (x - n * _LN2_HI) - n * _LN2_LO
-    p = ((((((_E13 * r + _E12) * r + _E11) * r + _E10) * r + _E9) * r + _E8) * r + _E7) * r
-    p = (((((((p + _E6) * r + _E5) * r + _E4) * r + _E3) * r + _E2) * r + 1.0) * r + 1.0)
-    # 2^n as two factors: each stays a normal float64 down to the subnormal results.
-    k = np.int64(n)
-    half = k >> 1
-    return (p * _float64_from_bits((half + 1023) << 52)) * _float64_from_bits(
+    k = _bits_of_float64(shifted) - _SHIFT_BITS
+    return _exp_reduced(r) * _float64_from_bits((k + 1023) << 52)
+
+
+@_jit(inline="always")
+def _exp_tiny(x):
+    """exp(x) for x <= 0 down to the subnormal results (0 below -745)."""
+    x = max(x, _EXP_MIN)
+    shifted = x * _LOG2E + _SHIFT
+    n = shifted - _SHIFT
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    k = _bits_of_float64(shifted) - _SHIFT_BITS
+    # 2^n as two factors that each stay a normal float64.
+    half = _bits_of_float64(n * 0.5 + _SHIFT) - _SHIFT_BITS
+    return (_exp_reduced(r) * _float64_from_bits((half + 1023) << 52)) * _float64_from_bits(
         (k - half + 1023) << 52)
+
+
+@_jit(inline="always")
+def _exp_reduced(r):
+    """exp(r) for |r| <= ln2 / 2: Taylor to r^13 in two interleaved chains (even, odd)."""
+    r2 = r * r
+    even = (((((_E12 * r2 + _E10) * r2 + _E8) * r2 + _E6) * r2 + _E4) * r2 + _E2) * r2 + 1.0
+    odd = (((((_E13 * r2 + _E11) * r2 + _E9) * r2 + _E7) * r2 + _E5) * r2 + _E3) * r2 + 1.0
+    return even + r * odd
 
 
 @_jit(inline="always")
@@ -153,35 +203,17 @@ def _noise(z, link):
 
 @_jit(inline="always")
 def _scaled_tail(a):
-    """exp(a^2/2) Phi(-a) for a >= 0 (Clenshaw recurrence of the Chebyshev series)."""
+    """exp(a^2/2) Phi(-a) for a >= 0. G(u) by Estrin's scheme (four short Horner chains in
+    u^4): the dependency chain is a quarter of Horner's, so consecutive strains overlap."""
     r = 1.0 / (a + _TAIL_K)
     u = (a - _TAIL_K) * r
-    u2 = u + u
-    # Written out: a loop over the coefficient tuple would not vectorise.
-    b2 = _C23
-    b1 = u2 * b2 + _C22
-    b2 = u2 * b1 - b2 + _C21
-    b1 = u2 * b2 - b1 + _C20
-    b2 = u2 * b1 - b2 + _C19
-    b1 = u2 * b2 - b1 + _C18
-    b2 = u2 * b1 - b2 + _C17
-    b1 = u2 * b2 - b1 + _C16
-    b2 = u2 * b1 - b2 + _C15
-    b1 = u2 * b2 - b1 + _C14
-    b2 = u2 * b1 - b2 + _C13
-    b1 = u2 * b2 - b1 + _C12
-    b2 = u2 * b1 - b2 + _C11
-    b1 = u2 * b2 - b1 + _C10
-    b2 = u2 * b1 - b2 + _C9
-    b1 = u2 * b2 - b1 + _C8
-    b2 = u2 * b1 - b2 + _C7
-    b1 = u2 * b2 - b1 + _C6
-    b2 = u2 * b1 - b2 + _C5
-    b1 = u2 * b2 - b1 + _C4
-    b2 = u2 * b1 - b2 + _C3
-    b1 = u2 * b2 - b1 + _C2
-    b2 = u2 * b1 - b2 + _C1
-    return r * (u * b2 - b1 + _C0)
+    u2 = u * u
+    u4 = u2 * u2
+    p0 = ((((_G20 * u4 + _G16) * u4 + _G12) * u4 + _G8) * u4 + _G4) * u4 + _G0
+    p1 = ((((_G21 * u4 + _G17) * u4 + _G13) * u4 + _G9) * u4 + _G5) * u4 + _G1
+    p2 = ((((_G22 * u4 + _G18) * u4 + _G14) * u4 + _G10) * u4 + _G6) * u4 + _G2
+    p3 = ((((_G23 * u4 + _G19) * u4 + _G15) * u4 + _G11) * u4 + _G7) * u4 + _G3
+    return r * ((p0 + u * p1) + u2 * (p2 + u * p3))
 
 
 # --------------------------------------------------------------------------------------
@@ -339,7 +371,7 @@ def _solve_level(mu, isig, level, low, high, y, scale, evaluations):
                 inv = wisig[base + j]
                 t = sign * (wy[j] - wmu[base + j]) * inv
                 a = abs(t)
-                e = _exp(-0.5 * a * a)
+                e = _exp_tiny(-0.5 * a * a)
                 tail = e * _scaled_tail(a)
                 cdf[j] += tail if t <= 0.0 else 1.0 - tail
                 w = e * inv
@@ -460,8 +492,6 @@ class QuantileKernel:
 
     def quantiles(self, strain: np.ndarray, levels: Sequence[float]) -> np.ndarray:
         """Quantiles of the posterior predictive, shape (len(levels), len(strain))."""
-        from scipy.special import ndtri
-
         strain = np.asarray(strain, dtype=np.float64).ravel()
         # Normalised exactly as Posterior.network_outputs does.
         x = np.ascontiguousarray((strain - self.x_mean) / self.x_scale)
@@ -488,6 +518,32 @@ class QuantileKernel:
         return out
 
 
-def supports(hidden_sizes: Sequence[int], activation: str, noise_link: str) -> bool:
-    """Whether this kernel computes the architecture (else the numpy reference does)."""
-    return kernel.supports(hidden_sizes, activation, noise_link)
+def for_posterior(posterior: Posterior) -> QuantileKernel | None:
+    """The kernel for a loaded model version, or None where the architecture is one the
+    summary kernel does not compute either (then callers use the numpy reference). Cheap:
+    it only packs the parameters."""
+    if posterior.kernel is None:
+        return None
+    return QuantileKernel(posterior.weights, posterior.noise_link, posterior.x_mean,
+                          posterior.x_scale, posterior.y_mean, posterior.y_scale)
+
+
+def warm_up() -> None:
+    """Compile (or load from the on-disk cache) every variant: depth 1 and deeper, both
+    noise links, one block and several."""
+    rng = np.random.default_rng(0)
+    for sizes in ((3,), (3, 2)):
+        shapes, fan_in, weights = [], 1, []
+        for width in sizes:
+            shapes.append((fan_in, width))
+            fan_in = width
+        shapes += [(fan_in, 1), (fan_in, 1)]
+        for fan_in, fan_out in shapes:
+            weights.append((rng.normal(size=(4, fan_in, fan_out)), rng.normal(size=(4, fan_out))))
+        for link in kernel.NOISE_LINK_CODES:
+            fast = QuantileKernel(weights, link, 0.0, 1.0, 0.0, 1.0)
+            for n in (1, 3 * fast.block):
+                fast.quantiles(np.linspace(-1.0, 1.0, n), [0.1, 0.9])
+
+
+warm_up()
