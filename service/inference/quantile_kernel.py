@@ -24,6 +24,13 @@ Why it is fast, and why it stays accurate:
   Converged strains leave the block's working set.
 - Each strain's arithmetic does not depend on the other strains of its block or call, so
   the same strain gets the same bits from predict and from export.
+
+docs/quantiles.md has the details. The module is longer than the project's others on
+purpose: the elementary functions, the forward pass and the solver are one numba
+compilation unit, and numba's disk cache notices edits only to the file that holds a
+cached function, not to compiled functions it calls from other modules (so splitting it
+would let a stale cache survive an edit). For the same reason the link codes are this
+module's own constants.
 """
 
 from __future__ import annotations
@@ -199,9 +206,13 @@ def _softplus(x):
     return max(x, 0.0) + 2.0 * (s + s * (p * s2))
 
 
+_EXP_LINK, _SOFTPLUS_LINK = 0, 1
+_LINK_CODES = {"exp": _EXP_LINK, "softplus": _SOFTPLUS_LINK}
+
+
 @_jit(inline="always")
 def _noise(z, link):
-    if link == kernel.EXP_LINK:
+    if link == _EXP_LINK:
         return _exp(z)
     return _softplus(z)
 
@@ -505,7 +516,7 @@ class QuantileKernel:
                  x_mean: float, x_scale: float, y_mean: float, y_scale: float) -> None:
         self.params = kernel.pack_parameters(weights, dtype=np.float64)
         self.sizes = np.array([w.shape[2] for w, _ in weights[:-2]], dtype=np.int64)
-        self.link = kernel.NOISE_LINK_CODES[noise_link]
+        self.link = _LINK_CODES[noise_link]
         self.x_mean, self.x_scale = float(x_mean), float(x_scale)
         self.y_mean, self.y_scale = float(y_mean), float(y_scale)
         self.draws = self.params.shape[0]
@@ -562,7 +573,7 @@ def warm_up() -> None:
         shapes += [(fan_in, 1), (fan_in, 1)]
         for fan_in, fan_out in shapes:
             weights.append((rng.normal(size=(4, fan_in, fan_out)), rng.normal(size=(4, fan_out))))
-        for link in kernel.NOISE_LINK_CODES:
+        for link in _LINK_CODES:
             fast = QuantileKernel(weights, link, 0.0, 1.0, 0.0, 1.0)
             for n in (1, 3 * fast.block):
                 fast.quantiles(np.linspace(-1.0, 1.0, n), [0.1, 0.9])
