@@ -68,9 +68,21 @@ class Settings(BaseSettings):
         description="How often each replica polls the registry for alias/version changes.")
     database_timeout_s: float = Field(
         3.0, gt=0, description="Connect timeout for the registry database (PostgreSQL).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Also serve the Open Inference Protocol over gRPC "
+        "on this port, in the same process (off when unset).")
+    grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
     listen_for_changes: bool = Field(
         True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
         "swap within milliseconds; polling stays the fallback.")
+    # Deployment: draining on shutdown, the gRPC port.
+    shutdown_drain_s: float = Field(
+        0.0, ge=0, le=300, description="On SIGTERM, answer /readyz with 503 and keep serving "
+        "this long before closing the listener, so a load balancer's health checks take the "
+        "replica out before it stops accepting connections (docs/deployment.md). 0 exits at "
+        "once (after the requests in flight).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Also serve the OIP v2 gRPC API on this port.")
 
 
 @lru_cache
