@@ -340,9 +340,10 @@ def _start(mu, isig, zs, low, high, start, scale):
 
 
 @_jit()
-def _solve_level(mu, isig, level, low, high, y, scale, evaluations):
+def _solve_level(mu, isig, level, low, high, y, scale, wmu, wisig, evaluations):
     """Solve F(y) = level for every strain of the block; y holds the start on entry and
-    the quantile on return. `low`/`high` are the brackets (overwritten)."""
+    the quantile on return. `low`/`high` are the brackets (overwritten); wmu and wisig are
+    scratch of mu's size."""
     draws, m = mu.shape
     upper = level > 0.5
     # In the upper tail work with the survival function (full relative precision near 1):
@@ -359,8 +360,6 @@ def _solve_level(mu, isig, level, low, high, y, scale, evaluations):
             n += 1
     # Working set: the unfinished strains' columns, packed (draws x n, row-major) so the
     # loop over them stays contiguous as strains finish.
-    wmu = np.empty(draws * n)
-    wisig = np.empty(draws * n)
     for s in range(draws):
         for j in range(n):
             wmu[s * n + j] = mu[s, index[j]]
@@ -481,8 +480,11 @@ def _block(x, start, stop, params, sizes, link, y_mean, y_scale, zs, levels, out
     y = np.empty((n_levels, m))
     scale = np.empty(m)
     _start(mu, isig, zs, low, high, y, scale)
+    wmu = np.empty(draws * m)
+    wisig = np.empty(draws * m)
     for row in range(n_levels):
-        _solve_level(mu, isig, levels[row], low[row], high[row], y[row], scale, evaluations)
+        _solve_level(mu, isig, levels[row], low[row], high[row], y[row], scale, wmu, wisig,
+                     evaluations)
         for i in range(m):
             out[row, start + i] = y[row, i]
 
