@@ -52,10 +52,12 @@ def migrate() -> None:
 
 @cli.command()
 def warmup() -> None:
-    """Compile the prediction kernel into its on-disk cache (NUMBA_CACHE_DIR), so that
-    later starts, also from a read-only copy of that directory, load it instead."""
+    """Compile the prediction kernels (summaries and quantiles) into their on-disk cache
+    (NUMBA_CACHE_DIR), so that later starts, also from a read-only copy of that directory,
+    load them instead."""
     logging.basicConfig(level=logging.WARNING)
-    from service.inference import kernel, kernel_cache  # noqa: F401  (compiles every variant)
+    # Importing compiles every variant.
+    from service.inference import kernel, kernel_cache, quantile_kernel  # noqa: F401
 
     report = kernel_cache.report()
     typer.echo(report.describe())

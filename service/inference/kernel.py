@@ -146,8 +146,9 @@ def _noise(z, link):
 #   trunk layer l: W (fan_in x width, row-major), b (width); then the heads:
 #   mean W (width), sigma W (width), mean b, sigma b.
 
-def pack_parameters(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """(draws, n_params) float32 rows from per-layer (W (draws, fan_in, fan_out), b)."""
+def pack_parameters(weights: Sequence[tuple[np.ndarray, np.ndarray]],
+                    dtype: type = np.float32) -> np.ndarray:
+    """(draws, n_params) rows from per-layer (W (draws, fan_in, fan_out), b)."""
     *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = weights
     draws = w_mean.shape[0]
     parts = []
@@ -155,7 +156,7 @@ def pack_parameters(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndar
         parts += [weight.reshape(draws, -1), bias.reshape(draws, -1)]
     parts += [w_mean.reshape(draws, -1), w_sigma.reshape(draws, -1),
               b_mean.reshape(draws, 1), b_sigma.reshape(draws, 1)]
-    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------
