@@ -1,38 +1,26 @@
-"""Open Inference Protocol v2 beside the native API: same numbers, protocol shapes."""
+"""Open Inference Protocol v2 beside the native API: same numbers, protocol shapes.
+(The binary tensor extension: tests/test_oip_binary.py; the real clients and gRPC:
+tests/test_oip_clients.py, tests/test_oip_grpc.py.)"""
+
+import json
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
-from service.registry.repository import register_version, set_alias
-from service.testing import random_artifact
+from tests.oip_helpers import (  # noqa: F401 (registered: a fixture)
+    STRAIN,
+    outputs_of,
+    registered,
+    strain_tensor,
+)
 
-STRAIN = [-0.45, -0.2, 0.0, 0.15, 0.5, 0.7]
-
-
-@pytest.fixture
-def registered(session: Session) -> None:
-    """Model 'demo' versions 1 and 2; production points at version 2."""
-    register_version(session, "demo", random_artifact(seed=21).to_bytes())
-    register_version(session, "demo", random_artifact(seed=22).to_bytes())
-    set_alias(session, "demo", "production", 2)
-    set_alias(session, "demo", "candidate", 1)
-    session.commit()
+# Model 'demo' v1 and v2 registered (production -> 2, candidate -> 1) for every test.
+pytestmark = pytest.mark.usefixtures("registered")
 
 
 def infer(client: TestClient, body: dict, path: str = "/v2/models/demo/infer"):
     return client.post(path, json=body)
-
-
-def strain_tensor(data, shape=None, datatype="FP64") -> dict:
-    return {"name": "strain", "shape": shape or [len(data)], "datatype": datatype,
-            "data": data}
-
-
-def outputs_of(response) -> dict[str, dict]:
-    assert response.status_code == 200, response.text
-    return {o["name"]: o for o in response.json()["outputs"]}
 
 
 @pytest.mark.parametrize("path,native", [
@@ -41,7 +29,7 @@ def outputs_of(response) -> dict[str, dict]:
     ("/v2/models/demo/versions/2/infer", {"version": 2}),
 ])
 def test_infer_returns_the_native_endpoints_numbers(
-    client: TestClient, registered, path, native
+    client: TestClient, path, native
 ) -> None:
     response = infer(client, {"id": "req-1", "inputs": [strain_tensor(STRAIN)]}, path)
     expected = client.post("/v1/models/demo/predict",
@@ -58,7 +46,7 @@ def test_infer_returns_the_native_endpoints_numbers(
     assert outputs["outside_training_domain"]["data"] == expected["outside_training_domain"]
 
 
-def test_nested_fp32_input_and_requested_outputs(client: TestClient, registered) -> None:
+def test_nested_fp32_input_and_requested_outputs(client: TestClient) -> None:
     nested = [[x] for x in STRAIN]
     response = infer(client, {
         "inputs": [strain_tensor(nested, shape=[6, 1], datatype="FP32")],
@@ -76,7 +64,7 @@ def test_nested_fp32_input_and_requested_outputs(client: TestClient, registered)
     assert outputs["tangent"]["data"] == native["tangent"]
 
 
-def test_health_and_metadata_endpoints(client: TestClient, registered) -> None:
+def test_health_and_metadata_endpoints(client: TestClient) -> None:
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
     assert client.get("/v2").json()["name"] == "material-surrogate"
@@ -117,7 +105,7 @@ def test_health_and_metadata_endpoints(client: TestClient, registered) -> None:
      422, "inputs[0].data[1]"),
 ])
 def test_protocol_errors_use_the_uniform_error_body(
-    client: TestClient, registered, method, path, body, status, field
+    client: TestClient, method, path, body, status, field
 ) -> None:
     response = getattr(client, method)(path, **({"json": body} if body is not None else {}))
     assert response.status_code == status, response.text
@@ -125,4 +113,25 @@ def test_protocol_errors_use_the_uniform_error_body(
     assert set(error) == {"code", "message", "details"} and error["message"]
     if field is not None:
         assert error["details"][0]["field"] == field
+    assert outputs_of(infer(client, {"inputs": [strain_tensor([0.0])]}))["mean"]["data"]
+
+
+def test_json_without_content_type_is_accepted_on_oip_but_not_on_the_native_api(
+    client: TestClient,
+) -> None:
+    body = json.dumps({"inputs": [strain_tensor(STRAIN)]}).encode()
+    oip = client.post("/v2/models/demo/infer", content=body)
+    native = client.post("/v1/models/demo/predict",
+                         content=json.dumps({"strain": STRAIN}).encode())
+    assert oip.status_code == 200, oip.text
+    assert native.status_code == 415 and "content-type" in native.text
+    assert client.post("/v2/models/demo/infer", content=body,
+                       headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_server_readiness_follows_readyz_while_draining(client: TestClient) -> None:
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    client.app.state.drain.begin()
+    response = client.get("/v2/health/ready")
+    assert response.status_code == 503 and response.json() == {"ready": False}
     assert outputs_of(infer(client, {"inputs": [strain_tensor([0.0])]}))["mean"]["data"]
