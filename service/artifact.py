@@ -194,3 +194,9 @@ def validate_manifest(manifest: Any) -> None:
     draws = manifest["inference"].get("draws")
     if not isinstance(draws, int) or draws < 2:
         raise ArtifactError("inference.draws must be an integer >= 2")
+    from service.curves import validate_section  # imports this module
+
+    try:
+        validate_section(manifest.get("curve_model"))
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from service import curves
 from service.predictor import Posterior
 
 # Bound on draws x points x width floats held at once (same budget as the predictor).
@@ -80,28 +81,52 @@ def mixture_quantile(mu: np.ndarray, sigma: np.ndarray, level: float) -> np.ndar
     return y
 
 
-def quantiles(posterior: Posterior, strain: np.ndarray, levels: list[float]) -> np.ndarray:
-    """Quantiles of the posterior predictive, shape (len(levels), len(strain))."""
+def quantiles(posterior: Posterior, strain: np.ndarray, levels: list[float],
+              observed: curves.Observed | None = None) -> np.ndarray:
+    """Quantiles of the posterior predictive, shape (len(levels), len(strain)); given
+    `observed`, of that material's predictive (per draw a Normal with the conditional
+    mean and variance of the curve model)."""
     strain = np.asarray(strain, dtype=np.float64).ravel()
     out = np.empty((len(levels), strain.size))
     chunk = _chunk_size(posterior)
+    conditioned = None
+    if observed is not None:
+        conditioned = curves.condition(posterior, _curve(posterior), observed)
     for start in range(0, strain.size, chunk):
         part = slice(start, start + chunk)
-        mu, sigma, _ = posterior.network_outputs(strain[part])
+        if conditioned is None:
+            mu, sigma, _ = posterior.network_outputs(strain[part])
+        else:
+            mu, between, within = curves.conditional_draws(
+                posterior, _curve(posterior), conditioned, strain[part])
+            sigma = np.sqrt(between + within)
         for row, level in enumerate(levels):
             out[row, part] = mixture_quantile(mu, sigma, level)
     return out
 
 
+def _curve(posterior: Posterior) -> curves.CurveModel:
+    if getattr(posterior, "curve", None) is None:
+        raise ValueError("this model has no curve model (fitted without groups)")
+    return posterior.curve
+
+
 def samples(
-    posterior: Posterior, strain: np.ndarray, count: int, seed: int
+    posterior: Posterior, strain: np.ndarray, count: int, seed: int,
+    observed: curves.Observed | None = None,
 ) -> np.ndarray:
     """`count` posterior-predictive samples per strain, shape (len(strain), count).
 
-    Sample j draws one posterior draw s_j (uniformly) shared by all strains of the request,
-    so column j is a coherent curve mu_{s_j}(x) plus independent per-strain scatter
-    sigma_{s_j}(x) * eps. The same seed and strains give the same samples.
+    With a curve model (models fitted on grouped data), column j is one whole material
+    curve: a posterior draw s_j, a material (new, or given `observed`) and its test noise
+    (service.curves.curve_samples). Without one, sample j draws one posterior draw s_j
+    (uniformly) shared by all strains of the request, so column j is mu_{s_j}(x) plus
+    independent per-strain scatter sigma_{s_j}(x) * eps. The same seed and strains give
+    the same samples.
     """
+    if getattr(posterior, "curve", None) is not None or observed is not None:
+        return curves.curve_samples(posterior, _curve(posterior), strain, count, seed,
+                                    observed)
     strain = np.asarray(strain, dtype=np.float64).ravel()
     rng = np.random.default_rng(seed)
     chosen = rng.integers(0, posterior.draws, size=count)

@@ -22,6 +22,7 @@ import numpy as np
 
 from service import kernel
 from service.artifact import Artifact, layer_names
+from service.curves import CurveModel
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
@@ -68,6 +69,9 @@ class Posterior:
         domain = manifest["training_domain"]
         self.domain = (float(domain["min"]), float(domain["max"]))
         architecture = manifest["architecture"]
+        # The material random effect over strain (service.curves); None for models fitted
+        # without groups and for artifacts older than it.
+        self.curve: CurveModel | None = CurveModel.from_manifest(manifest)
         self.kernel: kernel.Kernel | None = None
         if kernel.supports(artifact.hidden_sizes, architecture["activation"], self.noise_link):
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         100_000, gt=0, description="Largest number of strains one request may ask quantiles "
         "for (more is a 413): each strain solves the mixture CDF over all draws, ~50 us per "
         "strain at 1000 draws, so 10^6 strains would hold a worker for about a minute.")
+    max_observed_points: int = Field(
+        1_000, gt=0, description="Most measured points of one material a predict request "
+        "may condition on (`observed`; more is a 422 naming observed.strain). Conditioning "
+        "costs one network pass over them plus a k x k solve, so this bounds request size "
+        "more than time.")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body on the prediction routes "
         "(more is a 413 before any parsing; 1,000,000 strains at full precision take ~25 MB).")

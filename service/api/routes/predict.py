@@ -5,6 +5,7 @@ import numpy as np
 from fastapi import APIRouter, Path, Request
 
 from service import predictive
+from service.api import curve_options
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
@@ -82,6 +83,7 @@ def check_limits(body: PredictRequest, settings: Settings) -> None:
     """413 when the request asks for more work than one request may."""
     points = len(body.strain)
     check_point_count(points, settings)
+    curve_options.check_observed_count(body, settings)
     if body.draws is not None and points * body.draws > settings.max_samples_per_request:
         raise PayloadTooLargeError(
             f"{points} strains x {body.draws} draws = {points * body.draws} samples; the "
@@ -102,9 +104,13 @@ def answer(request: Request, body: PredictRequest, ref: VersionRef,
     and points for the metrics. Shared with the lean path (service.api.fast_predict), so
     both answer the same bytes."""
     strain = np.asarray(body.strain, dtype=np.float64)
+    observed = curve_options.observed_input(body, posterior, ref.name, ref.version)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
-    prediction = posterior.predict(strain, tangent=body.tangent)
+        if observed is not None:
+            reject_extrapolation(posterior, observed.strain, ref, field="observed.strain")
+    prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
+                  else curve_options.conditional(posterior, strain, observed))
     result: dict[str, Any] = {
         "model": ref.name,
         "version": ref.version,
@@ -116,15 +122,18 @@ def answer(request: Request, body: PredictRequest, ref: VersionRef,
     }
     if body.extrapolation == "flag":
         result["outside_training_domain"] = posterior.outside_domain(strain)
+    result.update(curve_options.scatter_fields(posterior, strain, prediction, observed,
+                                               body.extrapolation))
     if body.tangent:
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
     if body.quantiles is not None:
         result["quantile_levels"] = body.quantiles
-        result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles)
+        result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles,
+                                                   observed)
     if body.draws is not None:
         seed = body.seed if body.seed is not None else secrets.randbits(32)
-        result["samples"] = predictive.samples(posterior, strain, body.draws, seed)
+        result["samples"] = predictive.samples(posterior, strain, body.draws, seed, observed)
         result["seed"] = seed
     response = OrjsonResponse(result)
     record_model_version(request, ref.name, ref.version, strain.size)
