@@ -23,7 +23,7 @@ from service.predictor import Posterior
 
 # Basis functions over the training domain: enough for the sharp change of the
 # between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).
-DEFAULT_BASIS = 10
+DEFAULT_BASIS = 12
 # Points per material entering the likelihood (evenly thinned beyond): bounds the cost
 # of one evaluation at any test density; neighbouring points of a smooth curve add little.
 MAX_POINTS_PER_MATERIAL = 60
@@ -126,7 +126,7 @@ def _start(batches: list[_Batch], k: int) -> np.ndarray:
 
 
 def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, high: float,
-                    basis_size: int = DEFAULT_BASIS, max_iterations: int = 500
+                    basis_size: int = DEFAULT_BASIS, max_iterations: int = 1000
                     ) -> dict[str, Any] | None:
     """The manifest's `curve_model` section, or None with fewer than MIN_MATERIALS."""
     if len(curves) < MIN_MATERIALS:
