@@ -9,7 +9,9 @@ registry holding a 1->16 network with 1,000 posterior draws, then prints:
   concurrent connections (wrk -c32, each run bounded to --seconds), and their ratio;
 - the wall time of one 100,000-strain request (best of 5; body pre-encoded, response
   received in full), and of decoding its response in the client;
-- the server's resident memory before and after 10,000 more one-strain requests.
+- the server's resident memory before and after 10,000 more one-strain requests;
+- the time of whole-curve requests: 1,000 sampled curves over 1,000 strains, and a
+  material's curve at 1,000 strains given 10 observed points (`--curves-only`: just these).
 Needs `wrk` (Debian package wrk; scripts/system-deps.sh installs it). Nothing asserts.
 """
 
@@ -62,6 +64,49 @@ def big_request(server: Server, n: int = 100_000, repeats: int = 5) -> None:
           f"{'met' if best <= 0.5 else 'NOT met'}")
 
 
+def curve_requests(repeats: int = 5) -> None:
+    """Server time of whole-curve requests on a model with a curve model (basis 12):
+    1,000 sampled curves over 1,000 strains, and one material's curve at 1,000 strains
+    given 10 of its points; plus the same work in process (no HTTP, no JSON)."""
+    from service.curves import Observed, conditional_predict, curve_samples
+    from service.predictor import Posterior
+    from service.testing import random_artifact, smooth_curve_section
+
+    artifact = random_artifact(draws=1000, hidden_sizes=(16,), seed=0)
+    artifact.manifest["curve_model"] = smooth_curve_section(basis=12)
+    strain = np.linspace(-0.5, 0.5, 1000)
+    observed = {"strain": np.linspace(-0.45, 0.45, 10), "stress": np.zeros(10)}
+    posterior = Posterior(artifact)
+    cases = {
+        "draws: 1000 over 1,000 strains": (
+            {"strain": strain, "draws": 1000, "seed": 1},
+            lambda: curve_samples(posterior, posterior.curve, strain, 1000, 1)),
+        "observed: 10 points, 1,000 strains": (
+            {"strain": strain, "observed": observed},
+            lambda: conditional_predict(posterior, posterior.curve, strain,
+                                        Observed(observed["strain"], observed["stress"]))),
+    }
+    with serve(artifact=artifact, quiet=True) as server, httpx.Client(timeout=120) as client:
+        headers = {"content-type": "application/json"}
+        for label, (body, in_process) in cases.items():
+            payload = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            best, size = float("inf"), 0
+            for _ in range(repeats):
+                started = time.perf_counter()
+                response = client.post(server.predict_url, content=payload, headers=headers)
+                best = min(best, time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:300]
+                size = len(response.content)
+            compute = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                in_process()
+                compute = min(compute, time.perf_counter() - started)
+            print(f"  {label}: {best * 1e3:.0f} ms wall over HTTP (best of {repeats}, "
+                  f"response {size / 1e6:.1f} MB), {compute * 1e3:.0f} ms of it computing "
+                  "in process")
+
+
 def requests_until(url: str, at_least: int, script: str) -> int:
     """Send at least `at_least` requests in 2-second wrk runs; return how many were sent.
     (wrk bounds time only: a Lua thread:stop() ends the requests, not wrk's sleep.)"""
@@ -80,7 +125,12 @@ def main() -> None:
     parser.add_argument("--quiet-logs", action="store_true",
                         help="serve with access logs off (the deployed default logs each "
                         "request)")
+    parser.add_argument("--curves-only", action="store_true",
+                        help="only the whole-curve request timings")
     args = parser.parse_args()
+    if args.curves_only:
+        curve_requests()
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk; scripts/system-deps.sh)")
     print(f"cores: {os.cpu_count()}, load average: "
@@ -122,6 +172,8 @@ def main() -> None:
         final = server.running.rss_kib()
         print(f"  after {again} more: {final / 1024:.1f} MiB: change "
               f"{(final - after) / 1024:+.1f} MiB ({(final - after) / after:+.1%})")
+    print("whole curves (a second server, model with a curve model):")
+    curve_requests()
 
 
 if __name__ == "__main__":

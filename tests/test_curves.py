@@ -15,23 +15,13 @@ from service.curves import (
     validate_section,
 )
 from service.predictor import Posterior
-from service.testing import random_artifact
+from service.testing import random_artifact, smooth_curve_section
 from training.curves import fit_curve_model
 from training.data import TrainingData, law_curves, make_mooney_rivlin_group
 from training.model import BNNConfig
 from training.pipeline import fit_data
 
-
-def hand_section(basis: int = 8, length: float = 0.4, level: float = 0.04,
-                 domain: tuple[float, float] = (-0.5, 0.5)) -> dict:
-    """A curve model whose coefficients follow a smooth (squared-exponential) covariance
-    and whose test noise is `level` of the scatter's variance."""
-    centres = np.linspace(-1, 1, basis)
-    cov = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / length) ** 2)
-    chol = np.linalg.cholesky(cov + 1e-6 * np.eye(basis))
-    return {"kind": "spline_factor_copula", "domain": {"min": domain[0], "max": domain[1]},
-            "degree": 3, "between_cholesky": chol.tolist(),
-            "within_log_variance": [float(np.log(level))] * basis}
+hand_section = smooth_curve_section
 
 
 def curved_artifact(seed: int = 3, **section: object) -> Artifact:

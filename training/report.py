@@ -11,6 +11,11 @@
   per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
   member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
   log posterior.
+- ``curves.png`` (models fitted on grouped data): about 20 whole curves sampled from the
+  served model (each one new material with its test noise) over the data.
+- ``conditioning.png`` (with a held-out split): one held-out material, 3 of its points
+  given to the held-out fit, the band it then predicts for that material, and the
+  material's other points.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def _labels(artifact: Artifact) -> tuple[str, str]:
 
 
 def write_report(artifact: Artifact, result: Any, train: TrainingData, data: TrainingData,
-                 split: Any, out_dir: Path) -> list[dict[str, str]]:
+                 split: Any, out_dir: Path, held_out_artifact: Artifact | None = None
+                 ) -> list[dict[str, str]]:
     """Write the report PNGs into `out_dir`; return [{file, sha256}] for the manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +56,10 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
         "calibration.png": _calibration_figure(artifact, title),
         "convergence.png": _convergence_figure(artifact, result, x_label, y_label, title),
     }
+    from training import report_curves
+
+    figures.update(report_curves.figures(artifact, data, split, held_out_artifact,
+                                         x_label, y_label, title))
     files = []
     for name, figure in figures.items():
         path = out_dir / name
