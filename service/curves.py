@@ -125,6 +125,7 @@ class CurveModel:
     section: CurveModelSection
     table_t: np.ndarray  # (T,) normalised strains of the table
     table_loadings: np.ndarray  # (T, k) a(x) at the table strains
+    table_share: np.ndarray  # (T,) r(x) = |a(x)|^2 at the table strains
 
     @classmethod
     def from_section(cls, section: CurveModelSection) -> CurveModel:
@@ -135,7 +136,8 @@ class CurveModel:
         factor = basis @ chol
         q = np.sum(factor * factor, axis=1)
         v = np.exp(basis @ gamma)
-        return cls(section, t, factor / np.sqrt(q + v)[:, None])
+        loadings = factor / np.sqrt(q + v)[:, None]
+        return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0))
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> CurveModel | None:
@@ -160,9 +162,11 @@ class CurveModel:
         return table[index] * (1.0 - weight)[:, None] + table[index + 1] * weight[:, None]
 
     def share(self, strain: np.ndarray) -> np.ndarray:
-        """r(x): the between-material share of the variance at each strain."""
-        a = self.loadings(strain)
-        return np.clip(np.sum(a * a, axis=1), 0.0, 1.0)
+        """r(x): the between-material share of the variance at each strain (interpolated
+        from the table: O(n) memory, so every plain predict can afford it)."""
+        domain = self.section.domain
+        t = normalise(np.asarray(strain, dtype=float).ravel(), domain.min, domain.max)
+        return np.interp(t, self.table_t, self.table_share)
 
 
 def scatter_split(curve: CurveModel, strain: np.ndarray, aleatoric_sd: np.ndarray

@@ -51,7 +51,8 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
     title = (f"{artifact.manifest['architecture']['noise']} BNN, "
              f"{artifact.manifest['inference']['method']}")
     figures = {
-        "fit.png": _fit_figure(artifact, data, split, x_label, y_label, title),
+        # The served fit trained on every row; the split belongs to the held-out fit.
+        "fit.png": _fit_figure(artifact, data, _all_rows(data), x_label, y_label, title),
         "sd.png": _sd_figure(artifact, train, x_label, y_label, title),
         "calibration.png": _calibration_figure(artifact, title),
         "convergence.png": _convergence_figure(artifact, result, x_label, y_label, title),
@@ -67,6 +68,13 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
         plt.close(figure)
         files.append({"file": name, "sha256": sha256_hex(path.read_bytes())})
     return files
+
+
+def _all_rows(data: TrainingData) -> Any:
+    from training.pipeline import Split
+
+    everything = np.arange(data.rows)
+    return Split(everything, everything[:0], "none", [])
 
 
 def _grid(artifact: Artifact, beyond: float = 0.25, points: int = 400) -> np.ndarray:
