@@ -69,6 +69,11 @@ class LatentPosterior:
     """Members' weights and the normalisation, in physical units out."""
 
     layers: list[tuple[np.ndarray, np.ndarray]]  # per layer (S, fan_in, width), (S, width)
+    # Per draw, mean and SD of the fitted z_m: a MAP fit does not pin z's scale (the prior
+    # pulls every z_m to 0 while wide input weights scale them back up), so new materials
+    # draw z from the spread the training materials actually have.
+    z_mean: np.ndarray
+    z_sd: np.ndarray
     x_mean: float
     x_scale: float
     y_mean: float
@@ -79,17 +84,20 @@ class LatentPosterior:
         return self.layers[0][0].shape[0]
 
     def outputs(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """mu and sigma of every draw at every (z, x): shape (S, len(z), len(x))."""
+        """mu and sigma of every draw at every (z, x): shape (S, len(z), len(x)); z in
+        units of the training materials' spread."""
         xn = (np.asarray(x, float) - self.x_mean) / self.x_scale
         z = np.asarray(z, float)
-        grid = np.stack(np.broadcast_arrays(xn[None, :], z[:, None]), axis=-1)
-        hidden = grid.reshape(1, -1, 2)
+        latent = self.z_mean[:, None] + self.z_sd[:, None] * z[None, :]  # (S, Q)
+        shape = (self.draws, z.size, xn.size)
+        grid = np.stack([np.broadcast_to(xn[None, None, :], shape),
+                         np.broadcast_to(latent[:, :, None], shape)], axis=-1)
+        hidden = grid.reshape(self.draws, -1, 2)
         *trunk, (w_mu, b_mu), (w_sigma, b_sigma) = self.layers
         for weight, bias in trunk:
             hidden = np.tanh(hidden @ weight + bias[:, None, :])
         mu = (hidden @ w_mu)[..., 0] + b_mu
         sigma = np.exp((hidden @ w_sigma)[..., 0] + b_sigma)
-        shape = (self.draws, z.size, xn.size)
         return (self.y_mean + self.y_scale * mu).reshape(shape), \
             (self.y_scale * sigma).reshape(shape)
 
@@ -161,4 +169,6 @@ def fit_latent(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
             values = posterior[_pymc_name(f"{name}.{part}")].values
             parts.append(values.reshape((-1, *values.shape[2:])))
         layers.append((parts[0], parts[1]))
-    return LatentPosterior(layers, x_mean, x_scale, y_mean, y_scale)
+    latent = posterior["latent"].values.reshape(-1, posterior["latent"].shape[-1])
+    return LatentPosterior(layers, latent.mean(axis=1), latent.std(axis=1), x_mean, x_scale,
+                           y_mean, y_scale)
