@@ -7,8 +7,10 @@ sigma (within). Inference is the default's: a Bayesian bootstrap of MAP fits (we
 every z_m jointly, one Exponential(1) weight per material). A new material draws z from
 its prior; given measured points, z's posterior is computed on a grid.
 
-A benchmark candidate (benchmarks/quality.py), not served: the artifact and the service
-know one input. docs/curves.md has the comparison with the copula, which is the default.
+New materials draw z from a kernel density estimate of the fitted z_m (see
+`LatentPosterior.z_fitted`). A benchmark candidate (benchmarks/quality.py), not served:
+the artifact and the service know one input. docs/curves.md compares it with the
+copula, the default.
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ class LatentPosterior:
     """Members' weights and the normalisation, in physical units out."""
 
     layers: list[tuple[np.ndarray, np.ndarray]]  # per layer (S, fan_in, width), (S, width)
-    # Per draw, mean and SD of the fitted z_m: a MAP fit does not pin z's scale (the prior
-    # pulls every z_m to 0 while wide input weights scale them back up), so new materials
-    # draw z from the spread the training materials actually have.
-    z_mean: np.ndarray
-    z_sd: np.ndarray
+    # Per draw, the fitted z_m of the training materials (S, M). A MAP fit pins neither
+    # z's scale nor its shape (the network is free to use z non-linearly, and fitted z's
+    # cluster), so a new material's z follows a kernel density estimate of the fitted
+    # ones, not the N(0, 1) prior; z is handled in units u = (z - mean_s) / sd_s.
+    z_fitted: np.ndarray
     x_mean: float
     x_scale: float
     y_mean: float
@@ -82,6 +84,26 @@ class LatentPosterior:
     @property
     def draws(self) -> int:
         return self.layers[0][0].shape[0]
+
+    @property
+    def z_mean(self) -> np.ndarray:
+        return self.z_fitted.mean(axis=1)
+
+    @property
+    def z_sd(self) -> np.ndarray:
+        return self.z_fitted.std(axis=1) + 1e-9
+
+    @property
+    def bandwidth(self) -> np.ndarray:
+        """Silverman's rule per draw, in units of z."""
+        return 1.06 * self.z_sd * self.z_fitted.shape[1] ** -0.2
+
+    def log_prior(self, u: np.ndarray) -> np.ndarray:
+        """log KDE density of a new material's z at u (S, len(u)), up to a constant."""
+        z = self.z_mean[:, None] + self.z_sd[:, None] * u[None, :]
+        h = self.bandwidth[:, None, None]
+        t = (z[:, :, None] - self.z_fitted[:, None, :]) / h
+        return logsumexp(-0.5 * t * t, axis=2)
 
     def outputs(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mu and sigma of every draw at every (z, x): shape (S, len(z), len(x)); z in
@@ -105,8 +127,11 @@ class LatentPosterior:
         """Whole curves of new materials, (count, len(x))."""
         rng = np.random.default_rng(seed)
         chosen = rng.integers(0, self.draws, count)
-        z = rng.standard_normal(count)
-        mu, sigma = self.outputs(x, z)  # (S, count, n)
+        members = rng.integers(0, self.z_fitted.shape[1], count)
+        z = (self.z_fitted[chosen, members]
+             + self.bandwidth[chosen] * rng.standard_normal(count))
+        u = (z - self.z_mean[chosen]) / self.z_sd[chosen]
+        mu, sigma = self.outputs(x, u)  # (S, count, n)
         picked = np.arange(count)
         return mu[chosen, picked] + sigma[chosen, picked] * rng.standard_normal((count,
                                                                                  len(x)))
@@ -115,9 +140,9 @@ class LatentPosterior:
                     ) -> np.ndarray:
         """log weight of every (draw, z on Z_GRID): the prior, times the likelihood of the
         observed points when given; normalised over the grid per draw."""
-        prior = -0.5 * Z_GRID**2
+        prior = self.log_prior(Z_GRID)
         if x_obs is None:
-            total = np.broadcast_to(prior, (self.draws, Z_GRID.size))
+            total = prior
         else:
             mu, sigma = self.outputs(x_obs, Z_GRID)
             t = (y_obs - mu) / sigma
@@ -170,5 +195,4 @@ def fit_latent(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
             parts.append(values.reshape((-1, *values.shape[2:])))
         layers.append((parts[0], parts[1]))
     latent = posterior["latent"].values.reshape(-1, posterior["latent"].shape[-1])
-    return LatentPosterior(layers, latent.mean(axis=1), latent.std(axis=1), x_mean, x_scale,
-                           y_mean, y_scale)
+    return LatentPosterior(layers, latent, x_mean, x_scale, y_mean, y_scale)
