@@ -107,6 +107,11 @@ def test_non_finite_observed_numbers_are_a_422(client: TestClient, curved) -> No
                            headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert "observed" in response.json()["error"]["message"]
+    # Finite but absurd: the update would overflow, so it is refused, not answered as null.
+    extreme = predict(client, {"strain": [0.1], "observed": {"strain": [0.1, 0.2],
+                                                             "stress": [1e300, -1e300]}})
+    assert extreme.status_code == 422, extreme.text
+    assert extreme.json()["error"]["details"][0]["field"] == "observed.stress"
 
 
 def test_the_extrapolation_policy_applies_to_observed_strains(

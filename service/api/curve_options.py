@@ -47,7 +47,16 @@ def observed_input(body: PredictRequest, posterior: Posterior, name: str,
 def conditional(posterior: Posterior, strain: np.ndarray, observed: curves.Observed
                 ) -> curves.CurvePrediction:
     assert posterior.curve is not None  # observed_input checked it
-    return curves.conditional_predict(posterior, posterior.curve, strain, observed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        prediction = curves.conditional_predict(posterior, posterior.curve, strain, observed)
+    if not (np.all(np.isfinite(prediction.mean))
+            and np.all(np.isfinite(prediction.epistemic_sd))):
+        # Finite inputs can still overflow: a stress of 1e300 is 1e300 SDs from the curve.
+        raise InvalidInputError(
+            "observed.stress is too far from the model's curves to condition on (the "
+            "update overflows)",
+            [{"field": "observed.stress", "message": "too extreme to condition on"}])
+    return prediction
 
 
 def scatter_fields(posterior: Posterior, strain: np.ndarray, prediction: Any,
