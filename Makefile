@@ -10,11 +10,11 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/system-deps.sh
+$(STAMP): pyproject.toml clients/python/pyproject.toml scripts/system-deps.sh
 	./scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,test,bench]'
+	$(BIN)/pip install -q -e '.[train,test,bench]' -e clients/python
 	touch $(STAMP)
 
 # Migrate the embedded registry, fit the demo model once if absent, then serve it.

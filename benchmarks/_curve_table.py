@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from training import calibration, curve_metrics
 from training.curves import residual_curves  # noqa: F401  (documents where z comes from)
 from training.data import LAWS, TrainingData, law_curves, population_statistics

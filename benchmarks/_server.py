@@ -48,7 +48,7 @@ def serve(artifact: Artifact | None = None, quiet: bool = False) -> Iterator[Ser
         env = {"SURROGATE_DATABASE_URL": url}
         if quiet:
             env["SURROGATE_ACCESS_LOG"] = "false"
-        running = ServerProcess.launch(service_command(port, access_log=not quiet), port, env,
+        running = ServerProcess.launch(service_command(port), port, env,
                                        folder / "server.log")
         try:
             running.wait_until_ok(timeout_s=120)

@@ -69,7 +69,7 @@ def curve_requests(repeats: int = 5) -> None:
     1,000 sampled curves over 1,000 strains, and one material's curve at 1,000 strains
     given 10 of its points; plus the same work in process (no HTTP, no JSON)."""
     from service.curves import Observed, conditional_predict, curve_samples
-    from service.predictor import Posterior
+    from service.inference.posterior import Posterior
     from service.testing import random_artifact, smooth_curve_section
 
     artifact = random_artifact(draws=1000, hidden_sizes=(16,), seed=0)

@@ -27,7 +27,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
-from service.predictor import Posterior  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
 from service.testing import random_artifact  # noqa: E402
 
 SIZES = (1, 1_000, 100_000)

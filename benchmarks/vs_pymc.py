@@ -52,7 +52,7 @@ from benchmarks._floor import floors  # noqa: E402
 from benchmarks._server import serve  # noqa: E402
 from benchmarks._wrk import post_script, wrk  # noqa: E402
 from service.artifact import Artifact, layer_names  # noqa: E402
-from service.predictor import Posterior  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
 from service.testing import random_artifact  # noqa: E402
 from training.model import BNNConfig, HeteroskedasticBNN  # noqa: E402
 
@@ -62,12 +62,12 @@ TARGET_RATIO = 1000.0
 
 def pymc_predictor(artifact: Artifact):
     """A function strain -> (mean, sd) doing PyMC's per-request posterior predictive."""
-    norm = artifact.manifest["normalisation"]
+    norm = artifact.spec.normalisation
     # The model with an observed y (the bootstrap's weighted likelihood is a Potential,
     # which posterior-predictive sampling ignores): the network and its draws are the same.
     config = BNNConfig(method="advi", hidden_sizes=tuple(artifact.hidden_sizes),
                        draws=artifact.draws,
-                       noise_link=artifact.manifest["architecture"]["noise_link"])
+                       noise_link=artifact.spec.architecture.noise_link)
     x0 = np.zeros(2)
     model = HeteroskedasticBNN(config).build_model(x0, np.zeros(2))
     posterior = {}
@@ -79,12 +79,12 @@ def pymc_predictor(artifact: Artifact):
     logging.getLogger("pymc").setLevel(logging.ERROR)
 
     def predict(strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = (strain - norm["x_mean"]) / norm["x_scale"]
+        x = (strain - norm.x_mean) / norm.x_scale
         with model:
             pm.set_data({"x": x})
             draws = pm.sample_posterior_predictive(
                 idata, var_names=["y"], progressbar=False, random_seed=0)
-        y = norm["y_mean"] + norm["y_scale"] * draws.posterior_predictive["y"].values
+        y = norm.y_mean + norm.y_scale * draws.posterior_predictive["y"].values
         y = y.reshape(-1, strain.size)
         return y.mean(axis=0), y.std(axis=0)
 

@@ -3,7 +3,7 @@
 from alembic import context
 
 from service.registry.db import make_engine
-from service.registry.models import Base
+from service.registry.tables import Base
 from service.settings import get_settings
 
 config = context.config

@@ -1,7 +1,8 @@
 """The artifact: posterior draws of a heteroskedastic BNN plus its manifest.
 
 This module is the single contract between training and the service. It needs only
-numpy and the standard library, so the service image never imports PyMC/PyTensor.
+numpy, pydantic (the typed manifest, service/manifest.py) and the standard library, so the
+service image never imports PyMC/PyTensor.
 
 File format: an uncompressed zip in `.npz` layout holding one `.npy` member per weight
 array and a `manifest.json` member. Arrays are written with `allow_pickle=False`,
@@ -15,18 +16,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+from service.manifest import SCHEMA_VERSION, Manifest, ManifestError, parse_manifest
+
+__all__ = ["SCHEMA_VERSION", "Artifact", "ArtifactError", "Manifest", "check_archive",
+           "content_sha256", "expected_shapes", "layer_names", "sha256_hex"]
+
 MANIFEST_MEMBER = "manifest.json"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-ACTIVATIONS = ("tanh",)
-NOISE_LINKS = ("exp", "softplus")
+# Bounds on what an archive may hold, checked from its directory before anything is
+# decompressed: a few dozen weight arrays and a manifest.
+MAX_MEMBERS = 64
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 class ArtifactError(ValueError):
@@ -70,23 +77,35 @@ def content_sha256(arrays: dict[str, np.ndarray]) -> str:
 
 @dataclass(frozen=True)
 class Artifact:
-    """Posterior draws (float64, per layer) and the manifest that describes them."""
+    """Posterior draws (float64, per layer) and the manifest that describes them.
+
+    `manifest` is the JSON document as stored (training adds free-form sections to it);
+    `spec` is the same document validated and typed, which is what computations read.
+    """
 
     manifest: dict[str, Any]
     arrays: dict[str, np.ndarray]
 
     @property
+    def spec(self) -> Manifest:
+        """The manifest, typed; ArtifactError naming the field if it is incomplete."""
+        try:
+            return parse_manifest(self.manifest)
+        except ManifestError as exc:
+            raise ArtifactError(str(exc)) from None
+
+    @property
     def draws(self) -> int:
-        return int(self.manifest["inference"]["draws"])
+        return self.spec.inference.draws
 
     @property
     def hidden_sizes(self) -> list[int]:
-        return [int(h) for h in self.manifest["architecture"]["hidden_sizes"]]
+        return list(self.spec.architecture.hidden_sizes)
 
     def validate(self) -> None:
-        """Check the manifest's required fields and every array's shape and finiteness."""
-        validate_manifest(self.manifest)
-        shapes = expected_shapes(self.draws, 1, self.hidden_sizes)
+        """Check the whole manifest and every array's shape and finiteness."""
+        spec = self.spec
+        shapes = expected_shapes(spec.inference.draws, 1, spec.architecture.hidden_sizes)
         missing = sorted(set(shapes) - set(self.arrays))
         extra = sorted(set(self.arrays) - set(shapes))
         if missing or extra:
@@ -99,9 +118,14 @@ class Artifact:
                                     f"architecture implies {shape}")
             if not np.all(np.isfinite(array)):
                 raise ArtifactError(f"array {name!r} contains NaN or infinite values")
-        recorded = self.manifest.get("arrays_sha256")
-        if recorded is not None and recorded != content_sha256(self.arrays):
+        if spec.arrays_sha256 is not None and spec.arrays_sha256 != content_sha256(self.arrays):
             raise ArtifactError("array content does not match manifest arrays_sha256")
+        from service.curves import validate_section  # imports this module
+
+        try:
+            validate_section(spec.curve_model)
+        except ValueError as exc:
+            raise ArtifactError(str(exc)) from None
 
     def to_bytes(self) -> bytes:
         """Encode as a deterministic npz (no pickle); the manifest gains `arrays_sha256`."""
@@ -119,84 +143,100 @@ class Artifact:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, expected_sha256: str | None = None) -> Artifact:
-        """Decode and fully validate; refuse pickles, bad checksums and shape mismatches."""
+    def from_bytes(cls, data: bytes, expected_sha256: str | None = None,
+                   max_unpacked_bytes: int | None = None) -> Artifact:
+        """Decode and fully validate; refuse pickles, bad checksums, shape mismatches and
+        archives built to break the decoder (every such failure is an ArtifactError)."""
         if expected_sha256 is not None and sha256_hex(data) != expected_sha256:
             raise ArtifactError("artifact sha256 does not match the registry record "
                                 "(the stored blob was altered or corrupted)")
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = archive.namelist()
-                if MANIFEST_MEMBER not in names:
+                members = check_archive(archive, max_unpacked_bytes)
+                if MANIFEST_MEMBER not in members:
                     raise ArtifactError(f"artifact has no {MANIFEST_MEMBER}")
-                manifest = json.loads(archive.read(MANIFEST_MEMBER))
+                manifest = _read_manifest(archive, members[MANIFEST_MEMBER])
                 arrays = {}
-                for name in names:
+                for name, info in members.items():
                     if name == MANIFEST_MEMBER:
                         continue
                     if not name.endswith(".npy"):
                         raise ArtifactError(f"unexpected member {name!r} in artifact")
-                    with archive.open(name) as member:
-                        array = np.lib.format.read_array(member, allow_pickle=False)
-                    if array.dtype.kind != "f":
-                        raise ArtifactError(f"array {name!r} has dtype {array.dtype}, "
-                                            "expected floating point")
-                    arrays[name.removesuffix(".npy")] = array.astype(np.float64, copy=False)
-        except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    arrays[name.removesuffix(".npy")] = _read_array(archive, info)
+        except ArtifactError:
+            raise
+        except zipfile.BadZipFile as exc:
             raise ArtifactError(f"artifact is not a valid npz archive: {exc}") from exc
-        except ValueError as exc:  # numpy refuses object arrays when allow_pickle=False
-            if isinstance(exc, ArtifactError):
-                raise
-            raise ArtifactError(f"artifact array could not be read safely: {exc}") from exc
-        if "arrays_sha256" not in manifest:
+        except Exception as exc:  # zlib, EOF, struct, memory, ...: the bytes are bad
+            raise ArtifactError(f"artifact is not a valid npz archive: "
+                                f"{exc.__class__.__name__}: {exc}") from exc
+        if not isinstance(manifest, dict) or "arrays_sha256" not in manifest:
             raise ArtifactError("manifest lacks arrays_sha256")
         artifact = cls(manifest=manifest, arrays=arrays)
         artifact.validate()
         return artifact
 
 
-_REQUIRED_MANIFEST_KEYS = {
-    "schema_version": int,
-    "architecture": dict,
-    "normalisation": dict,
-    "training_domain": dict,
-    "inference": dict,
-}
+def check_archive(archive: zipfile.ZipFile,
+                  max_unpacked_bytes: int | None = None) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name, once its directory shows nothing a decoder should
+    not be handed: too many members, more unpacked bytes than allowed (a zip bomb),
+    compression other than stored/deflate, encryption, or a name used twice."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ArtifactError(f"artifact has {len(infos)} members; at most {MAX_MEMBERS} "
+                            "are allowed")
+    unpacked = sum(info.file_size for info in infos)
+    if max_unpacked_bytes is not None and unpacked > max_unpacked_bytes:
+        raise ArtifactError(f"artifact unpacks to {unpacked} bytes; at most "
+                            f"{max_unpacked_bytes} are allowed")
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ArtifactError(f"member {info.filename!r} uses an unsupported compression")
+        if info.flag_bits & 0x1:
+            raise ArtifactError(f"member {info.filename!r} is encrypted")
+        if info.filename in members:
+            raise ArtifactError(f"member {info.filename!r} appears twice")
+        members[info.filename] = info
+    return members
 
 
-def validate_manifest(manifest: Any) -> None:
-    """Raise ArtifactError naming the first missing or ill-typed manifest field."""
-    if not isinstance(manifest, dict):
-        raise ArtifactError("manifest must be a JSON object")
-    for key, kind in _REQUIRED_MANIFEST_KEYS.items():
-        if not isinstance(manifest.get(key), kind):
-            raise ArtifactError(f"manifest field {key!r} is missing or not a {kind.__name__}")
-    if manifest["schema_version"] != SCHEMA_VERSION:
-        raise ArtifactError(f"manifest schema_version {manifest['schema_version']} is not "
-                            f"supported (expected {SCHEMA_VERSION})")
-    arch = manifest["architecture"]
-    hidden = arch.get("hidden_sizes")
-    if not (isinstance(hidden, list) and hidden
-            and all(isinstance(h, int) and h > 0 for h in hidden)):
-        raise ArtifactError("architecture.hidden_sizes must be a non-empty list of "
-                            "positive integers")
-    if arch.get("activation") not in ACTIVATIONS:
-        raise ArtifactError(f"architecture.activation must be one of {ACTIVATIONS}")
-    if arch.get("noise_link") not in NOISE_LINKS:
-        raise ArtifactError(f"architecture.noise_link must be one of {NOISE_LINKS}")
-    for key in ("x_mean", "x_scale", "y_mean", "y_scale"):
-        value = manifest["normalisation"].get(key)
-        if not isinstance(value, int | float) or not np.isfinite(value):
-            raise ArtifactError(f"normalisation.{key} must be a finite number")
-    for key in ("x_scale", "y_scale"):
-        if manifest["normalisation"][key] <= 0:
-            raise ArtifactError(f"normalisation.{key} must be positive")
-    draws = manifest["inference"].get("draws")
-    if not isinstance(draws, int) or draws < 2:
-        raise ArtifactError("inference.draws must be an integer >= 2")
-    from service.curves import validate_section  # imports this module
-
+def _read_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"{MANIFEST_MEMBER} is {info.file_size} bytes; at most "
+                            f"{MAX_MANIFEST_BYTES} are allowed")
     try:
-        validate_section(manifest.get("curve_model"))
-    except ValueError as exc:
-        raise ArtifactError(str(exc)) from exc
+        return json.loads(archive.read(info))
+    except RecursionError:
+        raise ArtifactError(f"{MANIFEST_MEMBER} is nested too deeply") from None
+    except ValueError as exc:  # malformed JSON, not UTF-8, an integer too long
+        raise ArtifactError(f"{MANIFEST_MEMBER} is not valid JSON: {exc}") from exc
+
+
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One .npy member as float64, its header checked against the member's size before
+    anything is allocated (a header may declare any shape)."""
+    name = info.filename
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ArtifactError(f"array {name!r} uses .npy format {version}")
+        if dtype.hasobject:
+            raise ArtifactError(f"array {name!r}: Object arrays cannot be loaded when "
+                                "allow_pickle=False (pickles are refused)")
+        if dtype.kind != "f":
+            raise ArtifactError(f"array {name!r} has dtype {dtype}, expected floating point")
+        payload = info.file_size - member.tell()
+        declared = math.prod(shape)  # exact: a hostile shape cannot overflow it
+        if declared * dtype.itemsize != payload:
+            raise ArtifactError(f"array {name!r}: its header declares shape {shape} "
+                                f"({declared * dtype.itemsize} bytes) but the member holds "
+                                f"{payload}")
+        flat = np.frombuffer(member.read(payload), dtype=dtype)
+    array = flat.reshape(shape, order="F" if fortran_order else "C")
+    return array.astype(np.float64)

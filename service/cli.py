@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from service.http_protocol import HeadTimeoutProtocol
 from service.registry.db import upgrade_to_head
 from service.settings import get_settings
 
@@ -20,7 +21,11 @@ def serve(
 ) -> None:
     """Serve the API (the default command)."""
     if ctx.invoked_subcommand is None:
-        uvicorn.run("service.main:app", host=host, port=port, workers=workers)
+        # The head deadline is in the HTTP protocol; the body's in the app (BodyGuard).
+        # uvicorn's own access lines are off: the service writes one per request, with
+        # its request id (SURROGATE_ACCESS_LOG).
+        uvicorn.run("service.main:app", host=host, port=port, workers=workers,
+                    http=HeadTimeoutProtocol, access_log=False)
 
 
 @cli.command()

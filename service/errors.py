@@ -20,9 +20,6 @@ class SurrogateError(Exception):
         self.message = message
         self.details = details or []
 
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
-
 
 class NotFoundError(SurrogateError):
     status_code = 404
@@ -64,10 +61,3 @@ class ForbiddenError(SurrogateError):
 
     status_code = 403
     code = "forbidden"
-
-
-class DatabaseUnavailableError(SurrogateError):
-    """The registry database cannot be reached; only already-loaded models can answer."""
-
-    status_code = 503
-    code = "database_unavailable"

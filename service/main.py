@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from service import __version__
+from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
-from service.api.fast_predict import FastPredict, predict_route
+from service.api.fast_predict import FastPredict
 from service.api.routes import admin, health, models, oip, predict
-from service.model_cache import LiveRegistry, ModelCache
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
+from service.registry.cache import LiveRegistry, ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.settings import Settings, get_settings
 
@@ -33,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app_settings = settings or get_settings()
         engine = make_engine(app_settings.database_url,
-                             connect_timeout=app_settings.database_timeout_s)
+                             connect_timeout=app_settings.database_timeout_s, must_exist=True)
         try:
             check_schema_at_head(engine)
         except Exception:
@@ -42,7 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = app_settings
         configure_logging(app_settings.log_format, access_log=app_settings.access_log)
         app.state.metrics.access_log = app_settings.access_log
-        app.state.metrics.max_body_bytes = app_settings.max_request_bytes
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
         # Routing table polled from the registry: live alias changes, DB-outage tolerance.
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Material surrogate service",
-        version="0.1.0",
+        version=__version__,
         description="Heteroskedastic Bayesian neural network surrogates: mean, aleatoric, "
         "epistemic and total SD of stress per strain, in physical units.",
         lifespan=lifespan,
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
-    app.add_middleware(FastPredict, route=predict_route())
+    app.add_middleware(FastPredict, route=predict.route())
+    app.add_middleware(BodyGuard)  # every body, the lean path's too, is size/time-bounded
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app
 

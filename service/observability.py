@@ -7,8 +7,7 @@ no body buffering), so the cost on the 1-point prediction path is a few microsec
   - metrics: requests, latency histogram and errors by route template (never the raw path,
     so fuzzed URLs cannot explode label cardinality) and, once a route resolved a model,
     by model and version; points predicted by model and version; loaded versions;
-  - one access log line per request (optional);
-  - a body-size guard on the prediction routes: a 413 before any byte is parsed.
+  - one access log line per request (optional).
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # The request id of the request being served, for log lines written anywhere below it.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -68,11 +66,10 @@ class _LoadedVersions:
 
 class Metrics:
     """The service's Prometheus metrics, in a registry of their own (one per app, so tests
-    that build many apps never collide), and the middleware's two settings (filled in by
-    the app's lifespan, once the settings are known)."""
+    that build many apps never collide), and whether the middleware writes access lines
+    (filled in by the app's lifespan, once the settings are known)."""
 
     access_log: bool = False
-    max_body_bytes: int | None = None
 
     def __init__(self, loaded_versions: Callable[[], Iterable[tuple[str, int]]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -114,22 +111,12 @@ def _new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def _too_large_response(limit: int) -> bytes:
-    return json.dumps({"error": {
-        "code": "payload_too_large",
-        "message": f"request body is larger than {limit} bytes",
-        "details": [{"field": "body", "limit": limit}],
-    }}).encode()
-
-
 class ObservabilityMiddleware:
-    """Request id, metrics, access log and body-size guard; see the module docstring."""
+    """Request id, metrics and access log; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics,
-                 guarded_suffixes: tuple[str, ...] = ("/predict", "/infer")) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.guarded_suffixes = guarded_suffixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -137,14 +124,11 @@ class ObservabilityMiddleware:
             return
         start = time.perf_counter()
         request_id = None
-        content_length = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 candidate = value.decode("latin-1")
                 if _SANE_REQUEST_ID.fullmatch(candidate):
                     request_id = candidate
-            elif key == b"content-length":
-                content_length = value
         if request_id is None:
             request_id = _new_request_id()
         token = request_id_var.set(request_id)
@@ -160,16 +144,6 @@ class ObservabilityMiddleware:
             await send(message)
 
         try:
-            limit = self.metrics.max_body_bytes
-            if (limit is not None and content_length is not None
-                    and scope["path"].endswith(self.guarded_suffixes)
-                    and _over_limit(content_length, limit)):
-                body = _too_large_response(limit)
-                await send_with_id({"type": "http.response.start", "status": 413, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())]})
-                await send_with_id({"type": "http.response.body", "body": body})
-                return
             await self.app(scope, receive, send_with_id)
         finally:
             self._record(scope, status, time.perf_counter() - start, request_id)
@@ -191,13 +165,6 @@ class ObservabilityMiddleware:
                     "request_id": request_id, "model": model or None,
                     "version": version if model else None,
                 }})
-
-
-def _over_limit(content_length: bytes, limit: int) -> bool:
-    try:
-        return int(content_length) > limit
-    except ValueError:
-        return False  # the server rejects a malformed Content-Length itself
 
 
 # --- logs ------------------------------------------------------------------------------

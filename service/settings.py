@@ -1,4 +1,5 @@
-"""Service settings, read once from SURROGATE_* environment variables."""
+"""Service settings, read once from SURROGATE_* environment variables (or a `.env` file in
+the working directory; the environment wins)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'registry.db'}"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SURROGATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SURROGATE_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -23,7 +25,7 @@ class Settings(BaseSettings):
     default_alias: str = Field("production", description="Alias served when none is asked.")
     max_points_per_request: int = Field(1_000_000, gt=0)
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin.")
-    # Prediction API (issue 5): sample budget, request size, logs.
+    # Prediction API: sample budget, request size, logs.
     max_samples_per_request: int = Field(
         10_000_000, gt=0, description="Largest points x draws of posterior-predictive samples "
         "one request may ask for (more is a 413).")
@@ -37,8 +39,15 @@ class Settings(BaseSettings):
         "costs one network pass over them plus a k x k solve, so this bounds request size "
         "more than time.")
     max_request_bytes: int = Field(
-        64 * 1024 * 1024, gt=0, description="Largest request body on the prediction routes "
-        "(more is a 413 before any parsing; 1,000,000 strains at full precision take ~25 MB).")
+        64 * 1024 * 1024, gt=0, description="Largest request body outside the admin API, "
+        "counted as it arrives, chunked or not (more is a 413 before any parsing; 1,000,000 "
+        "strains at full precision take ~25 MB).")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A connection that has not sent a complete request head "
+        "this long after it opened (or after its previous response) is closed.")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="A request body must arrive whole within this many seconds "
+        "of the request head (else a 408 and the connection is closed).")
     log_format: Literal["json", "text"] = Field(
         "json", description="Service logs as one JSON object per line, or plain text.")
     access_log: bool = Field(True, description="Log one line per request (with request id).")
@@ -46,7 +55,7 @@ class Settings(BaseSettings):
         True, description="Answer plain predict requests (strain, optional version or alias) "
         "by a lean ASGI path in front of FastAPI (service/api/fast_predict.py); false sends "
         "every request through the FastAPI route. Same bytes either way.")
-    # Registry (issue 4): uploads, live reload, database timeouts.
+    # Registry: uploads, live reload, database timeouts.
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest artifact or netCDF upload accepted.")
     reload_interval_s: float = Field(

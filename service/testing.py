@@ -86,13 +86,11 @@ def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],
     engine.dispose()
 
 
-def service_command(port: int, access_log: bool = True) -> list[str]:
-    """The deployed command (`surrogate-serve`), or uvicorn with access logs off."""
-    if access_log:
-        return [str(Path(sys.executable).parent / "surrogate-serve"), "--host", "127.0.0.1",
-                "--port", str(port)]
-    return [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log"]
+def service_command(port: int) -> list[str]:
+    """The deployed command, `surrogate-serve` (SURROGATE_ACCESS_LOG=false silences its
+    access lines)."""
+    return [str(Path(sys.executable).parent / "surrogate-serve"), "--host", "127.0.0.1",
+            "--port", str(port)]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
 from service.main import create_app
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.models import Base
+from service.registry.tables import Base
 from service.settings import Settings
 from tests.postgres_server import PostgresServer, find_pg_bin
 

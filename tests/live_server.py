@@ -46,7 +46,7 @@ def live_server(folder: Path, **env: str) -> Iterator[LiveServer]:
     seed_registry(url, "demo", [artifacts[1], artifacts[2]], production=1)
     port = free_port()
     running = ServerProcess.launch(
-        service_command(port, access_log=False), port,
+        service_command(port), port,
         {"SURROGATE_DATABASE_URL": url, "SURROGATE_ACCESS_LOG": "false", **env},
         folder / "server.log")
     try:

@@ -69,3 +69,20 @@ def nan_artifact() -> bytes:
     arrays = {name: array.copy() for name, array in artifact.arrays.items()}
     arrays["mean_head.W"][3, 0, 0] = np.nan
     return Artifact(manifest=artifact.manifest, arrays=arrays).to_bytes()
+
+
+def png_bytes(width: int = 3, height: int = 2, seed: int = 0) -> bytes:
+    """A small, valid RGB PNG (every chunk's CRC right, the image data complete)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload)))
+
+    rng = np.random.default_rng(seed)
+    rows = b"".join(b"\x00" + rng.integers(0, 256, 3 * width, dtype=np.uint8).tobytes()
+                    for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))

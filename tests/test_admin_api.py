@@ -14,7 +14,7 @@ from sqlalchemy import update
 from service.artifact import sha256_hex
 from service.main import create_app
 from service.registry.db import make_engine
-from service.registry.models import ModelBlob
+from service.registry.tables import ModelBlob
 from service.settings import Settings
 from service.testing import random_artifact
 from tests.registry_helpers import (

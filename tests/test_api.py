@@ -3,7 +3,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from service.registry.repository import register_version, set_alias
 from service.settings import Settings
 from service.testing import random_artifact

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from surrogate_client import SurrogateAPIError, SurrogateClient, predict
 
-from service.client import SurrogateAPIError, SurrogateClient, predict
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from tests.live_server import PROJECT_ROOT, LiveServer, live_server
 
 STRAINS = np.array([-0.45, -0.2, 0.0, 0.2, 0.45, 0.6])

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from service.registry.db import make_engine, make_session_factory
-from service.registry.models import ModelVersion
-from service.testing import random_artifact
+from service.registry.tables import ModelVersion
+from service.testing import ServerProcess, free_port, random_artifact, service_command
 from training.pipeline import register_artifact
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -38,3 +41,37 @@ def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(
                                  .where(ModelVersion.name == "steel")).all()
     engine.dispose()
     assert sorted(stored) == list(range(1, WRITERS + 1))
+
+
+def test_twenty_concurrent_registrations_through_the_admin_api(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each register request gives its database connection back before it waits for the
+    routing refresh, so twenty at once neither exhaust the pool nor stall reads."""
+    port = free_port()
+    token = "tok-concurrent"
+    server = ServerProcess.launch(service_command(port), port, {
+        "SURROGATE_DATABASE_URL": database_url, "SURROGATE_ADMIN_TOKEN": token,
+        "SURROGATE_ACCESS_LOG": "false"}, tmp_path / "server.log")
+    data = [random_artifact(draws=10, seed=seed).to_bytes() for seed in range(WRITERS)]
+    start = threading.Barrier(WRITERS)
+
+    def register(index: int) -> tuple[int, int, float]:
+        start.wait(timeout=30)
+        began = time.monotonic()
+        response = httpx.post(f"{server.url}/admin/models/steel/versions",
+                              content=data[index], timeout=60,
+                              headers={"authorization": f"Bearer {token}",
+                                       "content-type": "application/octet-stream"})
+        version = response.json().get("version", -1) if response.status_code == 201 else -1
+        return response.status_code, version, time.monotonic() - began
+
+    try:
+        server.wait_until_ok()
+        with ThreadPoolExecutor(WRITERS) as pool:
+            results = list(pool.map(register, range(WRITERS), timeout=180))
+    finally:
+        server.stop()
+    statuses = [status for status, _, _ in results]
+    assert statuses == [201] * WRITERS, (statuses, server.log.read_text()[-2000:])
+    assert sorted(version for _, version, _ in results) == list(range(1, WRITERS + 1))

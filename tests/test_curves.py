@@ -14,7 +14,7 @@ from service.curves import (
     scatter_split,
     validate_section,
 )
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from service.testing import random_artifact, smooth_curve_section
 from training.curves import fit_curve_model
 from training.data import TrainingData, law_curves, make_mooney_rivlin_group

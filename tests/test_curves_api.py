@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.artifact import Artifact
+from service.inference.posterior import Posterior
 from service.main import create_app
-from service.predictor import Posterior
 from service.registry.repository import register_version, set_alias
 from service.settings import Settings
 from service.testing import random_artifact

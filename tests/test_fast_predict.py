@@ -92,6 +92,11 @@ def test_plain_requests_get_the_routes_bytes(lean: TestClient, route_only: TestC
 @pytest.mark.parametrize("content,name,content_type", [
     ('{"strain": []}', "demo", "application/json"),
     ('{"strain": [true]}', "demo", "application/json"),
+    ('{"strain": [0.1, null, "x"]}', "demo", "application/json"),
+    ('{"strain": [0.1, [0.2]]}', "demo", "application/json"),
+    ('{"strain": [{"a": 1}], "alias": "candidate"}', "demo", "application/json"),
+    ('{"strain": [0.1, "x"], "version": "y"}', "demo", "application/json"),
+    ('{"strain": ["x"], "tangent": true}', "nope", "application/json"),
     ('{"strain": ["0.1"]}', "demo", "application/json"),
     ('{"strain": [NaN]}', "demo", "application/json"),
     ('{"strain": [1e999]}', "demo", "application/json"),

@@ -32,7 +32,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from tests.live_server import LiveServer, live_server
 
 MIN_REQUESTS = 5_000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.artifact import Artifact
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from training.data import TrainingData
 from training.model import BNNConfig, HeteroskedasticBNN, LossPlateau
 from training.pipeline import fit_data, holdout_split

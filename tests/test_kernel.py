@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from service import kernel
-from service.predictor import Posterior
+from service.artifact import ArtifactError
+from service.inference import kernel
+from service.inference.posterior import Posterior
 from service.testing import random_artifact
 
 TOLERANCE = 1e-4  # x total SD (x the tangent's own scale for the tangent)
@@ -84,19 +85,17 @@ def test_concurrent_requests_get_the_same_answers() -> None:
         np.testing.assert_array_equal(got, want)
 
 
-def test_unsupported_architecture_falls_back_to_the_reference() -> None:
+def test_architectures_the_kernel_cannot_compute_never_load() -> None:
     assert not kernel.supports([8], "relu", "exp")
     assert not kernel.supports([8], "tanh", "sigmoid")
     artifact = random_artifact(draws=20, hidden_sizes=(4,))
-    artifact.manifest["architecture"]["activation"] = "relu"  # not one the kernel computes
-    posterior = Posterior(artifact)
-    assert posterior.kernel is None
-    x = strains(10)
-    np.testing.assert_array_equal(posterior.predict(x).mean, posterior.predict_reference(x).mean)
+    artifact.manifest["architecture"]["activation"] = "relu"  # the manifest refuses it
+    with pytest.raises(ArtifactError, match="architecture.activation"):
+        Posterior(artifact)
 
 
 def test_compilation_happens_at_import_not_at_the_first_request() -> None:
     # The two entry points every prediction goes through are compiled (or loaded from the
-    # on-disk cache) by `import service.kernel` itself.
+    # on-disk cache) by `import service.inference.kernel` itself.
     for dispatcher in (kernel._serial, kernel._parallel):
         assert dispatcher.signatures, dispatcher

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy.orm import Session
 
-from service.model_cache import LiveRegistry, ModelCache
+from service.registry.cache import LiveRegistry, ModelCache
 from service.registry.db import make_engine, make_session_factory
 from service.registry.repository import register_version, set_alias
 from service.testing import random_artifact

@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 from scipy.special import ndtr
 from sqlalchemy.orm import Session
 
+from service.inference.posterior import Posterior
+from service.inference.predictive import mixture_quantile
 from service.main import create_app
-from service.predictive import mixture_quantile
-from service.predictor import Posterior
 from service.registry.repository import register_version, set_alias
 from service.settings import Settings
 from service.testing import random_artifact
@@ -90,7 +90,7 @@ def test_tangent_through_the_api_matches_central_differences_of_the_mean(
     client: TestClient, artifact
 ) -> None:
     strain = np.linspace(-0.45, 0.45, 7)
-    # The served mean is float32 arithmetic (service.kernel, ~1e-7 rounding), so the
+    # The served mean is float32 arithmetic (service.inference.kernel, ~1e-7 rounding), so the
     # difference step is 1e-3: its rounding noise and truncation error both stay ~1e-5.
     step = 1e-3
     body = predict(client, {"strain": strain.tolist(), "tangent": True}).json()

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from service.testing import random_artifact
 
 

@@ -4,8 +4,7 @@ from sqlalchemy.orm import Session
 
 from service.artifact import ArtifactError, sha256_hex
 from service.errors import InvalidInputError, ModelLoadError, NotFoundError
-from service.model_cache import ModelCache
-from service.registry.models import ModelBlob, ModelVersion, VersionStatus
+from service.registry.cache import ModelCache
 from service.registry.repository import (
     list_models,
     load_blob,
@@ -13,6 +12,7 @@ from service.registry.repository import (
     resolve_version,
     set_alias,
 )
+from service.registry.tables import ModelBlob, ModelVersion, VersionStatus
 from service.testing import random_artifact
 
 # Every test that uses the database runs on SQLite and on a real PostgreSQL server.

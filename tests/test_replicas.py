@@ -30,6 +30,7 @@ from service.registry.db import upgrade_to_head
 from service.testing import ServerProcess, free_port, random_artifact, service_command
 from tests.conftest import create_pg_database
 from tests.postgres_server import PostgresServer, find_pg_bin
+from tests.registry_helpers import png_bytes
 
 BIN = Path(sys.executable).parent
 TOKEN = "replica-test-token-8c1f"
@@ -229,7 +230,7 @@ def test_cli_register_uploads_an_artifact_through_the_admin_api(
     a, b = two_replicas
     report = tmp_path / "report"  # the figures the manifest names go up with the artifact
     report.mkdir()
-    figure = b"\x89PNG\r\n\x1a\n" + bytes(100)
+    figure = png_bytes()
     (report / "fit.png").write_bytes(figure)
     fit = random_artifact(seed=4)
     fit.manifest["report"] = {"dir": str(report),

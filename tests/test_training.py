@@ -65,7 +65,7 @@ def test_homoskedastic_fit_has_constant_aleatoric_sd(small_csv: Path) -> None:
                                         max_steps=300, draws=20)
     trained = fit_data(load_csv(small_csv), config)
     assert np.all(trained.artifact.arrays["sigma_head.W"] == 0)
-    from service.predictor import Posterior
+    from service.inference.posterior import Posterior
 
     aleatoric = Posterior(trained.artifact).predict(np.linspace(-0.5, 0.5, 5)).aleatoric_sd
     np.testing.assert_allclose(aleatoric, aleatoric[0])
@@ -122,7 +122,7 @@ def test_demo_fit_recovers_input_dependent_scatter(tmp_path: Path) -> None:
     frame.to_csv(path, index=False)
     config = BNNConfig().with_overrides(draws=200)
     trained = fit_data(load_csv(path), config)
-    from service.predictor import Posterior
+    from service.inference.posterior import Posterior
 
     strains = np.sort(frame["strain"].unique())
     aleatoric = Posterior(trained.artifact).predict(strains).aleatoric_sd

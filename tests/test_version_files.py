@@ -14,13 +14,13 @@ from service.artifact import sha256_hex
 from service.main import create_app
 from service.settings import Settings
 from service.testing import random_artifact
-from tests.registry_helpers import registry_dump
+from tests.registry_helpers import png_bytes, registry_dump
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 TOKEN = "files-admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+PNG = png_bytes()
 FILES = "/admin/models/steel/versions/1/files"
 
 
@@ -66,7 +66,7 @@ def test_files_are_immutable_same_bytes_again_is_a_no_op_other_bytes_conflict(
     before = registry_dump(database_url)
     again = put_file(admin, "report/sd.png")
     assert again.status_code == 200 and again.json()["sha256"] == sha256_hex(PNG)
-    conflict = put_file(admin, "report/sd.png", PNG + b"changed")
+    conflict = put_file(admin, "report/sd.png", png_bytes(seed=1))
     assert conflict.status_code == 409
     assert conflict.json()["error"]["code"] == "conflict"
     assert "immutable" in conflict.json()["error"]["message"]
@@ -132,14 +132,14 @@ def test_registration_with_a_bad_file_stores_nothing(database_url: str) -> None:
     leaves no version behind (the direct-database path commits whatever is flushed)."""
     from service.errors import InvalidInputError
     from service.registry.db import make_engine, make_session_factory
-    from service.registry.repository import register_version
+    from service.registry.repository import register
 
     before = registry_dump(database_url)
     engine = make_engine(database_url)
-    with pytest.raises(InvalidInputError, match="is not image/png"):
+    with pytest.raises(InvalidInputError, match="is not a valid PNG"):
         with make_session_factory(engine).begin() as session:
-            register_version(session, "steel", random_artifact().to_bytes(),
-                             files={"report/fit.png": PNG, "report/sd.png": b"not a png"})
+            register(session, "steel", random_artifact().to_bytes(), actor="test",
+                     files={"report/fit.png": PNG, "report/sd.png": b"not a png"})
     engine.dispose()
     assert registry_dump(database_url) == before
 
@@ -155,7 +155,7 @@ def test_simultaneous_uploads_of_one_new_path_store_one_file_and_never_fail(
     start = threading.Barrier(uploads)
 
     def upload(i: int) -> int:
-        data = PNG if same_bytes else PNG + bytes([i])
+        data = PNG if same_bytes else png_bytes(seed=10 + i)
         start.wait(timeout=30)  # every upload reaches the database at the same moment
         return put_file(admin, "report/race.png", data).status_code
 

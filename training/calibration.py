@@ -2,7 +2,7 @@
 
 The predictive distribution at a strain x is the mixture over posterior draws s of
 Normal(mu_s(x), sigma_s(x)) (equal weights). Per-draw outputs come from the service's own
-forward pass (`service.predictor.Posterior.network_outputs`): one implementation of the
+forward pass (`service.inference.posterior.Posterior.network_outputs`): one implementation of the
 network, so the figures describe exactly what the service answers.
 
 - NLPD: -mean_i log( mean_s N(y_i | mu_s, sigma_s) )  (log-mean-exp, scipy.logsumexp).
@@ -27,7 +27,7 @@ import scoringrules
 from scipy.special import logsumexp, ndtr
 
 from service.artifact import Artifact
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 
 NOMINAL_LEVELS = np.round(np.linspace(0.01, 0.99, 99), 2)
 REPORTED_LEVELS = (0.5, 0.9, 0.95)
@@ -181,7 +181,8 @@ def epistemic_extrapolation(artifact: Artifact, beyond: float = 0.25) -> dict[st
     """Epistemic SD `beyond` x (training range) past each end of the training domain,
     relative to its average inside the domain: a fit that knows where it has seen no
     data reports ratios well above 1."""
-    low, high = (float(artifact.manifest["training_domain"][k]) for k in ("min", "max"))
+    domain = artifact.spec.training_domain
+    low, high = domain.min, domain.max
     span = high - low
     posterior = Posterior(artifact)
     inside = posterior.predict(np.linspace(low, high, 101)).epistemic_sd.mean()

@@ -106,7 +106,7 @@ def fit(
         version = _register(database_url, name, data, alias, figures)
     typer.echo(f"registered {name} version {version}"
                f"{f' as {alias!r}' if alias else ''}: {_fit_summary(trained.artifact)}")
-    typer.echo(f"report: {trained.artifact.manifest['report']['dir']}")
+    typer.echo(f"report: {trained.artifact.spec.report['dir']}")
 
 
 def _default_report_dir(name: str, config: object) -> Path:
@@ -136,10 +136,10 @@ def check_method_options(method: str, given: dict[str, object]) -> None:
 
 def _fit_summary(artifact: object) -> str:
     """One line with what a modeller checks first: time, convergence, calibration."""
-    manifest = artifact.manifest  # type: ignore[attr-defined]
-    diag, metrics = manifest["diagnostics"], manifest["metrics"]
-    method = manifest["inference"]["method"]
-    parts = [f"{method} fit {manifest['inference']['wall_time_s']:.1f} s"]
+    spec = artifact.spec  # type: ignore[attr-defined]
+    diag, metrics = spec.diagnostics, spec.metrics
+    method = spec.inference.method
+    parts = [f"{method} fit {spec.inference.wall_time_s or 0.0:.1f} s"]
     if "steps" in diag:
         parts.append(f"{diag['steps']} ADVI steps")
     if "members" in diag:
@@ -168,9 +168,8 @@ def _fit_summary(artifact: object) -> str:
             gain = curves.get("conditioning", {}).get("gain_nats_per_point")
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
-    if manifest.get("curve_model"):
-        parts.append(f"curve model of {manifest['curve_model']['fit']['materials']} "
-                     "materials")
+    if spec.curve_model:
+        parts.append(f"curve model of {spec.curve_model['fit']['materials']} materials")
     return ", ".join(parts)
 
 

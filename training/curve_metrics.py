@@ -20,7 +20,7 @@ import numpy as np
 import scoringrules
 
 from service.curves import CurveModel, Observed, condition, conditional_draws, curve_samples
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from training import calibration
 
 CURVES_PER_MATERIAL = 200

@@ -19,7 +19,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
 from service.curves import KIND, design, normalise
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 
 # Basis functions over the training domain: enough for the sharp change of the
 # between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).

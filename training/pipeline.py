@@ -17,7 +17,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
-from service.registry.repository import record_audit, register_version, set_alias
+from service.registry.repository import register
 from training.data import TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
@@ -122,7 +122,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
         trained = fit_model(data, config, units)
     artifact, result = trained.artifact, trained.result
     manifest = artifact.manifest
-    y_scale = manifest["normalisation"]["y_scale"]
+    y_scale = artifact.spec.normalisation.y_scale
     metrics: dict[str, Any] = {
         "split": {"by": split.by, "fraction": holdout, "seed": config.seed,
                   "train_rows": int(split.train.size), "test_rows": int(split.test.size),
@@ -161,7 +161,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
 def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
               full_data: TrainingData | None = None) -> TrainedFit:
     """The BNN on `data`, plus the curve model of its materials when it has groups."""
-    from service.predictor import Posterior
+    from service.inference.posterior import Posterior
     from training.curves import fit_for_posterior
 
     trained = fit_training_rows(data, config, units, full_data)
@@ -180,14 +180,14 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
     metrics (and that fit's artifact bytes, for the report's conditioning figure). Runs
     in a worker process; everything it takes and returns is picklable."""
     import training  # noqa: F401  (one BLAS thread in the worker too)
-    from service.predictor import Posterior
+    from service.inference.posterior import Posterior
     from training import calibration, curve_metrics
 
     train, test = subset(data, split.train), subset(data, split.test)
     started = time.perf_counter()
     trained = fit_model(train, config, units, full_data=data)
     artifact = trained.artifact
-    y_scale = artifact.manifest["normalisation"]["y_scale"]
+    y_scale = artifact.spec.normalisation.y_scale
     metrics = calibration.evaluate(artifact, test.x, test.y, y_scale)
     posterior = Posterior(artifact)
     if posterior.curve is not None and test.groups is not None:
@@ -265,16 +265,8 @@ def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
     try:
         check_schema_at_head(engine)
         with make_session_factory(engine).begin() as session:
-            version = register_version(session, name, artifact_bytes,
-                                       source=shlex.join(sys.argv),
-                                       registered_by=f"{getpass.getuser()} (direct database)",
-                                       files=files)
-            if alias:
-                set_alias(session, name, alias, version)
-            record_audit(session, f"{getpass.getuser()} (surrogate-train)", "register_version",
-                         name, version, alias, {"sha256": sha256_hex(artifact_bytes),
-                                                "size_bytes": len(artifact_bytes),
-                                                "files": sorted(files or {})})
-        return version
+            return register(session, name, artifact_bytes,
+                            actor=f"{getpass.getuser()} (surrogate-train)",
+                            alias=alias, source=shlex.join(sys.argv), files=files)
     finally:
         engine.dispose()

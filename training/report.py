@@ -30,15 +30,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from service.artifact import Artifact, sha256_hex  # noqa: E402
-from service.predictor import Posterior  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration  # noqa: E402
 from training.data import TrainingData  # noqa: E402
 
 
 def _labels(artifact: Artifact) -> tuple[str, str]:
-    arch = artifact.manifest["architecture"]
-    return (f"{arch['input_name']} [{arch['input_unit']}]",
-            f"{arch['output_name']} [{arch['output_unit']}]")
+    arch = artifact.spec.architecture
+    return (f"{arch.input_name} [{arch.input_unit}]",
+            f"{arch.output_name} [{arch.output_unit}]")
 
 
 def write_report(artifact: Artifact, result: Any, train: TrainingData, data: TrainingData,
@@ -48,8 +48,7 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x_label, y_label = _labels(artifact)
-    title = (f"{artifact.manifest['architecture']['noise']} BNN, "
-             f"{artifact.manifest['inference']['method']}")
+    title = f"{artifact.spec.architecture.noise} BNN, {artifact.spec.inference.method}"
     figures = {
         # The served fit trained on every row; the split belongs to the held-out fit.
         "fit.png": _fit_figure(artifact, data, _all_rows(data), x_label, y_label, title),
@@ -78,7 +77,8 @@ def _all_rows(data: TrainingData) -> Any:
 
 
 def _grid(artifact: Artifact, beyond: float = 0.25, points: int = 400) -> np.ndarray:
-    low, high = (float(artifact.manifest["training_domain"][k]) for k in ("min", "max"))
+    domain = artifact.spec.training_domain
+    low, high = domain.min, domain.max
     span = high - low
     return np.linspace(low - beyond * span, high + beyond * span, points)
 
@@ -100,7 +100,8 @@ def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str
     axis.plot(grid, mean + 2 * aleatoric, "--", color="tab:green", lw=1,
               label="mean ± 2 aleatoric SD")
     axis.plot(grid, mean, color="tab:blue", lw=2, label="predictive mean")
-    low, high = (artifact.manifest["training_domain"][k] for k in ("min", "max"))
+    domain = artifact.spec.training_domain
+    low, high = domain.min, domain.max
     for edge in (low, high):
         axis.axvline(edge, color="0.3", lw=0.8, ls=":")
     axis.set(xlabel=x_label, ylabel=y_label,
@@ -149,7 +150,7 @@ def _calibration_figure(artifact: Artifact, title: str) -> plt.Figure:
 def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: str,
                         title: str) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(8, 4))
-    method = artifact.manifest["inference"]["method"]
+    method = artifact.spec.inference.method
     if result.loss_trace is not None and result.loss_trace.size:
         losses = result.loss_trace
         axis.plot(losses, color="0.7", lw=0.5, label="loss per step")
@@ -159,14 +160,14 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
                   label=f"mean of {window} steps")
         low, high = np.percentile(losses, [1, 99.5])
         axis.set_ylim(low - 0.05 * abs(low), high + 0.05 * abs(high))
-        done = artifact.manifest["diagnostics"].get("converged")
+        done = artifact.spec.diagnostics.get("converged")
         axis.set(xlabel="ADVI step [1]", ylabel="negative ELBO [nats, standardised data]",
                  title=f"{title}: loss trace (converged={done})")
         axis.legend(fontsize=8)
     elif method == "nuts":
         chains = result.chains
-        domain = artifact.manifest["training_domain"]
-        strains = np.linspace(domain["min"], domain["max"], 3)
+        domain = artifact.spec.training_domain
+        strains = np.linspace(domain.min, domain.max, 3)
         mu, _, _ = Posterior(artifact).network_outputs(strains)
         per_chain = mu.shape[0] // chains
         for k, strain in enumerate(strains):
@@ -174,23 +175,23 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
                 axis.plot(mu[c * per_chain:(c + 1) * per_chain, k], lw=0.6,
                           color=f"C{k}", alpha=0.4 + 0.6 * c / max(1, chains - 1),
                           label=f"{x_label} = {strain:.3g}" if c == 0 else None)
-        r_hat = artifact.manifest["diagnostics"].get("function_space", {}).get("r_hat_max")
+        r_hat = artifact.spec.diagnostics.get("function_space", {}).get("r_hat_max")
         axis.set(xlabel="draw in chain [1]", ylabel=f"mu(x) [{y_label}]",
                  title=f"{title}: function-space traces (max R-hat {r_hat})")
         axis.legend(fontsize=8)
     elif method == "bootstrap":
         # Each member is one draw: their spread is the epistemic SD, so show the curves,
         # over the training domain and a quarter of it beyond either end.
-        domain = artifact.manifest["training_domain"]
+        domain = artifact.spec.training_domain
         strains = _grid(artifact, points=200)
         mu, _, _ = Posterior(artifact).network_outputs(strains)
         axis.plot(strains, mu.T, lw=0.8, color="tab:blue", alpha=0.6)
-        for edge in (domain["min"], domain["max"]):
+        for edge in (domain.min, domain.max):
             axis.axvline(edge, color="0.4", ls="--", lw=1)
         axis.set(xlabel=x_label, ylabel=f"mu(x) per member, {y_label}",
                  title=f"{title}: {mu.shape[0]} bootstrap members (dashed: training domain)")
     else:
-        values = np.asarray(artifact.manifest["diagnostics"].get("member_log_posterior", []))
+        values = np.asarray(artifact.spec.diagnostics.get("member_log_posterior", []))
         # The gap to the best member: a member stuck in a poor optimum stands out.
         axis.bar(np.arange(values.size), values.max() - values if values.size else [],
                  color="tab:blue")

@@ -10,7 +10,7 @@ import numpy as np
 
 from service.artifact import Artifact
 from service.curves import Observed, conditional_predict, curve_samples
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from training.curve_metrics import given_positions, material_curves
 from training.data import TrainingData
 

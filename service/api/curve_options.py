@@ -6,15 +6,17 @@ no curve model, and one table lookup per strain when it has (service.curves).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from service import curves
-from service.api.schemas import PredictRequest
 from service.errors import InvalidInputError
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.api.schemas import PredictRequest
 
 
 def check_observed_count(body: PredictRequest, settings: Settings) -> None:

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.model_cache import LiveRegistry, ModelCache
+from service.registry.cache import LiveRegistry, ModelCache
 from service.settings import Settings
 
 

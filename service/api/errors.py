@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.body_guard import BodyRefused
 from service.api.responses import OrjsonResponse
 from service.errors import SurrogateError
 
 logger = logging.getLogger(__name__)
+
+
+_UNPARSABLE = {
+    UnicodeDecodeError: "not UTF-8 text",
+    RecursionError: "nested too deeply",
+    ValueError: "a number too long to convert",
+}
 
 
 def _error(status: int, code: str, message: str, details: list | None = None,
@@ -31,6 +40,17 @@ def _field_path(location: tuple) -> str:
             continue
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "body"
+
+
+def invalid_input_response(errors: Sequence[dict]) -> OrjsonResponse:
+    """The 422 for request validation errors (FastAPI's, locations starting at "body"):
+    the first error in the message, up to 20 in the details."""
+    details = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]}
+               for e in errors[:20]]
+    first = details[0] if details else {"field": "body", "message": "invalid request"}
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return _error(422, "invalid_input", f"{first['field']}: {first['message']}{more}",
+                  details)
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -65,19 +85,18 @@ def install_error_handlers(app: FastAPI) -> None:
                           f"request body must be JSON (content-type: application/json), "
                           f"not {content_type or 'unlabelled'}",
                           [{"field": "content-type", "message": "must be application/json"}])
-        details = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]}
-                   for e in errors[:20]]
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return _error(422, "invalid_input", f"{first['field']}: {first['message']}{more}",
-                      details)
+        return invalid_input_response(errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> OrjsonResponse:
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI's "error parsing the body" for bytes that are not UTF-8 JSON text.
-            return _error(422, "invalid_input", "body: malformed JSON (not UTF-8 text)",
-                          [{"field": "body", "message": "malformed JSON: not UTF-8"}])
+        if isinstance(exc, BodyRefused):
+            return exc.response()
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body": bytes that are not UTF-8 text, JSON nested
+            # deeper than the decoder recurses, an integer longer than Python converts.
+            reason = _UNPARSABLE.get(type(exc.__cause__), "cannot be decoded")
+            return _error(422, "invalid_input", f"body: malformed JSON ({reason})",
+                          [{"field": "body", "message": f"malformed JSON: {reason}"}])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 

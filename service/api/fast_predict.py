@@ -8,16 +8,20 @@ the prediction's own cost for one strain. This pure-ASGI layer answers exactly t
 requests itself, with the route's own pieces (the same PredictRequest schema, limits,
 in-memory resolution, response building and metrics recording: the same bytes), and
 hands everything else to FastAPI untouched: other options (quantiles, tangent, draws,
-extrapolation), any invalid body, other content types, names or versions this replica
-would have to ask the database about, SURROGATE_FAST_PREDICT=false. So every error is
-still FastAPI's documented one.
+extrapolation), invalid bodies (but one whose only error is a non-number in `strain`,
+answered here with the route's bytes so a huge bad body is parsed once), other content
+types, names or versions this replica would have to ask the database about,
+SURROGATE_FAST_PREDICT=false. So every error is still FastAPI's documented one.
 
-It sits inside ObservabilityMiddleware (request id, metrics, access log, body-size guard
-all apply) and records the FastAPI route in the scope, so metrics carry the same route
-label whichever path answered.
+It sits inside ObservabilityMiddleware and BodyGuard (request id, metrics, access log, the
+body's size and time limits all apply) and records the FastAPI route in the scope, so
+metrics carry the same route label whichever path answered. Limits, version resolution and
+the response come from service.prediction, like the route's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -27,27 +31,18 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import is_json_media_type
-from service.api.routes.predict import (
-    MAX_NAME_LENGTH,
-    answer,
-    check_limits,
-    predict,
-    router,
-)
+from service import prediction
+from service.api.errors import invalid_input_response, is_json_media_type
 from service.api.schemas import PredictRequest
 from service.errors import SurrogateError
 
 # Body fields the lean path answers; any other field set (even to its default) goes to
 # FastAPI.
 PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
-# Up to this many strains the prediction runs on the event loop: with 1,000 draws it costs
-# ~25 us for one strain and ~100 us for 8 (about 6 us more per strain), while a hop to the
-# thread pool costs ~50 us and FastAPI holds the loop for several hundred microseconds per
-# request anyway (the whole app in process: ~300 us per /healthz, ~480 us per one-strain
-# predict through the route), so inline holds the loop for less than the route did. Larger
-# batches go to the thread pool like the route (the kernel releases the GIL), so one big
-# request never stalls the others.
+# Up to this many strains the prediction runs on the event loop: it then holds the loop for
+# less than a hop to the thread pool would cost, and for less than FastAPI itself holds it
+# per request. Larger batches go to the thread pool like the route (the kernel releases the
+# GIL), so one big request never stalls the others. docs/architecture.md has the figures.
 INLINE_MAX_POINTS = 8
 
 
@@ -88,38 +83,64 @@ class FastPredict:
         """The route's response, or None where FastAPI must answer."""
         if messages[-1]["type"] != "http.request":
             return None  # the client went away: FastAPI sees the same messages
-        body = _plain_request(b"".join(m.get("body", b"") for m in messages))
         name: str = child_scope["path_params"]["name"]
-        if body is None or len(name) > MAX_NAME_LENGTH:
+        if len(name) > prediction.MAX_NAME_LENGTH:
             return None
+        body = _plain_request(b"".join(m.get("body", b"") for m in messages))
+        if body is None:
+            return None
+        if isinstance(body, NotANumber):
+            scope.update(child_scope)
+            return invalid_input_response([{"loc": ("body", "strain", body.index),
+                                            "msg": body.message}])
         state = scope["app"].state
         try:
-            check_limits(body, state.settings)
+            prediction.check_limits(body, state.settings)
         except SurrogateError:
             return None
-        ref = state.live_registry.resolve_in_memory(name, body.version, body.alias,
-                                                    state.settings.default_alias)
-        posterior = None if ref is None else state.model_cache.get_loaded(ref)
-        if posterior is None:
+        found = prediction.resolve_loaded(state.live_registry, name, body.version, body.alias,
+                                          state.settings)
+        if found is None:
             return None  # unknown here, or not loaded: the route asks the database
+        ref, posterior = found
         scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
         request = Request(scope)
         if len(body.strain) <= INLINE_MAX_POINTS:
-            return answer(request, body, ref, posterior)
-        return await run_in_threadpool(answer, request, body, ref, posterior)
+            return prediction.answer(request, body, ref, posterior)
+        return await run_in_threadpool(prediction.answer, request, body, ref, posterior)
 
 
-def _plain_request(raw: bytes) -> PredictRequest | None:
-    """The body validated by the route's own schema, if it uses only PLAIN_FIELDS.
+@dataclass(frozen=True)
+class NotANumber:
+    """The body's only error: strain[index] is a string, boolean, null, object or list."""
+
+    index: int
+    message: str
+
+
+def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
+    """The body validated by the route's own schema, if it uses only PLAIN_FIELDS; or its
+    one error, when that error is a value in `strain` that is not a number at all.
+
+    That error is answered here, as the route would (same message, same bytes), so a huge
+    body of strings is parsed once rather than a second time by FastAPI. Any other
+    invalid body goes to FastAPI, whose decoder differs from pydantic-core's in corners
+    (NaN, a byte-order mark, integers too long to convert).
 
     pydantic-core's JSON parser is used rather than orjson: the same rules with no second
-    copy of them, and faster here (one strain 2.6 us vs 7.6 us for orjson plus
-    model_construct; 100,000 strains 4.7 ms vs 5.4 ms for orjson plus a type check alone).
-    Where it disagrees with FastAPI's decoder (a UTF-8 byte-order mark, say), it refuses,
-    so FastAPI answers."""
+    copy of them, and no slower. Where it disagrees with FastAPI's decoder (a UTF-8
+    byte-order mark, say), it refuses, so FastAPI answers. A list of bad values costs its
+    first error only (the schema fails fast), so a huge bad body is refused cheaply."""
     try:
         body = PredictRequest.model_validate_json(raw)
-    except ValidationError:
+    except ValidationError as exc:
+        if exc.error_count() != 1:
+            return None
+        [error] = exc.errors(include_url=False, include_context=False, include_input=False)
+        loc = tuple(error["loc"])
+        if error["type"] == "float_type" and len(loc) == 2 and loc[0] == "strain" \
+                and isinstance(loc[1], int):
+            return NotANumber(loc[1], error["msg"])
         return None
     return body if body.model_fields_set <= PLAIN_FIELDS else None
 
@@ -150,8 +171,3 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
     return replayed
 
-
-def predict_route() -> APIRoute:
-    """FastAPI's predict route: the object FastAPI puts in the scope when it answers (its
-    router carries the whole path, and the app includes it without a prefix)."""
-    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is predict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,16 +33,39 @@ MAX_SAMPLE_DRAWS = 10_000
 ProbabilityLevel = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+# Validation stops at the first bad element of a list (fail_fast) and at the first few
+# unknown keys: a body of 10^6 bad values then costs one error, not 10^6 of them.
+MAX_UNKNOWN_FIELDS = 20
+
+
+@cache
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
+def refuse_many_unknown_fields(data: Any, model: type[BaseModel]) -> Any:
+    """Refuse an object with more than MAX_UNKNOWN_FIELDS keys the model does not have,
+    in one error; fewer are left to the model, which names each."""
+    known = _field_names(model)
+    if isinstance(data, dict) and len(data) > len(known) + MAX_UNKNOWN_FIELDS:
+        unknown = [key for key in data if key not in known]
+        named = ", ".join(repr(key)[:40] for key in unknown[:5])
+        raise ValueError(f"{len(unknown)} unknown fields ({named}, ...); "
+                         f"known: {', '.join(sorted(known))}")
+    return data
+
+
 class ObservedCurve(BaseModel):
     """One material's own measurements, in the training data's units."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     strain: list[FiniteFloat] = Field(
-        ..., min_length=1, description="Strains the material was tested at (up to the "
-        "service's max_observed_points, 1,000 by default).")
+        ..., min_length=1, fail_fast=True, description="Strains the material was tested at "
+        "(up to the service's max_observed_points, 1,000 by default).")
     stress: list[FiniteFloat] = Field(
-        ..., min_length=1, description="The stress measured at each of those strains.")
+        ..., min_length=1, fail_fast=True,
+        description="The stress measured at each of those strains.")
 
     @model_validator(mode="after")
     def _paired(self) -> ObservedCurve:
@@ -70,7 +94,7 @@ class PredictRequest(BaseModel):
     )
 
     strain: list[FiniteFloat] = Field(
-        ..., min_length=1,
+        ..., min_length=1, fail_fast=True,
         description="Strains to predict at, in the training data's units (up to the "
         "service's max_points_per_request, 1,000,000 by default; more is a 413).",
     )
@@ -82,7 +106,7 @@ class PredictRequest(BaseModel):
         "latest version). Give version or alias, not both.",
     )
     quantiles: list[ProbabilityLevel] | None = Field(
-        None, min_length=1, max_length=99,
+        None, min_length=1, max_length=99, fail_fast=True,
         description="Probability levels, each strictly between 0 and 1: returns the "
         "quantiles of the full posterior predictive (the mixture over draws s of "
         "Normal(mu_s, sigma_s)), not a Gaussian approximation.",
@@ -117,6 +141,9 @@ class PredictRequest(BaseModel):
         "`samples` then describe that material's curve at `strain`, not the population's "
         "(models fitted on grouped data only; docs/curves.md).",
     )
+
+    _few_unknown_fields = model_validator(mode="before")(
+        lambda data: refuse_many_unknown_fields(data, PredictRequest))
 
     @model_validator(mode="after")
     def _version_or_alias(self) -> PredictRequest:
@@ -250,6 +277,7 @@ def _flatten_rows(value: Any) -> Any:
 _FlatData = Annotated[list[FiniteFloat], Field(min_length=1)]
 TensorData = Annotated[
     list[FiniteFloat],
+    Field(fail_fast=True),
     BeforeValidator(_flatten_rows, json_schema_input_type=_FlatData
                     | Annotated[list[_FlatData], Field(min_length=1)]),
 ]
@@ -257,6 +285,9 @@ TensorData = Annotated[
 
 class OipInputTensor(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    _few_unknown_fields = model_validator(mode="before")(
+        lambda data: refuse_many_unknown_fields(data, OipInputTensor))
 
     name: str = Field(..., max_length=64, description='Must be "strain".')
     shape: list[Annotated[int, Field(ge=0, le=2**40)]] = Field(

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError, sha256_hex
 from service.errors import ConflictError, InvalidInputError, NotFoundError
-from service.registry.models import (
+from service.png import check_png
+from service.registry.tables import (
     AuditEntry,
     ModelAlias,
     ModelBlob,
@@ -40,10 +41,11 @@ _NETCDF_MAGICS = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05")
 
 # Files a version may carry: relative paths of at most three segments, each starting with
 # a letter or digit (so no "..", no hidden or absolute paths), and only PNG images so far
-# (the fit report figures). The extension decides the media type; the bytes must agree.
+# (the fit report figures). The extension decides the media type; the bytes must be one
+# whole file of that type (they are served back as they are).
 _FILE_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _FILE_PATH = re.compile(rf"(?:{_FILE_SEGMENT}/){{0,2}}{_FILE_SEGMENT}")
-_FILE_TYPES = {".png": ("image/png", b"\x89PNG\r\n\x1a\n")}
+_FILE_TYPES = {".png": ("image/png", check_png)}
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,49 @@ def lineage_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     return {key: manifest[key] for key in keys if key in manifest}
 
 
+def _data_sha256(data: dict[str, Any] | None) -> str | None:
+    """The training data's sha256 as the manifest records it, if it looks like one."""
+    value = (data or {}).get("sha256")
+    return value if isinstance(value, str) and len(value) == 64 else None
+
+
+def register(
+    session: Session,
+    name: str,
+    artifact_bytes: bytes,
+    *,
+    actor: str,
+    alias: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    source: str | None = None,
+    inference_data: bytes | None = None,
+    files: dict[str, bytes] | None = None,
+    max_unpacked_bytes: int | None = None,
+) -> int:
+    """Register a fit: the next version of `name` with its files, `alias` moved to it, and
+    the audit entry, as one unit of work (the caller commits or rolls back). The admin API
+    and `surrogate-train` both register through here, so every version is recorded alike.
+
+    Everything is checked before the first write (ArtifactError, InvalidInputError), so
+    a rejected registration changes nothing even if the caller commits.
+    """
+    version = register_version(session, name, artifact_bytes, description=description,
+                               tags=tags, source=source, registered_by=actor,
+                               inference_data=inference_data, files=files,
+                               max_unpacked_bytes=max_unpacked_bytes)
+    if alias:
+        set_alias(session, name, alias, version)
+    record_audit(session, actor, "register_version", name, version, alias,
+                 {"sha256": sha256_hex(artifact_bytes), "size_bytes": len(artifact_bytes),
+                  "files": sorted(files or {})})
+    return version
+
+
 def register_version(
     session: Session,
     name: str,
     artifact_bytes: bytes,
-    metrics: dict[str, Any] | None = None,
     description: str | None = None,
     *,
     tags: dict[str, str] | None = None,
@@ -116,31 +156,34 @@ def register_version(
     registered_by: str | None = None,
     inference_data: bytes | None = None,
     files: dict[str, bytes] | None = None,
+    max_unpacked_bytes: int | None = None,
 ) -> int:
     """Validate an encoded artifact and store it as the next version of `name`, with its
-    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...}).
+    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...}); no alias, no
+    audit entry (`register` adds both; tests seed registries with this step alone).
 
     Everything is checked before the first write, so a rejected upload changes nothing
     even if the caller commits.
     """
-    artifact = Artifact.from_bytes(artifact_bytes)  # raises ArtifactError before any write
+    # Raises ArtifactError before any write.
+    artifact = Artifact.from_bytes(artifact_bytes, max_unpacked_bytes=max_unpacked_bytes)
+    spec = artifact.spec
     if inference_data is not None:
         check_inference_data(inference_data)
     media_types = {path: check_version_file(path, data) for path, data in (files or {}).items()}
     version = allocate_version(session, name)
-    data_info = artifact.manifest.get("data")
     session.add(ModelVersion(
         name=name,
         version=version,
         status=VersionStatus.READY,
         description=description,
         manifest=artifact.manifest,
-        metrics=metrics if metrics is not None else artifact.manifest.get("metrics", {}),
+        metrics=spec.metrics,
         sha256=sha256_hex(artifact_bytes),
         size_bytes=len(artifact_bytes),
         tags=dict(tags or {}),
         source=source,
-        data_sha256=data_info.get("sha256") if isinstance(data_info, dict) else None,
+        data_sha256=_data_sha256(spec.data),
         lineage=lineage_from_manifest(artifact.manifest),
         registered_by=registered_by,
     ))
@@ -351,10 +394,13 @@ def check_version_file(path: str, data: bytes) -> str:
     if suffix not in _FILE_TYPES:
         raise InvalidInputError(f"file path {path!r}: only {sorted(_FILE_TYPES)} files can "
                                 "be attached", [{"field": "path", "message": "must end in .png"}])
-    media_type, signature = _FILE_TYPES[suffix]
-    if not data.startswith(signature):
-        raise InvalidInputError(f"file {path!r} is not {media_type} (wrong file signature)",
-                                [{"field": "body", "message": f"not {media_type}"}])
+    media_type, check = _FILE_TYPES[suffix]
+    try:
+        check(data)
+    except ValueError as exc:
+        raise InvalidInputError(f"file {path!r} is not a valid PNG image: {exc}",
+                                [{"field": "body", "message": f"not {media_type}: {exc}"}]
+                                ) from None
     return media_type
 
 

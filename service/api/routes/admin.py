@@ -10,9 +10,7 @@ its routing table at once (other replicas pick the change up within their poll i
 from __future__ import annotations
 
 import hmac
-import io
 import logging
-import zipfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -39,11 +37,10 @@ from service.errors import (
     ConflictError,
     ForbiddenError,
     InvalidInputError,
-    PayloadTooLargeError,
     UnauthorizedError,
 )
 from service.registry import repository as repo
-from service.registry.models import ModelAlias, ModelInferenceData
+from service.registry.tables import ModelAlias, ModelInferenceData
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -87,41 +84,12 @@ def binary_body(media_type: str) -> dict[str, Any]:
         media_type: {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-async def read_limited_body(request: Request, limit: int, what: str) -> bytes:
-    """The raw body, refusing (413) anything above `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"{what} is {declared} bytes; the limit is {limit}",
-                                   [{"limit": limit}])
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"{what} exceeds the limit of {limit} bytes",
-                                       [{"limit": limit}])
-        chunks.append(chunk)
-    data = b"".join(chunks)
+async def read_body(request: Request, what: str) -> bytes:
+    """The raw body (its size and arrival time are bounded by service.api.body_guard)."""
+    data = b"".join([chunk async for chunk in request.stream()])
     if not data:
         raise InvalidInputError(f"{what} is empty: send the file as the request body")
     return data
-
-
-def check_archive_bounds(data: bytes, limit: int) -> None:
-    """Refuse zip bombs and odd compression before numpy decodes anything."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-    except zipfile.BadZipFile as exc:
-        raise ArtifactError(f"artifact is not a valid npz archive: {exc}") from exc
-    if len(members) > 64:
-        raise ArtifactError(f"artifact has {len(members)} members; at most 64 are allowed")
-    unpacked = sum(member.file_size for member in members)
-    if unpacked > 2 * limit:
-        raise ArtifactError(f"artifact unpacks to {unpacked} bytes; at most {2 * limit} "
-                            "are allowed")
-    for member in members:
-        if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ArtifactError(f"member {member.filename!r} uses an unsupported compression")
 
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -138,15 +106,15 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
 def _register(session: Session, settings: Settings, actor: str, name: str, data: bytes,
               description: str | None, tags: dict[str, str], source: str | None,
               alias: str | None) -> dict[str, Any]:
+    """Register, commit, and give the connection back before the caller waits for the
+    routing refresh (which needs a connection of its own: holding this one meanwhile
+    starves the pool under concurrent registrations)."""
     try:
-        check_archive_bounds(data, settings.max_upload_bytes)
-        version = repo.register_version(session, name, data, description=description,
-                                        tags=tags, source=source, registered_by=actor)
-        if alias:
-            repo.set_alias(session, name, alias, version)
-        repo.record_audit(session, actor, "register_version", name, version, alias,
-                          {"sha256": sha256_hex(data), "size_bytes": len(data)})
+        version = repo.register(session, name, data, actor=actor, alias=alias,
+                                description=description, tags=tags, source=source,
+                                max_unpacked_bytes=2 * settings.max_upload_bytes)
         session.commit()
+        return repo.version_detail(session, name, version)
     except ArtifactError as exc:
         session.rollback()
         raise InvalidInputError(f"artifact rejected, nothing was registered: {exc}",
@@ -154,7 +122,8 @@ def _register(session: Session, settings: Settings, actor: str, name: str, data:
     except Exception:
         session.rollback()
         raise
-    return repo.version_detail(session, name, version)
+    finally:
+        session.close()
 
 
 @router.post(
@@ -189,7 +158,7 @@ async def register(
     sha256: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$",
                                         description="Expected sha256 of the body")] = None,
 ) -> dict[str, Any]:
-    data = await read_limited_body(request, settings.max_upload_bytes, "artifact")
+    data = await read_body(request, "artifact")
     if sha256 is not None and sha256_hex(data) != sha256:
         raise InvalidInputError("artifact rejected, nothing was registered: the body's sha256 "
                                 "does not match the `sha256` parameter (corrupted upload)")
@@ -197,7 +166,7 @@ async def register(
     detail = await run_in_threadpool(_register, session, settings, actor, name, data,
                                      description, tags, source, alias)
     logger.info("%s registered %s v%d", actor, name, detail["version"])
-    await run_in_threadpool(live.refresh)
+    await run_in_threadpool(live.catch_up)
     return detail
 
 
@@ -232,9 +201,9 @@ def _attach_inference_data(session: Session, actor: str, name: str, version: int
 )
 async def attach_inference_data(
     request: Request, name: NamePath, version: VersionPath, actor: ActorDep,
-    session: SessionDep, settings: SettingsDep,
+    session: SessionDep,
 ) -> Response:
-    data = await read_limited_body(request, settings.max_upload_bytes, "inference data")
+    data = await read_body(request, "inference data")
     await run_in_threadpool(_attach_inference_data, session, actor, name, version, data)
     return Response(status_code=204)
 
@@ -271,9 +240,9 @@ def _attach_file(session: Session, actor: str, name: str, version: int, path: st
 )
 async def attach_file(
     request: Request, response: Response, name: NamePath, version: VersionPath, path: str,
-    actor: ActorDep, session: SessionDep, settings: SettingsDep,
+    actor: ActorDep, session: SessionDep,
 ) -> dict[str, Any]:
-    data = await read_limited_body(request, settings.max_upload_bytes, "file")
+    data = await read_body(request, "file")
     summary, created = await run_in_threadpool(_attach_file, session, actor, name, version,
                                                path, data)
     if not created:
@@ -292,7 +261,7 @@ def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorD
                       {"previous_version": previous})
     session.commit()
     logger.info("%s moved %s@%s: %s -> %d", actor, name, alias, previous, body.version)
-    live.refresh()  # this replica serves the new version before the call returns
+    live.catch_up()  # this replica serves the new version before the call returns
     return {"name": name, "alias": alias, "version": body.version,
             "previous_version": previous}
 
@@ -304,7 +273,7 @@ def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: Ses
     previous = repo.delete_alias(session, name, alias)
     repo.record_audit(session, actor, "delete_alias", name, previous, alias)
     session.commit()
-    live.refresh()
+    live.catch_up()
     return {"name": name, "alias": alias, "version": None, "previous_version": previous}
 
 
@@ -334,7 +303,7 @@ def patch_version(name: NamePath, version: VersionPath, body: VersionUpdate, act
     repo.record_audit(session, actor, "update_version", name, version,
                       details=body.model_dump(exclude_none=True))
     session.commit()
-    live.refresh()
+    live.catch_up()
     return repo.version_detail(session, name, version)
 
 

@@ -22,6 +22,9 @@ router = APIRouter(prefix="/v1/models", tags=["registry"],
                    responses={404: {"model": ErrorBody}})
 
 NamePath = Annotated[str, Path(max_length=128, description="Registered model name.")]
+# Stored files are served as their declared type only: a browser must not sniff a figure
+# into HTML or script.
+DOWNLOAD_HEADERS = {"x-content-type-options": "nosniff"}
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]  # 32-bit column: no overflow 500
 
 
@@ -52,7 +55,7 @@ def get_inference_data(name: NamePath, version: VersionPath, session: SessionDep
     data = load_inference_data(session, name, version)
     return Response(data, media_type="application/x-netcdf", headers={
         "content-disposition": f'attachment; filename="{name}-v{version}.nc"',
-        "x-model-version": str(version),
+        "x-model-version": str(version), **DOWNLOAD_HEADERS,
     })
 
 
@@ -71,4 +74,4 @@ def get_files(name: NamePath, version: VersionPath, session: SessionDep) -> list
 def get_file(name: NamePath, version: VersionPath, path: str, session: SessionDep) -> Response:
     row = load_file(session, name, version, path)
     return Response(row.content, media_type=row.media_type,
-                    headers={"x-model-version": str(version)})
+                    headers={"x-model-version": str(version), **DOWNLOAD_HEADERS})

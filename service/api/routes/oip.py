@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path, Request
 
+from service import __version__, prediction
 from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
-from service.api.routes.predict import check_point_count, reject_extrapolation
 from service.api.schemas import (
     MAX_VERSION,
     ErrorBody,
@@ -41,15 +41,15 @@ INFER_ERRORS = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)
 DEFAULT_OUTPUTS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd",
                    "outside_training_domain")
 SERVER_NAME = "material-surrogate"
-SERVER_VERSION = "0.1.0"
 
-NamePath = Path(..., max_length=128, description="Registered model name.")
+NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
+                description="Registered model name.")
 VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.")
 
 
 @router.get("", response_model=OipServerMetadata, summary="Server metadata")
 def server_metadata() -> dict[str, Any]:
-    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+    return {"name": SERVER_NAME, "version": __version__, "extensions": []}
 
 
 @router.get("/health/live", response_model=OipLive, summary="Server liveness")
@@ -62,8 +62,7 @@ def live() -> dict[str, bool]:
             description="Ready unless the registry database is unavailable and no model is "
             "loaded (the same rule as /readyz).")
 def ready(live_registry: LiveRegistryDep) -> OrjsonResponse:
-    status = live_registry.status()
-    is_ready = status["database"] == "ok" or bool(status["loaded"])
+    is_ready = live_registry.status()["status"] != "unavailable"
     return OrjsonResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
@@ -132,7 +131,7 @@ def _infer(request: Request, body: OipInferRequest, session, cache, live_registr
             f"inputs[0].shape: must be [n] or [n, 1], not {tensor.shape}",
             [{"field": "inputs[0].shape", "message": "must be [n] or [n, 1]"}])
     count = len(tensor.data)
-    check_point_count(count, settings, field="inputs[0].data")
+    prediction.check_point_count(count, settings, field="inputs[0].data")
     if tensor.shape[0] != count:
         raise InvalidInputError(
             f"inputs[0].shape {tensor.shape} holds {tensor.shape[0]} values but data has "
@@ -151,21 +150,21 @@ def _infer(request: Request, body: OipInferRequest, session, cache, live_registr
                  for i in overflow[:20]])
     parameters = body.parameters or OipInferParameters()
     alias = parameters.alias if version is None else None
-    ref = live_registry.resolve(session, name, version, alias, settings.default_alias)
-    posterior = cache.get(session, ref)
+    ref, posterior = prediction.resolve(live_registry, session, name, version, alias,
+                                        settings)
     if parameters.extrapolation == "reject":
-        reject_extrapolation(posterior, strain, ref, field="inputs[0].data")
+        prediction.reject_extrapolation(posterior, strain, ref, field="inputs[0].data")
     wanted = list(dict.fromkeys(o.name for o in body.outputs)) if body.outputs \
         else list(DEFAULT_OUTPUTS)
     tangent = "tangent" in wanted or "tangent_epistemic_sd" in wanted
-    prediction = posterior.predict(strain, tangent=tangent)
+    predicted = posterior.predict(strain, tangent=tangent)
     values = {
-        "mean": lambda: prediction.mean,
-        "aleatoric_sd": lambda: prediction.aleatoric_sd,
-        "epistemic_sd": lambda: prediction.epistemic_sd,
-        "total_sd": lambda: prediction.total_sd,
-        "tangent": lambda: prediction.tangent,
-        "tangent_epistemic_sd": lambda: prediction.tangent_epistemic_sd,
+        "mean": lambda: predicted.mean,
+        "aleatoric_sd": lambda: predicted.aleatoric_sd,
+        "epistemic_sd": lambda: predicted.epistemic_sd,
+        "total_sd": lambda: predicted.total_sd,
+        "tangent": lambda: predicted.tangent,
+        "tangent_epistemic_sd": lambda: predicted.tangent_epistemic_sd,
         "outside_training_domain": lambda: posterior.outside_domain(strain),
     }
     outputs = [{

@@ -1,13 +1,13 @@
-"""The fast predict kernel: DESIGN.md's summaries in one pass over the posterior draws.
+"""The fast predict kernel: the predictive summaries in one pass over the posterior draws.
 
-`service.predictor` keeps the plain-numpy reference; this module computes the same
+`service.inference.posterior` keeps the plain-numpy reference; this module computes the same
 numbers (mean, aleatoric SD, epistemic SD and, when asked, the tangent d mean/d strain
 and its SD over draws) about 30x faster, for any depth and width of the tanh trunk.
 
 How it is fast, and why it stays accurate:
 - Weights and activations are float32 (twice the SIMD lanes of float64), the tanh is a
-  rational approximation (Eigen's, max absolute error 3.4e-7 in float32) and exp/log are
-  short polynomials, so the hot loops vectorise (numba, fastmath, AVX2/AVX-512).
+  degree 7/8 rational minimax approximation (max absolute error 5.0e-6 in float32) and
+  exp/log are short polynomials, so the hot loops vectorise (numba, fastmath, AVX2/AVX-512).
 - Sums over draws are accumulated in float64, shifted by the first draw's value (the
   "shifted data" variance algorithm), so the epistemic SD has no catastrophic
   cancellation even when it is tiny beside the mean. Statistics are taken in the
@@ -44,9 +44,8 @@ _F = np.float32
 
 # tanh(x) ~ x P(x^2) / Q(x^2), degrees 7/8, clamped at |x| = 6.45 (where 1 - tanh(x) is
 # 5e-6). Coefficients fitted by minimax (differential correction) on [0, 6.45]; max
-# absolute error 5.0e-6 evaluated in float32. Cheaper than a float32-exact tanh (Eigen's
-# 13/6 form: ~8% slower here) and 30x inside the 1e-3 x total-SD error budget on a real fit;
-# the cheaper 5/4 form (4.8e-5) is not (2e-3 on a real fit's mean).
+# absolute error 5.0e-6 evaluated in float32, well inside the kernel's 1e-3 x total-SD
+# error budget (docs/architecture.md says why this degree).
 _TANH_CLAMP = _F(6.45)
 _A1, _A3, _A5, _A7 = _F(9.99999849e-01), _F(1.30303448e-01), _F(3.06633603e-03), _F(1.27659804e-05)
 _B2, _B4, _B6, _B8 = _F(4.63636174e-01), _F(2.42791050e-02), _F(2.55453066e-04), _F(2.90986840e-07)
@@ -142,16 +141,6 @@ def _noise(z, link):
 # Parameter layout. Every draw's parameters are one float32 row:
 #   trunk layer l: W (fan_in x width, row-major), b (width); then the heads:
 #   mean W (width), sigma W (width), mean b, sigma b.
-
-def layer_offsets(hidden_sizes: Sequence[int]) -> tuple[list[int], int]:
-    """Offset of each trunk layer's W in a packed row, and the offset of the heads."""
-    offsets, offset, fan_in = [], 0, 1
-    for width in hidden_sizes:
-        offsets.append(offset)
-        offset += fan_in * width + width
-        fan_in = width
-    return offsets, offset
-
 
 def pack_parameters(weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """(draws, n_params) float32 rows from per-layer (W (draws, fan_in, fan_out), b)."""
@@ -444,7 +433,7 @@ class Kernel:
 
     def summaries(self, strain: np.ndarray, tangent: bool = False) -> dict[str, np.ndarray]:
         """mean, aleatoric_sd, epistemic_sd (and tangent, tangent_epistemic_sd) in physical
-        units, as DESIGN.md defines them."""
+        units (the formulas in service/inference/posterior.py and docs/architecture.md)."""
         acc = self.statistics(np.asarray(strain, dtype=np.float64), tangent)
         n = float(self.draws)
         s1 = acc[_S1] / n

@@ -1,11 +1,11 @@
 """Python client of the prediction API: numpy in, numpy out, with timeouts and retries.
 
-    from service.client import SurrogateClient
+    from surrogate_client import SurrogateClient
     with SurrogateClient("http://127.0.0.1:8000") as client:
         result = client.predict("demo", np.linspace(-0.4, 0.4, 1000), tangent=True)
         result.mean, result.total_sd, result.tangent          # numpy arrays
 
-or, for one call, `service.client.predict("demo", strains, base_url=...)`.
+or, for one call, `surrogate_client.predict("demo", strains, base_url=...)`.
 
 Predictions are pure functions of the request, so retrying is always safe: connection
 failures, timeouts and 429/502/503/504 answers are retried with exponential backoff

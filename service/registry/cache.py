@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError
 from service.errors import ModelLoadError
-from service.predictor import Posterior
-from service.registry.models import VersionStatus
+from service.inference.posterior import Posterior
 from service.registry.repository import (
     RegistrySnapshot,
     VersionRef,
@@ -35,6 +35,7 @@ from service.registry.repository import (
     read_snapshot,
     resolve_version,
 )
+from service.registry.tables import VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +98,13 @@ class ModelCache:
         data = load_blob(session, ref.name, ref.version)
         try:
             artifact = Artifact.from_bytes(data, expected_sha256=ref.sha256)
+            posterior = Posterior(artifact)
         except ArtifactError as exc:
             logger.error("refusing to load %s v%d: %s", ref.name, ref.version, exc)
             raise ModelLoadError(f"model {ref.name!r} version {ref.version} cannot be "
                                  f"loaded: {exc}") from exc
-        logger.info("loaded %s v%d (%d draws)", ref.name, ref.version, artifact.draws)
-        return Posterior(artifact)
+        logger.info("loaded %s v%d (%d draws)", ref.name, ref.version, posterior.draws)
+        return posterior
 
     def loaded_versions(self) -> list[tuple[str, int]]:
         return sorted(self._loaded)
@@ -144,17 +146,14 @@ class LiveRegistry:
         self.interval_s = interval_s
         self.default_alias = default_alias
         self.spare_versions = spare_versions
-        # Counters for a metrics endpoint: polls that failed, versions that failed to load.
-        self.poll_failures_total = 0
-        self.reload_failures_total = 0
         self._routing = EMPTY_ROUTING
         self._refresh_lock = threading.Lock()
+        self._polls_started = 0  # changed only under _refresh_lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures: dict[tuple[str, int], ReloadFailure] = {}
         self.last_success: float | None = None
         self.last_error: str | None = None
-        self.polls = 0
 
     # --- request path -------------------------------------------------------------------
 
@@ -188,30 +187,45 @@ class LiveRegistry:
 
     # --- polling ------------------------------------------------------------------------
 
+    def catch_up(self) -> None:
+        """Return once a poll that began after this call has finished: the caller's
+        committed change is then served here. Concurrent callers share one poll rather
+        than queueing one each (a burst of registrations costs a few polls, not one per
+        registration)."""
+        seen = self._polls_started
+        with self._refresh_lock:
+            if self._polls_started > seen:
+                return  # a poll began after our change and, as we hold the lock, finished
+            self._poll()
+
     def refresh(self) -> None:
         """Poll once: read the routing table, load what it newly points at, swap."""
         with self._refresh_lock:
-            try:
-                with self._session_factory() as session:
-                    snapshot = read_snapshot(session)
-                    routing = self._build_routing(session, snapshot)
-            except Exception as exc:  # database down, network, ...: keep serving
-                message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}" \
-                    if str(exc) else exc.__class__.__name__
-                if self.last_error is None:
-                    logger.warning("registry poll failed, serving loaded models: %s", message)
-                self.last_error = message
-                self.poll_failures_total += 1
-                return
-            if self.last_error is not None:
-                logger.warning("registry reachable again")
-            self._routing = routing  # the atomic swap
-            self.last_error = None
-            self.last_success = time.monotonic()
-            self.polls += 1
-            served = {(r.name, r.version) for r in (*routing.aliases.values(),
-                                                    *routing.latest.values())}
-            self.cache.evict(served, self.spare_versions)
+            self._poll()
+
+    def _poll(self) -> None:
+        self._polls_started += 1
+        try:
+            with self._session_factory() as session:
+                snapshot = read_snapshot(session)
+                routing = self._build_routing(session, snapshot)
+        except Exception as exc:  # database down, network, ...: keep serving
+            # Readiness is public: it names the kind of failure only. The driver's
+            # text (host, port, user) goes to the log.
+            message = exc.__class__.__name__
+            if self.last_error is None:
+                logger.warning("registry poll failed, serving loaded models: %s: %s",
+                               message, str(exc).splitlines()[0][:200] if str(exc) else "")
+            self.last_error = message
+            return
+        if self.last_error is not None:
+            logger.warning("registry reachable again")
+        self._routing = routing  # the atomic swap
+        self.last_error = None
+        self.last_success = time.monotonic()
+        served = {(r.name, r.version) for r in (*routing.aliases.values(),
+                                                *routing.latest.values())}
+        self.cache.evict(served, self.spare_versions)
 
     def _build_routing(self, session: Session, snapshot: RegistrySnapshot) -> Routing:
         old = self._routing
@@ -253,12 +267,16 @@ class LiveRegistry:
             return None
         try:
             self.cache.get(session, ref)
-        except ModelLoadError as exc:
+        except (OperationalError, InterfaceError):
+            raise  # the database, not this version: the whole poll fails and is retried
+        except Exception as exc:  # whatever one version raises, the others still route
+            message = exc.message if isinstance(exc, ModelLoadError) else (
+                f"model {name!r} version {version} cannot be loaded: "
+                f"{exc.__class__.__name__}: {exc}")
             logger.error("reload of %s v%d (%s) failed, keeping the previous version: %s",
-                         name, version, target, exc.message)
-            self.failures[(name, version)] = ReloadFailure(name, version, exc.message,
+                         name, version, target, message)
+            self.failures[(name, version)] = ReloadFailure(name, version, message,
                                                            time.monotonic(), [target])
-            self.reload_failures_total += 1
             return None
         self.failures.pop((name, version), None)
         return ref
@@ -326,18 +344,28 @@ class LiveRegistry:
             serving.setdefault(name, {})[alias] = ref.version
         for name, ref in sorted(routing.latest.items()):
             serving.setdefault(name, {})["(latest)"] = ref.version
+        failures = [
+            {"model": f.name, "version": f.version, "for": f.targets, "message": f.message}
+            for f in list(self.failures.values())  # copy: the poller may change it
+        ]
+        loaded = [f"{name}@{version}" for name, version in self.cache.loaded_versions()]
+        snapshot = routing.snapshot
+        targets = len(snapshot.aliases) + sum(
+            1 for name in snapshot.latest if (name, self.default_alias) not in snapshot.aliases)
+        if database_ok and not failures:
+            state = "ready"
+        elif (targets and not serving) or (not database_ok and not loaded):
+            state = "unavailable"  # every default request would fail
+        else:
+            state = "degraded"  # some versions answer
         return {
+            "status": state,
             "database": "ok" if database_ok else "unavailable",
             "database_error": self.last_error,
             "last_poll_age_s": None if self.last_success is None
             else round(now - self.last_success, 3),
             "poll_interval_s": self.interval_s,
             "serving": serving,
-            "loaded": [f"{name}@{version}" for name, version in self.cache.loaded_versions()],
-            "reload_failures": [
-                {"model": f.name, "version": f.version, "for": f.targets, "message": f.message}
-                for f in list(self.failures.values())  # copy: the poller may change it
-            ],
-            "poll_failures_total": self.poll_failures_total,
-            "reload_failures_total": self.reload_failures_total,
+            "loaded": loaded,
+            "reload_failures": failures,
         }

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from service import curves
-from service.predictor import Posterior
+from service.inference.posterior import Posterior
 
 # Bound on draws x points x width floats held at once (same budget as the predictor).
 _MAX_ACTIVATION_ELEMENTS = 4_000_000

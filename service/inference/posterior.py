@@ -1,6 +1,6 @@
 """Posterior predictive summaries of a stored BNN, in physical units (numpy only).
 
-For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x). DESIGN.md:
+For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x):
   mean         = average_s mu_s(x)
   aleatoric_sd = sqrt(average_s sigma_s(x)^2)     scatter of the data
   epistemic_sd = std_s mu_s(x)                    confidence in the mean
@@ -8,7 +8,7 @@ For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x)
 and, when asked, the tangent d mean / d strain = average_s d mu_s/dx with its epistemic SD
 std_s d mu_s/dx (forward-mode derivative of the network, exact, no finite differences).
 
-`Posterior.predict` runs the fast kernel (`service.kernel`: float32, vectorised, both
+`Posterior.predict` runs the fast kernel (`service.inference.kernel`: float32, vectorised, both
 cores); `Posterior.predict_reference` is the plain-numpy reference it is tested against:
 clear, chunked to bound memory, float64. Architectures the kernel does not support fall
 back to the reference.
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service import kernel
 from service.artifact import Artifact, layer_names
 from service.curves import CurveModel
+from service.inference import kernel
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
@@ -56,28 +56,26 @@ class Posterior:
     """A loaded, immutable model version that answers predictive queries."""
 
     def __init__(self, artifact: Artifact) -> None:
-        manifest = artifact.manifest
-        self.manifest = manifest
-        self.draws = artifact.draws
-        names = layer_names(len(artifact.hidden_sizes))
+        spec = artifact.spec  # validated: every field below is present and typed
+        self.draws = spec.inference.draws
+        hidden_sizes = list(spec.architecture.hidden_sizes)
+        names = layer_names(len(hidden_sizes))
         self.weights = [(artifact.arrays[f"{n}.W"], artifact.arrays[f"{n}.b"]) for n in names]
-        self.noise_link = manifest["architecture"]["noise_link"]
-        norm = manifest["normalisation"]
-        self.x_mean, self.x_scale = float(norm["x_mean"]), float(norm["x_scale"])
-        self.y_mean, self.y_scale = float(norm["y_mean"]), float(norm["y_scale"])
+        self.noise_link = spec.architecture.noise_link
+        norm = spec.normalisation
+        self.x_mean, self.x_scale = norm.x_mean, norm.x_scale
+        self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
-        domain = manifest["training_domain"]
-        self.domain = (float(domain["min"]), float(domain["max"]))
-        architecture = manifest["architecture"]
+        self.domain = (spec.training_domain.min, spec.training_domain.max)
         # The material random effect over strain (service.curves); None for models fitted
         # without groups and for artifacts older than it.
-        self.curve: CurveModel | None = CurveModel.from_manifest(manifest)
+        self.curve: CurveModel | None = CurveModel.from_manifest(artifact.manifest)
         self.kernel: kernel.Kernel | None = None
-        if kernel.supports(artifact.hidden_sizes, architecture["activation"], self.noise_link):
+        if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link):
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,
                                         self.x_scale, self.y_mean, self.y_scale)
             # Warm-up at load: the first request finds the packed weights in cache and the
-            # compiled code (compiled when service.kernel was imported) already exercised.
+            # compiled code (compiled when service.inference.kernel was imported) already exercised.
             self.kernel.summaries(np.zeros(1), tangent=True)
 
     def network_outputs(
@@ -103,7 +101,7 @@ class Posterior:
 
     def predict(self, strain: np.ndarray, tangent: bool = False) -> Prediction:
         """Mean, aleatoric SD, epistemic SD (and tangent) per strain, by the fast kernel
-        (within 1e-3 x total SD of the reference; see service.kernel)."""
+        (within 1e-3 x total SD of the reference; see service.inference.kernel)."""
         if self.kernel is None:
             return self.predict_reference(strain, tangent)
         strain = np.asarray(strain, dtype=np.float64).ravel()

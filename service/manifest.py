@@ -1,0 +1,125 @@
+"""The artifact's manifest as a typed model: what the service reads from it is checked
+completely (types, ranges, consistency) before a version is stored or loaded.
+
+The parts the service computes with - schema version, architecture, normalisation, training
+domain, inference draws - are strict. The parts that only describe a fit (metrics,
+diagnostics, config, report, data, library versions, an optional whole-curve model) are
+free-form JSON objects, so training can record more without a service release; unknown
+top-level keys are kept as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+# Deeper trunks than this are not a network anyone fits here; the bound also keeps a
+# hostile manifest from producing one error per list element.
+MAX_HIDDEN_LAYERS = 16
+
+PositiveFloat = Annotated[FiniteFloat, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    # Numbers must be JSON numbers ("1.5" or true is a broken manifest, not a number);
+    # keys the service does not read are kept.
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class Architecture(_Section):
+    hidden_sizes: list[Annotated[int, Field(gt=0, le=65_536)]] = Field(
+        min_length=1, max_length=MAX_HIDDEN_LAYERS, fail_fast=True)
+    activation: Literal["tanh"]
+    noise_link: Literal["exp", "softplus"]
+    noise: str = "heteroskedastic"
+    input_name: str = "strain"
+    input_unit: str = "1"
+    output_name: str = "stress"
+    output_unit: str = "MPa"
+
+
+class Normalisation(_Section):
+    """x_norm = (x - x_mean) / x_scale, y = y_mean + y_scale * y_norm."""
+
+    x_mean: FiniteFloat
+    x_scale: PositiveFloat
+    y_mean: FiniteFloat
+    y_scale: PositiveFloat
+
+
+class TrainingDomain(_Section):
+    min: FiniteFloat
+    max: FiniteFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrainingDomain:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class Inference(_Section):
+    draws: int = Field(ge=2, description="Posterior draws stored in the arrays.")
+    method: str | None = None
+    seed: int | None = None
+    wall_time_s: float | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: Annotated[int, Field(strict=True)]
+    architecture: Architecture
+    normalisation: Normalisation
+    training_domain: TrainingDomain
+    inference: Inference
+    arrays_sha256: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    library_versions: dict[str, Any] | None = None
+    # A whole-curve model fitted beside the pointwise network (typed where it is used).
+    curve_model: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> Manifest:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {self.schema_version} is not supported "
+                             f"(expected {SCHEMA_VERSION})")
+        return self
+
+
+class ManifestError(ValueError):
+    """The manifest is missing a field, or a field has the wrong type or value."""
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "manifest"
+
+
+def parse_manifest(document: Any) -> Manifest:
+    """The typed manifest, or ManifestError naming the first field that is wrong."""
+    if not isinstance(document, dict):
+        raise ManifestError("manifest must be a JSON object")
+    try:
+        return Manifest.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        more = exc.error_count() - 1
+        raise ManifestError(
+            f"manifest field {_location(tuple(first['loc']))}: {first['msg']}"
+            + (f" (and {more} more)" if more else "")) from None

@@ -1,0 +1,154 @@
+"""The prediction pipeline every protocol shares: request limits, which version answers,
+the extrapolation policy, and the native response.
+
+The FastAPI route (service/api/routes/predict.py), the lean path in front of it
+(service/api/fast_predict.py) and the Open Inference Protocol routes
+(service/api/routes/oip.py) all call these functions, so a request gets the same limits,
+the same version and the same numbers whichever way it came in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from service.api import curve_options
+from service.api.responses import OrjsonResponse
+from service.errors import InvalidInputError, PayloadTooLargeError
+from service.inference import predictive
+from service.inference.posterior import Posterior
+from service.observability import record_model_version
+from service.registry.cache import LiveRegistry
+from service.registry.repository import VersionRef
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.api.schemas import PredictRequest
+
+# Longest model name in a predict URL (longer is a 422 naming `name`).
+MAX_NAME_LENGTH = 128
+# How many offending points an error names: the message stays readable for 10^6 points.
+MAX_NAMED_POINTS = 20
+
+
+# --- limits ------------------------------------------------------------------------------
+
+def check_point_count(count: int, settings: Settings, field: str = "strain") -> None:
+    """413 when a request holds more points than one request may."""
+    if count > settings.max_points_per_request:
+        raise PayloadTooLargeError(
+            f"{field} has {count} points; the limit is "
+            f"{settings.max_points_per_request} per request",
+            [{"field": field, "limit": settings.max_points_per_request}],
+        )
+
+
+def check_limits(body: PredictRequest, settings: Settings) -> None:
+    """413 when a native predict request asks for more work than one request may."""
+    points = len(body.strain)
+    check_point_count(points, settings)
+    curve_options.check_observed_count(body, settings)
+    if body.draws is not None and points * body.draws > settings.max_samples_per_request:
+        raise PayloadTooLargeError(
+            f"{points} strains x {body.draws} draws = {points * body.draws} samples; the "
+            f"limit is {settings.max_samples_per_request} per request",
+            [{"field": "draws", "limit": settings.max_samples_per_request}],
+        )
+    if body.quantiles is not None and points > settings.max_quantile_points_per_request:
+        raise PayloadTooLargeError(
+            f"quantiles were asked for {points} strains; the limit is "
+            f"{settings.max_quantile_points_per_request} strains per request with quantiles",
+            [{"field": "quantiles", "limit": settings.max_quantile_points_per_request}],
+        )
+
+
+# --- which version answers ---------------------------------------------------------------
+
+def resolve(live: LiveRegistry, session: Session, name: str, version: int | None,
+            alias: str | None, settings: Settings) -> tuple[VersionRef, Posterior]:
+    """The version that answers and its posterior: from the in-memory routing table when
+    possible, else from the database (which raises the usual 404); loads it if needed."""
+    ref = live.resolve(session, name, version, alias, settings.default_alias)
+    return ref, live.posterior(session, ref)
+
+
+def resolve_loaded(live: LiveRegistry, name: str, version: int | None, alias: str | None,
+                   settings: Settings) -> tuple[VersionRef, Posterior] | None:
+    """`resolve` from memory alone: None when it would need the database or a load."""
+    ref = live.resolve_in_memory(name, version, alias, settings.default_alias)
+    posterior = None if ref is None else live.cache.get_loaded(ref)
+    return None if posterior is None else (ref, posterior)
+
+
+# --- extrapolation policy ----------------------------------------------------------------
+
+def reject_extrapolation(posterior: Posterior, strain: np.ndarray, ref: VersionRef,
+                         field: str = "strain") -> None:
+    """422 naming the strains outside the training domain, if any."""
+    outside = np.flatnonzero(posterior.outside_domain(strain))
+    if outside.size == 0:
+        return
+    low, high = posterior.domain
+    named = outside[:MAX_NAMED_POINTS]
+    listed = ", ".join(f"{field}[{i}]={strain[i]:g}" for i in named)
+    more = f" and {outside.size - named.size} more" if outside.size > named.size else ""
+    raise InvalidInputError(
+        f"{outside.size} strain(s) lie outside the training domain [{low:g}, {high:g}] of "
+        f"model {ref.name!r} version {ref.version} (extrapolation=reject): {listed}{more}",
+        [{"field": f"{field}[{i}]", "value": float(strain[i]),
+          "message": f"outside the training domain [{low:g}, {high:g}]"} for i in named],
+    )
+
+
+# --- the native response -----------------------------------------------------------------
+
+def predict_result(body: PredictRequest, ref: VersionRef,
+                   posterior: Posterior) -> dict[str, Any]:
+    """The native response body (numpy arrays inside) of a checked request."""
+    strain = np.asarray(body.strain, dtype=np.float64)
+    observed = curve_options.observed_input(body, posterior, ref.name, ref.version)
+    if body.extrapolation == "reject":
+        reject_extrapolation(posterior, strain, ref)
+        if observed is not None:
+            reject_extrapolation(posterior, observed.strain, ref, field="observed.strain")
+    prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
+                  else curve_options.conditional(posterior, strain, observed))
+    result: dict[str, Any] = {
+        "model": ref.name,
+        "version": ref.version,
+        "strain": strain,
+        "mean": prediction.mean,
+        "aleatoric_sd": prediction.aleatoric_sd,
+        "epistemic_sd": prediction.epistemic_sd,
+        "total_sd": prediction.total_sd,
+    }
+    if body.extrapolation == "flag":
+        result["outside_training_domain"] = posterior.outside_domain(strain)
+    result.update(curve_options.scatter_fields(posterior, strain, prediction, observed,
+                                               body.extrapolation))
+    if body.tangent:
+        result["tangent"] = prediction.tangent
+        result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
+    if body.quantiles is not None:
+        result["quantile_levels"] = body.quantiles
+        result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles,
+                                                   observed)
+    if body.draws is not None:
+        seed = body.seed if body.seed is not None else secrets.randbits(32)
+        result["samples"] = predictive.samples(posterior, strain, body.draws, seed, observed)
+        result["seed"] = seed
+    return result
+
+
+def answer(request: Request, body: PredictRequest, ref: VersionRef,
+           posterior: Posterior) -> OrjsonResponse:
+    """The HTTP response to a checked native request, with the version and the number of
+    points recorded for the metrics: the route and the lean path both answer with it, so
+    their bytes are the same."""
+    response = OrjsonResponse(predict_result(body, ref, posterior))
+    record_model_version(request, ref.name, ref.version, len(body.strain))
+    return response
