@@ -198,7 +198,7 @@ class Conditioned:
 
 
 def condition(posterior: Any, curve: CurveModel, observed: Observed) -> Conditioned:
-    mu, sigma, _ = posterior.network_outputs(observed.strain)
+    mu, sigma = draw_outputs(posterior, observed.strain)
     z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
     a = curve.loadings(observed.strain)  # (n_o, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
@@ -227,6 +227,37 @@ class CurvePrediction:
         return np.hypot(self.aleatoric_sd, self.epistemic_sd)
 
 
+# Hidden activations (draws x strains x width) per block of the per-draw forward pass:
+# about 2 MB, so a block stays in cache.
+_BLOCK_ELEMENTS = 262_144
+
+
+def draw_outputs(posterior: Any, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mu_s(x) and sigma_s(x), each (draws, n), physical units: the posterior's network
+    (`Posterior.network_outputs`), with the one-input first layer as a broadcast product
+    instead of a batched matrix product and blocks sized for the cache (2-3x faster for
+    the thousands of strains x draws that whole curves need)."""
+    from service.inference.posterior import noise_link
+
+    strain = np.asarray(strain, dtype=float).ravel()
+    x = (strain - posterior.x_mean) / posterior.x_scale
+    (w_first, b_first), *rest = posterior.weights
+    *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
+    draws, width = w_first.shape[0], max(w.shape[2] for w, _ in posterior.weights)
+    step = max(1, _BLOCK_ELEMENTS // (draws * width))
+    mu = np.empty((draws, strain.size))
+    z = np.empty((draws, strain.size))
+    for start in range(0, strain.size, step):
+        part = slice(start, start + step)
+        hidden = np.tanh(x[None, part, None] * w_first[:, 0, None, :] + b_first[:, None, :])
+        for weight, bias in trunk:
+            hidden = np.tanh(hidden @ weight + bias[:, None, :])
+        mu[:, part] = (hidden @ w_mean)[..., 0] + b_mean
+        z[:, part] = (hidden @ w_sigma)[..., 0] + b_sigma
+    return (posterior.y_mean + posterior.y_scale * mu,
+            posterior.y_scale * noise_link(z, posterior.noise_link))
+
+
 def _chunk(posterior: Any, width: int) -> int:
     return max(1, _MAX_ELEMENTS // max(posterior.draws * posterior.max_width, width, 1))
 
@@ -235,7 +266,7 @@ def conditional_draws(posterior: Any, curve: CurveModel, conditioned: Conditione
                       strain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per draw s at each strain: conditional mean, between variance and within variance
     of the material's stress, each (S, n)."""
-    mu, sigma, _ = posterior.network_outputs(strain)
+    mu, sigma = draw_outputs(posterior, strain)
     a = curve.loadings(strain)
     r = np.sum(a * a, axis=1)
     mean = mu + sigma * (a @ conditioned.means).T
@@ -284,7 +315,7 @@ def curve_samples(posterior: Any, curve: CurveModel, strain: np.ndarray, count: 
     step = _chunk(posterior, count)
     for start in range(0, strain.size, step):
         part = slice(start, start + step)
-        mu, sigma, _ = posterior.network_outputs(strain[part])
+        mu, sigma = draw_outputs(posterior, strain[part])
         a = curve.loadings(strain[part])
         within = np.sqrt(np.maximum(1.0 - np.sum(a * a, axis=1), 0.0))
         z = a @ w + within[:, None] * noise[part]

@@ -167,3 +167,15 @@ def test_conditioning_on_a_generating_material_recovers_its_curve(mooney_fit) ->
     assert np.mean(np.abs(given.mean - truth) <= 2 * band) >= 0.9
     assert (np.sqrt(np.mean((given.mean - truth) ** 2))
             < 0.5 * np.sqrt(np.mean((population.mean - truth) ** 2)))
+
+
+@pytest.mark.parametrize("hidden", [(8,), (5, 4)])
+def test_the_per_draw_forward_pass_for_curves_is_the_networks(hidden: tuple[int, ...]) -> None:
+    from service.curves import draw_outputs
+
+    posterior = Posterior(random_artifact(draws=30, hidden_sizes=hidden, seed=9))
+    strain = np.linspace(-0.8, 0.8, 301)
+    mu, sigma, _ = posterior.network_outputs(strain)
+    fast_mu, fast_sigma = draw_outputs(posterior, strain)
+    np.testing.assert_allclose(fast_mu, mu, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast_sigma, sigma, rtol=1e-12)
