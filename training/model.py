@@ -7,9 +7,11 @@ is kept for comparison and is stored in the same artifact layout (sigma-head wei
 
 Inference methods (`BNNConfig.method`):
 - ``bootstrap`` (default): a Bayesian-bootstrap ensemble. Every member is a MAP fit of this
-  model whose log-likelihood terms carry random weights w_i ~ Exponential(1) (the
+  model whose log-likelihood terms carry random weights w ~ Exponential(1) (the
   weighted likelihood bootstrap of Newton & Raftery 1994, i.e. Rubin's Bayesian bootstrap
   applied to the posterior mode), each from its own random initialisation. The weights
+  are drawn per material when the data have groups (all rows of a material share one),
+  per row otherwise: materials, not readings, are the independent units. The weights
   make members disagree where the data leave the curve uncertain - by about as much as the
   posterior does inside the data - and the restarts make them disagree where there is no
   data at all. Each member is one stored draw.
