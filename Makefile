@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean proto
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ bench: install
 	$(BIN)/python benchmarks/kernel.py
 	$(BIN)/python benchmarks/http.py
 	$(BIN)/python benchmarks/vs_pymc.py
+	$(BIN)/python benchmarks/ui.py
+
+# Regenerate the committed gRPC modules (service/oip/*_pb2*.py) from grpc_predict_v2.proto.
+proto: install
+	PYTHON=$(BIN)/python ./scripts/gen-proto.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

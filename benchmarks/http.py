@@ -1,6 +1,6 @@
 """End-to-end HTTP figures of the predict path on loopback, in one run.
 
-    .venv/bin/python benchmarks/http.py [--seconds 10] [--quiet-logs]
+    .venv/bin/python benchmarks/http.py [--seconds 10] [--quiet-logs] [--only export|batch]
 
 Starts the service (`surrogate-serve`, as deployed) on 127.0.0.1 over a temporary SQLite
 registry holding a 1->16 network with 1,000 posterior draws, then prints:
@@ -9,9 +9,16 @@ registry holding a 1->16 network with 1,000 posterior draws, then prints:
   concurrent connections (wrk -c32, each run bounded to --seconds), and their ratio;
 - the wall time of one 100,000-strain request (best of 5; body pre-encoded, response
   received in full), and of decoding its response in the client;
+- the same 100,000 strains through native JSON, the Open Inference Protocol over HTTP
+  with binary tensors and over gRPC, each from sending to numpy arrays in the client, and
+  their ratio to native JSON (benchmarks/_transports.py);
 - the server's resident memory before and after 10,000 more one-strain requests;
+- the wall time of exporting the model as a 100,001-point table with 3 quantiles (CSV),
+  and without quantiles (CSV and JSON), each received in full (docs/export.md).
 - the time of whole-curve requests: 1,000 sampled curves over 1,000 strains, and a
-  material's curve at 1,000 strains given 10 observed points (`--curves-only`: just these).
+  material's curve at 1,000 strains given 10 observed points (docs/curves.md).
+`--only export` runs the export figures alone, `--only batch` the 100,000-strain ones,
+`--only curves` the whole-curve ones.
 Needs `wrk` (Debian package wrk; scripts/system-deps.sh installs it). Nothing asserts.
 """
 
@@ -32,7 +39,8 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
-from benchmarks._server import Server, serve  # noqa: E402
+from benchmarks import _transports  # noqa: E402
+from benchmarks._server import MODEL, Server, serve  # noqa: E402
 from benchmarks._wrk import post_script, wrk  # noqa: E402
 
 ONE_STRAIN = b'{"strain": [0.1]}'
@@ -109,6 +117,25 @@ def curve_requests(repeats: int = 5) -> None:
                   f"{compute * 1e3:.0f} ms wall, {cpu * 1e3:.0f} ms CPU")
 
 
+def export_table(server: Server, points: int = 100_001) -> None:
+    """One export of `points` strains with 3 quantiles, and without, received in full."""
+    url = f"{server.base_url}/v1/models/{MODEL}/export"
+    cases = [("csv", "0.05,0.5,0.95"), ("csv", None), ("json", None)]
+    with httpx.Client(timeout=3600) as client:
+        for fmt, quantiles in cases:
+            params = {"points": points, "format": fmt}
+            if quantiles:
+                params["quantiles"] = quantiles
+            started = time.perf_counter()
+            response = client.get(url, params=params)
+            content = response.content
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 200, response.text[:300]
+            print(f"  export {points} points, format={fmt}, quantiles="
+                  f"{quantiles or 'none'}: {elapsed:.1f} s wall ({len(content) / 1e6:.1f} MB; "
+                  f"interpolation error {response.headers['x-interpolation-error']} total SD)")
+
+
 def requests_until(url: str, at_least: int, script: str) -> int:
     """Send at least `at_least` requests in 2-second wrk runs; return how many were sent.
     (wrk bounds time only: a Lua thread:stop() ends the requests, not wrk's sleep.)"""
@@ -127,11 +154,21 @@ def main() -> None:
     parser.add_argument("--quiet-logs", action="store_true",
                         help="serve with access logs off (the deployed default logs each "
                         "request)")
-    parser.add_argument("--curves-only", action="store_true",
-                        help="only the whole-curve request timings")
+    parser.add_argument("--only", choices=["export", "batch", "curves"],
+                        help="run only this part (the export takes minutes on a busy "
+                        "machine; batch: the 100,000-strain figures, no wrk runs)")
     args = parser.parse_args()
-    if args.curves_only:
+    if args.only == "curves":
         curve_requests()
+        return
+    if args.only == "export":
+        print(f"cores: {os.cpu_count()}, load average: "
+              f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
+        with serve(quiet=args.quiet_logs) as server:
+            print(f"model with {server.artifact.draws} draws, hidden "
+                  f"{server.artifact.hidden_sizes}")
+            print("export:")
+            export_table(server)
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk; scripts/system-deps.sh)")
@@ -141,6 +178,11 @@ def main() -> None:
         print(f"service pid {server.running.process.pid} at {server.base_url}, model with "
               f"{server.artifact.draws} draws, hidden {server.artifact.hidden_sizes}, "
               f"access logs {'off' if args.quiet_logs else 'on (deployed default)'}")
+        if args.only == "batch":
+            print("large batch:")
+            big_request(server)
+            _transports.compare(server)
+            return
         post = post_script(ONE_STRAIN)
         print("warm-up ...")
         wrk(server.predict_url, 8, 2, post)
@@ -162,6 +204,10 @@ def main() -> None:
 
         print("large batch:")
         big_request(server)
+        _transports.compare(server)
+
+        print("export (GET /v1/models/{name}/export):")
+        export_table(server)
 
         print("memory over 10,000 one-strain requests:")
         before = server.running.rss_kib()

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])  # the project root, not benchmarks/
@@ -35,6 +34,7 @@ from service.testing import (  # noqa: E402
     ServerProcess,
     free_port,
     random_artifact,
+    register_concurrently,
     seed_registry,
     service_command,
 )
@@ -111,30 +111,17 @@ def registrations(folder: Path, database_url: str, label: str, writers: int) -> 
     upgrade_to_head(database_url)
     server = launch(folder, database_url)
     data = [random_artifact(draws=50, seed=seed).to_bytes() for seed in range(writers)]
-    start = threading.Barrier(writers)
-
-    def register(index: int) -> tuple[int, int, float]:
-        start.wait(timeout=60)
-        began = time.perf_counter()
-        response = httpx.post(f"{server.url}/admin/models/steel/versions",
-                              content=data[index], timeout=120,
-                              headers={"authorization": f"Bearer {TOKEN}",
-                                       "content-type": "application/octet-stream"})
-        version = response.json().get("version", -1) if response.status_code == 201 else -1
-        return response.status_code, version, time.perf_counter() - began
-
     try:
         poller = Poller(f"{server.url}/v1/models", server)
         poller.start()
-        with ThreadPoolExecutor(writers) as pool:
-            results = list(pool.map(register, range(writers)))
+        results = register_concurrently(server.url, TOKEN, "steel", data)
         poller.done.set()
         poller.join()
     finally:
         server.stop()
-    statuses = sorted(status for status, _, _ in results)
-    versions = sorted(version for _, version, _ in results)
-    times = [took for _, _, took in results]
+    statuses = sorted(result.status for result in results)
+    versions = sorted(result.version or -1 for result in results)
+    times = [result.seconds for result in results]
     print(f"2. {writers} concurrent registrations through the admin API on {label}:")
     print(f"   statuses {statuses}")
     print(f"   versions {versions} (target 1..{writers}: "

@@ -3,11 +3,13 @@
 # PyTensor warns and fits run about twice as slowly) and, with --ci, a PostgreSQL
 # server for the registry tests; docker-compose validates the compose file (no engine needed);
 # libcurl4-openssl-dev builds the C example client (clients/c) that the tests run.
-# wrk is the HTTP load generator of benchmarks/http.py (make bench).
+# wrk is the HTTP load generator of benchmarks/http.py (make bench). chromium and
+# chromium-driver run the web pages' browser tests (tests/test_ui_browser.py, headless).
+# haproxy: the balancer config is checked by, and the topology test runs, Debian's binary.
 # Installs only what is missing, and only when it can (root + apt); otherwise says what to do.
 set -euo pipefail
 
-packages=(libopenblas-dev docker-compose libcurl4-openssl-dev wrk)
+packages=(libopenblas-dev docker-compose libcurl4-openssl-dev wrk chromium chromium-driver haproxy)
 if [[ "${1:-}" == "--ci" ]]; then
   packages+=(postgresql)
 fi

@@ -1,11 +1,13 @@
-"""`surrogate-serve`: run the API, or migrate the registry schema."""
+"""`surrogate-serve`: run the API, migrate the registry schema, or fill the kernel cache."""
 
 from __future__ import annotations
+
+import logging
 
 import typer
 import uvicorn
 
-from service.http_protocol import HeadTimeoutProtocol
+from service.http_protocol import ServiceProtocol
 from service.registry.db import upgrade_to_head
 from service.settings import get_settings
 
@@ -17,15 +19,28 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = typer.Option(1, help="Worker processes (more than one: no drain on "
+                                "SIGTERM; run one process per replica behind a balancer)."),
 ) -> None:
-    """Serve the API (the default command)."""
-    if ctx.invoked_subcommand is None:
-        # The head deadline is in the HTTP protocol; the body's in the app (BodyGuard).
-        # uvicorn's own access lines are off: the service writes one per request, with
-        # its request id (SURROGATE_ACCESS_LOG).
-        uvicorn.run("service.main:app", host=host, port=port, workers=workers,
-                    http=HeadTimeoutProtocol, access_log=False)
+    """Serve the API (the default command). On SIGTERM: drain, then stop
+    (SURROGATE_SHUTDOWN_DRAIN_S, docs/deployment.md)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"API: http://{shown}:{port}/ (OpenAPI docs: /docs)   "
+               f"UI: http://{shown}:{port}/ui/", err=True)
+    # The head deadline and whole-response writes are in the HTTP protocol; the body's
+    # deadline in the app (BodyGuard). uvicorn's own access lines are off: the service
+    # writes one per request, with its request id (SURROGATE_ACCESS_LOG).
+    options = {"host": host, "port": port, "http": ServiceProtocol, "access_log": False}
+    if workers > 1:
+        uvicorn.run("service.main:app", workers=workers, **options)
+        return
+    from service.lifecycle import DrainingServer
+    from service.main import app
+
+    config = uvicorn.Config(app, **options)
+    DrainingServer(config, app.state.drain, get_settings().shutdown_drain_s).run()
 
 
 @cli.command()
@@ -33,6 +48,21 @@ def migrate() -> None:
     """Bring the registry database (SURROGATE_DATABASE_URL) to the latest schema."""
     upgrade_to_head(get_settings().database_url)
     typer.echo("registry schema is at head")
+
+
+@cli.command()
+def warmup() -> None:
+    """Compile the prediction kernel into its on-disk cache (NUMBA_CACHE_DIR), so that
+    later starts, also from a read-only copy of that directory, load it instead."""
+    logging.basicConfig(level=logging.WARNING)
+    from service.inference import kernel, kernel_cache  # noqa: F401  (compiles every variant)
+
+    report = kernel_cache.report()
+    typer.echo(report.describe())
+    if report.directory is None or (report.compiled and not report.writable):
+        typer.echo("error: the compiled kernel could not be cached: set NUMBA_CACHE_DIR to a "
+                   "writable directory", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

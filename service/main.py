@@ -13,12 +13,16 @@ from service import __version__
 from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
-from service.api.routes import admin, health, models, oip, predict
+from service.api.routes import admin, export, health, models, oip, predict
+from service.inference import kernel_cache
+from service.lifecycle import CloseWhileDraining, Drain
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
+from service.oip.http_binary import BinaryTensorBody
 from service.registry.cache import LiveRegistry, ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.settings import Settings, get_settings
+from service.ui import routes as ui
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.settings = app_settings
         configure_logging(app_settings.log_format, access_log=app_settings.access_log)
+        logger.info(kernel_cache.report().describe())
         app.state.metrics.access_log = app_settings.access_log
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
@@ -54,9 +59,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                listen_url=listen_url(engine)
                                                if app_settings.listen_for_changes else None)
         app.state.live_registry.start()
+        grpc_server = None
         try:
+            # Imported only when on: its protocol classes would clash with an OIP client's
+            # (tritonclient.grpc) in the same process.
+            if app_settings.grpc_port is not None:
+                from service.oip.grpc_server import start_grpc_server
+                grpc_server = await start_grpc_server(app)
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
             app.state.live_registry.stop()
             engine.dispose()
 
@@ -74,17 +87,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return cache.loaded_versions() if cache is not None else []
 
     app.state.metrics = Metrics(loaded_versions)
+    app.state.drain = Drain()  # begun by SIGTERM (service.lifecycle.DrainingServer)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(predict.router)
+    app.include_router(export.router)
     app.include_router(oip.router)
     app.include_router(metrics_router)
     app.include_router(admin.router)
+    ui.install(app)  # the read-only registry pages under /ui/, and / linking to them
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
     app.add_middleware(FastPredict, route=predict.route())
+    app.add_middleware(BinaryTensorBody)  # OIP binary tensors: JSON header to FastAPI
     app.add_middleware(BodyGuard)  # every body, the lean path's too, is size/time-bounded
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     return app
 
 

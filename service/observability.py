@@ -111,6 +111,12 @@ def _new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def request_id_from(candidate: str | None) -> str:
+    """The caller's request id when it is sane, else a new one (for other transports)."""
+    return candidate if candidate and _SANE_REQUEST_ID.fullmatch(candidate) \
+        else _new_request_id()
+
+
 class ObservabilityMiddleware:
     """Request id, metrics and access log; see the module docstring."""
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from service.api import curve_options
 from service.api.responses import OrjsonResponse
 from service.errors import InvalidInputError, PayloadTooLargeError
+from service.export.table import unstable_ranges
 from service.inference import predictive
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
@@ -133,6 +134,12 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     if body.tangent:
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
+        # Where the mean does not rise among the requested strains (in ascending order):
+        # a hyperelastic solver needs a rising stress there (docs/export.md).
+        order = np.argsort(strain, kind="stable")
+        result["unstable_strain_ranges"] = [
+            r.as_dict() for r in unstable_ranges(strain[order], None,
+                                                 prediction.tangent[order], "mean")]
     if body.quantiles is not None:
         result["quantile_levels"] = body.quantiles
         result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles,

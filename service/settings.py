@@ -38,6 +38,16 @@ class Settings(BaseSettings):
         "may condition on (`observed`; more is a 422 naming observed.strain). Conditioning "
         "costs one network pass over them plus a k x k solve, so this bounds request size "
         "more than time.")
+    # Export (docs/export.md): grid size and the quantile work one export may ask for.
+    max_export_points: int = Field(
+        1_000_001, gt=1, description="Largest strain grid of GET /v1/models/{name}/export "
+        "(more is a 422 naming `points`); the default grid is chosen within it.")
+    max_export_quantile_points: int = Field(
+        100_001, gt=1, description="Largest grid an export may compute quantiles on (more "
+        "is a 413). Predict's limit is 100,000 strains; an export of 100,000 intervals has "
+        "100,001 points and also solves the quantiles at every midpoint to measure its "
+        "interpolation error, about twice predict's largest quantile request. It is allowed "
+        "because a solver downloads a table once per analysis, not per evaluation.")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body outside the admin API, "
         "counted as it arrives, chunked or not (more is a 413 before any parsing; 1,000,000 "
@@ -63,9 +73,21 @@ class Settings(BaseSettings):
         description="How often each replica polls the registry for alias/version changes.")
     database_timeout_s: float = Field(
         3.0, gt=0, description="Connect timeout for the registry database (PostgreSQL).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Also serve the Open Inference Protocol over gRPC "
+        "on this port, in the same process (off when unset).")
+    grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
     listen_for_changes: bool = Field(
         True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
         "swap within milliseconds; polling stays the fallback.")
+    # Deployment: draining on shutdown, the gRPC port.
+    shutdown_drain_s: float = Field(
+        0.0, ge=0, le=300, description="On SIGTERM, answer /readyz with 503 and keep serving "
+        "this long before closing the listener, so a load balancer's health checks take the "
+        "replica out before it stops accepting connections (docs/deployment.md). 0 exits at "
+        "once (after the requests in flight).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Also serve the OIP v2 gRPC API on this port.")
 
 
 @lru_cache

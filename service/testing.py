@@ -4,11 +4,15 @@ registry, and a real service process on loopback."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +142,53 @@ class ServerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
+
+
+@dataclass(frozen=True)
+class Registration:
+    status: int
+    version: int | None  # None unless the status is 201
+    seconds: float
+
+
+def register_concurrently(base_url: str, token: str, name: str,
+                          artifacts: Sequence[bytes]) -> list[Registration]:
+    """Upload every artifact through the admin API at the same moment (one thread each,
+    released together), as operators or CI jobs racing each other would."""
+    start = threading.Barrier(len(artifacts))
+
+    def register(data: bytes) -> Registration:
+        start.wait(timeout=60)
+        began = time.perf_counter()
+        response = httpx.post(f"{base_url}/admin/models/{name}/versions", content=data,
+                              timeout=120, headers={"authorization": f"Bearer {token}",
+                                                    "content-type": "application/octet-stream"})
+        version = response.json()["version"] if response.status_code == 201 else None
+        return Registration(response.status_code, version, time.perf_counter() - began)
+
+    with ThreadPoolExecutor(len(artifacts)) as pool:
+        return list(pool.map(register, artifacts))
+
+
+@contextmanager
+def read_only_directory(directory: Path) -> Iterator[list[str]]:
+    """Make `directory` read-only for the commands run meanwhile, which are prefixed with
+    the list this yields. A normal user loses write permission (restored afterwards); root,
+    whom permissions do not stop, runs them in a private mount namespace where the
+    directory is a read-only bind mount (Linux `unshare`)."""
+    if os.geteuid() != 0:
+        paths = [directory, *directory.rglob("*")]
+        modes = {path: path.stat().st_mode for path in paths}
+        for path in paths:
+            path.chmod(modes[path] & ~0o222)
+        try:
+            yield []
+        finally:
+            for path in paths:
+                path.chmod(modes[path])
+        return
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        raise RuntimeError("cannot make a directory read-only for root: `unshare -m` fails")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    yield ["unshare", "-m", "--", "sh", "-c", script, str(directory)]

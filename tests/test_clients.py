@@ -168,3 +168,58 @@ def test_c_example_reports_the_services_error(server: LiveServer, c_client: Path
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "404" in run.stderr and "not registered" in run.stderr
+
+
+def test_python_client_export_returns_the_table_and_writes_files(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    with SurrogateClient(server.base_url, timeout=60) as client:
+        table = client.export("demo", points=501, quantiles=[0.05, 0.95])
+        assert (table.model, table.version, table.strain.size) == ("demo", 1, 501)
+        assert table.columns["mean"].dtype == np.float64
+        assert list(table.columns)[-2:] == ["q0.05", "q0.95"]
+        expected = Posterior(server.artifacts[1]).predict(table.strain)
+        np.testing.assert_allclose(table["mean"], expected.mean, rtol=1e-12)
+        inside = np.linspace(-0.49, 0.49, 97)
+        error = np.abs(table.interpolate(inside) - Posterior(server.artifacts[1]).predict(
+            inside).mean) / Posterior(server.artifacts[1]).predict(inside).total_sd
+        assert error.max() <= table.max_interpolation_error
+        written = client.export("demo", path=tmp_path / "demo.k", points=11)
+        assert written.read_text().startswith("*KEYWORD") and written.name == "demo.k"
+        written = client.export("demo", path=tmp_path / "demo.txt", format="abaqus",
+                                points=11)
+        assert "*HYPERELASTIC, MARLOW" in written.read_text()
+        with pytest.raises(SurrogateAPIError) as bad:
+            client.export("demo", points=0)
+        assert bad.value.status == 422 and "points" in bad.value.details[0]["field"]
+
+
+def test_c_example_interpolates_the_downloaded_table(server: LiveServer,
+                                                     c_client: Path) -> None:
+    strains = np.array([-0.5, -0.3333, 0.0, 0.1234567, 0.5])
+    run = subprocess.run([str(c_client), "--table", "points=201", server.base_url, "demo",
+                          *map(repr, strains.tolist())],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    local = np.loadtxt(run.stdout.splitlines(), ndmin=2)
+    table = predict_table(server, 201)
+    np.testing.assert_array_equal(local[:, 0], strains)
+    for column, name in enumerate(("mean", "aleatoric_sd", "epistemic_sd", "total_sd",
+                                   "tangent"), start=1):
+        np.testing.assert_allclose(local[:, column], table.interpolate(strains, name),
+                                   rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def predict_table(server: LiveServer, points: int):
+    with SurrogateClient(server.base_url, timeout=60) as client:
+        return client.export("demo", points=points)
+
+
+def test_c_example_bench_prints_local_and_http_times(server: LiveServer,
+                                                     c_client: Path) -> None:
+    run = subprocess.run([str(c_client), "--bench", server.base_url, "demo"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    print(run.stdout)
+    assert "ns per evaluation" in run.stdout and "us per evaluation" in run.stdout
+    assert "faster per evaluation" in run.stdout

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from service.registry.db import make_engine, make_session_factory
 from service.registry.tables import ModelVersion
-from service.testing import ServerProcess, free_port, random_artifact, service_command
+from service.testing import (
+    ServerProcess,
+    free_port,
+    random_artifact,
+    register_concurrently,
+    service_command,
+)
 from training.pipeline import register_artifact
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -54,24 +58,11 @@ def test_twenty_concurrent_registrations_through_the_admin_api(
         "SURROGATE_DATABASE_URL": database_url, "SURROGATE_ADMIN_TOKEN": token,
         "SURROGATE_ACCESS_LOG": "false"}, tmp_path / "server.log")
     data = [random_artifact(draws=10, seed=seed).to_bytes() for seed in range(WRITERS)]
-    start = threading.Barrier(WRITERS)
-
-    def register(index: int) -> tuple[int, int, float]:
-        start.wait(timeout=30)
-        began = time.monotonic()
-        response = httpx.post(f"{server.url}/admin/models/steel/versions",
-                              content=data[index], timeout=60,
-                              headers={"authorization": f"Bearer {token}",
-                                       "content-type": "application/octet-stream"})
-        version = response.json().get("version", -1) if response.status_code == 201 else -1
-        return response.status_code, version, time.monotonic() - began
-
     try:
         server.wait_until_ok()
-        with ThreadPoolExecutor(WRITERS) as pool:
-            results = list(pool.map(register, range(WRITERS), timeout=180))
+        results = register_concurrently(server.url, token, "steel", data)
     finally:
         server.stop()
-    statuses = [status for status, _, _ in results]
+    statuses = [result.status for result in results]
     assert statuses == [201] * WRITERS, (statuses, server.log.read_text()[-2000:])
-    assert sorted(version for _, version, _ in results) == list(range(1, WRITERS + 1))
+    assert sorted(result.version for result in results) == list(range(1, WRITERS + 1))

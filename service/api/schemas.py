@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS
+
 
 def _assume_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -156,6 +158,13 @@ class PredictRequest(BaseModel):
         return self
 
 
+class UnstableStrainRange(BaseModel):
+    curve: str = Field(description="Which curve: `mean`, a quantile column `q0.05` or "
+                       "`curve_3` (export only).")
+    strain_min: float
+    strain_max: float
+
+
 class PredictResponse(BaseModel):
     model: str
     version: int
@@ -178,6 +187,10 @@ class PredictResponse(BaseModel):
         None, description="d(mean)/d(strain) (with tangent=true).")
     tangent_epistemic_sd: list[float] | None = Field(
         None, description="SD over posterior draws of d mu_s/d(strain) (with tangent=true).")
+    unstable_strain_ranges: list[UnstableStrainRange] | None = Field(
+        None, description="With tangent=true: the ranges of the requested strains (taken in "
+        "ascending order) over which the mean's tangent is <= 0, from the first to the last "
+        "such strain of each run; empty when the mean rises at every requested strain.")
     samples: list[list[float]] | None = Field(
         None, description="samples[i][j]: posterior-predictive sample j at strain[i] (with "
         "draws).",
@@ -264,6 +277,10 @@ class OipInferParameters(BaseModel):
     extrapolation: Literal["allow", "flag", "reject"] = Field(
         "flag", description="As on the native API: `reject` refuses strains outside the "
         "training domain (422).")
+    binary_data_output: bool = Field(
+        False, description="Binary tensor data extension: return every output as raw "
+        "little-endian bytes after the JSON header (an output's own `binary_data` "
+        "overrides). See docs/oip.md.")
 
 
 def _flatten_rows(value: Any) -> Any:
@@ -283,6 +300,17 @@ TensorData = Annotated[
 ]
 
 
+class OipTensorParameters(BaseModel):
+    """Input tensor parameters this service understands (others are ignored)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    binary_data_size: int | None = Field(
+        None, ge=0, le=2**62, description="Binary tensor data extension: the tensor's data "
+        "is this many raw little-endian bytes after the JSON header, instead of `data`. "
+        "See docs/oip.md.")
+
+
 class OipInputTensor(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -293,15 +321,24 @@ class OipInputTensor(BaseModel):
     shape: list[Annotated[int, Field(ge=0, le=2**40)]] = Field(
         ..., min_length=1, max_length=2, description="[n] or [n, 1].")
     datatype: Literal["FP64", "FP32"]
-    parameters: dict[str, Any] | None = None
-    data: TensorData = Field(
-        ..., min_length=1, description="The strains, flat (row-major) or nested as the shape says.")
+    parameters: OipTensorParameters | None = None
+    data: TensorData | None = Field(
+        None, min_length=1, description="The strains, flat (row-major) or nested as the "
+        "shape says. Required, unless parameters.binary_data_size is given instead.")
+
+
+class OipOutputParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    binary_data: bool | None = Field(
+        None, description="Binary tensor data extension: return this output as raw "
+        "little-endian bytes (true) or as JSON `data` (false), whatever "
+        "binary_data_output says. See docs/oip.md.")
 
 
 class OipRequestedOutput(BaseModel):
-    name: Literal["mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
-                  "tangent_epistemic_sd", "outside_training_domain"]
-    parameters: dict[str, Any] | None = None
+    name: Literal[*OUTPUTS]  # type: ignore[valid-type]
+    parameters: OipOutputParameters | None = None
 
 
 class OipInferRequest(BaseModel):
@@ -321,16 +358,18 @@ class OipInferRequest(BaseModel):
     parameters: OipInferParameters | None = None
     inputs: list[OipInputTensor] = Field(..., min_length=1, max_length=1)
     outputs: list[OipRequestedOutput] | None = Field(
-        None, min_length=1, max_length=7,
-        description="Which outputs to return (default: mean, aleatoric_sd, epistemic_sd, "
-        "total_sd, outside_training_domain).")
+        None, min_length=1, max_length=len(OUTPUTS),
+        description=f"Which outputs to return (default: {', '.join(DEFAULT_OUTPUTS)}).")
 
 
 class OipOutputTensor(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float] | list[bool]
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_size when the output follows the JSON as bytes.")
+    data: list[float] | list[bool] | None = Field(
+        None, description="The values (absent when the output is binary).")
 
 
 class OipInferResponse(BaseModel):

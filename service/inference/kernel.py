@@ -15,8 +15,13 @@ How it is fast, and why it stays accurate:
 - Two layouts: for many strains, SIMD lanes are strains (blocks of strains, one block per
   core via `prange`, each weight a broadcast scalar); for a few strains, lanes are draws
   (a transposed copy of the weights), so a one-strain request costs microseconds.
-- Compiled when this module is imported (explicit signatures, cached on disk when
-  possible), and run once there, so no request pays for compilation.
+- Compiled when this module is imported (or loaded from the on-disk cache that
+  `surrogate-serve warmup` fills, kernel_cache.py), and run once there, so no
+  request pays for compilation.
+
+It is longer than the project's other modules on purpose: the elementary functions, both
+layouts and their drivers are one numba compilation unit that is read, tuned and tested
+together against the reference.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from llvmlite import ir  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
+
+from service.inference import kernel_cache  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Elementary functions in float32 that LLVM can vectorise (no libm calls in the hot loop).
@@ -73,16 +80,13 @@ _FASTMATH = {"contract", "nsz"}
 
 
 def _jit(**options):
-    """numba.njit with the kernel's options; compiled code is cached on disk when a
-    writable cache directory exists (else compiled once per process)."""
+    """numba.njit with the kernel's options; compiled code is cached on disk
+    (kernel_cache.py: NUMBA_CACHE_DIR, also read-only), else compiled once per process."""
     # error_model="numpy": no ZeroDivisionError checks, whose branches stop vectorisation.
     options = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy", **options}
 
     def decorate(func):
-        try:
-            return njit(cache=True, **options)(func)
-        except RuntimeError:  # numba found no writable cache directory
-            return njit(**options)(func)
+        return kernel_cache.enable(njit(**options)(func))
 
     return decorate
 

@@ -57,6 +57,7 @@ class Posterior:
 
     def __init__(self, artifact: Artifact) -> None:
         spec = artifact.spec  # validated: every field below is present and typed
+        self.spec = spec  # names and units of the data, for exports
         self.draws = spec.inference.draws
         hidden_sizes = list(spec.architecture.hidden_sizes)
         names = layer_names(len(hidden_sizes))

@@ -6,6 +6,9 @@
         result.mean, result.total_sd, result.tangent          # numpy arrays
 
 or, for one call, `surrogate_client.predict("demo", strains, base_url=...)`.
+`client.export("demo", quantiles=[0.05, 0.95])` returns the model as a table (numpy
+arrays; `.interpolate(strain)`), `client.export("demo", path="demo.inp")` writes the file
+in the format its suffix names (docs/export.md).
 
 Predictions are pure functions of the request, so retrying is always safe: connection
 failures, timeouts and 429/502/503/504 answers are retried with exponential backoff
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,6 +62,35 @@ class PredictResult:
     within_material_sd: np.ndarray | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A model version's table (GET /v1/models/{name}/export, format=json)."""
+
+    model: str
+    version: int
+    artifact_sha256: str
+    strain: np.ndarray
+    # Column name -> values: mean, aleatoric_sd, epistemic_sd, total_sd, tangent,
+    # tangent_epistemic_sd, then q<level> per quantile and curve_<j> per curve.
+    columns: dict[str, np.ndarray]
+    max_interpolation_error: float
+    unstable_strain_ranges: list[dict[str, Any]]
+    quantile_levels: list[float]
+    seed: int | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.strain if column == "strain" else self.columns[column]
+
+    def interpolate(self, strain: Any, column: str = "mean") -> np.ndarray:
+        """Linear interpolation of one column (what a solver does with the table); within
+        max_interpolation_error total SDs of the model inside the grid."""
+        return np.interp(np.asarray(strain, dtype=np.float64), self.strain,
+                         self.columns[column])
+
+
+_FORMAT_BY_SUFFIX = {".json": "json", ".inp": "abaqus", ".k": "lsdyna", ".key": "lsdyna"}
 
 _ARRAYS = ("strain", "mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
            "tangent_epistemic_sd", "quantile_levels", "quantiles", "samples",
@@ -122,6 +155,57 @@ class SurrogateClient:
             seed=payload.get("seed"), raw=payload, **arrays,
         )
 
+    def export(
+        self,
+        name: str,
+        *,
+        path: str | Path | None = None,
+        format: str | None = None,  # noqa: A002  (the API's parameter name)
+        version: int | None = None,
+        alias: str | None = None,
+        strain_min: float | None = None,
+        strain_max: float | None = None,
+        points: int | None = None,
+        quantiles: list[float] | None = None,
+        curves: int | None = None,
+        seed: int | None = None,
+        max_interpolation_error: float | None = None,
+        first_curve_id: int | None = None,
+    ) -> ExportResult | Path:
+        """The model as a table. With `path`: writes the file in `format` (csv, json,
+        abaqus, lsdyna; by default from the path's suffix: .json, .inp, .k/.key, else csv)
+        and returns the path. Without: returns the table as numpy arrays (fetched as
+        JSON)."""
+        if path is not None and format is None:
+            format = _FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), "csv")  # noqa: A001
+        query: dict[str, Any] = {
+            "version": version, "alias": alias, "strain_min": strain_min,
+            "strain_max": strain_max, "points": points, "curves": curves, "seed": seed,
+            "max_interpolation_error": max_interpolation_error,
+            "first_curve_id": first_curve_id,
+            "format": format if path is not None else "json",
+        }
+        if quantiles is not None:
+            query["quantiles"] = ",".join(repr(float(q)) for q in quantiles)
+        params = {k: v for k, v in query.items() if v is not None}
+        content = self._request("GET", f"/v1/models/{name}/export", None, None,
+                                params=params, decode=False)
+        if path is not None:
+            target = Path(path)
+            target.write_bytes(content)
+            return target
+        payload = orjson.loads(content)
+        names = [n for n in payload["columns"] if n != "strain"]
+        return ExportResult(
+            model=payload["model"], version=payload["version"],
+            artifact_sha256=payload["artifact_sha256"],
+            strain=np.asarray(payload["strain"], dtype=np.float64),
+            columns={n: np.asarray(payload[n], dtype=np.float64) for n in names},
+            max_interpolation_error=payload["max_interpolation_error"],
+            unstable_strain_ranges=payload["unstable_strain_ranges"],
+            quantile_levels=payload["quantile_levels"], seed=payload["seed"], raw=payload,
+        )
+
     def models(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/models", None, None)
 
@@ -129,17 +213,19 @@ class SurrogateClient:
         return self._request("POST", path, content, headers)
 
     def _request(self, method: str, path: str, content: bytes | None,
-                 headers: dict | None) -> Any:
+                 headers: dict | None, params: dict[str, Any] | None = None,
+                 decode: bool = True) -> Any:
         attempt = 0
         while True:
             try:
-                response = self._http.request(method, path, content=content, headers=headers)
+                response = self._http.request(method, path, content=content, headers=headers,
+                                              params=params)
             except (httpx.TransportError, httpx.TimeoutException):
                 if attempt >= self.retries:
                     raise
             else:
                 if response.status_code < 400:
-                    return orjson.loads(response.content)
+                    return orjson.loads(response.content) if decode else response.content
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     raise _api_error(response)
                 retry_after = _retry_after(response)
@@ -168,6 +254,13 @@ def _api_error(response: httpx.Response) -> SurrogateAPIError:
         return SurrogateAPIError(response.status_code, "http_error",
                                  response.text[:500] or response.reason_phrase,
                                  request_id=request_id)
+
+
+def export(name: str, base_url: str = "http://127.0.0.1:8000", timeout: float = 300.0,
+           retries: int = 3, **options: Any) -> ExportResult | Path:
+    """One-shot `SurrogateClient(base_url).export(name, **options)`."""
+    with SurrogateClient(base_url, timeout=timeout, retries=retries) as client:
+        return client.export(name, **options)
 
 
 def predict(name: str, strains: Any, base_url: str = "http://127.0.0.1:8000",

@@ -1,6 +1,6 @@
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service.api.deps import LiveRegistryDep
 from service.api.responses import OrjsonResponse
@@ -25,9 +25,13 @@ async def healthz() -> dict[str, str]:
     "replica) when the database is unavailable or a version failed to load but some "
     "versions still answer; `unavailable` (HTTP 503) when no default request could be "
     "answered: the database is unavailable and nothing is loaded, or no version an alias "
-    "(or a model's latest) points at could load.",
+    "(or a model's latest) points at could load; `draining` (HTTP 503) once the process "
+    "received SIGTERM: it still answers for the drain period, but balancers should send no "
+    "new requests.",
 )
-async def readyz(live: LiveRegistryDep) -> OrjsonResponse:
+async def readyz(request: Request, live: LiveRegistryDep) -> OrjsonResponse:
     status: dict[str, Any] = live.status()
+    if request.app.state.drain.active:  # shutting down: balancers stop routing here
+        return OrjsonResponse({**status, "status": "draining"}, status_code=503)
     return OrjsonResponse(status, status_code=503 if status["status"] == "unavailable"
                           else 200)

@@ -9,9 +9,13 @@ from fastapi.responses import Response
 from service.api.deps import SessionDep
 from service.api.registry_schemas import ModelDetail, VersionDetail, VersionFile
 from service.api.schemas import ErrorBody, ModelSummary
+from service.artifact import sha256_hex
+from service.errors import ConflictError
+from service.registry import repository
 from service.registry.repository import (
     list_files,
     list_models,
+    load_blob,
     load_file,
     load_inference_data,
     model_detail,
@@ -56,6 +60,27 @@ def get_inference_data(name: NamePath, version: VersionPath, session: SessionDep
     return Response(data, media_type="application/x-netcdf", headers={
         "content-disposition": f'attachment; filename="{name}-v{version}.nc"',
         "x-model-version": str(version), **DOWNLOAD_HEADERS,
+    })
+
+
+@router.get(
+    "/{name}/versions/{version}/artifact",
+    summary="The version's artifact file (npz: posterior draws + manifest)",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}},
+               409: {"model": ErrorBody, "description": "stored bytes fail their sha256"}},
+)
+def get_artifact(name: NamePath, version: VersionPath, session: SessionDep) -> Response:
+    """The bytes `surrogate-train fit --artifact-out` wrote, checked against the stored
+    sha256 (also sent as `x-artifact-sha256`); `service.artifact.Artifact.from_bytes` opens it."""
+    row = repository.get_version(session, name, version)
+    data = load_blob(session, name, version)
+    if sha256_hex(data) != row.sha256:
+        raise ConflictError(f"stored artifact of {name!r} version {version} fails its sha256 "
+                            "check")
+    return Response(data, media_type="application/octet-stream", headers={
+        "content-disposition": f'attachment; filename="{name}-v{version}.npz"',
+        "x-model-version": str(version), "x-artifact-sha256": row.sha256,
     })
 
 

@@ -1,9 +1,15 @@
 """Open Inference Protocol v2 (the KServe / Triton HTTP API) beside the native one.
 
 The model takes one input tensor, `strain` (FP64 or FP32, shape [n] or [n, 1]), and returns
-FP64 tensors `mean`, `aleatoric_sd`, `epistemic_sd`, `total_sd` and the BOOL tensor
-`outside_training_domain` (and, when asked by name, `tangent`, `tangent_epistemic_sd`),
-each with the input's shape. The numbers are the native endpoint's, from the same code.
+the tensors of service.oip.outputs (by default FP64 `mean`, `aleatoric_sd`, `epistemic_sd`,
+`total_sd` and the BOOL `outside_training_domain`), each with the input's shape. The
+numbers are the native endpoint's, from the same code; gRPC (service.oip.grpc_server)
+shares everything below the transport (service.oip.core).
+
+As Triton and KServe do, these routes take a JSON body without a content type (the
+native API keeps its rule: JSON must say so). Triton's binary tensor data extension is
+implemented (service.oip.http_binary; docs/oip.md); OpenAPI cannot describe its bodies,
+so the infer routes say so in their description.
 
 One deliberate difference from the protocol text: errors keep this service's single body
 shape {"error": {"code", "message", "details"}} (the protocol's is {"error": "<message>"});
@@ -14,9 +20,10 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 
-from service import __version__, prediction
-from service.api.deps import CacheDep, LiveRegistryDep, SessionDep, SettingsDep
+from service import prediction
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import (
     MAX_VERSION,
@@ -32,15 +39,34 @@ from service.api.schemas import (
 )
 from service.errors import InvalidInputError
 from service.observability import record_model_version
-from service.registry.repository import model_detail
+from service.oip import core, http_binary
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+# Without a content type the body is read as JSON, as OIP clients (tritonclient) send it.
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
+                   strict_content_type=False)
 
 ERRORS = {code: {"model": ErrorBody} for code in (404, 422, 503)}
-INFER_ERRORS = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
-DEFAULT_OUTPUTS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd",
-                   "outside_training_domain")
-SERVER_NAME = "material-surrogate"
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The outputs as JSON, or (binary tensor data extension) the JSON "
+          "header followed by the binary outputs",
+          "content": {http_binary.MEDIA_TYPE: {"schema": {"type": "string",
+                                                           "format": "binary"}}}},
+    **{code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)},
+}
+INFER_DESCRIPTION = (
+    "One input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]); outputs as requested "
+    "(default: mean, aleatoric_sd, epistemic_sd, total_sd, outside_training_domain). "
+    "A body without a content type is read as JSON.\n\n"
+    "**Binary tensor data extension** (Triton's; what `tritonclient` sends by default), "
+    "which OpenAPI cannot describe: with the header `Inference-Header-Content-Length: N`, "
+    "the body is the JSON request in its first N bytes followed by the raw little-endian "
+    "tensor bytes of each input that has `parameters.binary_data_size` instead of `data`. "
+    "Outputs requested with `parameters.binary_data: true` (or all, with the request's "
+    "`parameters.binary_data_output: true`) come back the same way: content type "
+    "application/octet-stream, `Inference-Header-Content-Length` giving the JSON header's "
+    "length, each binary output's `parameters.binary_data_size` its byte count. "
+    "N = 0 sends raw FP64 strains alone. The body-size limit counts the whole body. "
+    "Details: docs/oip.md.")
 
 NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
                 description="Registered model name.")
@@ -49,7 +75,7 @@ VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.
 
 @router.get("", response_model=OipServerMetadata, summary="Server metadata")
 def server_metadata() -> dict[str, Any]:
-    return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+    return core.server_metadata()
 
 
 @router.get("/health/live", response_model=OipLive, summary="Server liveness")
@@ -62,31 +88,15 @@ def live() -> dict[str, bool]:
             description="Ready unless the registry database is unavailable and no model is "
             "loaded (the same rule as /readyz).")
 def ready(live_registry: LiveRegistryDep) -> OrjsonResponse:
-    is_ready = live_registry.status()["status"] != "unavailable"
+    is_ready = core.server_ready(live_registry)
     return OrjsonResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
-
-
-def _metadata(session, live_registry, settings, name: str, version: int | None) -> dict:
-    ref = live_registry.resolve(session, name, version, None, settings.default_alias)
-    versions = [str(v["version"]) for v in model_detail(session, name)["versions"]
-                if v["status"] == "ready"]
-    return {
-        "name": name,
-        "versions": versions,
-        "platform": "numpy_heteroskedastic_bnn",
-        "inputs": [{"name": "strain", "datatype": "FP64", "shape": [-1]}],
-        "outputs": [{"name": n, "datatype": "BOOL" if n == "outside_training_domain"
-                     else "FP64", "shape": [-1]}
-                    for n in (*DEFAULT_OUTPUTS, "tangent", "tangent_epistemic_sd")],
-        "parameters": {"version_served": str(ref.version)},
-    }
 
 
 @router.get("/models/{name}", response_model=OipModelMetadata, responses=ERRORS,
             summary="Model metadata (the version the default alias serves)")
 def model_metadata(session: SessionDep, live_registry: LiveRegistryDep,
                    settings: SettingsDep, name: str = NamePath) -> dict:
-    return _metadata(session, live_registry, settings, name, None)
+    return core.model_metadata(session, live_registry, settings, name, None)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=OipModelMetadata,
@@ -94,105 +104,100 @@ def model_metadata(session: SessionDep, live_registry: LiveRegistryDep,
 def model_version_metadata(session: SessionDep, live_registry: LiveRegistryDep,
                            settings: SettingsDep, name: str = NamePath,
                            version: int = VersionPath) -> dict:
-    return _metadata(session, live_registry, settings, name, version)
+    return core.model_metadata(session, live_registry, settings, name, version)
 
 
-def _model_ready(session, cache, live_registry, settings, name: str,
-                 version: int | None) -> dict:
-    ref = live_registry.resolve(session, name, version, None, settings.default_alias)
-    cache.get(session, ref)  # loads (and verifies) it now if it was not loaded yet
+def _model_ready(session, live_registry, settings, name: str, version: int | None) -> dict:
+    ref = core.model_ready(session, live_registry, settings, name, version)
     return {"name": name, "version": str(ref.version), "ready": True}
 
 
 @router.get("/models/{name}/ready", response_model=OipModelReady, responses=ERRORS,
             summary="Model readiness (loads the version if needed)")
-def model_ready(session: SessionDep, cache: CacheDep, live_registry: LiveRegistryDep,
-                settings: SettingsDep, name: str = NamePath) -> dict:
-    return _model_ready(session, cache, live_registry, settings, name, None)
+def model_ready(session: SessionDep, live_registry: LiveRegistryDep, settings: SettingsDep,
+                name: str = NamePath) -> dict:
+    return _model_ready(session, live_registry, settings, name, None)
 
 
 @router.get("/models/{name}/versions/{version}/ready", response_model=OipModelReady,
             responses=ERRORS, summary="Readiness of one model version")
-def model_version_ready(session: SessionDep, cache: CacheDep, live_registry: LiveRegistryDep,
+def model_version_ready(session: SessionDep, live_registry: LiveRegistryDep,
                         settings: SettingsDep, name: str = NamePath,
                         version: int = VersionPath) -> dict:
-    return _model_ready(session, cache, live_registry, settings, name, version)
+    return _model_ready(session, live_registry, settings, name, version)
 
 
-def _infer(request: Request, body: OipInferRequest, session, cache, live_registry,
-           settings, name: str, version: int | None) -> OrjsonResponse:
+def _strain(request: Request, body: OipInferRequest, count: int) -> np.ndarray:
+    """The input tensor's strains, from `data` or from the binary part of the body."""
     tensor = body.inputs[0]
-    if tensor.name != "strain":
+    binary = http_binary.binary_part(request)
+    size = tensor.parameters.binary_data_size if tensor.parameters is not None else None
+    if (size is None) == (tensor.data is None):
+        problem = "missing" if size is None else "given with binary_data_size"
         raise InvalidInputError(
-            f"inputs[0].name: the model's input tensor is 'strain', not {tensor.name!r}",
-            [{"field": "inputs[0].name", "message": "must be 'strain'"}])
-    if len(tensor.shape) == 2 and tensor.shape[1] != 1:
-        raise InvalidInputError(
-            f"inputs[0].shape: must be [n] or [n, 1], not {tensor.shape}",
-            [{"field": "inputs[0].shape", "message": "must be [n] or [n, 1]"}])
-    count = len(tensor.data)
-    prediction.check_point_count(count, settings, field="inputs[0].data")
-    if tensor.shape[0] != count:
-        raise InvalidInputError(
-            f"inputs[0].shape {tensor.shape} holds {tensor.shape[0]} values but data has "
-            f"{count}",
-            [{"field": "inputs[0].shape", "message": "does not match the data's length"}])
-    strain = np.asarray(tensor.data, dtype=np.float64)
-    if tensor.datatype == "FP32":
-        with np.errstate(over="ignore"):
-            strain = strain.astype(np.float32).astype(np.float64)
-        overflow = np.flatnonzero(~np.isfinite(strain))
-        if overflow.size:
-            first = int(overflow[0])
+            f"inputs[0].data: {problem}; give the strains either as data or as binary data "
+            f"(parameters.binary_data_size)",
+            [{"field": "inputs[0].data", "message": f"{problem}: give data or binary data"}])
+    if tensor.data is not None:
+        if binary is not None and len(binary):
             raise InvalidInputError(
-                f"inputs[0].data[{first}]: does not fit in FP32",
-                [{"field": f"inputs[0].data[{i}]", "message": "does not fit in FP32"}
-                 for i in overflow[:20]])
+                f"body: {len(binary)} bytes follow the JSON header, but no input has "
+                f"parameters.binary_data_size",
+                [{"field": "inputs[0].parameters.binary_data_size",
+                  "message": "missing for the binary data sent"}])
+        return core.strain_from_values(tensor.data, tensor.datatype, count,
+                                       "inputs[0].data", "inputs[0].shape")
+    size_field = "inputs[0].parameters.binary_data_size"
+    if binary is None:
+        raise InvalidInputError(
+            f"{size_field}: binary input needs the Inference-Header-Content-Length header "
+            f"(the JSON header's length in bytes, the tensor bytes after it)",
+            [{"field": "Inference-Header-Content-Length", "message": "missing"}])
+    if len(binary) != size:
+        raise InvalidInputError(
+            f"{size_field}: says {size} bytes, but {len(binary)} follow the JSON header",
+            [{"field": size_field, "message": "does not match the bytes sent"}])
+    return core.strain_from_bytes(binary, tensor.datatype, count, "inputs[0].data",
+                                  size_field)
+
+
+def _infer(request: Request, body: OipInferRequest, session, live_registry, settings,
+           name: str, version: int | None) -> Response:
+    tensor = body.inputs[0]
+    count = core.check_input(tensor.name, tensor.datatype, tensor.shape, settings)
+    strain = _strain(request, body, count)
     parameters = body.parameters or OipInferParameters()
-    alias = parameters.alias if version is None else None
-    ref, posterior = prediction.resolve(live_registry, session, name, version, alias,
-                                        settings)
-    if parameters.extrapolation == "reject":
-        prediction.reject_extrapolation(posterior, strain, ref, field="inputs[0].data")
-    wanted = list(dict.fromkeys(o.name for o in body.outputs)) if body.outputs \
-        else list(DEFAULT_OUTPUTS)
-    tangent = "tangent" in wanted or "tangent_epistemic_sd" in wanted
-    predicted = posterior.predict(strain, tangent=tangent)
-    values = {
-        "mean": lambda: predicted.mean,
-        "aleatoric_sd": lambda: predicted.aleatoric_sd,
-        "epistemic_sd": lambda: predicted.epistemic_sd,
-        "total_sd": lambda: predicted.total_sd,
-        "tangent": lambda: predicted.tangent,
-        "tangent_epistemic_sd": lambda: predicted.tangent_epistemic_sd,
-        "outside_training_domain": lambda: posterior.outside_domain(strain),
-    }
-    outputs = [{
-        "name": output,
-        "shape": tensor.shape,
-        "datatype": "BOOL" if output == "outside_training_domain" else "FP64",
-        "data": values[output](),
-    } for output in wanted]
-    response: dict[str, Any] = {"model_name": ref.name, "model_version": str(ref.version),
-                                "outputs": outputs}
+    requested = body.outputs or []
+    names = core.check_outputs([o.name for o in requested])
+    result = core.infer(session, live_registry, settings, name, version, parameters.alias,
+                        parameters.extrapolation, strain, names)
+    binary: dict[str, bool] = {}
+    for output in requested:  # an output's own binary_data overrides binary_data_output
+        own = output.parameters.binary_data if output.parameters is not None else None
+        binary.setdefault(output.name, parameters.binary_data_output if own is None else own)
+    response: dict[str, Any] = {"model_name": result.ref.name,
+                                "model_version": str(result.ref.version)}
     if body.id is not None:
         response["id"] = body.id
-    record_model_version(request, ref.name, ref.version, count)
-    return OrjsonResponse(response)
+    record_model_version(request, result.ref.name, result.ref.version, count)
+    return http_binary.encode(
+        response, tensor.shape, result.outputs,
+        [binary.get(o.name, parameters.binary_data_output) for o in result.outputs])
 
 
 @router.post("/models/{name}/infer", response_model=OipInferResponse,
-             responses=INFER_ERRORS,
+             responses=INFER_RESPONSES, description=INFER_DESCRIPTION,
              summary="Inference (the version the default alias serves, or parameters.alias)")
-def infer(body: OipInferRequest, request: Request, session: SessionDep, cache: CacheDep,
+def infer(body: OipInferRequest, request: Request, session: SessionDep,
           live_registry: LiveRegistryDep, settings: SettingsDep,
-          name: str = NamePath) -> OrjsonResponse:
-    return _infer(request, body, session, cache, live_registry, settings, name, None)
+          name: str = NamePath) -> Response:
+    return _infer(request, body, session, live_registry, settings, name, None)
 
 
 @router.post("/models/{name}/versions/{version}/infer", response_model=OipInferResponse,
-             responses=INFER_ERRORS, summary="Inference with one model version")
+             responses=INFER_RESPONSES, description=INFER_DESCRIPTION,
+             summary="Inference with one model version")
 def infer_version(body: OipInferRequest, request: Request, session: SessionDep,
-                  cache: CacheDep, live_registry: LiveRegistryDep, settings: SettingsDep,
-                  name: str = NamePath, version: int = VersionPath) -> OrjsonResponse:
-    return _infer(request, body, session, cache, live_registry, settings, name, version)
+                  live_registry: LiveRegistryDep, settings: SettingsDep,
+                  name: str = NamePath, version: int = VersionPath) -> Response:
+    return _infer(request, body, session, live_registry, settings, name, version)

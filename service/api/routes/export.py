@@ -1,0 +1,169 @@
+"""GET /v1/models/{name}/export: the model as a table a finite-element code reads
+directly (CSV, JSON, Abaqus, LS-DYNA). Validation and limits here; the table and the
+formats in service.export (docs/export.md)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from service import export, prediction
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.routes.predict import ERROR_RESPONSES
+from service.api.schemas import MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
+from service.errors import InvalidInputError, PayloadTooLargeError
+from service.inference.posterior import Posterior
+from service.observability import record_model_version
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1/models", tags=["export"])
+
+_MAX_LEVELS = 99
+
+
+def _invalid(field: str, message: str) -> InvalidInputError:
+    return InvalidInputError(f"{field}: {message}", [{"field": field, "message": message}])
+
+
+def parse_levels(text: str | None) -> list[float]:
+    """'0.05,0.5,0.95' -> [0.05, 0.5, 0.95]; each strictly inside (0, 1), no repeats."""
+    if text is None:
+        return []
+    levels: list[float] = []
+    for index, part in enumerate(text.split(",")):
+        try:
+            level = float(part)
+        except ValueError:
+            raise _invalid(f"quantiles[{index}]", f"{part.strip()!r} is not a number") from None
+        if not 0.0 < level < 1.0:  # also refuses nan
+            raise _invalid(f"quantiles[{index}]", f"{part.strip()} is not strictly between "
+                           "0 and 1")
+        if level in levels:
+            raise _invalid(f"quantiles[{index}]", f"{level:g} is asked twice")
+        levels.append(level)
+    if len(levels) > _MAX_LEVELS:
+        raise _invalid("quantiles", f"at most {_MAX_LEVELS} levels")
+    return levels
+
+
+def _strain_range(posterior: Posterior, strain_min: float | None,
+                  strain_max: float | None) -> tuple[float, float]:
+    low = posterior.domain[0] if strain_min is None else strain_min
+    high = posterior.domain[1] if strain_max is None else strain_max
+    for field, value in (("strain_min", low), ("strain_max", high)):
+        if not math.isfinite(value):
+            raise _invalid(field, "must be a finite number")
+    if low >= high:
+        raise InvalidInputError(
+            f"strain_min ({low:g}) must be less than strain_max ({high:g})",
+            [{"field": "strain_min", "message": f"must be less than strain_max ({high:g})"},
+             {"field": "strain_max", "message": f"must be greater than strain_min ({low:g})"}])
+    if not math.isfinite(high - low):
+        raise _invalid("strain_max", "strain_max - strain_min must be a finite number")
+    return low, high
+
+
+def _largest_grid(settings: Settings, points: int | None, levels: list[float],
+                  curves: int) -> int:
+    """The largest grid this request may use; 422/413 when an explicit `points` exceeds it."""
+    limit = settings.max_export_points
+    if points is not None and points > limit:
+        raise _invalid("points", f"{points} exceeds the limit of {limit} points")
+    if levels:
+        limit = min(limit, settings.max_export_quantile_points)
+        if points is not None and points > limit:
+            raise PayloadTooLargeError(
+                f"quantiles were asked on {points} points; the limit is {limit} points per "
+                "export with quantiles",
+                [{"field": "quantiles", "limit": settings.max_export_quantile_points}])
+    if curves:
+        # The curves are sampled on the grid and its midpoints.
+        by_samples = (settings.max_samples_per_request // curves + 1) // 2
+        if points is not None and points > by_samples:
+            raise PayloadTooLargeError(
+                f"{curves} curves on {points} points (and their midpoints) exceed "
+                f"{settings.max_samples_per_request} samples per request",
+                [{"field": "curves", "limit": settings.max_samples_per_request}])
+        limit = min(limit, by_samples)
+    return limit
+
+
+@router.get(
+    "/{name}/export",
+    response_class=Response,
+    responses={**ERROR_RESPONSES, 200: {"content": {
+        "text/csv": {}, "application/json": {}, "text/plain": {}}}},
+    summary="The model as a table for a finite-element code (CSV, JSON, Abaqus, LS-DYNA)",
+    description="Mean, SDs, tangent (and optional quantiles and whole curves) on a uniform "
+    "strain grid, with the table's linear-interpolation error (in total SDs) and the strain "
+    "ranges where an exported curve does not rise. Abaqus: one Marlow material per curve; "
+    "LS-DYNA: one *DEFINE_CURVE per curve. See docs/export.md.",
+)
+def export_table(
+    request: Request,
+    session: SessionDep,
+    live: LiveRegistryDep,
+    settings: SettingsDep,
+    name: Annotated[str, Path(max_length=prediction.MAX_NAME_LENGTH)],
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    alias: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    strain_min: Annotated[float | None, Query(description="Default: the training "
+                                              "domain's lower end.")] = None,
+    strain_max: Annotated[float | None, Query(description="Default: the training "
+                                              "domain's upper end.")] = None,
+    points: Annotated[int | None, Query(ge=2, description="Grid size (default: the "
+                                        "smallest keeping the interpolation error <= 1e-3 "
+                                        "total SD, or max_interpolation_error).")] = None,
+    quantiles: Annotated[str | None, Query(description="Comma-separated levels in (0, 1), "
+                                           "e.g. 0.05,0.5,0.95.")] = None,
+    curves: Annotated[int | None, Query(ge=1, le=MAX_SAMPLE_DRAWS)] = None,
+    seed: Annotated[int | None, Query(ge=0, le=MAX_SEED)] = None,
+    max_interpolation_error: Annotated[float | None, Query(gt=0, le=1)] = None,
+    first_curve_id: Annotated[int, Query(ge=1, le=export.MAX_CURVE_ID)] =
+        export.DEFAULT_FIRST_CURVE_ID,
+    format: Annotated[Literal["csv", "json", "abaqus", "lsdyna"], Query()] = "csv",  # noqa: A002
+) -> Response:
+    if version is not None and alias is not None:
+        raise _invalid("alias", "give either version or alias, not both")
+    if seed is not None and curves is None:
+        raise _invalid("seed", "seed applies to curves; give curves too")
+    levels = parse_levels(quantiles)
+    count = curves or 0
+    if first_curve_id + len(levels) + count > export.MAX_CURVE_ID:
+        raise _invalid("first_curve_id", f"curve ids would exceed {export.MAX_CURVE_ID}")
+    largest = _largest_grid(settings, points, levels, count)
+    ref, posterior = prediction.resolve(live, session, name, version, alias, settings)
+    low, high = _strain_range(posterior, strain_min, strain_max)
+    if count and seed is None:
+        seed = secrets.randbits(32)
+    target = max_interpolation_error or export.DEFAULT_MAX_ERROR
+    if points is None:
+        table = export.default_table(posterior, low, high, largest, target, levels, count, seed)
+    else:
+        table = export.build_table(posterior, low, high, points, levels, count, seed)
+    if max_interpolation_error is not None and table.max_interpolation_error > target:
+        needed = export.needed_points(table.points, table.max_interpolation_error, target)
+        if needed >= export.UNREACHABLE_POINTS:
+            would = "no grid of this range would meet it"
+        else:
+            would = f"about {needed} points would meet it"
+            if needed > largest:
+                would += f"; the limit for this request is {largest} points"
+        raise _invalid("max_interpolation_error",
+                       f"{table.points} points give an interpolation error of "
+                       f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
+    meta = export.ExportMeta(ref.name, ref.version, ref.sha256,
+                             export.Definitions.from_manifest(posterior.spec),
+                             posterior.domain)
+    content = export.render(format, meta, table, first_curve_id)
+    record_model_version(request, ref.name, ref.version, 2 * table.points - 1)
+    return Response(content, media_type=export.MEDIA_TYPES[format], headers={
+        "content-disposition": f'attachment; filename="{ref.name}-v{ref.version}.'
+                               f'{export.EXTENSIONS[format]}"',
+        "x-model-version": str(ref.version),
+        "x-interpolation-error": f"{table.max_interpolation_error:.6g}",
+    })

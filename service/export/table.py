@@ -1,0 +1,213 @@
+"""The exported table: the model on a uniform strain grid, how far linear interpolation of
+that table is from the model, and where its curves stop rising.
+
+Fidelity: for every stress-valued column c (mean, the three SDs, each quantile, each
+curve) the deviation of the table at the grid midpoint m_i is
+d_i = ((c(x_i) + c(x_{i+1}))/2 - c(m_i)) / total_sd(m_i), linear interpolation against the
+model in units of the predictive SD; the reported error is max_i |d_i| plus half the change
+of d to the neighbouring intervals (the worst point of an interval moves off its midpoint
+when the curvature varies along it, by about that much). The tangent columns are not
+stress-valued and are not counted (linear interpolation of the table has the secant
+slopes, not them). The model is evaluated on the
+grid and its midpoints in one call, so sample curves are the same curves at both.
+
+Linear interpolation error of a smooth function scales as h^2, so the default grid is found
+by measuring the error on a coarse grid and refining to the size that scaling predicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.inference import predictive
+from service.inference.posterior import Posterior
+
+# The default grid's target: interpolation error at most this many total SDs.
+DEFAULT_MAX_ERROR = 1e-3
+_FIRST_POINTS = 129
+# Refinement aims a little below the target so one step usually lands under it.
+_AIM = 0.8
+_MAX_REFINEMENTS = 4
+UNREACHABLE_POINTS = 2**62
+
+SUMMARY_COLUMNS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
+                   "tangent_epistemic_sd")
+_NOT_STRESS = ("tangent", "tangent_epistemic_sd")
+
+
+@dataclass(frozen=True)
+class UnstableRange:
+    curve: str
+    strain_min: float
+    strain_max: float
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {"curve": self.curve, "strain_min": self.strain_min,
+                "strain_max": self.strain_max}
+
+
+@dataclass(frozen=True)
+class ExportTable:
+    strain: np.ndarray
+    # Column name -> values at `strain`, in output order: SUMMARY_COLUMNS, then the
+    # quantile columns, then the curve columns.
+    columns: dict[str, np.ndarray]
+    quantile_levels: list[float]
+    curve_columns: list[str]
+    seed: int | None
+    max_interpolation_error: float
+    error_by_column: dict[str, float]
+    unstable_strain_ranges: list[UnstableRange] = field(default_factory=list)
+
+    @property
+    def points(self) -> int:
+        return int(self.strain.size)
+
+    @property
+    def quantile_columns(self) -> list[str]:
+        return [quantile_column(level) for level in self.quantile_levels]
+
+    @property
+    def stress_curves(self) -> list[str]:
+        """The columns a solver takes as a stress-strain curve: mean, quantiles, curves."""
+        return ["mean", *self.quantile_columns, *self.curve_columns]
+
+
+def quantile_column(level: float) -> str:
+    return f"q{level:g}"
+
+
+def curve_column(index: int) -> str:
+    return f"curve_{index}"
+
+
+def needed_points(points: int, error: float, target: float) -> int:
+    """Grid size that h^2 scaling predicts meets `target`, from `error` at `points`."""
+    if error <= target:
+        return points
+    factor = math.sqrt(error / (_AIM * target))
+    if not math.isfinite(factor) or factor > 1e12:  # no grid would: say "more than any"
+        return UNREACHABLE_POINTS
+    return math.ceil((points - 1) * factor) + 1
+
+
+def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], curves: int,
+              seed: int | None) -> dict[str, np.ndarray]:
+    prediction = posterior.predict(strain, tangent=True)
+    out = {
+        "mean": prediction.mean,
+        "aleatoric_sd": prediction.aleatoric_sd,
+        "epistemic_sd": prediction.epistemic_sd,
+        "total_sd": prediction.total_sd,
+        "tangent": prediction.tangent,
+        "tangent_epistemic_sd": prediction.tangent_epistemic_sd,
+    }
+    if levels:
+        values = predictive.quantiles(posterior, strain, levels)
+        out.update({quantile_column(level): values[k] for k, level in enumerate(levels)})
+    if curves:
+        assert seed is not None
+        values = predictive.samples(posterior, strain, curves, seed)
+        out.update({curve_column(j + 1): values[:, j] for j in range(curves)})
+    return out
+
+
+def build_table(posterior: Posterior, strain_min: float, strain_max: float, points: int,
+                levels: list[float], curves: int = 0, seed: int | None = None) -> ExportTable:
+    """The table on `points` uniform strains, with its interpolation error and unstable
+    ranges."""
+    grid = np.linspace(strain_min, strain_max, points)
+    both = np.empty(2 * points - 1)
+    both[0::2] = grid
+    both[1::2] = 0.5 * (grid[:-1] + grid[1:])
+    values = _evaluate(posterior, both, levels, curves, seed)
+    columns = {name: np.ascontiguousarray(v[0::2]) for name, v in values.items()}
+    at_mid = {name: v[1::2] for name, v in values.items()}
+    scale = at_mid["total_sd"]
+    errors: dict[str, float] = {}
+    for name, table in columns.items():
+        if name in _NOT_STRESS:
+            continue
+        interpolated = 0.5 * (table[:-1] + table[1:])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            error = _bound((interpolated - at_mid[name]) / scale)
+        # A zero SD (or values the float range cannot hold) is no error bound at all.
+        errors[name] = error if math.isfinite(error) else math.inf
+    curve_names = [curve_column(j + 1) for j in range(curves)]
+    quantile_names = [quantile_column(level) for level in levels]
+    ranges = unstable_ranges(grid, columns["mean"], columns["tangent"], "mean")
+    for name in quantile_names + curve_names:
+        ranges += unstable_ranges(grid, columns[name], None, name)
+    return ExportTable(grid, columns, list(levels), curve_names, seed, max(errors.values()),
+                       errors, ranges)
+
+
+def _bound(deviation: np.ndarray) -> float:
+    """Max over intervals of |midpoint deviation| plus half its change to the neighbouring
+    intervals: where the curvature varies along an interval the largest deviation sits off
+    the midpoint, by about that much."""
+    if deviation.size == 1:
+        return float(abs(deviation[0]))
+    change = np.abs(np.diff(deviation))
+    near = np.maximum(np.concatenate(([0.0], change)), np.concatenate((change, [0.0])))
+    return float(np.max(np.abs(deviation) + 0.5 * near))
+
+
+def default_table(posterior: Posterior, strain_min: float, strain_max: float,
+                  max_points: int, target: float, levels: list[float], curves: int = 0,
+                  seed: int | None = None) -> ExportTable:
+    """The smallest grid (found by h^2 refinement, at most `max_points`) whose
+    interpolation error is at most `target`; the finest tried when none is."""
+    build: Callable[[int], ExportTable] = lambda n: build_table(  # noqa: E731
+        posterior, strain_min, strain_max, n, levels, curves, seed)
+    start = min(_FIRST_POINTS, max_points)
+    if levels or curves:
+        # Quantiles and samples cost far more than the kernel's summaries and bend like
+        # them (mean +- z SD): size the grid on the summaries, then check every column.
+        start = default_table(posterior, strain_min, strain_max, max_points, target, []).points
+    table = build(start)
+    for _ in range(_MAX_REFINEMENTS):
+        if table.max_interpolation_error <= target or table.points >= max_points:
+            break
+        finer = build(min(max_points, needed_points(table.points, table.max_interpolation_error,
+                                                    target)))
+        # A column whose error does not fall with the grid (not resolved at this scale,
+        # e.g. scatter that is independent from strain to strain) cannot be refined away.
+        shrink = (table.points - 1) ** 2 / (finer.points - 1) ** 2
+        stalled = finer.max_interpolation_error > 0.5 * table.max_interpolation_error \
+            and finer.max_interpolation_error > 4 * shrink * table.max_interpolation_error
+        table = finer
+        if stalled:
+            break
+    return table
+
+
+def unstable_ranges(strain: np.ndarray, values: np.ndarray | None,
+                    tangent: np.ndarray | None, curve: str) -> list[UnstableRange]:
+    """Strain ranges of a curve whose slope is not positive: runs of consecutive grid
+    intervals whose secant slope (values, ascending strains) is <= 0, and runs of strains
+    where the tangent (when given) is <= 0. Each range runs from the first to the last
+    strain of its run."""
+    spans: list[tuple[int, int]] = []
+    if values is not None and strain.size > 1:
+        spans += [(i, j + 1) for i, j in _runs(np.diff(values) <= 0)]
+    if tangent is not None:
+        spans += _runs(tangent <= 0)
+    merged: list[list[int]] = []
+    for start, stop in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return [UnstableRange(curve, float(strain[a]), float(strain[b])) for a, b in merged]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of every run of True in `mask`."""
+    padded = np.concatenate(([False], mask, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[0::2], edges[1::2], strict=True)]

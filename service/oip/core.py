@@ -1,0 +1,173 @@
+"""The Open Inference Protocol v2 model, whatever the transport.
+
+The HTTP routes (JSON and Triton's binary tensor extension) and the gRPC service both
+decode their request into strains and routing, call `infer`, and encode the outputs it
+returns: one set of checks, one resolution, one prediction, so every transport answers
+the native endpoint's numbers and errors (SurrogateError; each transport maps them to its
+status codes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service import __version__
+from service.errors import InvalidInputError
+from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS, WIRE_DTYPES, Computed
+from service.prediction import check_point_count, reject_extrapolation, resolve
+from service.registry.cache import LiveRegistry
+from service.registry.repository import VersionRef, model_detail
+from service.settings import Settings
+
+SERVER_NAME = "material-surrogate"
+SERVER_VERSION = __version__
+# Triton's name for the binary tensor data extension, reported in the server metadata.
+EXTENSIONS = ["binary_tensor_data"]
+PLATFORM = "numpy_heteroskedastic_bnn"
+INPUT_NAME = "strain"
+# How many offending elements an error names.
+_MAX_NAMED = 20
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    datatype: str
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class Inference:
+    ref: VersionRef
+    outputs: list[Output]
+
+
+def strain_count(shape: Sequence[int], field: str) -> int:
+    """How many strains a [n] or [n, 1] shape holds (422 for any other shape)."""
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or shape[0] < 0:
+        raise InvalidInputError(
+            f"{field}: must be [n] or [n, 1], not {list(shape)}",
+            [{"field": field, "message": "must be [n] or [n, 1]"}])
+    return int(shape[0])
+
+
+def check_input(name: str, datatype: str, shape: Sequence[int], settings: Settings,
+                prefix: str = "inputs[0]") -> int:
+    """The strain count of the one input tensor, after its name, type, shape and the point
+    limit (413) are checked: before any data is decoded."""
+    if name != INPUT_NAME:
+        raise InvalidInputError(
+            f"{prefix}.name: the model's input tensor is {INPUT_NAME!r}, not {name!r}",
+            [{"field": f"{prefix}.name", "message": f"must be {INPUT_NAME!r}"}])
+    if datatype not in ("FP64", "FP32"):
+        raise InvalidInputError(
+            f"{prefix}.datatype: must be FP64 or FP32, not {datatype!r}",
+            [{"field": f"{prefix}.datatype", "message": "must be FP64 or FP32"}])
+    count = strain_count(shape, f"{prefix}.shape")
+    check_point_count(count, settings, field=f"{prefix}.shape")
+    if count == 0:
+        raise InvalidInputError(f"{prefix}.shape: at least one strain is needed",
+                                [{"field": f"{prefix}.shape", "message": "must not be empty"}])
+    return count
+
+
+def strain_from_values(values: Sequence[float] | np.ndarray, datatype: str, count: int,
+                       field: str, shape_field: str) -> np.ndarray:
+    """Strains from a list of numbers (JSON data, gRPC typed contents), as float64; FP32
+    values are rounded to FP32 first, as the client's FP32 tensor holds them."""
+    if len(values) != count:
+        raise InvalidInputError(
+            f"{shape_field} holds {count} values but {field} has {len(values)}",
+            [{"field": shape_field, "message": "does not match the data's length"}])
+    strain = np.asarray(values, dtype=np.float64)
+    if datatype == "FP32":
+        with np.errstate(over="ignore"):
+            strain = strain.astype(np.float32).astype(np.float64)
+    _check_finite(strain, field, "does not fit in FP32" if datatype == "FP32"
+                  else "is not a finite number")
+    return strain
+
+
+def strain_from_bytes(raw: bytes | memoryview, datatype: str, count: int, field: str,
+                      size_field: str) -> np.ndarray:
+    """Strains from raw little-endian bytes (binary extension, gRPC raw contents)."""
+    dtype = WIRE_DTYPES[datatype]
+    if len(raw) != count * dtype.itemsize:
+        raise InvalidInputError(
+            f"{size_field}: {len(raw)} bytes, but {count} {datatype} values take "
+            f"{count * dtype.itemsize}",
+            [{"field": size_field, "message": f"must be {count * dtype.itemsize} bytes"}])
+    strain = np.frombuffer(raw, dtype=dtype).astype(np.float64)
+    _check_finite(strain, field, "is not a finite number")
+    return strain
+
+
+def _check_finite(strain: np.ndarray, field: str, message: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(strain))
+    if bad.size:
+        raise InvalidInputError(f"{field}[{int(bad[0])}]: {message}",
+                                [{"field": f"{field}[{i}]", "message": message}
+                                 for i in bad[:_MAX_NAMED]])
+
+
+def check_outputs(names: Sequence[str], field: str = "outputs") -> list[str]:
+    """The requested output names, de-duplicated in order (the defaults when none)."""
+    for index, name in enumerate(names):
+        if name not in OUTPUTS:
+            raise InvalidInputError(
+                f"{field}[{index}].name: unknown output {name!r}; the outputs are "
+                f"{', '.join(OUTPUTS)}",
+                [{"field": f"{field}[{index}].name", "message": "unknown output"}])
+    return list(dict.fromkeys(names)) if names else list(DEFAULT_OUTPUTS)
+
+
+def infer(session: Session, live_registry: LiveRegistry, settings: Settings, name: str,
+          version: int | None, alias: str | None, extrapolation: str, strain: np.ndarray,
+          outputs: Sequence[str],
+          data_field: str = "inputs[0].data") -> Inference:
+    """The outputs for checked strains: resolves the version (alias only without one),
+    applies the extrapolation policy, predicts."""
+    ref, posterior = resolve(live_registry, session, name, version,
+                             alias if version is None else None, settings)
+    if extrapolation == "reject":
+        reject_extrapolation(posterior, strain, ref, field=data_field)
+    tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
+    computed = Computed(posterior, strain, posterior.predict(strain, tangent=tangent))
+    return Inference(ref, [Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
+                           for n in outputs])
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS}
+
+
+def server_ready(live_registry: LiveRegistry) -> bool:
+    """Ready unless the registry database is unavailable and no model is loaded (/readyz)."""
+    return live_registry.status()["status"] != "unavailable"
+
+
+def model_metadata(session: Session, live_registry: LiveRegistry, settings: Settings,
+                   name: str, version: int | None) -> dict[str, Any]:
+    ref = live_registry.resolve(session, name, version, None, settings.default_alias)
+    versions = [str(v["version"]) for v in model_detail(session, name)["versions"]
+                if v["status"] == "ready"]
+    return {
+        "name": name,
+        "versions": versions,
+        "platform": PLATFORM,
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1]}],
+        "outputs": [{"name": n, "datatype": spec.datatype, "shape": [-1]}
+                    for n, spec in OUTPUTS.items()],
+        "parameters": {"version_served": str(ref.version)},
+    }
+
+
+def model_ready(session: Session, live_registry: LiveRegistry, settings: Settings,
+                name: str, version: int | None) -> VersionRef:
+    """The version that would answer, loaded (and verified) now if it was not yet."""
+    return resolve(live_registry, session, name, version, None, settings)[0]

@@ -1,0 +1,55 @@
+"""The model's Open Inference Protocol output tensors, in one table.
+
+Every transport (HTTP JSON, HTTP binary, gRPC), the request schema's list of valid names
+and the model metadata read this table, so exposing another per-strain field of the
+prediction is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from service.inference.posterior import Posterior, Prediction
+
+
+@dataclass(frozen=True)
+class Computed:
+    """What an output is read from: the version that answered, the strains, its prediction."""
+
+    posterior: Posterior
+    strain: np.ndarray
+    prediction: Prediction
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    datatype: str  # the protocol's name: FP64, BOOL
+    value: Callable[[Computed], np.ndarray]
+    default: bool = True  # returned when the request names no outputs
+    needs_tangent: bool = False  # asks the kernel for the derivative too
+
+
+OUTPUTS: dict[str, OutputSpec] = {
+    "mean": OutputSpec("FP64", lambda c: c.prediction.mean),
+    "aleatoric_sd": OutputSpec("FP64", lambda c: c.prediction.aleatoric_sd),
+    "epistemic_sd": OutputSpec("FP64", lambda c: c.prediction.epistemic_sd),
+    "total_sd": OutputSpec("FP64", lambda c: c.prediction.total_sd),
+    "outside_training_domain": OutputSpec(
+        "BOOL", lambda c: c.posterior.outside_domain(c.strain)),
+    "tangent": OutputSpec("FP64", lambda c: c.prediction.tangent, default=False,
+                          needs_tangent=True),
+    "tangent_epistemic_sd": OutputSpec(
+        "FP64", lambda c: c.prediction.tangent_epistemic_sd, default=False,
+        needs_tangent=True),
+}
+
+DEFAULT_OUTPUTS = tuple(name for name, spec in OUTPUTS.items() if spec.default)
+
+# Element types on the wire (little-endian, as the binary extension and raw contents say).
+WIRE_DTYPES = {"FP64": np.dtype("<f8"), "FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
+INPUT_DATATYPES = ("FP64", "FP32")

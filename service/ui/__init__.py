@@ -1,0 +1,1 @@
+"""Read-only registry web pages (server-rendered HTML under /ui/)."""

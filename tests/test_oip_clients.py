@@ -1,0 +1,367 @@
+"""The Open Inference Protocol through the real clients (tritonclient, HTTP and gRPC)
+against a live service process with gRPC on: the native endpoint's numbers, the routing,
+the limits and the status codes a KServe / Triton user meets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import InferenceServerException
+
+from service.registry.db import make_engine, make_session_factory
+from service.registry.repository import set_alias
+from service.testing import (
+    ServerProcess,
+    free_port,
+    random_artifact,
+    seed_registry,
+    service_command,
+)
+from tests.postgres_server import PostgresServer, find_pg_bin
+
+MAX_POINTS = 50_000
+MAX_BYTES = 1_000_000
+OUTPUTS = ["mean", "aleatoric_sd", "epistemic_sd", "total_sd", "outside_training_domain"]
+NUMERIC = OUTPUTS[:4]
+STRAIN = np.linspace(-0.6, 0.6, 257)  # crosses the training domain's edges (flags)
+
+
+@dataclass
+class Service:
+    http_url: str
+    grpc_address: str
+
+    @property
+    def http_address(self) -> str:
+        return self.http_url.removeprefix("http://")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Model 'demo' v1 (production) and v2 (alias candidate); gRPC on; small limits."""
+    folder: Path = tmp_path_factory.mktemp("oip-clients")
+    url = f"sqlite:///{folder / 'registry.db'}"
+    seed_registry(url, "demo", [random_artifact(seed=51), random_artifact(seed=52)])
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        set_alias(session, "demo", "candidate", 2)
+        session.commit()
+    engine.dispose()
+    port, grpc_port = free_port(), free_port()
+    running = ServerProcess.launch(
+        service_command(port), port,
+        {"SURROGATE_DATABASE_URL": url, "SURROGATE_ACCESS_LOG": "false",
+         "SURROGATE_GRPC_PORT": str(grpc_port), "SURROGATE_GRPC_HOST": "127.0.0.1",
+         "SURROGATE_MAX_POINTS_PER_REQUEST": str(MAX_POINTS),
+         "SURROGATE_MAX_REQUEST_BYTES": str(MAX_BYTES)},
+        folder / "server.log")
+    try:
+        running.wait_until_ok()
+        yield Service(running.url, f"127.0.0.1:{grpc_port}")
+    finally:
+        running.stop()
+
+
+def native(service: Service, strain: np.ndarray, **options) -> dict[str, np.ndarray]:
+    response = httpx.post(f"{service.http_url}/v1/models/demo/predict",
+                          json={"strain": strain.tolist(), **options}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return {"version": body["version"],
+            **{name: np.asarray(body[name]) for name in OUTPUTS}}
+
+
+def assert_same(result, expected: dict[str, np.ndarray], names=OUTPUTS) -> None:
+    for name in names:
+        np.testing.assert_array_equal(result.as_numpy(name), expected[name], err_msg=name)
+
+
+# --- HTTP ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+@pytest.mark.parametrize("binary_in,binary_out", [
+    (False, False), (False, True), (True, False), (True, True)])
+def test_http_infer_in_every_binary_combination_equals_native(
+        service: Service, datatype: str, binary_in: bool, binary_out: bool) -> None:
+    client = httpclient.InferenceServerClient(service.http_address)
+    tensor = STRAIN.astype(np.float64 if datatype == "FP64" else np.float32)
+    strain = httpclient.InferInput("strain", list(tensor.shape), datatype)
+    strain.set_data_from_numpy(tensor, binary_data=binary_in)
+    outputs = [httpclient.InferRequestedOutput(n, binary_data=binary_out) for n in OUTPUTS]
+    result = client.infer("demo", [strain], outputs=outputs, request_id="r-1")
+    # What the client sent: the FP32 tensor's values, exactly, for FP32.
+    expected = native(service, tensor.astype(np.float64))
+    assert_same(result, expected)
+    for name in NUMERIC:  # and within 1e-6 of the FP64 strains' answer
+        np.testing.assert_allclose(result.as_numpy(name), native(service, STRAIN)[name],
+                                   rtol=1e-6, atol=1e-9 if datatype == "FP32" else 0)
+    response = result.get_response()
+    assert response["model_version"] == "1" and response["id"] == "r-1"
+    assert result.as_numpy("outside_training_domain").dtype == np.bool_
+    assert result.as_numpy("outside_training_domain").any()
+    binary_outputs = [o for o in response["outputs"] if "binary_data_size" in
+                      (o.get("parameters") or {})]
+    assert len(binary_outputs) == (len(OUTPUTS) if binary_out else 0)
+
+
+def test_http_default_outputs_come_back_binary_and_versions_and_aliases_route(
+        service: Service) -> None:
+    client = httpclient.InferenceServerClient(service.http_address)
+    strain = httpclient.InferInput("strain", [len(STRAIN), 1], "FP64")
+    strain.set_data_from_numpy(STRAIN.reshape(-1, 1))
+    # No outputs named: tritonclient asks binary_data_output; every default output returns.
+    result = client.infer("demo", [strain])
+    assert [o["name"] for o in result.get_response()["outputs"]] == OUTPUTS
+    assert result.as_numpy("mean").shape == (len(STRAIN), 1)
+    np.testing.assert_array_equal(result.as_numpy("mean").ravel(),
+                                  native(service, STRAIN)["mean"])
+    by_version = client.infer("demo", [strain], model_version="2")
+    by_alias = client.infer("demo", [strain], parameters={"alias": "candidate"})
+    expected = native(service, STRAIN, version=2)
+    for result in (by_version, by_alias):
+        assert result.get_response()["model_version"] == "2"
+        np.testing.assert_array_equal(result.as_numpy("total_sd").ravel(),
+                                      expected["total_sd"])
+
+
+def test_http_health_metadata_and_errors(service: Service) -> None:
+    client = httpclient.InferenceServerClient(service.http_address)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("demo") and client.is_model_ready("demo", "2")
+    assert not client.is_model_ready("nope")
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    assert client.get_model_metadata("demo")["versions"] == ["1", "2"]
+    strain = httpclient.InferInput("strain", [1], "FP64")
+    strain.set_data_from_numpy(np.array([0.1]))
+    with pytest.raises(InferenceServerException) as unknown:
+        client.infer("nope", [strain])
+    assert unknown.value.status() == "404"
+    big = np.zeros(MAX_POINTS + 1, dtype=np.float32)  # 200 kB: under the byte limit
+    over = httpclient.InferInput("strain", [big.size], "FP32")
+    over.set_data_from_numpy(big)
+    with pytest.raises(InferenceServerException) as too_many:
+        client.infer("demo", [over])
+    assert too_many.value.status() == "413" and "limit" in str(too_many.value.message())
+    huge = httpclient.InferInput("strain", [MAX_BYTES // 8 + 1], "FP64")
+    huge.set_data_from_numpy(np.zeros(MAX_BYTES // 8 + 1))  # the binary part alone > limit
+    with pytest.raises(InferenceServerException) as too_big:
+        client.infer("demo", [huge])
+    assert too_big.value.status() == "413" and "bytes" in str(too_big.value.message())
+
+
+# --- gRPC ----------------------------------------------------------------------------
+
+
+def test_grpc_health_and_metadata(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("demo") and client.is_model_ready("demo", "2")
+    server = client.get_server_metadata(as_json=True)
+    http = httpx.get(f"{service.http_url}/v2", timeout=10).json()
+    assert server["name"] == http["name"] and server["extensions"] == http["extensions"]
+    metadata = client.get_model_metadata("demo", as_json=True)
+    http_metadata = httpx.get(f"{service.http_url}/v2/models/demo", timeout=10).json()
+    assert metadata["versions"] == http_metadata["versions"] == ["1", "2"]
+    assert metadata["inputs"] == [{"name": "strain", "datatype": "FP64", "shape": ["-1"]}]
+    assert [o["name"] for o in metadata["outputs"]] == [
+        o["name"] for o in http_metadata["outputs"]]
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+def test_grpc_infer_equals_native(service: Service, datatype: str) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    tensor = STRAIN.astype(np.float64 if datatype == "FP64" else np.float32)
+    strain = grpcclient.InferInput("strain", list(tensor.shape), datatype)
+    strain.set_data_from_numpy(tensor)
+    result = client.infer("demo", [strain], request_id="g-1",
+                          outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS])
+    assert_same(result, native(service, tensor.astype(np.float64)))
+    response = result.get_response()
+    assert response.model_version == "1" and response.id == "g-1"
+    by_alias = client.infer("demo", [strain], parameters={"alias": "candidate"})
+    by_version = client.infer("demo", [strain], model_version="2")
+    expected = native(service, tensor.astype(np.float64), version=2)
+    for result in (by_alias, by_version):
+        assert result.get_response().model_version == "2"
+        assert_same(result, expected)
+
+
+def test_grpc_typed_contents_equal_raw_contents(service: Service) -> None:
+    """The other way to send a tensor: typed fp64_contents instead of raw bytes."""
+    request = service_pb2.ModelInferRequest(model_name="demo", model_version="")
+    tensor = request.inputs.add(name="strain", datatype="FP64", shape=[len(STRAIN)])
+    tensor.contents.fp64_contents.extend(STRAIN.tolist())
+    request.outputs.add(name="mean")
+    request.outputs.add(name="tangent")
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        response, call = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer \
+            .with_call(request, metadata=(("x-request-id", "typed-1"),))
+    assert ("x-request-id", "typed-1") in call.trailing_metadata()
+    assert [o.name for o in response.outputs] == ["mean", "tangent"]
+    expected = httpx.post(f"{service.http_url}/v1/models/demo/predict",
+                          json={"strain": STRAIN.tolist(), "tangent": True}, timeout=30).json()
+    for index, name in enumerate(("mean", "tangent")):
+        values = np.frombuffer(response.raw_output_contents[index], dtype="<f8")
+        np.testing.assert_array_equal(values, expected[name])
+    metrics = httpx.get(f"{service.http_url}/metrics", timeout=10).text
+    assert ('surrogate_http_requests_total{method="GRPC",model="demo",'
+            'route="/inference.GRPCInferenceService/ModelInfer",status="200",version="1"}'
+            in metrics)
+
+
+def grpc_error(call) -> InferenceServerException:
+    with pytest.raises(InferenceServerException) as error:
+        call()
+    return error.value
+
+
+def test_grpc_errors_map_to_status_codes(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+
+    def strain_input(values: np.ndarray, datatype: str = "FP64", name: str = "strain"):
+        tensor = grpcclient.InferInput(name, [values.size], datatype)
+        tensor.set_data_from_numpy(values)
+        return tensor
+
+    one = strain_input(np.array([0.1]))
+    assert grpc_error(lambda: client.infer("nope", [one])).status() == "StatusCode.NOT_FOUND"
+    assert grpc_error(lambda: client.infer("demo", [one], model_version="9")).status() \
+        == "StatusCode.NOT_FOUND"
+    assert grpc_error(lambda: client.is_model_ready("nope")).status() \
+        == "StatusCode.NOT_FOUND"
+    assert grpc_error(lambda: client.get_model_metadata("nope")).status() \
+        == "StatusCode.NOT_FOUND"
+    assert grpc_error(lambda: client.infer("x" * 129, [one])).status() \
+        == "StatusCode.INVALID_ARGUMENT"
+    for version in ("v1", "\u00b2", "9" * 5000):
+        assert grpc_error(lambda v=version: client.infer("demo", [one], model_version=v)) \
+            .status() == "StatusCode.INVALID_ARGUMENT", version
+    bad_name = grpc_error(lambda: client.infer("demo", [strain_input(np.array([0.1]),
+                                                                     name="x")]))
+    assert bad_name.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "inputs[0].name" in bad_name.message()
+    nan = grpc_error(lambda: client.infer("demo", [strain_input(np.array([0.1, np.nan]))]))
+    assert nan.status() == "StatusCode.INVALID_ARGUMENT" and "[1]" in nan.message()
+    reject = grpc_error(lambda: client.infer("demo", [strain_input(np.array([0.0, 0.9]))],
+                                             parameters={"extrapolation": "reject"}))
+    assert reject.status() == "StatusCode.INVALID_ARGUMENT"
+    # Over the point limit (200 kB message) and over the message size (the byte limit).
+    points = grpc_error(lambda: client.infer(
+        "demo", [strain_input(np.zeros(MAX_POINTS + 1, np.float32), "FP32")]))
+    assert points.status() == "StatusCode.RESOURCE_EXHAUSTED" and "limit" in points.message()
+    size = grpc_error(lambda: client.infer(
+        "demo", [strain_input(np.zeros(MAX_BYTES // 8 + 1))]))
+    assert size.status() == "StatusCode.RESOURCE_EXHAUSTED"
+    # And the service still answers.
+    assert client.infer("demo", [one]).as_numpy("mean").shape == (1,)
+
+
+def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
+        tmp_path: Path) -> None:
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries not installed")
+    database = PostgresServer.create(bin_dir)  # its own server: this test stops it
+    try:
+        database.start()
+        seed_registry(database.url(), "demo", [random_artifact(seed=61),
+                                               random_artifact(seed=62)])
+        port, grpc_port = free_port(), free_port()
+        running = ServerProcess.launch(
+            service_command(port), port,
+            {"SURROGATE_DATABASE_URL": database.url(), "SURROGATE_GRPC_PORT": str(grpc_port),
+             "SURROGATE_GRPC_HOST": "127.0.0.1", "SURROGATE_DATABASE_TIMEOUT_S": "1"},
+            tmp_path / "server.log")
+        try:
+            running.wait_until_ok("/readyz")
+            client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+            strain = grpcclient.InferInput("strain", [2], "FP64")
+            strain.set_data_from_numpy(np.array([0.1, 0.2]))
+            expected = client.infer("demo", [strain]).as_numpy("mean")  # v1, production
+            database.stop()
+            # Loaded: still answers, still ready. Not loaded (v2 is served only by number):
+            # UNAVAILABLE, not NOT_FOUND.
+            np.testing.assert_array_equal(client.infer("demo", [strain]).as_numpy("mean"),
+                                          expected)
+            assert client.is_server_ready()
+            error = grpc_error(lambda: client.infer("demo", [strain], model_version="2"))
+            assert error.status() == "StatusCode.UNAVAILABLE", error
+            assert "database" in error.message()
+        finally:
+            running.stop()
+    finally:
+        database.destroy()
+
+
+_parameter_values = st.one_of(
+    st.builds(lambda v: service_pb2.InferParameter(bool_param=v), st.booleans()),
+    st.builds(lambda v: service_pb2.InferParameter(int64_param=v), st.integers(-2**63, 2**63 - 1)),
+    st.builds(lambda v: service_pb2.InferParameter(string_param=v),
+              st.sampled_from(["candidate", "production", "reject", "allow", "", "x" * 100])
+              | st.text(max_size=8)),
+    st.builds(lambda v: service_pb2.InferParameter(double_param=v), st.floats()))
+
+
+@st.composite
+def _grpc_requests(draw) -> service_pb2.ModelInferRequest:
+    """Mostly well-formed requests (so many reach the numerics), some with parts off."""
+    request = service_pb2.ModelInferRequest(
+        model_name=draw(st.sampled_from(["demo"] * 6 + ["nope", ""])),
+        model_version=draw(st.sampled_from([""] * 4 + ["1", "2", "9", "0", "-1", "x"])),
+        id=draw(st.text(max_size=8)))
+    count = draw(st.integers(1, 6) | st.just(0))
+    finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-2.0, max_value=2.0)
+    for _ in range(draw(st.sampled_from([1] * 8 + [0, 2]))):
+        datatype = draw(st.sampled_from(["FP64"] * 4 + ["FP32"] * 4 + ["INT32", "BYTES"]))
+        tensor = request.inputs.add(
+            name=draw(st.sampled_from(["strain"] * 8 + ["x"])), datatype=datatype,
+            shape=draw(st.sampled_from([[count]] * 4 + [[count, 1]] * 2 + [
+                [count, 2], [], [-1], [2**40], [count, 1, 1], [count + 1]])))
+        values = draw(st.lists(finite, min_size=count, max_size=count))
+        if values and draw(st.integers(0, 5)) == 0:
+            values[-1] = draw(st.sampled_from([np.nan, np.inf, 1e300]))
+        if draw(st.booleans()):
+            raw = np.asarray(values, "<f4" if datatype == "FP32" else "<f8").tobytes()
+            request.raw_input_contents.append(raw + draw(st.sampled_from([b""] * 4 + [b"\0"])))
+        elif datatype == "FP32":
+            tensor.contents.fp32_contents.extend(values)
+        else:
+            tensor.contents.fp64_contents.extend(values)
+    for key in draw(st.lists(st.sampled_from(["alias", "extrapolation", "other"]),
+                             max_size=2, unique=True)):
+        request.parameters[key].CopyFrom(draw(_parameter_values))
+    for name in draw(st.lists(st.sampled_from(["mean", "tangent", "outside_training_domain",
+                                               "x"]), max_size=2)):
+        request.outputs.add(name=name)
+    return request
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(request=_grpc_requests())
+def test_arbitrary_grpc_requests_get_an_answer_or_a_client_error_code(
+        service: Service, request: service_pb2.ModelInferRequest) -> None:
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            response = stub.ModelInfer(request, timeout=30)
+        except grpc.RpcError as error:
+            assert error.code() in (grpc.StatusCode.NOT_FOUND,
+                                    grpc.StatusCode.INVALID_ARGUMENT,
+                                    grpc.StatusCode.RESOURCE_EXHAUSTED), error
+            assert error.details()
+            return
+    assert response.model_name == "demo"
+    assert len(response.raw_output_contents) == len(response.outputs) > 0

@@ -1,0 +1,229 @@
+"""The registry pages through the app in process (TestClient with lifespan): security
+headers, escaping, errors, and a bounded number of database queries per page."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from service.main import create_app
+from service.registry.repository import version_detail
+from service.settings import Settings
+from service.testing import ServerProcess, free_port, service_command
+from service.ui.data import model_page, models_overview
+from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH, has_public_path
+from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_many_versions, build_ui_registry
+
+PAGES = ("/", "/ui/", "/ui/models/rubber", "/ui/models/rubber/versions/3",
+         "/ui/models/rubber/versions/4?compare=3", f"/ui/models/{HOSTILE_MODEL}",
+         f"/ui/models/{HOSTILE_MODEL}/versions/1", "/ui/models/gent/versions/1")
+
+
+@contextmanager
+def app_client(url: str) -> Iterator[TestClient]:
+    # Polling once a minute (the most allowed): the poller's queries stay out of the counts.
+    settings = Settings(database_url=url, reload_interval_s=60, access_log=False)
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 20
+        while client.get("/readyz").json()["status"] != "ready":
+            assert time.monotonic() < deadline, client.get("/readyz").json()
+            time.sleep(0.05)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'registry.db'}"
+    build_ui_registry(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def client(registry: str) -> Iterator[TestClient]:
+    with app_client(registry) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_answer_html_with_a_strict_content_security_policy(client: TestClient,
+                                                                 path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"
+    # No inline script or style for the policy to allow, and nothing from another origin.
+    html = response.text
+    assert "<script>" not in html and "style=" not in html and "<style" not in html
+    assert "http://" not in html and "https://" not in html and "//cdn" not in html
+
+
+def test_static_files_are_served_with_the_same_headers(client: TestClient) -> None:
+    for path, media_type in (("/ui/static/ui.js", "text/javascript"),
+                             ("/ui/static/ui.css", "text/css"),
+                             ("/ui/static/vendor/uplot/uPlot.iife.min.js", "text/javascript"),
+                             ("/ui/static/vendor/uplot/LICENSE", None)):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        if media_type:
+            assert response.headers["content-type"].startswith(media_type)
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert client.get("/ui/static/../main.py").status_code == 404
+
+
+def test_root_links_to_the_ui_and_ui_redirects_to_its_slash(client: TestClient) -> None:
+    assert 'href="/ui/"' in client.get("/").text
+    response = client.get("/ui", follow_redirects=False)
+    assert response.status_code in (307, 308) and response.headers["location"].endswith("/ui/")
+
+
+def test_markup_in_descriptions_and_tags_is_escaped(client: TestClient) -> None:
+    escaped = ("&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;img src=x "
+               "onerror=&#34;window.__pwned = 2&#34;&gt;&lt;b&gt;x&lt;/b&gt;")
+    for path in ("/ui/", f"/ui/models/{HOSTILE_MODEL}", f"/ui/models/{HOSTILE_MODEL}/versions/1"):
+        html = client.get(path).text
+        assert HOSTILE not in html and "window.__pwned = 1</script>" not in html, path
+        assert escaped in html, path
+
+
+def test_unknown_model_or_version_is_an_html_404_naming_it(client: TestClient) -> None:
+    for path, message in (("/ui/models/nope", "model &#39;nope&#39; is not registered"),
+                          ("/ui/models/rubber/versions/9", "has no version 9"),
+                          ("/ui/models/rubber/versions/3?compare=99", "has no version 99")):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert message in response.text, path
+    assert client.get("/ui/models/rubber/versions/0").status_code == 422
+
+
+def test_compare_redirects_to_the_first_version_with_the_second_overlaid(
+        client: TestClient) -> None:
+    response = client.get("/ui/models/rubber/compare?a=4&b=2", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui/models/rubber/versions/4?compare=2"
+
+
+def test_pages_carry_no_admin_action_and_no_token(registry: str) -> None:
+    token = "s3cret-admin-token-for-ui-test"
+    settings = Settings(database_url=registry, admin_token=token, access_log=False)
+    with TestClient(create_app(settings)) as client:
+        for path in PAGES:
+            html = client.get(path).text
+            assert token not in html and "/admin" not in html, path
+            assert 'method="post"' not in html.lower() and "authorization" not in html.lower()
+
+
+def test_artifact_download_is_the_stored_blob(client: TestClient) -> None:
+    detail = client.get("/v1/models/rubber/versions/3").json()
+    response = client.get("/v1/models/rubber/versions/3/artifact")
+    assert response.status_code == 200
+    assert response.headers["x-artifact-sha256"] == detail["sha256"]
+    assert response.headers["content-disposition"] == 'attachment; filename="rubber-v3.npz"'
+    from service.artifact import Artifact, sha256_hex
+    assert sha256_hex(response.content) == detail["sha256"]
+    assert Artifact.from_bytes(response.content).manifest == detail["manifest"]
+    assert client.get("/v1/models/rubber/versions/9/artifact").status_code == 404
+
+
+def count_queries(client: TestClient, path: str) -> int:
+    """SQL statements the app's engine ran while serving `path` (poller threads excluded)."""
+    engine = client.app.state.session_factory.kw["bind"]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if not threading.current_thread().name.startswith("registry-"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(statements)
+
+
+def test_the_model_page_queries_do_not_grow_with_the_number_of_versions(
+        tmp_path: Path) -> None:
+    counts = {}
+    for versions in (2, 30):
+        url = f"sqlite:///{tmp_path / f'many-{versions}.db'}"
+        build_many_versions(url, "many", versions)
+        with app_client(url) as client:
+            html = client.get("/ui/models/many").text
+            assert html.count('<tr data-version="') == versions
+            counts[versions] = {path: count_queries(client, path)
+                                for path in ("/ui/", "/ui/models/many")}
+    print(f"queries per page (2 versions, 30 versions): {counts}")
+    assert counts[2] == counts[30]
+    assert counts[30]["/ui/models/many"] <= 4 and counts[30]["/ui/"] <= 4
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_versions_table_reads_the_metrics_the_api_returns(database_url: str, db_backend: str,
+                                                          session: Session) -> None:
+    """The metrics come out of the JSON columns in SQL (json_extract / #>>): same numbers
+    as the version detail on both databases, and a dash-able None where a fit has none."""
+    build_ui_registry(database_url)
+    page = model_page(session, "rubber")
+    assert [row.version for row in page.versions] == [1, 2, 3, 4]
+    for row in page.versions:
+        detail = version_detail(session, "rubber", row.version)
+        held = detail["metrics"]["held_out"]
+        inference = detail["manifest"]["inference"]
+        assert (row.method, row.fit_time_s, row.nlpd, row.coverage_95, row.crps,
+                row.aleatoric_sd_error, row.aliases, row.status, row.registered_by) == (
+            inference["method"], inference["wall_time_s"], held["nlpd"],
+            held["coverage"]["0.95"], held["crps"], detail["metrics"]["aleatoric_sd_error"],
+            detail["aliases"], detail["status"], detail["registered_by"])
+    bare = model_page(session, "gent").versions[0]
+    assert (bare.nlpd, bare.coverage_95, bare.aleatoric_sd_error) == (None, None, None)
+    overview = {row.name: row for row in models_overview(session)}
+    assert sorted(overview) == ["gent", HOSTILE_MODEL, "rubber"]
+    assert (overview["rubber"].latest_version, overview["rubber"].version_count,
+            overview["rubber"].last_registered_by, overview["rubber"].aliases) == (
+        4, 4, "bob", {"candidate": 4, "production": 3})
+
+
+def test_serve_prints_the_ui_url_next_to_the_api(registry: str, tmp_path: Path) -> None:
+    port = free_port()
+    running = ServerProcess.launch(service_command(port), port,
+                                   {"SURROGATE_DATABASE_URL": registry,
+                                    "SURROGATE_ACCESS_LOG": "false"}, tmp_path / "serve.log")
+    try:
+        running.wait_until_ok()
+        first = running.log.read_text().splitlines()[0]
+        assert first == (f"API: http://127.0.0.1:{port}/ (OpenAPI docs: /docs)   "
+                         f"UI: http://127.0.0.1:{port}/ui/")
+        assert httpx.get(f"http://127.0.0.1:{port}/ui/", timeout=5).status_code == 200
+    finally:
+        running.stop()
+
+
+def test_export_links_download_every_format(client: TestClient) -> None:
+    html = client.get("/ui/models/rubber/versions/3").text
+    for fmt in ("csv", "json", "abaqus", "lsdyna"):
+        href = f"/v1/models/rubber/export?version=3&amp;format={fmt}"
+        assert f'href="{href}"' in html, fmt
+        response = client.get(href.replace("&amp;", "&"))
+        assert response.status_code == 200, (fmt, response.text[:300])
+        assert response.content
+
+
+def test_export_links_only_when_the_service_has_the_export_route() -> None:
+    bare = FastAPI()
+    bare.add_api_route("/v1/models/{name}", lambda name: name, methods=["GET"])
+    assert not has_public_path(bare, EXPORT_PATH)
+    assert has_public_path(create_app(Settings()), EXPORT_PATH)
