@@ -15,7 +15,10 @@ registry holding a 1->16 network with 1,000 posterior draws, then prints:
 - the server's resident memory before and after 10,000 more one-strain requests;
 - the wall time of exporting the model as a 100,001-point table with 3 quantiles (CSV),
   and without quantiles (CSV and JSON), each received in full (docs/export.md).
-`--only export` runs the export figures alone, `--only batch` the 100,000-strain ones.
+- the time of whole-curve requests: 1,000 sampled curves over 1,000 strains, and a
+  material's curve at 1,000 strains given 10 observed points (docs/curves.md).
+`--only export` runs the export figures alone, `--only batch` the 100,000-strain ones,
+`--only curves` the whole-curve ones.
 Needs `wrk` (Debian package wrk; scripts/system-deps.sh installs it). Nothing asserts.
 """
 
@@ -69,6 +72,51 @@ def big_request(server: Server, n: int = 100_000, repeats: int = 5) -> None:
           f"{'met' if best <= 0.5 else 'NOT met'}")
 
 
+def curve_requests(repeats: int = 5) -> None:
+    """Server time of whole-curve requests on a model with a curve model (basis 12):
+    1,000 sampled curves over 1,000 strains, and one material's curve at 1,000 strains
+    given 10 of its points; plus the same work in process (no HTTP, no JSON)."""
+    from service.curves import Observed, conditional_predict, curve_samples
+    from service.inference.posterior import Posterior
+    from service.testing import random_artifact, smooth_curve_section
+
+    artifact = random_artifact(draws=1000, hidden_sizes=(16,), seed=0)
+    artifact.manifest["curve_model"] = smooth_curve_section(basis=12)
+    strain = np.linspace(-0.5, 0.5, 1000)
+    observed = {"strain": np.linspace(-0.45, 0.45, 10), "stress": np.zeros(10)}
+    posterior = Posterior(artifact)
+    cases = {
+        "draws: 1000 over 1,000 strains": (
+            {"strain": strain, "draws": 1000, "seed": 1},
+            lambda: curve_samples(posterior, posterior.curve, strain, 1000, 1)),
+        "observed: 10 points, 1,000 strains": (
+            {"strain": strain, "observed": observed},
+            lambda: conditional_predict(posterior, posterior.curve, strain,
+                                        Observed(observed["strain"], observed["stress"]))),
+    }
+    with serve(artifact=artifact, quiet=True) as server, httpx.Client(timeout=120) as client:
+        headers = {"content-type": "application/json"}
+        for label, (body, in_process) in cases.items():
+            payload = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            best, size = float("inf"), 0
+            for _ in range(repeats):
+                started = time.perf_counter()
+                response = client.post(server.predict_url, content=payload, headers=headers)
+                best = min(best, time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:300]
+                size = len(response.content)
+            compute, cpu = float("inf"), float("inf")
+            for _ in range(repeats):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                in_process()
+                compute = min(compute, time.perf_counter() - started)
+                cpu = min(cpu, time.process_time() - cpu_started)
+            # CPU time too: on a loaded machine wall time mostly measures the queue.
+            print(f"  {label}: {best * 1e3:.0f} ms wall over HTTP (best of {repeats}, "
+                  f"response {size / 1e6:.1f} MB); the computation alone in process "
+                  f"{compute * 1e3:.0f} ms wall, {cpu * 1e3:.0f} ms CPU")
+
+
 def export_table(server: Server, points: int = 100_001) -> None:
     """One export of `points` strains with 3 quantiles, and without, received in full."""
     url = f"{server.base_url}/v1/models/{MODEL}/export"
@@ -106,10 +154,13 @@ def main() -> None:
     parser.add_argument("--quiet-logs", action="store_true",
                         help="serve with access logs off (the deployed default logs each "
                         "request)")
-    parser.add_argument("--only", choices=["export", "batch"],
+    parser.add_argument("--only", choices=["export", "batch", "curves"],
                         help="run only this part (the export takes minutes on a busy "
                         "machine; batch: the 100,000-strain figures, no wrk runs)")
     args = parser.parse_args()
+    if args.only == "curves":
+        curve_requests()
+        return
     if args.only == "export":
         print(f"cores: {os.cpu_count()}, load average: "
               f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes skew timings)")
@@ -169,6 +220,8 @@ def main() -> None:
         final = server.running.rss_kib()
         print(f"  after {again} more: {final / 1024:.1f} MiB: change "
               f"{(final - after) / 1024:+.1f} MiB ({(final - after) / after:+.1%})")
+    print("whole curves (a second server, model with a curve model):")
+    curve_requests()
 
 
 if __name__ == "__main__":

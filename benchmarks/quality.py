@@ -13,6 +13,8 @@
     seed-123 permutation of the first 132 indices split into 4 folds of 33; each fold is
     scored by a fit on the other 100 points; mean per-point NLPD in standardised units.
     Reference points: homoskedastic GP 0.714, most-likely-heteroskedastic GP 0.564.
+(c) `--only curves [--materials 80] [--laws ...]`: the whole-curve table for Mooney-Rivlin,
+    Gent and Ogden groups (benchmarks/_curve_table.py has its protocol).
 
 Every BNN method goes through `training.pipeline.fit_data` (holdout 0: the harness owns
 the split) and is scored by `training.calibration` (service forward pass); NGBoost's
@@ -199,7 +201,15 @@ def print_row(row: Row, flush: bool = False) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("mooney", "mcycle"))
+    parser.add_argument("--only", choices=("mooney", "mcycle", "curves"))
+    parser.add_argument("--laws", default="mooney-rivlin,gent,ogden",
+                        help="curve table: make-data laws")
+    parser.add_argument("--materials", type=int, default=80,
+                        help="curve table: training materials per law")
+    parser.add_argument("--held-out", type=int, default=60,
+                        help="curve table: held-out materials per law")
+    parser.add_argument("--latent-members", type=int, default=16,
+                        help="curve table: bootstrap members of the latent-input BNN")
     parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--nuts-chains", type=int, default=4)
     parser.add_argument("--nuts-draws", type=int, default=1000, help="total over chains")
@@ -228,6 +238,11 @@ def main() -> None:
               "(NLPD/CRPS in MPa)")
         print(HEADER)
         print_epistemic_profiles(mooney(methods))
+    if args.only == "curves":
+        from benchmarks._curve_table import run
+
+        run(args.laws.split(","), args.materials, args.latent_members, args.held_out)
+        return
     if args.only in (None, "mcycle"):
         print("\n(b) mcycle, 4 folds x 33 held-out points (standardised units; "
               "GP 0.714, ML-hetero GP 0.564)")

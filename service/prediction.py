@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from service.api import curve_options
 from service.api.responses import OrjsonResponse
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.export.table import unstable_ranges
@@ -51,6 +52,7 @@ def check_limits(body: PredictRequest, settings: Settings) -> None:
     """413 when a native predict request asks for more work than one request may."""
     points = len(body.strain)
     check_point_count(points, settings)
+    curve_options.check_observed_count(body, settings)
     if body.draws is not None and points * body.draws > settings.max_samples_per_request:
         raise PayloadTooLargeError(
             f"{points} strains x {body.draws} draws = {points * body.draws} samples; the "
@@ -109,9 +111,13 @@ def predict_result(body: PredictRequest, ref: VersionRef,
                    posterior: Posterior) -> dict[str, Any]:
     """The native response body (numpy arrays inside) of a checked request."""
     strain = np.asarray(body.strain, dtype=np.float64)
+    observed = curve_options.observed_input(body, posterior, ref.name, ref.version)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
-    prediction = posterior.predict(strain, tangent=body.tangent)
+        if observed is not None:
+            reject_extrapolation(posterior, observed.strain, ref, field="observed.strain")
+    prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
+                  else curve_options.conditional(posterior, strain, observed))
     result: dict[str, Any] = {
         "model": ref.name,
         "version": ref.version,
@@ -123,6 +129,8 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     }
     if body.extrapolation == "flag":
         result["outside_training_domain"] = posterior.outside_domain(strain)
+    result.update(curve_options.scatter_fields(posterior, strain, prediction, observed,
+                                               body.extrapolation))
     if body.tangent:
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
@@ -134,10 +142,11 @@ def predict_result(body: PredictRequest, ref: VersionRef,
                                                  prediction.tangent[order], "mean")]
     if body.quantiles is not None:
         result["quantile_levels"] = body.quantiles
-        result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles)
+        result["quantiles"] = predictive.quantiles(posterior, strain, body.quantiles,
+                                                   observed)
     if body.draws is not None:
         seed = body.seed if body.seed is not None else secrets.randbits(32)
-        result["samples"] = predictive.samples(posterior, strain, body.draws, seed)
+        result["samples"] = predictive.samples(posterior, strain, body.draws, seed, observed)
         result["seed"] = seed
     return result
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         100_000, gt=0, description="Largest number of strains one request may ask quantiles "
         "for (more is a 413): each strain solves the mixture CDF over all draws, ~50 us per "
         "strain at 1000 draws, so 10^6 strains would hold a worker for about a minute.")
+    max_observed_points: int = Field(
+        1_000, gt=0, description="Most measured points of one material a predict request "
+        "may condition on (`observed`; more is a 422 naming observed.strain). Conditioning "
+        "costs one network pass over them plus a k x k solve, so this bounds request size "
+        "more than time.")
     # Export (docs/export.md): grid size and the quantile work one export may ask for.
     max_export_points: int = Field(
         1_000_001, gt=1, description="Largest strain grid of GET /v1/models/{name}/export "

@@ -55,6 +55,19 @@ def random_artifact(
     return Artifact(manifest=manifest, arrays=arrays)
 
 
+def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.04,
+                         domain: tuple[float, float] = (-0.5, 0.5)) -> dict:
+    """A `curve_model` manifest section (service.curves) whose spline coefficients follow
+    a smooth squared-exponential covariance and whose test noise is `level` of the
+    scatter's variance: what a group fit stores, for tests and benchmarks."""
+    centres = np.linspace(-1, 1, basis)
+    cov = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / length) ** 2)
+    chol = np.linalg.cholesky(cov + 1e-6 * np.eye(basis))
+    return {"kind": "spline_factor_copula", "domain": {"min": domain[0], "max": domain[1]},
+            "degree": 3, "between_cholesky": chol.tolist(),
+            "within_log_variance": [float(np.log(level))] * basis}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as probe:

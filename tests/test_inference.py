@@ -130,6 +130,8 @@ def test_holdout_without_groups_takes_random_rows_and_zero_means_none() -> None:
 
 
 def test_fit_stores_held_out_metrics_in_the_manifest() -> None:
+    """The served fit uses all 40 rows; a second fit on 30 (in a worker process) is
+    scored on the 10 held out."""
     config = BNNConfig().with_overrides(hidden_sizes=(3,), max_steps=300,
                                         convergence_window=100, draws=30)
     manifest = fit_data(tiny_data(groups=True), config, holdout=0.25).artifact.manifest
@@ -140,7 +142,8 @@ def test_fit_stores_held_out_metrics_in_the_manifest() -> None:
         assert np.isfinite(held[key])
     assert set(held["coverage"]) == {"0.50", "0.90", "0.95"}
     assert metrics["aleatoric_sd_error"] is not None and metrics["aleatoric_sd_error"] >= 0
-    assert manifest["data"]["training_rows"] == 30 and manifest["data"]["rows"] == 40
+    assert manifest["data"]["training_rows"] == 40 and manifest["data"]["rows"] == 40
+    assert metrics["refit_on_all_data"] and metrics["held_out_fit"]["train_rows"] == 30
     assert metrics["epistemic_extrapolation"]["inside_mean"] > 0
 
 

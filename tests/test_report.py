@@ -11,7 +11,8 @@ from service.artifact import Artifact, sha256_hex
 from tests.cli_helpers import TINY, make_group_csv, runner
 from training.cli import cli
 
-FIGURES = {"fit.png", "sd.png", "calibration.png", "convergence.png"}
+FIGURES = {"fit.png", "sd.png", "calibration.png", "convergence.png", "curves.png",
+           "conditioning.png"}
 
 
 @pytest.fixture

@@ -159,6 +159,17 @@ def _fit_summary(artifact: object) -> str:
     if held:
         parts.append(f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
                      f"95% coverage {held['coverage']['0.95']:.3f}")
+        curves = held.get("curves")
+        if curves:
+            parts.append(f"held-out curves: variogram score {curves['variogram_score']:.3g} "
+                         f"(independent sampling {curves['independent_variogram_score']:.3g})"
+                         f", energy score {curves['energy_score']:.3g} "
+                         f"({curves['independent_energy_score']:.3g})")
+            gain = curves.get("conditioning", {}).get("gain_nats_per_point")
+            if gain is not None:
+                parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
+    if spec.curve_model:
+        parts.append(f"curve model of {spec.curve_model['fit']['materials']} materials")
     return ", ".join(parts)
 
 

@@ -61,6 +61,44 @@ def ogden_stress(stretch: np.ndarray, mu: np.ndarray, alpha: np.ndarray) -> np.n
 LAW_STRESS = {"gent": gent_stress, "ogden": ogden_stress}
 
 
+def _law_constants(law: str, rng: np.random.Generator) -> tuple[float, float]:
+    """One material's (shear modulus, second constant) of a Gent or Ogden group."""
+    shear = 0.4 * np.exp(0.25 * rng.standard_normal())
+    # Gent: locking parameter Jm around 20; Ogden: exponent alpha around 3.
+    second = (20.0 * np.exp(0.3 * rng.standard_normal()) if law == "gent"
+              else 3.0 * np.exp(0.2 * rng.standard_normal()))
+    return float(shear), float(second)
+
+
+def law_curves(law: str, strain: np.ndarray, count: int, seed: int,
+               noise_sd: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """`count` fresh materials of a `make-data` law at `strain`: (noise-free curves,
+    measured curves = curves + test noise), each (count, len(strain)). The generating
+    process itself, for scoring fits against the truth."""
+    rng = np.random.default_rng(seed)
+    stretch = np.asarray(strain, dtype=float)[None, :] + 1.0
+    if law == "mooney-rivlin":
+        c10 = 0.3 * np.exp(0.25 * rng.standard_normal(count))
+        c01 = 0.05 * np.exp(0.5 * rng.standard_normal(count))
+        curves = mooney_rivlin_stress(stretch, c10[:, None], c01[:, None])
+    elif law in LAW_STRESS:
+        constants = np.array([_law_constants(law, rng) for _ in range(count)])
+        curves = LAW_STRESS[law](stretch, constants[:, :1], constants[:, 1:])
+    else:
+        raise ValueError(f"unknown law {law!r}")
+    return curves, curves + noise_sd * rng.standard_normal(curves.shape)
+
+
+def population_statistics(law: str, strain: np.ndarray, materials: int = 20_000,
+                          seed: int = 99, noise_sd: float = 0.02) -> dict[str, np.ndarray]:
+    """The generating law's population mean and SD at `strain`, split into the
+    material-to-material SD (of the noise-free curves) and the test noise."""
+    curves, measured = law_curves(law, strain, materials, seed, noise_sd)
+    between = curves.std(axis=0, ddof=1)
+    return {"mean": measured.mean(axis=0), "sd": np.hypot(between, noise_sd),
+            "between_sd": between, "within_sd": np.full(between.shape, noise_sd)}
+
+
 def make_law_group(
     law: str,
     materials: int = 40,
@@ -85,10 +123,7 @@ def make_law_group(
             stretch = np.linspace(*stretch_range, points)
         if law not in LAW_STRESS:
             raise ValueError(f"unknown law {law!r}")
-        shear = 0.4 * np.exp(0.25 * rng.standard_normal())
-        # Gent: locking parameter Jm around 20; Ogden: exponent alpha around 3.
-        second = (20.0 * np.exp(0.3 * rng.standard_normal()) if law == "gent"
-                  else 3.0 * np.exp(0.2 * rng.standard_normal()))
+        shear, second = _law_constants(law, rng)
         constants.append((shear, second))
         stress = LAW_STRESS[law](stretch, shear, second)
         stress = stress + noise_sd * rng.standard_normal(stretch.shape)

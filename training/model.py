@@ -7,9 +7,11 @@ is kept for comparison and is stored in the same artifact layout (sigma-head wei
 
 Inference methods (`BNNConfig.method`):
 - ``bootstrap`` (default): a Bayesian-bootstrap ensemble. Every member is a MAP fit of this
-  model whose log-likelihood terms carry random weights w_i ~ Exponential(1) (the
+  model whose log-likelihood terms carry random weights w ~ Exponential(1) (the
   weighted likelihood bootstrap of Newton & Raftery 1994, i.e. Rubin's Bayesian bootstrap
   applied to the posterior mode), each from its own random initialisation. The weights
+  are drawn per material when the data have groups (all rows of a material share one),
+  per row otherwise: materials, not readings, are the independent units. The weights
   make members disagree where the data leave the curve uncertain - by about as much as the
   posterior does inside the data - and the restarts make them disagree where there is no
   data at all. Each member is one stored draw.
@@ -199,6 +201,8 @@ class HeteroskedasticBNN:
         self.config = config or BNNConfig()
         # name -> (prior mean, initialisation SD, shape) of every weight, for restarts.
         self._init_spec: dict[str, tuple[float, float, tuple[int, ...]]] = {}
+        # Row -> group number when the bootstrap weights groups (set by `fit`).
+        self._group_index: np.ndarray | None = None
 
     def build_model(self, x: np.ndarray, y: np.ndarray) -> pm.Model:
         """The PyMC model on normalised inputs x and outputs y (1-D arrays)."""
@@ -256,9 +260,14 @@ class HeteroskedasticBNN:
                 for name, (mean, sd, shape) in self._init_spec.items()}
 
     # ---------------------------------------------------------------- inference
-    def fit(self, x: np.ndarray, y: np.ndarray) -> FitResult:
+    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+            ) -> FitResult:
+        """Fit on normalised x, y. `groups` (one label per row, e.g. the material) makes
+        the groups, not the rows, the units the bootstrap reweights."""
         cfg = self.config
         model = self.build_model(x, y)
+        self._group_index = (None if groups is None
+                             else np.unique(np.asarray(groups), return_inverse=True)[1])
         started = time.perf_counter()
         fitter: dict[str, Callable[[pm.Model], tuple[Any, dict[str, Any], Any, int]]] = {
             "advi": self._fit_advi, "fullrank_advi": self._fit_advi,
@@ -363,10 +372,24 @@ class HeteroskedasticBNN:
                 # Exponential(1) weights: n x a flat Dirichlet draw, Rubin's Bayesian
                 # bootstrap. The compiled log posterior reads them from the shared variable.
                 weights = model[LIKELIHOOD_WEIGHTS]
-                weights.set_value(weight_rng.exponential(1.0, weights.get_value().shape))
+                weights.set_value(self._bootstrap_weights(weight_rng,
+                                                          weights.get_value().shape[0]))
             start = model.initial_point() if member == 0 else self.random_start(rng)
             fits.append(self.map_fit(model, start))
         return fits
+
+    def _bootstrap_weights(self, rng: np.random.Generator, rows: int) -> np.ndarray:
+        """One Exponential(1) weight per row, or per group shared by its rows.
+
+        Readings of one material are not independent evidence: a material shifts its whole
+        curve, so the mean curve's error is about (material-to-material SD)/sqrt(materials)
+        however many strains each was tested at. Weighting rows independently averages
+        that shift away and makes the epistemic SD too small; weighting materials keeps it.
+        """
+        index = self._group_index
+        if index is None or index.size != rows:
+            return rng.exponential(1.0, rows)
+        return rng.exponential(1.0, int(index.max()) + 1)[index]
 
     def _fit_ensemble(self, model: pm.Model) -> tuple[Any, dict[str, Any], None, int]:
         import arviz as az

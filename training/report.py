@@ -11,6 +11,11 @@
   per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
   member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
   log posterior.
+- ``curves.png`` (models fitted on grouped data): about 20 whole curves sampled from the
+  served model (each one new material with its test noise) over the data.
+- ``conditioning.png`` (with a held-out split): one held-out material, 3 of its points
+  given to the held-out fit, the band it then predicts for that material, and the
+  material's other points.
 """
 
 from __future__ import annotations
@@ -37,18 +42,24 @@ def _labels(artifact: Artifact) -> tuple[str, str]:
 
 
 def write_report(artifact: Artifact, result: Any, train: TrainingData, data: TrainingData,
-                 split: Any, out_dir: Path) -> list[dict[str, str]]:
+                 split: Any, out_dir: Path, held_out_artifact: Artifact | None = None
+                 ) -> list[dict[str, str]]:
     """Write the report PNGs into `out_dir`; return [{file, sha256}] for the manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x_label, y_label = _labels(artifact)
     title = f"{artifact.spec.architecture.noise} BNN, {artifact.spec.inference.method}"
     figures = {
-        "fit.png": _fit_figure(artifact, data, split, x_label, y_label, title),
+        # The served fit trained on every row; the split belongs to the held-out fit.
+        "fit.png": _fit_figure(artifact, data, _all_rows(data), x_label, y_label, title),
         "sd.png": _sd_figure(artifact, train, x_label, y_label, title),
         "calibration.png": _calibration_figure(artifact, title),
         "convergence.png": _convergence_figure(artifact, result, x_label, y_label, title),
     }
+    from training import report_curves
+
+    figures.update(report_curves.figures(artifact, data, split, held_out_artifact,
+                                         x_label, y_label, title))
     files = []
     for name, figure in figures.items():
         path = out_dir / name
@@ -56,6 +67,13 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
         plt.close(figure)
         files.append({"file": name, "sha256": sha256_hex(path.read_bytes())})
     return files
+
+
+def _all_rows(data: TrainingData) -> Any:
+    from training.pipeline import Split
+
+    everything = np.arange(data.rows)
+    return Split(everything, everything[:0], "none", [])
 
 
 def _grid(artifact: Artifact, beyond: float = 0.25, points: int = 400) -> np.ndarray:

@@ -57,6 +57,26 @@ def refuse_many_unknown_fields(data: Any, model: type[BaseModel]) -> Any:
     return data
 
 
+class ObservedCurve(BaseModel):
+    """One material's own measurements, in the training data's units."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    strain: list[FiniteFloat] = Field(
+        ..., min_length=1, fail_fast=True, description="Strains the material was tested at "
+        "(up to the service's max_observed_points, 1,000 by default).")
+    stress: list[FiniteFloat] = Field(
+        ..., min_length=1, fail_fast=True,
+        description="The stress measured at each of those strains.")
+
+    @model_validator(mode="after")
+    def _paired(self) -> ObservedCurve:
+        if len(self.strain) != len(self.stress):
+            raise ValueError(f"strain has {len(self.strain)} values and stress "
+                             f"{len(self.stress)}: give one stress per strain")
+        return self
+
+
 class PredictRequest(BaseModel):
     # strict: a string "0.1" or a boolean is not a number; simulation codes that send them
     # have a bug worth hearing about.
@@ -70,6 +90,8 @@ class PredictRequest(BaseModel):
             {"strain": [0.05], "tangent": True},
             {"strain": [-0.1, 0.3], "draws": 100, "seed": 42},
             {"strain": [0.9], "extrapolation": "reject"},
+            {"strain": [-0.4, -0.2, 0.0, 0.2, 0.4],
+             "observed": {"strain": [-0.3, 0.1, 0.35], "stress": [-1.1, 0.12, 0.5]}},
         ]},
     )
 
@@ -99,8 +121,10 @@ class PredictRequest(BaseModel):
     draws: int | None = Field(
         None, ge=1, le=MAX_SAMPLE_DRAWS,
         description="Return this many posterior-predictive samples per strain (points x "
-        "draws is limited by the service's max_samples_per_request). Sample j uses one "
-        "posterior draw for every strain of the request plus independent scatter.",
+        "draws is limited by the service's max_samples_per_request). For a model fitted on "
+        "grouped data, column j is one whole curve: one posterior draw, one material and "
+        "its test noise (docs/curves.md); otherwise one posterior draw for every strain "
+        "plus independent scatter.",
     )
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED,
@@ -114,6 +138,12 @@ class PredictRequest(BaseModel):
         "refuses the request (422) naming the offending strains.",
     )
 
+    observed: ObservedCurve | None = Field(
+        None, description="One material's own measurements: `mean`, the SDs and "
+        "`samples` then describe that material's curve at `strain`, not the population's "
+        "(models fitted on grouped data only; docs/curves.md).",
+    )
+
     _few_unknown_fields = model_validator(mode="before")(
         lambda data: refuse_many_unknown_fields(data, PredictRequest))
 
@@ -123,6 +153,8 @@ class PredictRequest(BaseModel):
             raise ValueError("give either version or alias, not both")
         if self.seed is not None and self.draws is None:
             raise ValueError("seed applies to draws; give draws too")
+        if self.observed is not None and self.tangent:
+            raise ValueError("tangent cannot be combined with observed")
         return self
 
 
@@ -164,6 +196,15 @@ class PredictResponse(BaseModel):
         "draws).",
     )
     seed: int | None = Field(None, description="The seed that produced `samples`.")
+    between_material_sd: list[float] | None = Field(
+        None, description="Material-to-material part of aleatoric_sd (models fitted on "
+        "grouped data): aleatoric_sd^2 = between_material_sd^2 + within_material_sd^2.")
+    within_material_sd: list[float] | None = Field(
+        None, description="Test-noise part of aleatoric_sd: the scatter of repeated tests "
+        "of one material (models fitted on grouped data).")
+    observed_outside_training_domain: list[bool] | None = Field(
+        None, description="With observed and extrapolation=flag: True where an observed "
+        "strain lies outside the training domain.")
 
 
 class VersionSummary(BaseModel):

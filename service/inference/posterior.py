@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.artifact import Artifact, layer_names
+from service.curves import CurveModel
 from service.inference import kernel
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
@@ -67,6 +68,9 @@ class Posterior:
         self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
         self.domain = (spec.training_domain.min, spec.training_domain.max)
+        # The material random effect over strain (service.curves); None for models fitted
+        # without groups and for artifacts older than it.
+        self.curve: CurveModel | None = CurveModel.from_manifest(artifact.manifest)
         self.kernel: kernel.Kernel | None = None
         if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link):
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from service import curves
 from service.inference import quantile_kernel
 from service.inference.posterior import Posterior
 
@@ -81,40 +82,65 @@ def mixture_quantile(mu: np.ndarray, sigma: np.ndarray, level: float) -> np.ndar
     return y
 
 
-def quantiles(posterior: Posterior, strain: np.ndarray, levels: list[float]) -> np.ndarray:
-    """Quantiles of the posterior predictive, shape (len(levels), len(strain)), by the fast
-    kernel (service.inference.quantile_kernel) when it computes the architecture, else by
+def quantiles(posterior: Posterior, strain: np.ndarray, levels: list[float],
+              observed: curves.Observed | None = None) -> np.ndarray:
+    """Quantiles of the posterior predictive, shape (len(levels), len(strain)); given
+    `observed`, of that material's predictive (per draw a Normal with the conditional
+    mean and variance of the curve model). Unconditioned quantiles run the fast kernel
+    (service.inference.quantile_kernel) when it computes the architecture, else
     `quantiles_reference`. Both solve to the tolerance above; the kernel's quantiles of a
     strain do not depend on the other strains asked with it (predict = export, bit for bit)."""
-    fast = quantile_kernel.for_posterior(posterior)
+    fast = quantile_kernel.for_posterior(posterior) if observed is None else None
     if fast is None:
-        return quantiles_reference(posterior, strain, levels)
+        return quantiles_reference(posterior, strain, levels, observed)
     return fast.quantiles(strain, levels)
 
 
-def quantiles_reference(posterior: Posterior, strain: np.ndarray,
-                        levels: list[float]) -> np.ndarray:
-    """The same quantiles by the plain-numpy reference (network_outputs, mixture_quantile)."""
+def quantiles_reference(posterior: Posterior, strain: np.ndarray, levels: list[float],
+                        observed: curves.Observed | None = None) -> np.ndarray:
+    """The same quantiles by the plain-numpy reference (network_outputs, mixture_quantile),
+    which also answers conditioned requests."""
     strain = np.asarray(strain, dtype=np.float64).ravel()
     out = np.empty((len(levels), strain.size))
     chunk = _chunk_size(posterior)
+    conditioned = None
+    if observed is not None:
+        conditioned = curves.condition(posterior, _curve(posterior), observed)
     for start in range(0, strain.size, chunk):
         part = slice(start, start + chunk)
-        mu, sigma, _ = posterior.network_outputs(strain[part])
+        if conditioned is None:
+            mu, sigma, _ = posterior.network_outputs(strain[part])
+        else:
+            mu, between, within = curves.conditional_draws(
+                posterior, _curve(posterior), conditioned, strain[part])
+            sigma = np.sqrt(between + within)
         for row, level in enumerate(levels):
             out[row, part] = mixture_quantile(mu, sigma, level)
     return out
 
 
+def _curve(posterior: Posterior) -> curves.CurveModel:
+    if getattr(posterior, "curve", None) is None:
+        raise ValueError("this model has no curve model (fitted without groups)")
+    return posterior.curve
+
+
 def samples(
-    posterior: Posterior, strain: np.ndarray, count: int, seed: int
+    posterior: Posterior, strain: np.ndarray, count: int, seed: int,
+    observed: curves.Observed | None = None,
 ) -> np.ndarray:
     """`count` posterior-predictive samples per strain, shape (len(strain), count).
 
-    Sample j draws one posterior draw s_j (uniformly) shared by all strains of the request,
-    so column j is a coherent curve mu_{s_j}(x) plus independent per-strain scatter
-    sigma_{s_j}(x) * eps. The same seed and strains give the same samples.
+    With a curve model (models fitted on grouped data), column j is one whole material
+    curve: a posterior draw s_j, a material (new, or given `observed`) and its test noise
+    (service.curves.curve_samples). Without one, sample j draws one posterior draw s_j
+    (uniformly) shared by all strains of the request, so column j is mu_{s_j}(x) plus
+    independent per-strain scatter sigma_{s_j}(x) * eps. The same seed and strains give
+    the same samples.
     """
+    if getattr(posterior, "curve", None) is not None or observed is not None:
+        return curves.curve_samples(posterior, _curve(posterior), strain, count, seed,
+                                    observed)
     strain = np.asarray(strain, dtype=np.float64).ravel()
     rng = np.random.default_rng(seed)
     chosen = rng.integers(0, posterior.draws, size=count)

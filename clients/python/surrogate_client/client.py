@@ -57,6 +57,9 @@ class PredictResult:
     quantiles: np.ndarray | None = None  # (levels, strains)
     samples: np.ndarray | None = None  # (strains, draws)
     seed: int | None = None
+    # Models fitted on grouped data (docs/curves.md): the split of aleatoric_sd.
+    between_material_sd: np.ndarray | None = None
+    within_material_sd: np.ndarray | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -90,7 +93,8 @@ class ExportResult:
 _FORMAT_BY_SUFFIX = {".json": "json", ".inp": "abaqus", ".k": "lsdyna", ".key": "lsdyna"}
 
 _ARRAYS = ("strain", "mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
-           "tangent_epistemic_sd", "quantile_levels", "quantiles", "samples")
+           "tangent_epistemic_sd", "quantile_levels", "quantiles", "samples",
+           "between_material_sd", "within_material_sd")
 
 
 class SurrogateClient:
@@ -126,9 +130,14 @@ class SurrogateClient:
         seed: int | None = None,
         extrapolation: str | None = None,
         request_id: str | None = None,
+        observed: tuple[Any, Any] | None = None,
     ) -> PredictResult:
-        """Posterior predictive summaries for `strains` (any array-like of numbers)."""
+        """Posterior predictive summaries for `strains` (any array-like of numbers);
+        `observed=(strains, stresses)` of one material answers for that material."""
         body: dict[str, Any] = {"strain": np.asarray(strains, dtype=np.float64).ravel()}
+        if observed is not None:
+            body["observed"] = {"strain": np.asarray(observed[0], dtype=np.float64).ravel(),
+                                "stress": np.asarray(observed[1], dtype=np.float64).ravel()}
         options = {"version": version, "alias": alias, "quantiles": quantiles,
                    "draws": draws, "seed": seed, "extrapolation": extrapolation}
         body.update({k: v for k, v in options.items() if v is not None})

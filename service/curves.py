@@ -1,0 +1,323 @@
+"""Whole curves: the material as a random effect over strain (numpy/scipy only).
+
+The BNN gives, per posterior draw s, the marginal Normal(mu_s(x), sigma_s(x)) at every
+strain. Readings of one material are not independent: a stiff material is stiff at every
+strain. The curve model describes how the standardised residual z(x) = (y - mu)/sigma of
+one material varies along its curve, without changing any marginal:
+
+    z(x) = a(x) . w + sqrt(1 - r(x)) e(x),   w ~ N(0, I_k) per material, e iid N(0, 1)
+
+- a(x) = phi(x) L / sqrt(q(x) + v(x)): phi a cubic B-spline basis over the training
+  domain (k functions), Sigma = L L^T the covariance of a material's spline coefficients,
+  q(x) = phi Sigma phi^T the between-material variance and v(x) = exp(phi(x) . gamma) the
+  test-noise variance of z. Both are learned from the training materials' residuals by
+  maximum likelihood (training.curves).
+- r(x) = |a(x)|^2 = q/(q + v) is the between-material share of the scatter, so
+  Var z(x) = 1 and every marginal stays the BNN's.
+
+A learned covariance, not a stationary kernel: a stiff material lies above the mean curve
+in tension and below it in compression, a correlation of nearly -1 across zero strain that
+no positive stationary kernel (squared exponential and the like) can express
+(docs/curves.md has the measurements).
+
+The loadings a(x) are tabulated at load on `TABLE_POINTS` strains across the domain and
+interpolated linearly; r is recomputed from the interpolated loadings, so a(x).a(x) +
+(1 - r(x)) = 1 holds to rounding. Beyond the training domain the strain is clamped to its
+edge: the correlation structure and the split of the scatter stay those at the edge, while
+mu and sigma keep the network's extrapolation.
+
+The manifest section `curve_model` (validated by `CurveModelSection`) holds the fitted
+parameters; `CurveModel.from_manifest` builds the tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, model_validator
+from scipy.interpolate import BSpline
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
+
+KIND = "spline_factor_copula"
+DEGREE = 3
+MAX_BASIS = 64
+# Linear interpolation on this many strains across the domain: the loadings are cubic
+# splines with at most 64 pieces, so the table's interpolation error is below 1e-6 of r.
+TABLE_POINTS = 4097
+# Bound on strains x max(draws, samples) floats held at once while sampling or conditioning.
+_MAX_ELEMENTS = 4_000_000
+
+
+class CurveDomain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: FiniteFloat
+    max: FiniteFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CurveDomain:
+        if not self.max > self.min:
+            raise ValueError("max must be greater than min")
+        return self
+
+
+class CurveModelSection(BaseModel):
+    """The manifest's `curve_model` section: what `training.curves` fitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["spline_factor_copula"]
+    domain: CurveDomain = Field(description="Strains the basis spans (physical units).")
+    degree: Literal[3] = 3
+    between_cholesky: list[list[FiniteFloat]] = Field(
+        description="L (k x k, lower triangular): Sigma = L L^T, the covariance of one "
+        "material's spline coefficients of z.")
+    within_log_variance: list[FiniteFloat] = Field(
+        description="gamma (k): log of the test-noise variance of z, in the same basis.")
+    fit: dict[str, Any] | None = Field(None, description="How the fit went (informative).")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> CurveModelSection:
+        k = len(self.within_log_variance)
+        if not DEGREE + 1 <= k <= MAX_BASIS:
+            raise ValueError(f"within_log_variance must have {DEGREE + 1}..{MAX_BASIS} "
+                             f"entries, got {k}")
+        if len(self.between_cholesky) != k or any(len(row) != k
+                                                  for row in self.between_cholesky):
+            raise ValueError(f"between_cholesky must be {k} x {k} (the basis size)")
+        if any(abs(g) > 50 for g in self.within_log_variance):
+            raise ValueError("within_log_variance entries must lie in [-50, 50]")
+        return self
+
+
+def validate_section(section: Any) -> CurveModelSection | None:
+    """The parsed section, None when absent; ValueError naming the field when malformed
+    (service.artifact turns it into an ArtifactError)."""
+    if section is None:
+        return None
+    try:
+        return CurveModelSection.model_validate(section)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in ("curve_model", *first["loc"]))
+        raise ValueError(f"manifest field {where}: {first['msg']}") from exc
+
+
+def knot_vector(basis_size: int) -> np.ndarray:
+    """Clamped cubic knots on [-1, 1] with `basis_size` functions (equally spaced)."""
+    inner = np.linspace(-1.0, 1.0, basis_size - DEGREE + 1)
+    return np.concatenate([np.full(DEGREE, -1.0), inner, np.full(DEGREE, 1.0)])
+
+
+def design(t: np.ndarray, basis_size: int) -> np.ndarray:
+    """B-spline basis at t (clamped to [-1, 1]), shape (n, basis_size), dense."""
+    t = np.clip(np.asarray(t, dtype=float), -1.0, 1.0)
+    return BSpline.design_matrix(t, knot_vector(basis_size), DEGREE).toarray()
+
+
+def normalise(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    return 2.0 * (np.asarray(x, dtype=float) - low) / (high - low) - 1.0
+
+
+@dataclass(frozen=True)
+class CurveModel:
+    section: CurveModelSection
+    table_t: np.ndarray  # (T,) normalised strains of the table
+    table_loadings: np.ndarray  # (T, k) a(x) at the table strains
+    table_share: np.ndarray  # (T,) r(x) = |a(x)|^2 at the table strains
+
+    @classmethod
+    def from_section(cls, section: CurveModelSection) -> CurveModel:
+        chol = np.tril(np.asarray(section.between_cholesky, dtype=float))
+        gamma = np.asarray(section.within_log_variance, dtype=float)
+        t = np.linspace(-1.0, 1.0, TABLE_POINTS)
+        basis = design(t, gamma.size)
+        factor = basis @ chol
+        q = np.sum(factor * factor, axis=1)
+        v = np.exp(basis @ gamma)
+        loadings = factor / np.sqrt(q + v)[:, None]
+        return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0))
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> CurveModel | None:
+        section = validate_section(manifest.get("curve_model"))
+        return None if section is None else cls.from_section(section)
+
+    @property
+    def rank(self) -> int:
+        return int(self.table_loadings.shape[1])
+
+    def _position(self, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        domain = self.section.domain
+        t = np.clip(normalise(strain, domain.min, domain.max), -1.0, 1.0)
+        step = 2.0 / (TABLE_POINTS - 1)
+        index = np.minimum(((t + 1.0) / step).astype(np.int64), TABLE_POINTS - 2)
+        return index, (t - self.table_t[index]) / step
+
+    def loadings(self, strain: np.ndarray) -> np.ndarray:
+        """a(x), shape (n, k): a . w with w ~ N(0, I) is the material's part of z(x)."""
+        index, weight = self._position(np.asarray(strain, dtype=float).ravel())
+        table = self.table_loadings
+        return table[index] * (1.0 - weight)[:, None] + table[index + 1] * weight[:, None]
+
+    def share(self, strain: np.ndarray) -> np.ndarray:
+        """r(x): the between-material share of the variance at each strain (interpolated
+        from the table: O(n) memory, so every plain predict can afford it)."""
+        domain = self.section.domain
+        t = normalise(np.asarray(strain, dtype=float).ravel(), domain.min, domain.max)
+        return np.interp(t, self.table_t, self.table_share)
+
+
+def scatter_split(curve: CurveModel, strain: np.ndarray, aleatoric_sd: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(between_material_sd, within_material_sd) of the population: per draw
+    between_s = sigma_s sqrt(r), within_s = sigma_s sqrt(1 - r), so
+    sqrt(mean_s between_s^2) = aleatoric_sd sqrt(r) (r does not depend on the draw)."""
+    r = curve.share(strain)
+    return aleatoric_sd * np.sqrt(r), aleatoric_sd * np.sqrt(1.0 - r)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One material's own measurements, in physical units."""
+
+    strain: np.ndarray
+    stress: np.ndarray
+
+
+@dataclass(frozen=True)
+class Conditioned:
+    """Per draw s, the curve model's Gaussian update of w given a material's points:
+    w | data ~ N(means[:, s], P^-1) with P the same for every draw (it depends on the
+    loadings and noise at the observed strains only)."""
+
+    means: np.ndarray  # (k, S)
+    precision_factor: tuple[np.ndarray, bool]  # Cholesky factor of P (scipy cho_factor)
+    inverse_root: np.ndarray  # (k, k) R with R R^T = P^-1
+
+
+def condition(posterior: Any, curve: CurveModel, observed: Observed) -> Conditioned:
+    mu, sigma = draw_outputs(posterior, observed.strain)
+    z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    a = curve.loadings(observed.strain)  # (n_o, k)
+    within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
+    scaled = a / within[:, None]
+    precision = np.eye(curve.rank) + a.T @ scaled
+    factor = cho_factor(precision, lower=True)
+    means = cho_solve(factor, scaled.T @ z.T)
+    # P = C C^T -> P^-1 = C^-T C^-1: R = C^-T.
+    lower = np.tril(factor[0])
+    root = solve_triangular(lower, np.eye(curve.rank), lower=True, trans="T")
+    return Conditioned(means, factor, root)
+
+
+@dataclass(frozen=True)
+class CurvePrediction:
+    """Summaries of one material's curve (population, or given its own points)."""
+
+    mean: np.ndarray
+    aleatoric_sd: np.ndarray
+    epistemic_sd: np.ndarray
+    between_material_sd: np.ndarray
+    within_material_sd: np.ndarray
+
+    @property
+    def total_sd(self) -> np.ndarray:
+        return np.hypot(self.aleatoric_sd, self.epistemic_sd)
+
+
+# Hidden activations (draws x strains x width) per block of the per-draw forward pass:
+# about 2 MB, so a block stays in cache.
+_BLOCK_ELEMENTS = 262_144
+
+
+def draw_outputs(posterior: Any, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mu_s(x) and sigma_s(x), each (draws, n), physical units: the posterior's network
+    (`Posterior.network_outputs`), with the one-input first layer as a broadcast product
+    instead of a batched matrix product and blocks sized for the cache (2-3x faster for
+    the thousands of strains x draws that whole curves need)."""
+    from service.inference.posterior import noise_link
+
+    strain = np.asarray(strain, dtype=float).ravel()
+    x = (strain - posterior.x_mean) / posterior.x_scale
+    (w_first, b_first), *rest = posterior.weights
+    *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
+    draws, width = w_first.shape[0], max(w.shape[2] for w, _ in posterior.weights)
+    step = max(1, _BLOCK_ELEMENTS // (draws * width))
+    mu = np.empty((draws, strain.size))
+    z = np.empty((draws, strain.size))
+    for start in range(0, strain.size, step):
+        part = slice(start, start + step)
+        hidden = np.tanh(x[None, part, None] * w_first[:, 0, None, :] + b_first[:, None, :])
+        for weight, bias in trunk:
+            hidden = np.tanh(hidden @ weight + bias[:, None, :])
+        mu[:, part] = (hidden @ w_mean)[..., 0] + b_mean
+        z[:, part] = (hidden @ w_sigma)[..., 0] + b_sigma
+    return (posterior.y_mean + posterior.y_scale * mu,
+            posterior.y_scale * noise_link(z, posterior.noise_link))
+
+
+def _chunk(posterior: Any, width: int) -> int:
+    return max(1, _MAX_ELEMENTS // max(posterior.draws * posterior.max_width, width, 1))
+
+
+def conditional_draws(posterior: Any, curve: CurveModel, conditioned: Conditioned,
+                      strain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw s at each strain: conditional mean, between variance and within variance
+    of the material's stress, each (S, n)."""
+    mu, sigma = draw_outputs(posterior, strain)
+    a = curve.loadings(strain)
+    r = np.sum(a * a, axis=1)
+    mean = mu + sigma * (a @ conditioned.means).T
+    remaining = np.sum((a @ conditioned.inverse_root) ** 2, axis=1)  # a P^-1 a^T
+    var = sigma * sigma
+    return mean, var * remaining[None, :], var * np.maximum(1.0 - r, 0.0)[None, :]
+
+
+def conditional_predict(posterior: Any, curve: CurveModel, strain: np.ndarray,
+                        observed: Observed) -> CurvePrediction:
+    """mean, SDs and the scatter split of the observed material's curve at `strain`.
+    Epistemic: SD over draws of the conditional mean; aleatoric: sqrt(mean over draws of
+    the conditional variance) = sqrt(between^2 + within^2)."""
+    strain = np.asarray(strain, dtype=float).ravel()
+    conditioned = condition(posterior, curve, observed)
+    out = {key: np.empty_like(strain) for key in ("mean", "epistemic_sd", "between",
+                                                  "within")}
+    step = _chunk(posterior, 0)
+    for start in range(0, strain.size, step):
+        part = slice(start, start + step)
+        mean, between, within = conditional_draws(posterior, curve, conditioned,
+                                                  strain[part])
+        out["mean"][part] = mean.mean(axis=0)
+        out["epistemic_sd"][part] = mean.std(axis=0)
+        out["between"][part] = np.sqrt(between.mean(axis=0))
+        out["within"][part] = np.sqrt(within.mean(axis=0))
+    return CurvePrediction(out["mean"], np.hypot(out["between"], out["within"]),
+                           out["epistemic_sd"], out["between"], out["within"])
+
+
+def curve_samples(posterior: Any, curve: CurveModel, strain: np.ndarray, count: int,
+                  seed: int, observed: Observed | None = None) -> np.ndarray:
+    """`count` whole curves at `strain`, shape (len(strain), count). Column j: one
+    posterior draw s_j, one material w_j (new, or drawn given `observed`) and its test
+    noise: mu_s(x) + sigma_s(x) (a(x) . w_j + sqrt(1 - r(x)) e_j(x)). Same seed, strains
+    and observations -> same curves."""
+    strain = np.asarray(strain, dtype=float).ravel()
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(0, posterior.draws, size=count)
+    w = rng.standard_normal((curve.rank, count))
+    noise = rng.standard_normal((strain.size, count))
+    if observed is not None:
+        conditioned = condition(posterior, curve, observed)
+        w = conditioned.means[:, chosen] + conditioned.inverse_root @ w
+    out = np.empty((strain.size, count))
+    step = _chunk(posterior, count)
+    for start in range(0, strain.size, step):
+        part = slice(start, start + step)
+        mu, sigma = draw_outputs(posterior, strain[part])
+        a = curve.loadings(strain[part])
+        within = np.sqrt(np.maximum(1.0 - np.sum(a * a, axis=1), 0.0))
+        z = a @ w + within[:, None] * noise[part]
+        out[part] = mu[chosen].T + sigma[chosen].T * z
+    return out

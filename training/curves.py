@@ -1,0 +1,161 @@
+"""Fit the curve model (service.curves) to the training materials' standardised residuals.
+
+z_m = (y_m - mu(x_m)) / sigma(x_m) per material m, with mu the posterior-mean curve and
+sigma the aleatoric SD the service reports. The model: z_m ~ N(0, K_m),
+K_m = Phi_m Sigma Phi_m^T + diag(exp(Phi_m gamma)), Phi_m the B-spline basis at the
+material's strains. Sigma = L L^T and gamma maximise the exact Gaussian likelihood of all
+materials' residual vectors (L-BFGS with the analytic gradient:
+dNLL/dK_m = (K_m^-1 - alpha alpha^T)/2, alpha = K_m^-1 z_m, then the chain rule to L and
+gamma). Materials that share their strains share K, so a group tested on one grid costs
+one Cholesky factorisation per evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import minimize
+
+from service.curves import KIND, design, normalise
+from service.inference.posterior import Posterior
+
+# Basis functions over the training domain: enough for the sharp change of the
+# between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).
+DEFAULT_BASIS = 12
+# Points per material entering the likelihood (evenly thinned beyond): bounds the cost
+# of one evaluation at any test density; neighbouring points of a smooth curve add little.
+MAX_POINTS_PER_MATERIAL = 60
+MIN_MATERIALS = 3
+
+
+def residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
+                    groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(strains, z) per material with at least 2 points, strains sorted."""
+    prediction = posterior.predict(x)
+    z = (y - prediction.mean) / prediction.aleatoric_sd
+    curves = []
+    for label in np.unique(groups):
+        rows = np.flatnonzero(groups == label)
+        if rows.size < 2:
+            continue
+        rows = rows[np.argsort(x[rows], kind="stable")]
+        if rows.size > MAX_POINTS_PER_MATERIAL:
+            rows = rows[np.linspace(0, rows.size - 1, MAX_POINTS_PER_MATERIAL).round()
+                        .astype(int)]
+        curves.append((x[rows], z[rows]))
+    return curves
+
+
+class _Batch:
+    """Materials measured at the same strains: one basis, residuals stacked (n_m, d)."""
+
+    def __init__(self, basis: np.ndarray, z: np.ndarray) -> None:
+        self.basis = basis
+        self.z = z
+        self.scatter = z.T @ z  # sum over materials of z z^T
+
+
+def _batches(curves: list[tuple[np.ndarray, np.ndarray]], low: float, high: float,
+             basis_size: int) -> list[_Batch]:
+    grouped: dict[bytes, list[int]] = {}
+    for i, (x, _) in enumerate(curves):
+        grouped.setdefault(x.tobytes(), []).append(i)
+    batches = []
+    for members in grouped.values():
+        x = curves[members[0]][0]
+        basis = design(normalise(x, low, high), basis_size)
+        batches.append(_Batch(basis, np.stack([curves[i][1] for i in members])))
+    return batches
+
+
+def _unpack(theta: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.tril_indices(k)
+    chol = np.zeros((k, k))
+    chol[rows, cols] = theta[: rows.size]
+    return chol, theta[rows.size:]
+
+
+def negative_log_likelihood(theta: np.ndarray, batches: list[_Batch], k: int
+                            ) -> tuple[float, np.ndarray]:
+    """NLL of all residual curves (without the 2 pi constant) and its gradient."""
+    chol, gamma = _unpack(theta, k)
+    sigma = chol @ chol.T
+    total = 0.0
+    d_sigma = np.zeros((k, k))
+    d_gamma = np.zeros(k)
+    for batch in batches:
+        phi = batch.basis
+        noise = np.exp(phi @ gamma)
+        cov = phi @ sigma @ phi.T + np.diag(noise)
+        try:
+            factor = cho_factor(cov, lower=True)
+        except np.linalg.LinAlgError:
+            return 1e300, np.zeros_like(theta)
+        count = batch.z.shape[0]
+        inverse = cho_solve(factor, np.eye(cov.shape[0]))
+        weighted = inverse @ batch.scatter @ inverse
+        total += 0.5 * (np.sum(inverse * batch.scatter)
+                        + count * 2.0 * np.sum(np.log(np.diag(factor[0]))))
+        grad_cov = 0.5 * (count * inverse - weighted)
+        d_sigma += phi.T @ grad_cov @ phi
+        d_gamma += phi.T @ (np.diag(grad_cov) * noise)
+    d_chol = 2.0 * d_sigma @ chol
+    rows, cols = np.tril_indices(k)
+    return total, np.concatenate([d_chol[rows, cols], d_gamma])
+
+
+def _start(batches: list[_Batch], k: int) -> np.ndarray:
+    """Least-squares spline coefficients of every curve: their covariance starts Sigma,
+    the mean squared misfit starts the noise."""
+    coefficients, misfit, points = [], 0.0, 0
+    for batch in batches:
+        phi = batch.basis
+        gram = phi.T @ phi + 1e-3 * np.eye(k)
+        c = np.linalg.solve(gram, phi.T @ batch.z.T).T  # (n_m, k)
+        coefficients.append(c)
+        misfit += float(np.sum((batch.z - c @ phi.T) ** 2))
+        points += batch.z.size
+    c = np.concatenate(coefficients)
+    cov = np.cov(c, rowvar=False) if c.shape[0] > 1 else np.eye(k)
+    chol = np.linalg.cholesky(cov + 1e-3 * np.eye(k))
+    rows, cols = np.tril_indices(k)
+    noise = max(misfit / max(points, 1), 1e-3)
+    return np.concatenate([chol[rows, cols], np.full(k, np.log(noise))])
+
+
+def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, high: float,
+                    basis_size: int = DEFAULT_BASIS, max_iterations: int = 1000
+                    ) -> dict[str, Any] | None:
+    """The manifest's `curve_model` section, or None with fewer than MIN_MATERIALS."""
+    if len(curves) < MIN_MATERIALS:
+        return None
+    batches = _batches(curves, low, high, basis_size)
+    theta0 = _start(batches, basis_size)
+    result = minimize(negative_log_likelihood, theta0, args=(batches, basis_size),
+                      jac=True, method="L-BFGS-B",
+                      options={"maxiter": max_iterations, "ftol": 1e-10})
+    chol, gamma = _unpack(result.x, basis_size)
+    points = sum(b.z.size for b in batches)
+    return {
+        "kind": KIND,
+        "domain": {"min": float(low), "max": float(high)},
+        "degree": 3,
+        "between_cholesky": chol.tolist(),
+        "within_log_variance": gamma.tolist(),
+        "fit": {"materials": len(curves), "points": int(points),
+                "log_likelihood_per_point": round(
+                    -float(result.fun) / points - 0.5 * np.log(2 * np.pi), 5),
+                "iterations": int(result.nit), "converged": bool(result.success)},
+    }
+
+
+def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
+                      groups: np.ndarray | None, basis_size: int = DEFAULT_BASIS
+                      ) -> dict[str, Any] | None:
+    """Fit the curve model to a fitted posterior's training data (None without groups)."""
+    if groups is None:
+        return None
+    curves = residual_curves(posterior, x, y, np.asarray(groups))
+    return fit_curve_model(curves, float(np.min(x)), float(np.max(x)), basis_size)
