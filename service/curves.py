@@ -298,11 +298,14 @@ def conditional_predict(posterior: Any, curve: CurveModel, strain: np.ndarray,
 
 
 def curve_samples(posterior: Any, curve: CurveModel, strain: np.ndarray, count: int,
-                  seed: int, observed: Observed | None = None) -> np.ndarray:
+                  seed: int, observed: Observed | None = None,
+                  test_noise: bool = True) -> np.ndarray:
     """`count` whole curves at `strain`, shape (len(strain), count). Column j: one
     posterior draw s_j, one material w_j (new, or drawn given `observed`) and its test
     noise: mu_s(x) + sigma_s(x) (a(x) . w_j + sqrt(1 - r(x)) e_j(x)). Same seed, strains
-    and observations -> same curves."""
+    and observations -> same curves. `test_noise=False` leaves the noise term out: the
+    material's own law, smooth, which is what a solver's table needs (the same seed gives
+    the same materials either way)."""
     strain = np.asarray(strain, dtype=float).ravel()
     rng = np.random.default_rng(seed)
     chosen = rng.integers(0, posterior.draws, size=count)
@@ -318,6 +321,8 @@ def curve_samples(posterior: Any, curve: CurveModel, strain: np.ndarray, count: 
         mu, sigma = draw_outputs(posterior, strain[part])
         a = curve.loadings(strain[part])
         within = np.sqrt(np.maximum(1.0 - np.sum(a * a, axis=1), 0.0))
-        z = a @ w + within[:, None] * noise[part]
+        z = a @ w
+        if test_noise:
+            z = z + within[:, None] * noise[part]
         out[part] = mu[chosen].T + sigma[chosen].T * z
     return out

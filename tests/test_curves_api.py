@@ -124,3 +124,24 @@ def test_the_extrapolation_policy_applies_to_observed_strains(
     assert rejected.json()["error"]["details"][0]["field"] == "observed.strain[1]"
     flagged = predict(client, {"strain": [0.1], "observed": observed}).json()
     assert flagged["observed_outside_training_domain"] == [False, True]
+
+
+def test_oip_returns_the_scatter_split_of_a_group_fit_and_refuses_it_without_one(
+    client: TestClient, curved
+) -> None:
+    strain = [-0.4, 0.0, 0.4]
+    native = predict(client, {"strain": strain}).json()
+    tensor = {"name": "strain", "shape": [3], "datatype": "FP64", "data": strain}
+    answer = client.post("/v2/models/curvy/infer", json={"inputs": [tensor]})
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o["data"] for o in answer.json()["outputs"]}
+    assert outputs["between_material_sd"] == native["between_material_sd"]
+    assert outputs["within_material_sd"] == native["within_material_sd"]
+    # A version without a curve model: absent by default, a 422 naming the output if asked.
+    plain = client.post("/v2/models/plain/infer", json={"inputs": [tensor]}).json()
+    assert {o["name"] for o in plain["outputs"]}.isdisjoint(
+        {"between_material_sd", "within_material_sd"})
+    asked = client.post("/v2/models/plain/infer", json={
+        "inputs": [tensor], "outputs": [{"name": "mean"}, {"name": "within_material_sd"}]})
+    assert asked.status_code == 422
+    assert "outputs[1].name" in asked.text

@@ -175,16 +175,34 @@ def test_abaqus_and_lsdyna_parse_into_the_csv_numbers(client: TestClient, models
         np.testing.assert_allclose(curve.ordinate, csv[column], rtol=1e-12, atol=1e-15)
 
 
-def test_curves_are_the_predictive_samples_on_the_grid(client: TestClient, models) -> None:
+def test_curves_are_the_noise_free_predictive_samples_on_the_grid(client: TestClient,
+                                                                   models) -> None:
     body = get(client, format="json", points=11, curves=3, seed=5).json()
     grid = np.linspace(-0.5, 0.5, 11)
     both = np.sort(np.concatenate([grid, 0.5 * (grid[:-1] + grid[1:])]))
-    expected = predictive.samples(Posterior(models["demo"]), both, 3, 5)[0::2]
+    expected = predictive.samples(Posterior(models["demo"]), both, 3, 5,
+                                  test_noise=False)[0::2]
     for j in range(3):
         np.testing.assert_allclose(body[f"curve_{j + 1}"], expected[:, j], rtol=1e-12)
     assert (body["curves"], body["seed"]) == (3, 5)
     unseeded = get(client, format="json", points=11, curves=1).json()
     assert isinstance(unseeded["seed"], int)
+
+
+def test_curves_of_a_group_fit_are_smooth_material_laws(client: TestClient,
+                                                       session: Session) -> None:
+    from tests.test_curves import curved_artifact
+
+    register_version(session, "curvy", curved_artifact().to_bytes())
+    session.commit()
+    body = get(client, "curvy", format="json", points=401, curves=5, seed=2).json()
+    # Without test noise a curve interpolates as well as the mean does: the grid's
+    # error stays within the default target for every curve column.
+    assert body["max_interpolation_error"] <= 1e-3
+    samples = np.array([body[f"curve_{j + 1}"] for j in range(5)])
+    steps = np.abs(np.diff(samples, axis=1))
+    # Neighbouring rows of one curve differ by far less than the spread between curves.
+    assert steps.max() < 0.2 * samples.std(axis=0).mean()
 
 
 def test_no_unstable_range_for_a_rising_model(client: TestClient, models) -> None:

@@ -111,7 +111,8 @@ def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], cur
         out.update({quantile_column(level): values[k] for k, level in enumerate(levels)})
     if curves:
         assert seed is not None
-        values = predictive.samples(posterior, strain, curves, seed)
+        # A solver needs each material's law, not one test of it: no test noise.
+        values = predictive.samples(posterior, strain, curves, seed, test_noise=False)
         out.update({curve_column(j + 1): values[:, j] for j in range(curves)})
     return out
 

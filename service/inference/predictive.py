@@ -127,7 +127,7 @@ def _curve(posterior: Posterior) -> curves.CurveModel:
 
 def samples(
     posterior: Posterior, strain: np.ndarray, count: int, seed: int,
-    observed: curves.Observed | None = None,
+    observed: curves.Observed | None = None, test_noise: bool = True,
 ) -> np.ndarray:
     """`count` posterior-predictive samples per strain, shape (len(strain), count).
 
@@ -136,11 +136,12 @@ def samples(
     (service.curves.curve_samples). Without one, sample j draws one posterior draw s_j
     (uniformly) shared by all strains of the request, so column j is mu_{s_j}(x) plus
     independent per-strain scatter sigma_{s_j}(x) * eps. The same seed and strains give
-    the same samples.
+    the same samples. `test_noise=False` gives the curves without the test noise: the
+    material's law (or, without a curve model, the posterior draw's mean curve).
     """
     if getattr(posterior, "curve", None) is not None or observed is not None:
         return curves.curve_samples(posterior, _curve(posterior), strain, count, seed,
-                                    observed)
+                                    observed, test_noise)
     strain = np.asarray(strain, dtype=np.float64).ravel()
     rng = np.random.default_rng(seed)
     chosen = rng.integers(0, posterior.draws, size=count)
@@ -150,5 +151,5 @@ def samples(
     for start in range(0, strain.size, chunk):
         part = slice(start, start + chunk)
         mu, sigma, _ = posterior.network_outputs(strain[part])
-        out[part] = mu[chosen].T + sigma[chosen].T * noise[part]
+        out[part] = mu[chosen].T + (sigma[chosen].T * noise[part] if test_noise else 0.0)
     return out

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service import __version__
 from service.errors import InvalidInputError
-from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS, WIRE_DTYPES, Computed
+from service.oip.outputs import OUTPUTS, WIRE_DTYPES, Computed, default_outputs
 from service.prediction import check_point_count, reject_extrapolation, resolve
 from service.registry.cache import LiveRegistry
 from service.registry.repository import VersionRef, model_detail
@@ -116,14 +116,15 @@ def _check_finite(strain: np.ndarray, field: str, message: str) -> None:
 
 
 def check_outputs(names: Sequence[str], field: str = "outputs") -> list[str]:
-    """The requested output names, de-duplicated in order (the defaults when none)."""
+    """The requested output names, de-duplicated in order (empty: the version's defaults,
+    which `infer` picks)."""
     for index, name in enumerate(names):
         if name not in OUTPUTS:
             raise InvalidInputError(
                 f"{field}[{index}].name: unknown output {name!r}; the outputs are "
                 f"{', '.join(OUTPUTS)}",
                 [{"field": f"{field}[{index}].name", "message": "unknown output"}])
-    return list(dict.fromkeys(names)) if names else list(DEFAULT_OUTPUTS)
+    return list(dict.fromkeys(names))
 
 
 def infer(session: Session, live_registry: LiveRegistry, settings: Settings, name: str,
@@ -136,6 +137,13 @@ def infer(session: Session, live_registry: LiveRegistry, settings: Settings, nam
                              alias if version is None else None, settings)
     if extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref, field=data_field)
+    outputs = list(outputs) or default_outputs(posterior)
+    for index, name in enumerate(outputs):
+        if OUTPUTS[name].needs_curve_model and posterior.curve is None:
+            raise InvalidInputError(
+                f"outputs[{index}].name: {name!r} needs a version fitted on grouped data "
+                f"(version {ref.version} of {ref.name!r} has no curve model)",
+                [{"field": f"outputs[{index}].name", "message": "no curve model"}])
     tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
     computed = Computed(posterior, strain, posterior.predict(strain, tangent=tangent))
     return Inference(ref, [Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from service.curves import scatter_split
+
 if TYPE_CHECKING:
     from service.inference.posterior import Posterior, Prediction
 
@@ -32,6 +34,8 @@ class OutputSpec:
     value: Callable[[Computed], np.ndarray]
     default: bool = True  # returned when the request names no outputs
     needs_tangent: bool = False  # asks the kernel for the derivative too
+    # Only versions fitted on grouped data have a curve model, hence the scatter split.
+    needs_curve_model: bool = False
 
 
 OUTPUTS: dict[str, OutputSpec] = {
@@ -46,9 +50,23 @@ OUTPUTS: dict[str, OutputSpec] = {
     "tangent_epistemic_sd": OutputSpec(
         "FP64", lambda c: c.prediction.tangent_epistemic_sd, default=False,
         needs_tangent=True),
+    "between_material_sd": OutputSpec(
+        "FP64", lambda c: _scatter_split(c)[0], needs_curve_model=True),
+    "within_material_sd": OutputSpec(
+        "FP64", lambda c: _scatter_split(c)[1], needs_curve_model=True),
 }
 
+
+def _scatter_split(c: Computed) -> tuple[np.ndarray, np.ndarray]:
+    return scatter_split(c.posterior.curve, c.strain, c.prediction.aleatoric_sd)
+
 DEFAULT_OUTPUTS = tuple(name for name, spec in OUTPUTS.items() if spec.default)
+
+
+def default_outputs(posterior: Posterior) -> list[str]:
+    """What a request that names no outputs gets from this version."""
+    return [name for name in DEFAULT_OUTPUTS
+            if not (OUTPUTS[name].needs_curve_model and posterior.curve is None)]
 
 # Element types on the wire (little-endian, as the binary extension and raw contents say).
 WIRE_DTYPES = {"FP64": np.dtype("<f8"), "FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
