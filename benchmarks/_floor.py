@@ -56,7 +56,7 @@ async def _serve_bare(port: int) -> None:
 @contextmanager
 def floors() -> Iterator[dict[str, str]]:
     """Both floor servers on free loopback ports: {label: url}."""
-    from service.testing import ServerProcess, free_port
+    from tests.service_process import ServerProcess, free_port
 
     commands = {
         "uvicorn, do-nothing app": lambda port: [

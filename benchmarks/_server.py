@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.artifact import Artifact
-from service.testing import (
+from tests.service_process import (
     ServerProcess,
     free_port,
     random_artifact,

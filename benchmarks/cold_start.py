@@ -30,7 +30,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import httpx  # noqa: E402
 
 from service.settings import PROJECT_ROOT  # noqa: E402
-from service.testing import (  # noqa: E402
+from tests.service_process import (  # noqa: E402
     ServerProcess,
     free_port,
     read_only_directory,

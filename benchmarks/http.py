@@ -78,7 +78,7 @@ def curve_requests(repeats: int = 5) -> None:
     given 10 of its points; plus the same work in process (no HTTP, no JSON)."""
     from service.curves import Observed, conditional_predict, curve_samples
     from service.inference.posterior import Posterior
-    from service.testing import random_artifact, smooth_curve_section
+    from tests.service_process import random_artifact, smooth_curve_section
 
     artifact = random_artifact(draws=1000, hidden_sizes=(16,), seed=0)
     artifact.manifest["curve_model"] = smooth_curve_section(basis=12)

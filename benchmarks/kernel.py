@@ -28,7 +28,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 
 from service.inference.posterior import Posterior  # noqa: E402
-from service.testing import random_artifact  # noqa: E402
+from tests.service_process import random_artifact  # noqa: E402
 
 SIZES = (1, 1_000, 100_000)
 TARGET_RATE = 200e6  # draw·points/s at 100,000 strains x 1,000 draws, 1->16 network

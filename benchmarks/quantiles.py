@@ -4,7 +4,7 @@
                                              [--draws 1000,16] [--repeats 1]
 
 The export's workload: 3 levels (0.05, 0.5, 0.95) on 200,001 strains (a 100,001-point grid
-and its midpoints) of a random 1->16 tanh artifact (service.testing.random_artifact, seed
+and its midpoints) of a random 1->16 tanh artifact (tests.service_process.random_artifact, seed
 0), for each --draws. Prints wall seconds of predictive.quantiles (the kernel) and of
 predictive.quantiles_reference, their ratio, the CPU cores the process got while each ran
 (CPU seconds / wall seconds: 2.0 = both cores to itself; other processes skew timings,
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from service.inference import predictive, quantile_kernel  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
-from service.testing import random_artifact  # noqa: E402
+from tests.service_process import random_artifact  # noqa: E402
 
 LEVELS = [0.05, 0.5, 0.95]
 

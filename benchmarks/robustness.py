@@ -30,7 +30,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])  # the project root, not 
 import httpx  # noqa: E402
 
 from service.registry.db import upgrade_to_head  # noqa: E402
-from service.testing import (  # noqa: E402
+from tests.service_process import (  # noqa: E402
     ServerProcess,
     free_port,
     random_artifact,

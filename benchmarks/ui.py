@@ -29,7 +29,7 @@ from sqlalchemy import event  # noqa: E402
 
 from service.main import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from service.testing import ServerProcess, free_port, service_command  # noqa: E402
+from tests.service_process import ServerProcess, free_port, service_command  # noqa: E402
 from tests.ui_registry import build_many_versions  # noqa: E402
 
 NAME = "many"

@@ -53,7 +53,7 @@ from benchmarks._server import serve  # noqa: E402
 from benchmarks._wrk import post_script, wrk  # noqa: E402
 from service.artifact import Artifact, layer_names  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
-from service.testing import random_artifact  # noqa: E402
+from tests.service_process import random_artifact  # noqa: E402
 from training.model import BNNConfig, HeteroskedasticBNN  # noqa: E402
 
 SIZES = (1, 1_000)

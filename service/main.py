@@ -19,8 +19,9 @@ from service.lifecycle import CloseWhileDraining, Drain
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
 from service.oip.http_binary import BinaryTensorBody
-from service.registry.cache import LiveRegistry, ModelCache
+from service.registry.cache import ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
+from service.registry.routing import LiveRegistry
 from service.settings import Settings, get_settings
 from service.ui import routes as ui
 

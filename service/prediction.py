@@ -23,8 +23,8 @@ from service.export.table import unstable_ranges
 from service.inference import predictive
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.registry.cache import LiveRegistry
-from service.registry.repository import VersionRef
+from service.registry.reads import VersionRef
+from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from service.artifact import Artifact
 from service.settings import PROJECT_ROOT
-from service.testing import (
+from tests.service_process import (
     ServerProcess,
     free_port,
     random_artifact,

@@ -3,8 +3,8 @@
 import pytest
 from sqlalchemy.orm import Session
 
-from service.registry.repository import register_version, set_alias
-from service.testing import random_artifact
+from service.registry.writes import register_version, set_alias
+from tests.service_process import random_artifact
 
 STRAIN = [-0.45, -0.2, 0.0, 0.15, 0.5, 0.7]
 

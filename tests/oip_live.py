@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 
 from service.registry.db import make_engine, make_session_factory
-from service.registry.repository import set_alias
-from service.testing import (
+from service.registry.writes import set_alias
+from tests.service_process import (
     ServerProcess,
     free_port,
     random_artifact,

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.testing import free_port
+from tests.service_process import free_port
 
 
 def find_pg_bin() -> Path | None:

@@ -12,7 +12,7 @@ from sqlalchemy import MetaData, select
 
 from service.artifact import Artifact
 from service.registry.db import make_engine
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 
 def registry_dump(url: str) -> dict[str, list[tuple]]:

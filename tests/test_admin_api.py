@@ -16,7 +16,6 @@ from service.main import create_app
 from service.registry.db import make_engine
 from service.registry.tables import ModelBlob
 from service.settings import Settings
-from service.testing import random_artifact
 from tests.registry_helpers import (
     corrupted_artifact,
     nan_artifact,
@@ -25,6 +24,7 @@ from tests.registry_helpers import (
     registry_dump,
     shape_mismatch_artifact,
 )
+from tests.service_process import random_artifact
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 

@@ -4,9 +4,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.inference.posterior import Posterior
-from service.registry.repository import register_version, set_alias
+from service.registry.writes import register_version, set_alias
 from service.settings import Settings
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 # Every test that uses the database runs on SQLite and on a real PostgreSQL server.
 pytestmark = pytest.mark.backends("sqlite", "postgresql")

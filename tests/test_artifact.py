@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from service.artifact import MANIFEST_MEMBER, Artifact, ArtifactError, sha256_hex
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 
 def test_round_trip_preserves_arrays_and_manifest() -> None:

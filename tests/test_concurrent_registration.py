@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from service.registry.db import make_engine, make_session_factory
 from service.registry.tables import ModelVersion
-from service.testing import (
+from tests.service_process import (
     ServerProcess,
     free_port,
     random_artifact,

@@ -15,7 +15,7 @@ from service.curves import (
     validate_section,
 )
 from service.inference.posterior import Posterior
-from service.testing import random_artifact, smooth_curve_section
+from tests.service_process import random_artifact, smooth_curve_section
 from training.curves import fit_curve_model
 from training.data import TrainingData, law_curves, make_mooney_rivlin_group
 from training.model import BNNConfig

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from service.main import create_app
-from service.registry.repository import register_version, set_alias
+from service.registry.writes import register_version, set_alias
 from service.settings import Settings
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 from tests.test_curves import curved_artifact
 
 OBSERVED = {"strain": [-0.3, 0.0, 0.35], "stress": [-0.9, -0.2, 0.3]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from service.testing import ServerProcess, free_port
+from tests.service_process import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

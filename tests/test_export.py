@@ -13,9 +13,9 @@ from service.artifact import Artifact
 from service.export import Definitions
 from service.inference import predictive
 from service.inference.posterior import Posterior
-from service.registry.repository import register_version, set_alias
-from service.testing import random_artifact
+from service.registry.writes import register_version, set_alias
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna
+from tests.service_process import random_artifact
 
 URL = "/v1/models/{}/export"
 

@@ -18,10 +18,10 @@ from service.api.deps import get_live_registry
 from service.api.fast_predict import INLINE_MAX_POINTS
 from service.main import create_app
 from service.observability import JsonFormatter
-from service.registry.repository import register_version, set_alias
+from service.registry.writes import register_version, set_alias
 from service.settings import Settings
-from service.testing import random_artifact
 from tests.live_server import live_server
+from tests.service_process import random_artifact
 
 MANY = np.random.default_rng(7).uniform(-0.7, 0.7, 3 * INLINE_MAX_POINTS).tolist()
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
-from service.testing import (
+from tests.service_process import (
     ServerProcess,
     free_port,
     random_artifact,

@@ -12,7 +12,7 @@ import pytest
 from service.artifact import ArtifactError
 from service.inference import kernel
 from service.inference.posterior import Posterior
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 TOLERANCE = 1e-4  # x total SD (x the tangent's own scale for the tangent)
 ARCHITECTURES = [(16,), (8,), (6, 4), (5, 3, 4)]

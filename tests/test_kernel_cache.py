@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.testing import (
+from tests.service_process import (
     ServerProcess,
     free_port,
     random_artifact,

@@ -7,10 +7,11 @@ import time
 import pytest
 from sqlalchemy.orm import Session
 
-from service.registry.cache import LiveRegistry, ModelCache
+from service.registry.cache import ModelCache
 from service.registry.db import make_engine, make_session_factory
-from service.registry.repository import register_version, set_alias
-from service.testing import random_artifact
+from service.registry.routing import LiveRegistry
+from service.registry.writes import register_version, set_alias
+from tests.service_process import random_artifact
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 

@@ -18,13 +18,15 @@ from sqlalchemy.orm import Session
 
 from service.artifact import Artifact
 from service.main import create_app
-from service.registry.cache import LiveRegistry, ModelCache
+from service.registry.cache import ModelCache
 from service.registry.db import make_engine, make_session_factory
-from service.registry.repository import VersionRef, register_version, set_alias
+from service.registry.reads import VersionRef
+from service.registry.routing import LiveRegistry
 from service.registry.tables import ModelBlob, ModelVersion, RegisteredModel
+from service.registry.writes import register_version, set_alias
 from service.settings import Settings
-from service.testing import free_port, random_artifact
 from tests.registry_helpers import corrupted_artifact
+from tests.service_process import free_port, random_artifact
 
 TOKEN = "tok-for-isolation-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

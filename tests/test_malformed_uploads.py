@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
-from service.testing import random_artifact
 from tests.registry_helpers import png_bytes, registry_dump
+from tests.service_process import random_artifact
 
 TOKEN = "tok-for-upload-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -20,8 +20,8 @@ from service.registry.db import (
     make_engine,
 )
 from service.settings import PROJECT_ROOT, Settings
-from service.testing import random_artifact
 from tests.conftest import create_pg_database
+from tests.service_process import random_artifact
 
 TABLES_0001 = {"registered_models", "model_versions", "model_blobs", "model_aliases"}
 TABLES = TABLES_0001 | {"model_inference_data", "audit_log", "model_version_files"}

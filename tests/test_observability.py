@@ -10,8 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
 from service.observability import JsonFormatter
-from service.registry.repository import register_version, set_alias
-from service.testing import random_artifact
+from service.registry.writes import register_version, set_alias
+from tests.service_process import random_artifact
 
 
 @pytest.fixture

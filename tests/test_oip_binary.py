@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from service.main import create_app
 from service.settings import Settings
-from service.testing import random_artifact, seed_registry
 from tests.oip_helpers import (  # noqa: F401 (registered: a fixture)
     STRAIN,
     outputs_of,
     registered,
     strain_tensor,
 )
+from tests.service_process import random_artifact, seed_registry
 
 # Model 'demo' v1 and v2 registered (production -> 2, candidate -> 1) for every test.
 pytestmark = pytest.mark.usefixtures("registered")

@@ -19,13 +19,6 @@ from hypothesis import strategies as st
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from service.testing import (
-    ServerProcess,
-    free_port,
-    random_artifact,
-    seed_registry,
-    service_command,
-)
 from tests.oip_live import (
     MAX_BYTES,
     MAX_POINTS,
@@ -37,6 +30,13 @@ from tests.oip_live import (
     native,
 )
 from tests.postgres_server import PostgresServer, find_pg_bin
+from tests.service_process import (
+    ServerProcess,
+    free_port,
+    random_artifact,
+    seed_registry,
+    service_command,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from service.inference.posterior import Posterior
 from service.inference.predictive import mixture_quantile
 from service.main import create_app
-from service.registry.repository import register_version, set_alias
+from service.registry.writes import register_version, set_alias
 from service.settings import Settings
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 LEVELS = [0.01, 0.025, 0.25, 0.5, 0.75, 0.975, 0.99]
 

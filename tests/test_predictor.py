@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from service.inference.posterior import Posterior
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 
 def brute_force(artifact, strain: np.ndarray) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from scipy.special import ndtr
 from service.inference import predictive
 from service.inference import quantile_kernel as qk
 from service.inference.posterior import Posterior
-from service.testing import random_artifact
+from tests.service_process import random_artifact
 
 # No level k / draws: with few draws F may have a plateau there, where every y is a root.
 LEVELS = [1e-10, 1e-3, 0.05, 0.3183, 0.5772, 0.95, 1 - 1e-3, 1 - 1e-10]

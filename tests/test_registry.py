@@ -5,15 +5,10 @@ from sqlalchemy.orm import Session
 from service.artifact import ArtifactError, sha256_hex
 from service.errors import InvalidInputError, ModelLoadError, NotFoundError
 from service.registry.cache import ModelCache
-from service.registry.repository import (
-    list_models,
-    load_blob,
-    register_version,
-    resolve_version,
-    set_alias,
-)
+from service.registry.reads import list_models, load_blob, resolve_version
 from service.registry.tables import ModelBlob, ModelVersion, VersionStatus
-from service.testing import random_artifact
+from service.registry.writes import register_version, set_alias
+from tests.service_process import random_artifact
 
 # Every test that uses the database runs on SQLite and on a real PostgreSQL server.
 pytestmark = pytest.mark.backends("sqlite", "postgresql")

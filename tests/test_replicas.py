@@ -27,10 +27,10 @@ import pytest
 
 from service.artifact import sha256_hex
 from service.registry.db import upgrade_to_head
-from service.testing import ServerProcess, free_port, random_artifact, service_command
 from tests.conftest import create_pg_database
 from tests.postgres_server import PostgresServer, find_pg_bin
 from tests.registry_helpers import png_bytes
+from tests.service_process import ServerProcess, free_port, random_artifact, service_command
 
 BIN = Path(sys.executable).parent
 TOKEN = "replica-test-token-8c1f"

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.main import create_app
-from service.registry.repository import register_version, set_alias
+from service.registry.writes import register_version, set_alias
 from service.settings import Settings
-from service.testing import random_artifact
 from tests.live_server import LiveServer, live_server
+from tests.service_process import random_artifact
 
 LIMIT = 100_000
 TOKEN = "tok-for-limit-tests"

@@ -30,8 +30,6 @@ import httpx
 import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from service.testing import ServerProcess, free_port, random_artifact, seed_registry
-from service.testing import service_command as serve_command
 from tests.balancer import (
     HAProxy,
     Load,
@@ -40,6 +38,8 @@ from tests.balancer import (
     summary,
 )
 from tests.postgres_server import PostgresServer, find_pg_bin
+from tests.service_process import ServerProcess, free_port, random_artifact, seed_registry
+from tests.service_process import service_command as serve_command
 
 BIN = Path(sys.executable).parent
 TOKEN = "topology-test-token-51d0"

@@ -17,11 +17,11 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from service.main import create_app
-from service.registry.repository import version_detail
+from service.registry.reads import version_detail
 from service.settings import Settings
-from service.testing import ServerProcess, free_port, service_command
 from service.ui.data import model_page, models_overview
 from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH, has_public_path
+from tests.service_process import ServerProcess, free_port, service_command
 from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_many_versions, build_ui_registry
 
 PAGES = ("/", "/ui/", "/ui/models/rubber", "/ui/models/rubber/versions/3",

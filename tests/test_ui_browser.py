@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from service.artifact import sha256_hex
-from service.testing import ServerProcess, free_port, service_command
+from tests.service_process import ServerProcess, free_port, service_command
 from tests.ui_registry import (
     HOSTILE,
     HOSTILE_MODEL,

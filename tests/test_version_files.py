@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from service.artifact import sha256_hex
 from service.main import create_app
 from service.settings import Settings
-from service.testing import random_artifact
 from tests.registry_helpers import png_bytes, registry_dump
+from tests.service_process import random_artifact
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -132,7 +132,7 @@ def test_registration_with_a_bad_file_stores_nothing(database_url: str) -> None:
     leaves no version behind (the direct-database path commits whatever is flushed)."""
     from service.errors import InvalidInputError
     from service.registry.db import make_engine, make_session_factory
-    from service.registry.repository import register
+    from service.registry.writes import register
 
     before = registry_dump(database_url)
     engine = make_engine(database_url)

@@ -16,13 +16,8 @@ from sqlalchemy.orm import Session
 from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.repository import (
-    register_version,
-    set_alias,
-    set_version_status,
-    update_model,
-)
-from service.testing import random_artifact
+from service.registry.writes import register_version, set_alias, set_version_status, update_model
+from tests.service_process import random_artifact
 
 # Markup a hostile or careless registrant could put in free text; the pages must show it
 # as text and never run it (the browser test checks window.__pwned stays undefined).

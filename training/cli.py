@@ -258,7 +258,7 @@ def demo(
 ) -> None:
     """Make sure the registry holds the demo model (fit it once if absent)."""
     from service.registry.db import make_engine, make_session_factory
-    from service.registry.repository import model_exists
+    from service.registry.reads import model_exists
     from service.settings import get_settings
 
     url = database_url or get_settings().database_url

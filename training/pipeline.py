@@ -17,7 +17,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
-from service.registry.repository import register
+from service.registry.writes import register
 from training.data import TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 

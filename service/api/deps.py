@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.registry.cache import LiveRegistry, ModelCache
+from service.registry.cache import ModelCache
+from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
 

@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from service.api.deps import SessionDep, SettingsDep
 from service.errors import SurrogateError
-from service.registry.repository import version_detail
+from service.registry.reads import version_detail
 from service.ui.data import model_page, models_overview, version_numbers
 
 HERE = FilePath(__file__).parent

@@ -39,7 +39,7 @@ from service.errors import (
     InvalidInputError,
     UnauthorizedError,
 )
-from service.registry import repository as repo
+from service.registry import files, reads, writes
 from service.registry.tables import ModelAlias, ModelInferenceData
 from service.settings import Settings
 
@@ -111,11 +111,11 @@ def _register(session: Session, settings: Settings, actor: str, name: str, data:
     routing refresh (which needs a connection of its own: holding this one meanwhile
     starves the pool under concurrent registrations)."""
     try:
-        version = repo.register(session, name, data, actor=actor, alias=alias,
+        version = writes.register(session, name, data, actor=actor, alias=alias,
                                 description=description, tags=tags, source=source,
                                 max_unpacked_bytes=2 * settings.max_upload_bytes)
         session.commit()
-        return repo.version_detail(session, name, version)
+        return reads.version_detail(session, name, version)
     except ArtifactError as exc:
         session.rollback()
         raise InvalidInputError(f"artifact rejected, nothing was registered: {exc}",
@@ -174,14 +174,14 @@ async def register(
 def _attach_inference_data(session: Session, actor: str, name: str, version: int,
                            data: bytes) -> None:
     try:
-        repo.get_version(session, name, version)
+        reads.get_version(session, name, version)
         if session.get(ModelInferenceData, (name, version)) is not None:
             raise ConflictError(f"version {version} of {name!r} already has inference data "
                                 "(versions are immutable)")
-        repo.check_inference_data(data)
+        files.check_inference_data(data)
         session.add(ModelInferenceData(name=name, version=version, sha256=sha256_hex(data),
                                        data=data))
-        repo.record_audit(session, actor, "attach_inference_data", name, version,
+        writes.record_audit(session, actor, "attach_inference_data", name, version,
                           details={"sha256": sha256_hex(data), "size_bytes": len(data)})
         session.commit()
     except ArtifactError as exc:
@@ -212,12 +212,12 @@ async def attach_inference_data(
 def _attach_file(session: Session, actor: str, name: str, version: int, path: str,
                  data: bytes) -> tuple[dict[str, Any], bool]:
     try:
-        row, created = repo.attach_file(session, name, version, path, data)
+        row, created = files.attach_file(session, name, version, path, data)
         if created:  # a repeated identical upload changes nothing, so nothing to audit
-            repo.record_audit(session, actor, "attach_file", name, version,
+            writes.record_audit(session, actor, "attach_file", name, version,
                               details={"path": path, "sha256": row.sha256,
                                        "size_bytes": row.size})
-        summary = repo.file_summary(row)
+        summary = reads.file_summary(row)
         session.commit()
     except Exception:
         session.rollback()
@@ -257,8 +257,8 @@ def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorD
               session: SessionDep, live: LiveRegistryDep) -> dict[str, Any]:
     existing = session.get(ModelAlias, (name, alias))
     previous = existing.version if existing is not None else None
-    repo.set_alias(session, name, alias, body.version)
-    repo.record_audit(session, actor, "set_alias", name, body.version, alias,
+    writes.set_alias(session, name, alias, body.version)
+    writes.record_audit(session, actor, "set_alias", name, body.version, alias,
                       {"previous_version": previous})
     session.commit()
     logger.info("%s moved %s@%s: %s -> %d", actor, name, alias, previous, body.version)
@@ -271,8 +271,8 @@ def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorD
                summary="Delete an alias")
 def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: SessionDep,
                  live: LiveRegistryDep) -> dict[str, Any]:
-    previous = repo.delete_alias(session, name, alias)
-    repo.record_audit(session, actor, "delete_alias", name, previous, alias)
+    previous = writes.delete_alias(session, name, alias)
+    writes.record_audit(session, actor, "delete_alias", name, previous, alias)
     session.commit()
     live.catch_up()
     return {"name": name, "alias": alias, "version": None, "previous_version": previous}
@@ -282,11 +282,11 @@ def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: Ses
               summary="Edit a model's description and tags")
 def patch_model(name: NamePath, body: ModelUpdate, actor: ActorDep,
                 session: SessionDep) -> dict[str, Any]:
-    repo.update_model(session, name, body.description, body.tags)
-    repo.record_audit(session, actor, "update_model", name,
+    writes.update_model(session, name, body.description, body.tags)
+    writes.record_audit(session, actor, "update_model", name,
                       details=body.model_dump(exclude_none=True))
     session.commit()
-    return repo.model_detail(session, name)
+    return reads.model_detail(session, name)
 
 
 @router.patch(
@@ -298,14 +298,14 @@ def patch_model(name: NamePath, body: ModelUpdate, actor: ActorDep,
 )
 def patch_version(name: NamePath, version: VersionPath, body: VersionUpdate, actor: ActorDep,
                   session: SessionDep, live: LiveRegistryDep) -> dict[str, Any]:
-    repo.update_version(session, name, version, body.description, body.tags)
+    writes.update_version(session, name, version, body.description, body.tags)
     if body.status is not None:
-        repo.set_version_status(session, name, version, body.status)
-    repo.record_audit(session, actor, "update_version", name, version,
+        writes.set_version_status(session, name, version, body.status)
+    writes.record_audit(session, actor, "update_version", name, version,
                       details=body.model_dump(exclude_none=True))
     session.commit()
     live.catch_up()
-    return repo.version_detail(session, name, version)
+    return reads.version_detail(session, name, version)
 
 
 @router.get("/audit", response_model=list[AuditRecord], summary="Read the audit log")
@@ -319,5 +319,5 @@ def audit_log(
     return [
         {"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "model": e.model_name,
          "version": e.version, "alias": e.alias, "details": e.details}
-        for e in repo.list_audit(session, model, limit, before_id)
+        for e in reads.list_audit(session, model, limit, before_id)
     ]

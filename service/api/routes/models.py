@@ -11,8 +11,8 @@ from service.api.registry_schemas import ModelDetail, VersionDetail, VersionFile
 from service.api.schemas import ErrorBody, ModelSummary
 from service.artifact import sha256_hex
 from service.errors import ConflictError
-from service.registry import repository
-from service.registry.repository import (
+from service.registry import reads
+from service.registry.reads import (
     list_files,
     list_models,
     load_blob,
@@ -73,7 +73,7 @@ def get_inference_data(name: NamePath, version: VersionPath, session: SessionDep
 def get_artifact(name: NamePath, version: VersionPath, session: SessionDep) -> Response:
     """The bytes `surrogate-train fit --artifact-out` wrote, checked against the stored
     sha256 (also sent as `x-artifact-sha256`); `service.artifact.Artifact.from_bytes` opens it."""
-    row = repository.get_version(session, name, version)
+    row = reads.get_version(session, name, version)
     data = load_blob(session, name, version)
     if sha256_hex(data) != row.sha256:
         raise ConflictError(f"stored artifact of {name!r} version {version} fails its sha256 "

@@ -21,7 +21,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, expected_shapes
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.repository import register_version, set_alias
+from service.registry.writes import register_version, set_alias
 from service.settings import PROJECT_ROOT
 
 
