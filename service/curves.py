@@ -28,6 +28,9 @@ mu and sigma keep the network's extrapolation.
 
 The manifest section `curve_model` (validated by `CurveModelSection`) holds the fitted
 parameters; `CurveModel.from_manifest` builds the tables.
+
+Why one module of this size: it is one model (the spline factor copula) with its
+validation, sampling, conditioning and scatter split, which share its loadings.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """GET /v1/models/{name}/export: the table equals predict, its stated interpolation error
 holds, the solver formats parse (by readers written from the manuals) into the CSV's
-numbers, unstable ranges are found, and bad queries get a 422 naming the parameter."""
+numbers, unstable ranges are found, and bad queries get a 422 naming the parameter.
+
+Why one module of this size: all export formats are checked against the same fixture
+models and readers.
+"""
 
 from __future__ import annotations
 

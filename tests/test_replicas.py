@@ -8,6 +8,9 @@
 - with PostgreSQL stopped, loaded models keep answering, readiness says the database is
   unavailable, and everything recovers when PostgreSQL is back.
 All servers listen on 127.0.0.1; every wait is bounded.
+
+Why one module of this size: the scenarios share one PostgreSQL server and its
+replica processes, which are slow to start.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ load of predict requests through the balancer:
 5. PostgreSQL stopped for 10 s fails no predict for the loaded version, /readyz says
    degraded, and everything recovers without a restart.
 Each phase prints its request counts and failures. Counts and waits are bounded.
+
+Why one module of this size: the phases share one balancer, three replicas and one
+PostgreSQL server, which are slow to start.
 """
 
 from __future__ import annotations

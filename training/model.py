@@ -39,6 +39,9 @@ docs/calibration.md). A deterministic L-BFGS MAP fit finds the curve in about a 
 ADVI then only has to learn the spread around it.
 
 Everything here works on normalised data; `training.pipeline` handles units.
+
+Why one module of this size: the inference methods share the model's graph, its
+priors and the MAP machinery they start from.
 """
 
 from __future__ import annotations

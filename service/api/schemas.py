@@ -1,4 +1,8 @@
-"""Request and response bodies of the public API."""
+"""Request and response bodies of the public API.
+
+Why one module of this size: these are the public API's bodies, and the OpenAPI
+document is generated from them; one file is the one place a client-facing change shows.
+"""
 
 from __future__ import annotations
 

@@ -22,6 +22,9 @@ How it is fast, and why it stays accurate:
 It is longer than the project's other modules on purpose: the elementary functions, both
 layouts and their drivers are one numba compilation unit that is read, tuned and tested
 together against the reference.
+
+Why one module of this size: the compiled loops, their float32 packing and the
+dispatcher that chooses a variant are one unit that must change together.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ compilation unit, and numba's disk cache notices edits only to the file that hol
 cached function, not to compiled functions it calls from other modules (so splitting it
 would let a stale cache survive an edit). For the same reason the link codes are this
 module's own constants.
+
+Why one module of this size: the compiled forward pass, the mixture-CDF solver and
+their block scheduling are one unit that must change together.
 """
 
 from __future__ import annotations

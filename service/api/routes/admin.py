@@ -5,6 +5,10 @@ Every call needs `Authorization: Bearer <SURROGATE_ADMIN_TOKEN>`. The token is c
 constant time and never logged or echoed; with no token configured every call is refused.
 Each change is committed together with its audit-log entry, then this replica refreshes
 its routing table at once (other replicas pick the change up within their poll interval).
+
+Why one module of this size: every admin route follows the same pattern (token, actor,
+one transaction, audit entry, routing refresh), and keeping the eight together keeps that
+pattern in one reading.
 """
 
 from __future__ import annotations
