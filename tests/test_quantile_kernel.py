@@ -127,3 +127,12 @@ def test_elementary_functions_are_float64_accurate() -> None:
     # Relative error grows only as a^2 x 1e-16: a*a is rounded (as in any Phi of a rounded
     # argument); the series itself is good to 6e-16.
     assert np.all(np.abs(tail / ndtr(-a) - 1) <= 1e-15 + 2.5e-16 * a * a)
+
+
+def test_a_strain_where_halleys_leading_error_term_cancels() -> None:
+    """Found on the benchmark grid: c2^2 ~ c3 at the level-0.05 root (narrow components
+    nearby), so the leading-term estimate of Halley's error (c2^2 - c3) h^3 was 200x too
+    small and an early acceptance missed the tolerance 16-fold."""
+    posterior = Posterior(random_artifact(draws=1000, hidden_sizes=(16,), seed=0))
+    x = np.linspace(-0.5, 0.5, 200_001)[[191_522, 183_459]]
+    assert_solves_the_mixture(posterior, x, [0.05, 0.5, 0.95])

@@ -53,9 +53,9 @@ from service.inference.posterior import Posterior
 # Solved to this fraction of max(|mean|, total SD): the reference's tolerance.
 RELATIVE_TOLERANCE = 1e-12
 _MAX_ITERATIONS = 200
-# A Halley step is accepted without a confirming evaluation when its predicted error is
-# below _MARGIN x the tolerance and the step is within the asymptotic regime (c2 h and
-# c3 h^2 below _ASYMPTOTIC).
+# A Halley step is accepted without a confirming evaluation when a bound on its error is
+# below _MARGIN x the tolerance and the step is within the asymptotic regime (c2 h,
+# c3 h^2 and c4 h^3 below _ASYMPTOTIC).
 _MARGIN = 0.1
 _ASYMPTOTIC = 1e-2
 # Working set per block: draws x strains float64 values of mu and of 1/sigma (~256 KiB each).
@@ -374,6 +374,7 @@ def _solve_level(mu, isig, level, low, high, y, scale, wmu, wisig, evaluations):
     dens = np.empty(n)
     slope = np.empty(n)
     curve = np.empty(n)
+    third = np.empty(n)
     done = np.zeros(n, np.bool_)
     inv_draws = 1.0 / draws
     for _ in range(_MAX_ITERATIONS):
@@ -385,6 +386,7 @@ def _solve_level(mu, isig, level, low, high, y, scale, wmu, wisig, evaluations):
             dens[j] = 0.0
             slope[j] = 0.0
             curve[j] = 0.0
+            third[j] = 0.0
         for s in range(draws):
             base = s * n
             for j in range(n):
@@ -398,7 +400,9 @@ def _solve_level(mu, isig, level, low, high, y, scale, wmu, wisig, evaluations):
                 dens[j] += w
                 wi = w * inv
                 slope[j] += t * wi
-                curve[j] += (t * t - 1.0) * wi * inv
+                wi2 = wi * inv
+                curve[j] += (t * t - 1.0) * wi2
+                third[j] += t * (t * t - 3.0) * wi2 * inv
         kept = 0
         for j in range(n):
             i = index[j]
@@ -426,14 +430,19 @@ def _solve_level(mu, isig, level, low, high, y, scale, wmu, wisig, evaluations):
                 to = new
                 if halley:
                     # Halley's error after the step is (c2^2 - c3) h^3 + O(h^4), with
-                    # c_k = F^(k) / (k! F'), once h is small beside the scales c2 and c3
-                    # describe. There it is below the tolerance: accept without evaluating
-                    # F again to confirm.
-                    c2 = derivative / (2.0 * density)
-                    c3 = second / (6.0 * density)
+                    # c_k = F^(k) / (k! F') (the h^4 term has c4, c2 c3 and c2^3). Bounded
+                    # by magnitudes, not by that difference, which can cancel while the
+                    # h^4 term does not (narrow components nearby). Below the tolerance,
+                    # the step is accepted without evaluating F again to confirm.
+                    c2 = abs(derivative / (2.0 * density))
+                    c3 = abs(second / (6.0 * density))
+                    c4 = abs(third[j] * inv_draws * _INV_SQRT_2PI / (24.0 * density))
                     h = abs(step)
-                    converged = (abs(c2) * h <= _ASYMPTOTIC and abs(c3) * h * h <= _ASYMPTOTIC
-                                 and abs(c2 * c2 - c3) * h * h * h <= _MARGIN * tolerance)
+                    bound = ((c2 * c2 + c3) * h * h * h
+                             + 4.0 * (c2 * c2 * c2 + c2 * c3 + c4) * h * h * h * h)
+                    converged = (c2 * h <= _ASYMPTOTIC and c3 * h * h <= _ASYMPTOTIC
+                                 and c4 * h * h * h <= _ASYMPTOTIC
+                                 and bound <= _MARGIN * tolerance)
             else:
                 to = 0.5 * (lo + hi)
             finished = excess == 0.0 or converged or hi - lo <= tolerance
