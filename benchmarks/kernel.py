@@ -66,7 +66,7 @@ def trainer_default() -> tuple[tuple[int, ...], int, str]:
     from training.model import BNNConfig  # imports PyMC: only for its defaults
 
     config = BNNConfig()
-    return tuple(config.hidden_sizes), int(config.draws), config.noise_link
+    return tuple(config.model.hidden_sizes), int(config.advi.draws), config.model.noise_link
 
 
 def run(label: str, hidden_sizes: tuple[int, ...], draws: int, link: str,

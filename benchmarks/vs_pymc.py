@@ -65,9 +65,10 @@ def pymc_predictor(artifact: Artifact):
     norm = artifact.spec.normalisation
     # The model with an observed y (the bootstrap's weighted likelihood is a Potential,
     # which posterior-predictive sampling ignores): the network and its draws are the same.
-    config = BNNConfig(method="advi", hidden_sizes=tuple(artifact.hidden_sizes),
-                       draws=artifact.draws,
-                       noise_link=artifact.spec.architecture.noise_link)
+    config = BNNConfig().with_overrides(method="advi",
+                                        hidden_sizes=tuple(artifact.hidden_sizes),
+                                        draws=artifact.draws,
+                                        noise_link=artifact.spec.architecture.noise_link)
     x0 = np.zeros(2)
     model = HeteroskedasticBNN(config).build_model(x0, np.zeros(2))
     posterior = {}

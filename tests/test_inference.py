@@ -7,6 +7,7 @@ import pytest
 
 from service.artifact import Artifact
 from service.inference.posterior import Posterior
+from training.config import NutsSettings, methods_using
 from training.data import TrainingData
 from training.model import BNNConfig, HeteroskedasticBNN, LossPlateau
 from training.pipeline import fit_data, holdout_split
@@ -36,6 +37,22 @@ def test_config_refuses_unknown_method_and_keys() -> None:
         BNNConfig().with_overrides(method="sgld")
     with pytest.raises(ValueError, match="unknown BNN config keys"):
         BNNConfig().with_overrides(widht=3)
+
+
+def test_config_routes_flat_keys_to_the_model_and_the_chosen_methods_settings() -> None:
+    config = BNNConfig().with_overrides(method="nuts", draws=40, hidden_sizes=(3,),
+                                        map_tolerance=1e-6)
+    assert isinstance(config.settings, NutsSettings) and config.settings.draws == 40
+    assert config.model.hidden_sizes == (3,) and config.map.map_tolerance == 1e-6
+    assert config.stored_draws == 40
+    # The manifest's `config` section keeps its flat keys, whatever the method.
+    flat = config.to_dict()
+    assert flat["draws"] == 40 and flat["method"] == "nuts" and flat["hidden_sizes"] == [3]
+    assert set(flat) == set(BNNConfig().to_dict()) >= {"max_steps", "tune", "ensemble_members"}
+    assert BNNConfig().with_overrides(ensemble_members=5).stored_draws == 5
+    with pytest.raises(ValueError, match="noise_link must be exp or softplus"):
+        BNNConfig().with_overrides(noise_link="relu")
+    assert methods_using("max_steps") == ("advi", "fullrank_advi")
 
 
 def test_map_fit_improves_the_log_posterior() -> None:

@@ -116,22 +116,24 @@ def _default_report_dir(name: str, config: object) -> Path:
     return Path("var") / "reports" / name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-# The methods each method-specific option of `fit` applies to.
-_OPTION_METHODS = {
-    "--steps": ("advi", "fullrank_advi"),
-    "--draws": ("advi", "fullrank_advi", "nuts"),
-    "--tune": ("nuts",), "--chains": ("nuts",), "--target-accept": ("nuts",),
-    "--members": ("bootstrap", "ensemble"),
+# The config key behind each method-specific option of `fit` (training.config knows
+# which methods' settings hold it).
+_OPTION_KEYS = {
+    "--steps": "max_steps", "--draws": "draws", "--tune": "tune", "--chains": "chains",
+    "--target-accept": "target_accept", "--members": "ensemble_members",
 }
 
 
 def check_method_options(method: str, given: dict[str, object]) -> None:
     """Refuse an option the chosen method would silently ignore (e.g. --draws with the
     default bootstrap, which stores one draw per member)."""
+    from training.config import methods_using
+
     for option, value in given.items():
-        if value is not None and method not in _OPTION_METHODS[option]:
+        applies = methods_using(_OPTION_KEYS[option])
+        if value is not None and method not in applies:
             raise ValueError(f"{option} does not apply to --method {method}; it applies to "
-                             f"{', '.join(_OPTION_METHODS[option])}")
+                             f"{', '.join(applies)}")
 
 
 def _fit_summary(artifact: object) -> str:

@@ -37,7 +37,7 @@ class LatentBNN(HeteroskedasticBNN):
         self.groups = np.unique(groups, return_inverse=True)[1]
 
     def build_model(self, x: np.ndarray, y: np.ndarray) -> pm.Model:
-        cfg = self.config
+        cfg = self.config.model
         rng = np.random.default_rng(cfg.seed)
         self._init_spec = {}
         materials = int(self.groups.max()) + 1
@@ -185,7 +185,7 @@ def fit_latent(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
     bnn = LatentBNN(config, groups)
     result = bnn.fit((x - x_mean) / x_scale, (y - y_mean) / y_scale, groups)
     posterior = result.inference_data.posterior
-    names = [f"trunk{i}" for i in range(len(config.hidden_sizes))] + ["mean_head",
+    names = [f"trunk{i}" for i in range(len(config.model.hidden_sizes))] + ["mean_head",
                                                                        "sigma_head"]
     layers = []
     for name in names:

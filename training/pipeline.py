@@ -101,7 +101,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     """
     from training import calibration
 
-    split = holdout_split(data, holdout, config.seed)
+    split = holdout_split(data, holdout, config.model.seed)
     held_out: dict[str, Any] | None = None
     if split.test.size:
         if parallel:
@@ -124,7 +124,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     manifest = artifact.manifest
     y_scale = artifact.spec.normalisation.y_scale
     metrics: dict[str, Any] = {
-        "split": {"by": split.by, "fraction": holdout, "seed": config.seed,
+        "split": {"by": split.by, "fraction": holdout, "seed": config.model.seed,
                   "train_rows": int(split.train.size), "test_rows": int(split.test.size),
                   "held_out_groups": [str(g) for g in split.held_out_groups]},
         "refit_on_all_data": True,
@@ -192,7 +192,7 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
     posterior = Posterior(artifact)
     if posterior.curve is not None and test.groups is not None:
         metrics["curves"] = curve_metrics.evaluate(posterior, posterior.curve, test.x,
-                                                   test.y, test.groups, seed=config.seed)
+                                                   test.y, test.groups, seed=config.model.seed)
     return {"metrics": metrics,
             "fit": {"train_rows": train.rows, "wall_time_s": round(
                 time.perf_counter() - started, 3)},
@@ -212,13 +212,14 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
         "architecture": {
             "input_name": data.x_name, "input_unit": units.x,
             "output_name": data.y_name, "output_unit": units.y,
-            "hidden_sizes": list(config.hidden_sizes), "activation": "tanh",
-            "noise": config.noise, "noise_link": config.noise_link,
+            "hidden_sizes": list(config.model.hidden_sizes), "activation": "tanh",
+            "noise": config.model.noise, "noise_link": config.model.noise_link,
         },
         "normalisation": {"x_mean": x_mean, "x_scale": x_scale,
                           "y_mean": y_mean, "y_scale": y_scale},
         "training_domain": {"min": float(np.min(data.x)), "max": float(np.max(data.x))},
-        "inference": {"method": config.method, "draws": config.stored_draws, "seed": config.seed,
+        "inference": {"method": config.method, "draws": config.stored_draws,
+                      "seed": config.model.seed,
                       "wall_time_s": round(result.wall_time_s, 3)},
         "diagnostics": result.diagnostics,
         "config": config.to_dict(),

@@ -1,0 +1,2 @@
+"""One module per inference method; each `fit(bnn, model)` returns
+(InferenceData, diagnostics, ADVI loss trace or None, chains)."""

@@ -1,0 +1,81 @@
+"""The L-BFGS MAP fits every method uses: ensemble members, and the starts of ADVI and NUTS.
+
+One compiled value-and-gradient function; scipy does the rest (what pm.find_MAP does,
+without recompiling for every restart of an ensemble)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import pymc as pm
+from scipy.optimize import minimize
+
+from training.config import MapSettings
+
+if TYPE_CHECKING:
+    from training.model import HeteroskedasticBNN
+
+LIKELIHOOD_WEIGHTS = "likelihood_weights"
+
+
+class MapFit(NamedTuple):
+    point: dict[str, np.ndarray]
+    log_posterior: float
+    evaluations: int
+    converged: bool  # L-BFGS met its tolerance (False: it hit map_max_iterations)
+
+
+def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
+            settings: MapSettings) -> MapFit:
+    """L-BFGS maximum a posteriori point from `start`; `func` is the model's compiled
+    `logp_dlogp_function(ravel_inputs=True)`."""
+    from pymc.blocking import DictToArrayBijection, RaveledVars
+
+    x0 = DictToArrayBijection.map({v.name: start[v.name] for v in model.value_vars})
+
+    def cost(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        logp, grad = func(RaveledVars(flat, x0.point_map_info))
+        if not np.isfinite(logp):
+            return 1e300, np.zeros_like(flat)
+        return -float(logp), -np.asarray(grad, dtype=float)
+
+    result = minimize(cost, x0.data, jac=True, method="L-BFGS-B",
+                      options={"maxiter": settings.map_max_iterations,
+                               "ftol": settings.map_tolerance})
+    point = DictToArrayBijection.rmap(RaveledVars(result.x, x0.point_map_info))
+    return MapFit({k: np.asarray(v) for k, v in point.items()}, -float(result.fun),
+                  int(result.nfev), bool(result.success))
+
+
+def map_starts(bnn: HeteroskedasticBNN, model: pm.Model, count: int) -> list[MapFit]:
+    """`count` MAP fits: the model's initial point, then fresh random starts; for the
+    bootstrap each under its own likelihood weights."""
+    seed = bnn.config.model.seed
+    rng = np.random.default_rng(seed + 7919)
+    weight_rng = np.random.default_rng(seed + 104729)
+    fits = []
+    for member in range(count):
+        if bnn.config.method == "bootstrap":
+            # Exponential(1) weights: n x a flat Dirichlet draw, Rubin's Bayesian
+            # bootstrap. The compiled log posterior reads them from the shared variable.
+            weights = model[LIKELIHOOD_WEIGHTS]
+            weights.set_value(bootstrap_weights(weight_rng, weights.get_value().shape[0],
+                                                bnn.group_index))
+        start = model.initial_point() if member == 0 else bnn.random_start(rng)
+        fits.append(bnn.map_fit(model, start))
+    return fits
+
+
+def bootstrap_weights(rng: np.random.Generator, rows: int,
+                      group_index: np.ndarray | None) -> np.ndarray:
+    """One Exponential(1) weight per row, or per group shared by its rows.
+
+    Readings of one material are not independent evidence: a material shifts its whole
+    curve, so the mean curve's error is about (material-to-material SD)/sqrt(materials)
+    however many strains each was tested at. Weighting rows independently averages
+    that shift away and makes the epistemic SD too small; weighting materials keeps it.
+    """
+    if group_index is None or group_index.size != rows:
+        return rng.exponential(1.0, rows)
+    return rng.exponential(1.0, int(group_index.max()) + 1)[group_index]
