@@ -168,9 +168,9 @@ class HeteroskedasticBNN:
 
     def map_fit(self, model: pm.Model, start: dict[str, np.ndarray]) -> MapFit:
         """L-BFGS maximum a posteriori point from `start` (see `training.methods.map`)."""
-        return map_fit(self._logp_dlogp(model), model, start, self.config.map)
+        return map_fit(self.logp_dlogp(model), model, start, self.config.map)
 
-    def _logp_dlogp(self, model: pm.Model) -> Any:
+    def logp_dlogp(self, model: pm.Model) -> Any:
         # Compiled once per model: an ensemble's restarts reuse it.
         cache = getattr(self, "_logp_cache", None)
         if cache is None or cache[0] is not model:

@@ -48,23 +48,60 @@ def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
                   int(result.nfev), bool(result.success))
 
 
+# A member whose point explains the training data (every row weighted 1) worse than the
+# ensemble's median by more than this many nats per row stopped in a poor local optimum,
+# not at a different plausible curve: bootstrap members differ by a few hundredths of a
+# nat per row, while a member stuck with a too-wide sigma loses about one.
+STRANDED_NATS_PER_ROW = 0.2
+
+
 def map_starts(bnn: HeteroskedasticBNN, model: pm.Model, count: int) -> list[MapFit]:
     """`count` MAP fits: the model's initial point, then fresh random starts; for the
-    bootstrap each under its own likelihood weights."""
+    bootstrap each under its own likelihood weights. A member stranded in a poor optimum
+    is fitted once more from a fresh start (same weights), keeping the better of the two."""
     seed = bnn.config.model.seed
     rng = np.random.default_rng(seed + 7919)
     weight_rng = np.random.default_rng(seed + 104729)
-    fits = []
+    bootstrap = bnn.config.method == "bootstrap"
+    fits, member_weights = [], []
     for member in range(count):
-        if bnn.config.method == "bootstrap":
+        if bootstrap:
             # Exponential(1) weights: n x a flat Dirichlet draw, Rubin's Bayesian
             # bootstrap. The compiled log posterior reads them from the shared variable.
             weights = model[LIKELIHOOD_WEIGHTS]
-            weights.set_value(bootstrap_weights(weight_rng, weights.get_value().shape[0],
-                                                bnn.group_index))
+            member_weights.append(bootstrap_weights(weight_rng, weights.get_value().shape[0],
+                                                    bnn.group_index))
+            weights.set_value(member_weights[-1])
         start = model.initial_point() if member == 0 else bnn.random_start(rng)
         fits.append(bnn.map_fit(model, start))
+    scores = _unweighted_log_posteriors(bnn, model, fits, bootstrap)
+    rows = int(np.size(model["x"].get_value()))
+    floor = np.median(scores) - STRANDED_NATS_PER_ROW * rows
+    for member, score in enumerate(scores):
+        if score >= floor:
+            continue
+        if bootstrap:
+            model[LIKELIHOOD_WEIGHTS].set_value(member_weights[member])
+        retry = bnn.map_fit(model, bnn.random_start(rng))
+        if retry.log_posterior > fits[member].log_posterior:
+            fits[member] = retry
+    if bootstrap:
+        model[LIKELIHOOD_WEIGHTS].set_value(np.ones(rows))
     return fits
+
+
+def _unweighted_log_posteriors(bnn: HeteroskedasticBNN, model: pm.Model,
+                               fits: list[MapFit], bootstrap: bool) -> list[float]:
+    """Each member's log posterior with every row weighted 1: comparable across members
+    (their own weighted values are not)."""
+    if not bootstrap:
+        return [fit.log_posterior for fit in fits]
+    from pymc.blocking import DictToArrayBijection
+
+    model[LIKELIHOOD_WEIGHTS].set_value(np.ones(np.size(model["x"].get_value())))
+    func = bnn.logp_dlogp(model)
+    return [float(func(DictToArrayBijection.map(
+        {v.name: fit.point[v.name] for v in model.value_vars}))[0]) for fit in fits]
 
 
 def bootstrap_weights(rng: np.random.Generator, rows: int,
