@@ -166,10 +166,11 @@ def test_fit_stores_held_out_metrics_in_the_manifest() -> None:
 
 # Bounds per method, from measurements on these groups (docs/calibration.md). An SD estimated
 # from 20 materials is itself uncertain by ~1/sqrt(2 x 19) = 16%, so errors of 0.10-0.18
-# are what a correct fit scores here. Measured (`pytest -s -k never_tuned`): the default
-# bootstrap 0.136 (gent) / 0.102 (ogden) with epistemic growth x3.2-x6.0; ADVI 0.16 / 0.12
-# with none (x0.6-x0.7); the plain MAP ensemble 0.13 / 0.10 and x10+.
-METHOD_EXPECTATIONS = {"bootstrap": (0.2, 2.0), "advi": (0.25, None),
+# are what a correct fit scores here. The bootstrap weights materials, so its epistemic SD
+# inside the data is the mean curve's error from 20 materials, larger than row weights
+# gave; its growth beyond the data is correspondingly smaller than the plain ensemble's,
+# whose members differ only by optimisation (`pytest -s -k never_tuned` prints both).
+METHOD_EXPECTATIONS = {"bootstrap": (0.2, 1.5), "advi": (0.25, None),
                        "ensemble": (0.2, 2.0)}
 
 

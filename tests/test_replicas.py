@@ -339,7 +339,9 @@ def test_fit_registers_through_the_admin_api_with_its_inference_data(
         for png in (tmp_path / "report").iterdir():  # every figure, as written on disk
             served = client_b.get(f"/v1/models/fitted/versions/1/files/report/{png.name}")
             assert served.content == png.read_bytes()
-        assert len(detail["files"]) == 4
+        written = sorted(f"report/{png.name}" for png in (tmp_path / "report").iterdir())
+        assert sorted(f["path"] for f in detail["files"]) == written
+        assert {"report/fit.png", "report/sd.png", "report/calibration.png"} <= set(written)
     path = tmp_path / "exported.nc"
     path.write_bytes(exported.content)
     assert "posterior" in az.from_netcdf(str(path)).groups()
