@@ -1,5 +1,6 @@
 """The numpy reference summaries equal a brute-force computation of the formulas in
-docs/architecture.md (the fast kernel behind Posterior.predict is tested against this reference in test_kernel)."""
+docs/architecture.md (the fast kernel behind Posterior.predict is tested against this
+reference in test_kernel)."""
 
 import numpy as np
 import pytest
