@@ -39,8 +39,9 @@ def serve(
     from service.lifecycle import DrainingServer
     from service.main import app
 
-    config = uvicorn.Config(app, **options)
-    DrainingServer(config, app.state.drain, get_settings().shutdown_drain_s).run()
+    settings = get_settings()
+    config = uvicorn.Config(app, timeout_graceful_shutdown=settings.shutdown_grace_s, **options)
+    DrainingServer(config, app.state.drain, settings.shutdown_drain_s).run()
 
 
 @cli.command()

@@ -60,17 +60,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                listen_url=listen_url(engine)
                                                if app_settings.listen_for_changes else None)
         app.state.live_registry.start()
-        grpc_server = None
+        grpc_listener = None
         try:
             # Imported only when on: its protocol classes would clash with an OIP client's
             # (tritonclient.grpc) in the same process.
             if app_settings.grpc_port is not None:
-                from service.oip.grpc_server import start_grpc_server
-                grpc_server = await start_grpc_server(app)
+                from service.oip.grpc_server import GrpcListener
+                grpc_listener = await GrpcListener.start(app)
+                app.state.drain.on_listeners_closing(grpc_listener.close)
             yield
         finally:
-            if grpc_server is not None:
-                await grpc_server.stop(grace=5)
+            if grpc_listener is not None:
+                await grpc_listener.closed()
             app.state.live_registry.stop()
             engine.dispose()
 

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, gt=0, description="Largest request body outside the admin API, "
         "counted as it arrives, chunked or not (more is a 413 before any parsing; 1,000,000 "
         "strains at full precision take ~25 MB).")
+    max_head_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request head (request line and headers) "
+        "`surrogate-serve` reads; more is a 431 and the connection is closed. The same as "
+        "the balancer's buffer (tune.bufsize), for deployments that reach replicas without it.")
+    max_header_count: int = Field(
+        100, ge=10, description="Most header lines one request may have (more is a 431).")
     header_timeout_s: float = Field(
         10.0, gt=0, description="A connection that has not sent a complete request head "
         "this long after it opened (or after its previous response) is closed.")
@@ -76,7 +82,9 @@ class Settings(BaseSettings):
     grpc_port: int | None = Field(
         None, ge=1, le=65535, description="Also serve the Open Inference Protocol over gRPC "
         "on this port, in the same process (off when unset).")
-    grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
+    grpc_host: str = Field(
+        "127.0.0.1", description="Interface the gRPC server binds: loopback, as "
+        "`surrogate-serve --host`; a container sets 0.0.0.0 (compose, deploy/k8s).")
     listen_for_changes: bool = Field(
         True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
         "swap within milliseconds; polling stays the fallback.")
@@ -86,6 +94,11 @@ class Settings(BaseSettings):
         "this long before closing the listener, so a load balancer's health checks take the "
         "replica out before it stops accepting connections (docs/deployment.md). 0 exits at "
         "once (after the requests in flight).")
+    shutdown_grace_s: float = Field(
+        30.0, gt=0, le=600, description="After the drain, when the HTTP listener and the gRPC "
+        "server stop accepting, how long requests and calls in flight have to finish before "
+        "they are cancelled. The drain plus this must fit the orchestrator's grace period "
+        "(Kubernetes terminationGracePeriodSeconds, compose stop_grace_period).")
 
 
 @lru_cache

@@ -141,19 +141,24 @@ def default_of(value: str) -> str:
     return match[1] if match else str(value)
 
 
-def test_drain_outlasts_the_balancers_detection_and_grace_periods_outlast_the_drain() -> None:
+def test_drain_outlasts_the_balancers_detection_and_grace_periods_outlast_drain_and_grace(
+        ) -> None:
     cfg = HAPROXY_CFG.read_text()
     inter = seconds(re.search(r"default-server inter (\S+)", cfg)[1])
     fall = int(re.search(r"default-server .* fall (\d+)", cfg)[1])
     api = compose()["services"]["api"]
     compose_drain = float(default_of(api["environment"]["SURROGATE_SHUTDOWN_DRAIN_S"]))
-    assert inter * fall < compose_drain < seconds(api["stop_grace_period"])
+    compose_grace = float(default_of(api["environment"]["SURROGATE_SHUTDOWN_GRACE_S"]))
+    assert inter * fall < compose_drain
+    assert compose_drain + compose_grace < seconds(api["stop_grace_period"])
     resources = all_resources()
-    k8s_drain = float(resources["ConfigMap"]["data"]["SURROGATE_SHUTDOWN_DRAIN_S"])
+    config = resources["ConfigMap"]["data"]
+    k8s_drain = float(config["SURROGATE_SHUTDOWN_DRAIN_S"])
+    k8s_grace = float(config["SURROGATE_SHUTDOWN_GRACE_S"])
     pod = resources["Deployment"]["spec"]["template"]["spec"]
     readiness = pod["containers"][0]["readinessProbe"]
     assert readiness["periodSeconds"] * readiness["failureThreshold"] < k8s_drain
-    assert k8s_drain + 10 <= pod["terminationGracePeriodSeconds"]
+    assert k8s_drain + k8s_grace < pod["terminationGracePeriodSeconds"]
 
 
 def test_compose_serves_every_replica_through_one_host_port() -> None:

@@ -17,6 +17,7 @@ Do not import this module where tritonclient.grpc is imported: both define the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -228,14 +229,34 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                                        count, f"inputs[0].contents.{field}", "inputs[0].shape")
 
 
-async def start_grpc_server(app: FastAPI) -> grpc.aio.Server:
-    """Starts serving on settings.grpc_host:grpc_port; the caller stops it."""
-    settings = app.state.settings
-    limit = settings.max_request_bytes
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(app), server)
-    address = f"{settings.grpc_host}:{settings.grpc_port}"
-    server.add_insecure_port(address)
-    await server.start()
-    logger.info("serving the Open Inference Protocol over gRPC on %s", address)
-    return server
+class GrpcListener:
+    """The gRPC server, closed together with the HTTP listener (service.lifecycle)."""
+
+    def __init__(self, server: grpc.aio.Server, grace_s: float) -> None:
+        self._server = server
+        self._grace_s = grace_s
+        self._stopping: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def start(cls, app: FastAPI) -> GrpcListener:
+        """Serves on settings.grpc_host:grpc_port until closed."""
+        settings = app.state.settings
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", settings.max_request_bytes)])
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(app), server)
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        server.add_insecure_port(address)
+        await server.start()
+        logger.info("serving the Open Inference Protocol over gRPC on %s", address)
+        return cls(server, settings.shutdown_grace_s)
+
+    def close(self) -> None:
+        """Stop accepting calls now; calls in flight get the shutdown grace to finish."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._server.stop(self._grace_s))
+
+    async def closed(self) -> None:
+        """Close (if not yet), and wait until the calls in flight are done."""
+        self.close()
+        assert self._stopping is not None
+        await self._stopping
