@@ -43,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError,
 from scipy.interpolate import BSpline
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
+from service.errors import InvalidInputError
+
 KIND = "spline_factor_copula"
 DEGREE = 3
 MAX_BASIS = 64
@@ -201,8 +203,13 @@ class Conditioned:
 
 
 def condition(posterior: Any, curve: CurveModel, observed: Observed) -> Conditioned:
+    """The material's loadings given its observed points; 422 naming observed.stress when
+    a stress, finite or not, is too far from every draw's curve to condition on."""
     mu, sigma = draw_outputs(posterior, observed.strain)
-    z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    if not np.all(np.isfinite(z)):  # 1e308 - mu or (1e300 - mu) / 1e-10 overflow
+        raise too_extreme_to_condition()
     a = curve.loadings(observed.strain)  # (n_o, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
     scaled = a / within[:, None]
@@ -213,6 +220,12 @@ def condition(posterior: Any, curve: CurveModel, observed: Observed) -> Conditio
     lower = np.tril(factor[0])
     root = solve_triangular(lower, np.eye(curve.rank), lower=True, trans="T")
     return Conditioned(means, factor, root)
+
+
+def too_extreme_to_condition() -> InvalidInputError:
+    return InvalidInputError(
+        "observed.stress is too far from the model's curves to condition on (the update "
+        "overflows)", [{"field": "observed.stress", "message": "too extreme to condition on"}])
 
 
 @dataclass(frozen=True)

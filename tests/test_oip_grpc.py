@@ -149,6 +149,39 @@ def test_grpc_errors_map_to_status_codes(service: Service) -> None:
     assert client.infer("demo", [one]).as_numpy("mean").shape == (1,)
 
 
+@pytest.mark.parametrize("method,payload", [
+    ("ModelInfer", b"\xff\xff\xff\xff garbage"),
+    ("ModelInfer", b"\x0a\x05demo\x2a\x80"),  # a field cut off mid-length
+    ("ModelMetadata", b"\x0a\xff\xff"),
+    ("ServerLive", b"\x08"),
+])
+def test_a_malformed_protobuf_is_invalid_argument_without_an_error_log(
+        service: Service, method: str, payload: bytes) -> None:
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
+        with pytest.raises(grpc.RpcError) as error:
+            call(payload, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value
+    assert "not a valid inference." in error.value.details()
+    time.sleep(0.2)  # the access line is written after the status is sent
+    errors = [line for line in service.log.read_text().splitlines()
+              if '"level": "error"' in line or "Traceback" in line]
+    assert errors == []
+
+
+def test_a_request_id_longer_than_http_allows_is_invalid_argument(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    strain = grpcclient.InferInput("strain", [1], "FP64")
+    strain.set_data_from_numpy(np.array([0.1]))
+    assert client.infer("demo", [strain], request_id="i" * 256).get_response().id == "i" * 256
+    error = grpc_error(lambda: client.infer("demo", [strain], request_id="i" * 257))
+    assert error.status() == "StatusCode.INVALID_ARGUMENT" and "id:" in error.message()
+    http = httpx.post(f"{service.http_url}/v2/models/demo/infer", timeout=10, json={
+        "id": "i" * 257, "inputs": [{"name": "strain", "shape": [1], "datatype": "FP64",
+                                     "data": [0.1]}]})
+    assert http.status_code == 422  # the same bound
+
+
 def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
         tmp_path: Path) -> None:
     bin_dir = find_pg_bin()

@@ -30,8 +30,19 @@ SERVER_VERSION = __version__
 EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "numpy_heteroskedastic_bnn"
 INPUT_NAME = "strain"
+# Longest request `id` echoed back (a longer one is a 422 naming `id`), on every transport.
+MAX_REQUEST_ID_LENGTH = 256
 # How many offending elements an error names.
 _MAX_NAMED = 20
+
+
+def check_request_id(request_id: str) -> str:
+    """The request `id` to echo back; 422 when longer than HTTP's schema allows."""
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidInputError(
+            f"id: at most {MAX_REQUEST_ID_LENGTH} characters, not {len(request_id)}",
+            [{"field": "id", "limit": MAX_REQUEST_ID_LENGTH, "message": "too long"}])
+    return request_id
 
 
 @dataclass(frozen=True)

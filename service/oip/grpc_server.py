@@ -11,6 +11,10 @@ UNAVAILABLE (registry database down for a model not loaded, or a version that ca
 loaded). Outputs are sent as raw_output_contents (as Triton does); inputs may be raw or
 typed contents.
 
+Messages are decoded here rather than by grpc: a request that is not a valid protobuf
+message is an INVALID_ARGUMENT like any bad input (grpc's own decoding answers UNKNOWN and
+logs a traceback at error level for each one).
+
 Do not import this module where tritonclient.grpc is imported: both define the
 `inference.*` protocol messages in protobuf's default pool, which refuses the second.
 """
@@ -26,6 +30,7 @@ from typing import Any
 import grpc
 import numpy as np
 from fastapi import FastAPI
+from google.protobuf.message import DecodeError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
@@ -45,7 +50,8 @@ from service.oip.outputs import WIRE_DTYPES
 from service.prediction import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
-SERVICE = "/inference.GRPCInferenceService/"
+SERVICE_NAME = "inference.GRPCInferenceService"
+SERVICE = f"/{SERVICE_NAME}/"
 _CODES: list[tuple[type[SurrogateError], grpc.StatusCode, int]] = [
     (NotFoundError, grpc.StatusCode.NOT_FOUND, 404),
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, 422),
@@ -181,6 +187,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def _infer(self, session, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         settings = self.state.settings
+        request_id = core.check_request_id(request.id)
         name = _name(request.model_name, "model_name")
         version = _version(request.model_version, "model_version")
         if len(request.inputs) != 1:
@@ -202,7 +209,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                             alias, extrapolation, strain, names)
         self.state.metrics.points.labels(result.ref.name, str(result.ref.version)).inc(count)
         return pb.ModelInferResponse(
-            model_name=result.ref.name, model_version=str(result.ref.version), id=request.id,
+            model_name=result.ref.name, model_version=str(result.ref.version), id=request_id,
             outputs=[pb.ModelInferResponse.InferOutputTensor(
                 name=o.name, datatype=o.datatype, shape=shape) for o in result.outputs],
             raw_output_contents=[
@@ -229,6 +236,47 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                                        count, f"inputs[0].contents.{field}", "inputs[0].shape")
 
 
+class _Undecodable:
+    """A request that is not a valid message of its method's type."""
+
+    def __init__(self, message_type: str, error: DecodeError) -> None:
+        self.message_type, self.error = message_type, error
+
+    async def refuse(self) -> None:
+        raise InvalidInputError(
+            f"the request is not a valid {self.message_type} protobuf message",
+            [{"field": "request", "message": str(self.error)[:200]}])
+
+
+def _decoder(message_class: Any) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as exc:
+            return _Undecodable(message_class.DESCRIPTOR.full_name, exc)
+    return decode
+
+
+def _refusing_undecodable(servicer: InferenceServicer, name: str,
+                          method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            return await servicer._call(name, context, request.refuse)
+        return await method(request, context)
+    return handle
+
+
+def _method_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """The service's methods (all unary), as the generated registration has them, with
+    this module's decoding."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    return {method.name: grpc.unary_unary_rpc_method_handler(
+        _refusing_undecodable(servicer, method.name, getattr(servicer, method.name)),
+        request_deserializer=_decoder(getattr(pb, method.input_type.name)),
+        response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+        for method in service.methods}
+
+
 class GrpcListener:
     """The gRPC server, closed together with the HTTP listener (service.lifecycle)."""
 
@@ -243,7 +291,10 @@ class GrpcListener:
         settings = app.state.settings
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes)])
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(app), server)
+        handlers = _method_handlers(InferenceServicer(app))
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         server.add_insecure_port(address)
         await server.start()
