@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from service import __version__
+from service.api.admin_listener import AdminListenerGuard
 from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastPredict, route=predict.route())
     app.add_middleware(BinaryTensorBody)  # OIP binary tensors: JSON header to FastAPI
     app.add_middleware(BodyGuard)  # every body, the lean path's too, is size-bounded
+    app.add_middleware(AdminListenerGuard)  # /admin only on SURROGATE_ADMIN_PORT, if set
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     return app

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     grpc_port: int | None = Field(
         None, ge=1, le=65535, description="Also serve the Open Inference Protocol over gRPC "
         "on this port, in the same process (off when unset).")
+    admin_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the admin API (/admin) on this port only, a "
+        "second listener of `surrogate-serve` on the same interface, so a network policy "
+        "can keep it apart from predict clients (off when unset: /admin on the main port).")
     grpc_host: str = Field(
         "127.0.0.1", description="Interface the gRPC server binds: loopback, as "
         "`surrogate-serve --host`; a container sets 0.0.0.0 (compose, deploy/k8s).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ def test_the_validator_rejects_a_manifest_with_a_misspelt_field() -> None:
 def test_the_manifests_hold_every_piece_of_a_cluster_deployment() -> None:
     resources = all_resources()
     assert set(resources) == {"ConfigMap", "Secret", "Job", "Deployment", "Service",
-                              "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+                              "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                              "NetworkPolicy"}
     kustomized = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
     steps_of_their_own = {"secret.template.yaml", "migrate-job.yaml"}
     assert sorted(kustomized) == [p.name for p in MANIFESTS if p.name not in steps_of_their_own]
@@ -62,12 +64,44 @@ def test_the_manifests_hold_every_piece_of_a_cluster_deployment() -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["topologySpreadConstraints"]
-    assert {p["containerPort"] for p in api["ports"]} == {8000, 8001}
-    assert {p["port"] for p in resources["Service"]["spec"]["ports"]} == {8000, 8001}
+    assert {p["containerPort"] for p in api["ports"]} == {8000, 8001, 8002}
+    assert {p["port"] for p in resources["Service"]["spec"]["ports"]} == {8000, 8001, 8002}
     assert resources["Job"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "surrogate-serve", "migrate"]
     assert set(resources["Secret"]["stringData"]) == {"SURROGATE_ADMIN_TOKEN",
                                                       "SURROGATE_DATABASE_URL"}
+
+
+def test_the_network_policy_keeps_grpc_and_the_admin_api_to_labelled_pods() -> None:
+    resources = all_resources()
+    policy = resources["NetworkPolicy"]["spec"]
+    pod = resources["Deployment"]["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["policyTypes"] == ["Ingress"]  # what no rule admits is refused
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    config = resources["ConfigMap"]["data"]
+    assert ports["grpc"] == int(config["SURROGATE_GRPC_PORT"])
+    assert ports["admin"] == int(config["SURROGATE_ADMIN_PORT"])
+    peers_by_port: dict[str, list[dict]] = {}
+    for rule in policy["ingress"]:
+        for port in rule["ports"]:
+            peers_by_port.setdefault(port["port"], []).extend(rule["from"])
+    assert set(peers_by_port) == set(ports)  # every named port, nothing else
+    assert peers_by_port["http"] == [{"namespaceSelector": {}}]  # the whole cluster
+    for name, label in (("grpc", "material-surrogate/grpc-client"),
+                        ("admin", "material-surrogate/admin-client")):
+        (peer,) = peers_by_port[name]
+        assert peer["podSelector"] == {"matchLabels": {label: "true"}}, name
+
+
+def test_every_image_the_manifests_run_is_the_pinned_release() -> None:
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    resources = all_resources()
+    images = [c["image"] for kind in ("Deployment", "Job")
+              for c in resources[kind]["spec"]["template"]["spec"]["containers"]]
+    assert images and all(image == f"material-surrogate:{release}" for image in images)
+    kustomized = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
+    assert kustomized == [{"name": "material-surrogate", "newTag": release}]
 
 
 def setting_names() -> set[str]:
