@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.main import create_app
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.live_server import LiveServer, live_server
 from tests.service_process import random_artifact
@@ -178,8 +178,8 @@ def test_a_head_within_the_limits_is_served_with_its_body(server: LiveServer) ->
 
 @pytest.fixture
 def demo(session: Session) -> None:
-    register_version(session, "demo", random_artifact(seed=1).to_bytes())
-    set_alias(session, "demo", "production", 1)
+    register(session, "demo", random_artifact(seed=1).to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
     session.commit()
 
 
