@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from service import __version__
 from service.errors import InvalidInputError
 from service.oip.outputs import OUTPUTS, WIRE_DTYPES, Computed, default_outputs
+from service.oip.schemas import MAX_REQUEST_ID_LENGTH
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
 from service.registry.routing import LiveRegistry
@@ -30,8 +31,6 @@ SERVER_VERSION = __version__
 EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "numpy_heteroskedastic_bnn"
 INPUT_NAME = "strain"
-# Longest request `id` echoed back (a longer one is a 422 naming `id`), on every transport.
-MAX_REQUEST_ID_LENGTH = 256
 # How many offending elements an error names.
 _MAX_NAMED = 20
 
