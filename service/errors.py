@@ -61,3 +61,30 @@ class ForbiddenError(SurrogateError):
 
     status_code = 403
     code = "forbidden"
+
+
+class ServiceBusyError(SurrogateError):
+    """Every slot for heavy work is taken: come back after `retry_after_s` seconds."""
+
+    status_code = 503
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: int,
+                 details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class RequestInterruptedError(SurrogateError):
+    """The request's deadline passed (504), or its client went away (499, logged only),
+    while it was computing: the work stopped there."""
+
+    status_code = 504
+    code = "deadline_exceeded"
+
+    def __init__(self, message: str, client_gone: bool = False) -> None:
+        super().__init__(message)
+        if client_gone:
+            self.status_code = 499
+            self.code = "client_closed_request"

@@ -46,6 +46,7 @@ from scipy.interpolate import BSpline
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from service.errors import InvalidInputError
+from service.inference import interrupt
 from service.manifest import CURVE_DEGREE, CurveModelSection
 
 # Linear interpolation on this many strains across the domain: the loadings are cubic
@@ -230,6 +231,7 @@ def conditional_predict(posterior: DrawNetwork, curve: CurveModel, strain: np.nd
                                                   "within")}
     step = _chunk(posterior, 0)
     for start in range(0, strain.size, step):
+        interrupt.checkpoint()
         part = slice(start, start + step)
         mean, between, within = conditional_draws(posterior, curve, conditioned,
                                                   strain[part])
@@ -261,6 +263,7 @@ def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray,
     out = np.empty((strain.size, count))
     step = _chunk(posterior, count)
     for start in range(0, strain.size, step):
+        interrupt.checkpoint()
         part = slice(start, start + step)
         mu, sigma = draw_outputs(posterior, strain[part])
         a = curve.loadings(strain[part])

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.json_body import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ErrorBody
 from service.errors import InvalidInputError
@@ -42,7 +43,7 @@ from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 # Without a content type the body is read as JSON, as OIP clients (tritonclient) send it.
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
-                   strict_content_type=False)
+                   strict_content_type=False, route_class=JsonRoute)
 
 ERRORS = {code: {"model": ErrorBody} for code in (404, 422, 503)}
 INFER_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -5,12 +5,13 @@ from fastapi import APIRouter, Path, Request
 from fastapi.routing import APIRoute
 
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.json_body import JsonRoute
 from service.api.responses import OrjsonResponse, predict_answer
 from service.api.schemas import ErrorBody, PredictResponse
 from service.prediction import pipeline
 from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
-router = APIRouter(prefix="/v1/models", tags=["predict"])
+router = APIRouter(prefix="/v1/models", tags=["predict"], route_class=JsonRoute)
 
 ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
 
