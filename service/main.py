@@ -14,12 +14,14 @@ from service.api.admin_listener import AdminListenerGuard
 from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
+from service.api.interrupts import RequestInterrupts
 from service.api.routes import admin, export, health, models, oip, predict
 from service.inference import kernel_cache
 from service.lifecycle import CloseWhileDraining, Drain
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
 from service.oip.http_binary import BinaryTensorBody
+from service.prediction.admission import WorkGate
 from service.registry.cache import ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.registry.routing import LiveRegistry
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(app_settings.log_format, access_log=app_settings.access_log)
         logger.info(kernel_cache.report().describe())
         app.state.metrics.access_log = app_settings.access_log
+        app.state.work_gate = WorkGate(app_settings.max_heavy_requests)
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
         # Routing table polled from the registry: live alias changes, DB-outage tolerance.
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
     app.add_middleware(FastPredict, route=predict.route())
+    app.add_middleware(RequestInterrupts)  # deadline and disconnect of computing requests
     app.add_middleware(BinaryTensorBody)  # OIP binary tensors: JSON header to FastAPI
     app.add_middleware(BodyGuard)  # every body, the lean path's too, is size-bounded
     app.add_middleware(AdminListenerGuard)  # /admin only on SURROGATE_ADMIN_PORT, if set

@@ -135,6 +135,7 @@ def test_sigterm_closes_grpc_with_http_and_calls_in_flight_on_both_finish(
     server = ServerProcess.launch(service_command(port), port, {
         "SURROGATE_DATABASE_URL": url, "SURROGATE_SHUTDOWN_DRAIN_S": str(DRAIN_S),
         "SURROGATE_SHUTDOWN_GRACE_S": "90", "SURROGATE_GRPC_PORT": str(grpc_port),
+        "SURROGATE_MAX_HEAVY_REQUESTS": "4",  # the three calls in flight at once
         "SURROGATE_LOG_FORMAT": "text"}, tmp_path / "replica.log")
     try:
         server.wait_until_ok("/readyz", timeout_s=120)

@@ -32,6 +32,11 @@ def _error(status: int, code: str, message: str, details: list | None = None,
     )
 
 
+def error_response(exc: SurrogateError) -> OrjsonResponse:
+    """The response to a service error, wherever it is caught (handler or lean path)."""
+    return _error(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
 def _field_path(location: tuple) -> str:
     """('body', 'strain', 3) -> 'strain[3]': the field, and for arrays the index."""
     path = ""
@@ -65,7 +70,7 @@ def is_json_media_type(content_type: str | None) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SurrogateError)
     async def surrogate_error(_: Request, exc: SurrogateError) -> OrjsonResponse:
-        return _error(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:

@@ -33,7 +33,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import json_body
-from service.api.errors import invalid_input_response, is_json_media_type
+from service.api.deps import work_of
+from service.api.errors import error_response, invalid_input_response, is_json_media_type
 from service.api.responses import predict_answer
 from service.errors import SurrogateError
 from service.prediction import pipeline
@@ -115,9 +116,13 @@ class FastPredict:
         ref, posterior = found
         scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
         request = Request(scope)
-        if len(body.strain) <= INLINE_MAX_POINTS:
-            return predict_answer(request, body, ref, posterior)
-        return await run_in_threadpool(predict_answer, request, body, ref, posterior)
+        work = work_of(request)
+        try:
+            if len(body.strain) <= INLINE_MAX_POINTS:
+                return predict_answer(request, body, ref, posterior, work)
+            return await run_in_threadpool(predict_answer, request, body, ref, posterior, work)
+        except SurrogateError as exc:  # over budget, busy, interrupted: the route's answer
+            return error_response(exc)
 
 
 @dataclass(frozen=True)

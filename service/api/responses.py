@@ -12,7 +12,8 @@ from starlette.requests import Request
 
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.prediction.pipeline import predict_result
+from service.prediction.admission import Work
+from service.prediction.pipeline import predict_estimate, predict_result
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 
@@ -25,10 +26,12 @@ class OrjsonResponse(Response):
 
 
 def predict_answer(request: Request, body: PredictRequest, ref: VersionRef,
-                   posterior: Posterior) -> OrjsonResponse:
+                   posterior: Posterior, work: Work) -> OrjsonResponse:
     """The HTTP response to a checked native request, with the version and the number of
     points recorded for the metrics: the route and the lean path both answer with it, so
-    their bytes are the same."""
-    response = OrjsonResponse(predict_result(body, ref, posterior))
+    their bytes are the same. Admitted by cost first (413, 503), encoding included."""
+    with work.admitted(lambda n: predict_estimate(body, posterior, n), len(body.strain),
+                       "strain"):
+        response = OrjsonResponse(predict_result(body, ref, posterior))
     record_model_version(request, ref.name, ref.version, len(body.strain))
     return response

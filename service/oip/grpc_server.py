@@ -39,13 +39,17 @@ from service.errors import (
     ModelLoadError,
     NotFoundError,
     PayloadTooLargeError,
+    RequestInterruptedError,
+    ServiceBusyError,
     SurrogateError,
 )
+from service.inference.interrupt import Interrupt
 from service.observability import access_logger, request_id_from, request_id_var
 from service.oip import core
 from service.oip import grpc_predict_v2_pb2 as pb
 from service.oip import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.oip.outputs import WIRE_DTYPES
+from service.prediction.admission import Work
 from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 logger = logging.getLogger(__name__)
@@ -56,12 +60,16 @@ _CODES: list[tuple[type[SurrogateError], grpc.StatusCode, int]] = [
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, 422),
     (PayloadTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
     (ModelLoadError, grpc.StatusCode.UNAVAILABLE, 503),
+    (ServiceBusyError, grpc.StatusCode.UNAVAILABLE, 503),
 ]
 _EXTRAPOLATION = ("allow", "flag", "reject")
 
 
 def status_of(exc: SurrogateError) -> tuple[grpc.StatusCode, int]:
     """The gRPC status code for a service error, and its HTTP equivalent (for metrics)."""
+    if isinstance(exc, RequestInterruptedError):
+        return (grpc.StatusCode.CANCELLED if exc.status_code == 499
+                else grpc.StatusCode.DEADLINE_EXCEEDED), exc.status_code
     for kind, code, http in _CODES:
         if isinstance(exc, kind):
             return code, http
@@ -122,6 +130,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return result
         except SurrogateError as exc:
             code, status = status_of(exc)
+            if isinstance(exc, ServiceBusyError):  # gRPC's own Retry-After
+                context.set_trailing_metadata((
+                    ("x-request-id", request_id),
+                    ("grpc-retry-pushback-ms", str(exc.retry_after_s * 1000))))
             await context.abort(code, exc.message)
         except (OperationalError, InterfaceError) as exc:
             status = 503
@@ -181,10 +193,24 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request, context):  # noqa: N802
         async def handler():
-            return await self._in_thread(lambda session: self._infer(session, request))
+            work = self._work(context)
+            return await self._in_thread(lambda session: self._infer(session, request, work))
         return await self._call("ModelInfer", context, handler)
 
-    def _infer(self, session, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+    def _work(self, context: grpc.aio.ServicerContext) -> Work:
+        """The call's budgets, the replica's heavy-work gate, and an interrupt at the
+        sooner of the service's deadline and the client's, marked when the call ends
+        early (the client cancelled, or its deadline passed)."""
+        settings = self.state.settings
+        remaining = context.time_remaining()
+        seconds = settings.request_deadline_s if remaining is None \
+            else min(settings.request_deadline_s, remaining)
+        call_interrupt = Interrupt(time.monotonic() + seconds)
+        context.add_done_callback(lambda _: setattr(call_interrupt, "client_gone", True))
+        return Work(settings, self.state.work_gate, call_interrupt)
+
+    def _infer(self, session, request: pb.ModelInferRequest,
+               work: Work) -> pb.ModelInferResponse:
         settings = self.state.settings
         request_id = core.check_request_id(request.id)
         name = _name(request.model_name, "model_name")
@@ -204,16 +230,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 f"parameters.extrapolation: must be one of {', '.join(_EXTRAPOLATION)}",
                 [{"field": "parameters.extrapolation", "message": "unknown policy"}])
         names = core.check_outputs([o.name for o in request.outputs])
-        result = core.infer(session, self.state.live_registry, settings, name, version,
-                            alias, extrapolation, strain, names)
-        self.state.metrics.points.labels(result.ref.name, str(result.ref.version)).inc(count)
-        return pb.ModelInferResponse(
-            model_name=result.ref.name, model_version=str(result.ref.version), id=request_id,
-            outputs=[pb.ModelInferResponse.InferOutputTensor(
-                name=o.name, datatype=o.datatype, shape=shape) for o in result.outputs],
-            raw_output_contents=[
-                o.values.astype(WIRE_DTYPES[o.datatype], copy=False).tobytes()
-                for o in result.outputs])
+
+        def encode(result: core.Inference) -> pb.ModelInferResponse:
+            self.state.metrics.points.labels(result.ref.name,
+                                             str(result.ref.version)).inc(count)
+            return pb.ModelInferResponse(
+                model_name=result.ref.name, model_version=str(result.ref.version),
+                id=request_id,
+                outputs=[pb.ModelInferResponse.InferOutputTensor(
+                    name=o.name, datatype=o.datatype, shape=shape) for o in result.outputs],
+                raw_output_contents=[
+                    o.values.astype(WIRE_DTYPES[o.datatype], copy=False).tobytes()
+                    for o in result.outputs])
+
+        return core.infer(session, self.state.live_registry, settings, name, version,
+                          alias, extrapolation, strain, names, work, encode)
 
     @staticmethod
     def _strain(request: pb.ModelInferRequest, tensor: Any, count: int) -> np.ndarray:

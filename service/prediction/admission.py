@@ -44,7 +44,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from service.errors import PayloadTooLargeError, ServiceBusyError
-from service.inference import kernel, predictive, quantile_kernel
+from service.inference import interrupt, kernel, predictive, quantile_kernel
+from service.inference.interrupt import Interrupt
 from service.inference.posterior import NUMPY_NS_PER_UNIT, Posterior
 from service.settings import Settings
 
@@ -265,3 +266,24 @@ class WorkGate:
     @property
     def running(self) -> int:
         return len(self._running)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a protocol hands the pipeline for one request: the budgets, the replica's
+    gate for heavy work, and the request's interrupt (deadline, disconnect)."""
+
+    settings: Settings
+    gate: WorkGate
+    interrupt: Interrupt | None = None
+
+    @contextmanager
+    def admitted(self, estimate_for: Callable[[int], Estimate], size: int, field: str,
+                 unit: str = "strains") -> Iterator[Estimate]:
+        """Within the budget (else 413), a heavy-work slot if needed (else 503), and the
+        interrupt watched by every checkpoint below, for the block."""
+        estimate = check_budget(estimate_for, size, field, self.settings, unit)
+        if self.interrupt is not None:
+            self.interrupt.check()  # the deadline may have passed while the body arrived
+        with self.gate.admit(estimate), interrupt.watching(self.interrupt):
+            yield estimate

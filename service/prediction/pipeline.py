@@ -20,7 +20,7 @@ from service.errors import InvalidInputError, PayloadTooLargeError
 from service.export.table import unstable_ranges
 from service.inference import predictive
 from service.inference.posterior import Posterior
-from service.prediction import curve_options
+from service.prediction import admission, curve_options
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
@@ -59,6 +59,15 @@ def check_limits(body: PredictRequest, settings: Settings) -> None:
             f"{settings.max_quantile_points_per_request} strains per request with quantiles",
             [{"field": "quantiles", "limit": settings.max_quantile_points_per_request}],
         )
+
+
+def predict_estimate(body: PredictRequest, posterior: Posterior, strains: int
+                     ) -> admission.Estimate:
+    """What this request would cost with `strains` strains (admission by cost)."""
+    return admission.predict_estimate(
+        posterior, strains, levels=len(body.quantiles or ()), draws=body.draws or 0,
+        observed=len(body.observed.strain) if body.observed is not None else 0,
+        tangent=body.tangent)
 
 
 # --- which version answers ---------------------------------------------------------------

@@ -4,7 +4,7 @@ path in service/api/fast_predict.py answers plain requests before they reach it)
 from fastapi import APIRouter, Path, Request
 from fastapi.routing import APIRoute
 
-from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep, work_of
 from service.api.json_body import JsonRoute
 from service.api.responses import OrjsonResponse, predict_answer
 from service.api.schemas import ErrorBody, PredictResponse
@@ -13,7 +13,8 @@ from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 router = APIRouter(prefix="/v1/models", tags=["predict"], route_class=JsonRoute)
 
-ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
+ERROR_RESPONSES = {code: {"model": ErrorBody}
+                   for code in (404, 413, 415, 422, 503, 504)}
 
 
 @router.post(
@@ -38,7 +39,7 @@ def predict(
 ) -> OrjsonResponse:
     pipeline.check_limits(body, settings)
     ref, posterior = pipeline.resolve(live, session, name, body.version, body.alias, settings)
-    return predict_answer(request, body, ref, posterior)
+    return predict_answer(request, body, ref, posterior, work_of(request))
 
 
 def route() -> APIRoute:
