@@ -97,8 +97,11 @@ class Estimate:
     def heavy(self) -> bool:
         return self.seconds > LIGHT_SECONDS or self.bytes > LIGHT_BYTES
 
-    def largest(self) -> Term:
-        return max(self.terms, key=lambda t: t.seconds)
+    def largest(self, settings: Settings) -> Term:
+        """The term taking the largest share of either budget."""
+        return max(self.terms, key=lambda t: max(
+            t.seconds / settings.request_time_budget_s,
+            t.bytes / (settings.request_memory_mb * MIB)))
 
     def describe(self) -> str:
         return f"about {self.seconds:.3g} s of work and {self.bytes / MIB:.0f} MiB"
@@ -108,9 +111,18 @@ def _ns(value: float) -> float:
     return value * 1e-9
 
 
+def _encoding_ns(numbers: float) -> float:
+    return numbers * JSON_NS_PER_NUMBER
+
+
+def _encoding_bytes(numbers: float) -> int:
+    """The numbers' array, their JSON, and the JSON joined into the response's write."""
+    return int(numbers * (2 * JSON_BYTES_PER_NUMBER + 8))
+
+
 def _answer(numbers: float, field: str = "strain") -> Term:
-    return Term("encoding the answer", field, _ns(numbers * JSON_NS_PER_NUMBER),
-                int(numbers * (2 * JSON_BYTES_PER_NUMBER + 8)))
+    return Term("encoding the answer", field, _ns(_encoding_ns(numbers)),
+                _encoding_bytes(numbers))
 
 
 def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
@@ -136,7 +148,7 @@ def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
     if draws:
         terms.append(_samples(posterior, n, draws, "draws"))
     fields = 6 + (2 if posterior.curve is not None else 0) + (2 if tangent else 0)
-    terms.append(_answer(n * (fields + levels + draws)))
+    terms.append(_answer(n * fields))
     return Estimate(tuple(terms))
 
 
@@ -151,14 +163,16 @@ def _quantiles(posterior: Posterior, points: int, levels: int, conditioned: bool
                            + levels * quantile_kernel.LEVEL_NS)
         memory = 0
     return Term(f"quantiles: {levels} levels x {points} strains x {s} draws", field,
-                _ns(ns), memory + 8 * points * levels)
+                _ns(ns + _encoding_ns(points * levels)),
+                memory + _encoding_bytes(points * levels))
 
 
 def _samples(posterior: Posterior, points: int, draws: int, field: str) -> Term:
     s, u = posterior.draws, posterior.units
     return Term(f"samples: {draws} draws x {points} strains", field,
-                _ns(points * s * u * NUMPY_NS_PER_UNIT + points * draws * SAMPLE_NS),
-                NUMPY_WORKING_BYTES + 16 * points * draws)
+                _ns(points * s * u * NUMPY_NS_PER_UNIT + points * draws * SAMPLE_NS
+                    + _encoding_ns(points * draws)),
+                NUMPY_WORKING_BYTES + 8 * points * draws + _encoding_bytes(points * draws))
 
 
 def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool) -> Estimate:
@@ -217,7 +231,7 @@ def check_budget(estimate_for: Callable[[int], Estimate], size: int, field: str,
             low = middle
         else:
             high = middle
-    largest = estimate.largest()
+    largest = estimate.largest(settings)
     budget = (f"the budget is {settings.request_time_budget_s:g} s and "
               f"{settings.request_memory_mb} MiB per request")
     fits = (f"at most {low} {unit} would fit" if low
@@ -227,7 +241,8 @@ def check_budget(estimate_for: Callable[[int], Estimate], size: int, field: str,
         details.append({"field": largest.field, "message": f"the largest part: {largest.what}"})
     raise PayloadTooLargeError(
         f"this request would take {estimate.describe()} (largest part: {largest.what}, "
-        f"{largest.seconds:.3g} s); {budget}: reduce {field} ({fits})"
+        f"{largest.seconds:.3g} s, {largest.bytes / MIB:.0f} MiB); {budget}: reduce {field} "
+        f"({fits})"
         + (f" or {largest.field}" if largest.field != field else ""), details)
 
 
