@@ -93,3 +93,29 @@ def test_a_grpc_call_past_its_deadline_frees_the_heavy_slot(
             stub.ModelInfer(request, timeout=0.5)
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert slot_free_within(running, 5.0)
+
+
+def test_a_grpc_call_beyond_the_heavy_slots_is_unavailable_with_a_pushback(
+        server: tuple[ServerProcess, int]) -> None:
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    running, grpc_port = server
+    assert slot_free_within(running, 60.0)
+    body = json.dumps(LONG).encode()
+    port = int(running.url.rsplit(":", 1)[1])
+    request = service_pb2.ModelInferRequest(model_name="steel")
+    request.inputs.add(name="strain", datatype="FP64", shape=[200_000])
+    request.raw_input_contents.append(np.zeros(200_000).tobytes())
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/models/steel/predict HTTP/1.1\r\nHost: x\r\n"
+                     b"content-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                     % len(body) + body)
+        time.sleep(0.5)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as error:
+                stub.ModelInfer(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    trailers = dict(error.value.trailing_metadata())
+    assert int(trailers["grpc-retry-pushback-ms"]) >= 1000

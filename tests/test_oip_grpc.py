@@ -182,6 +182,29 @@ def test_a_request_id_longer_than_http_allows_is_invalid_argument(service: Servi
     assert http.status_code == 422  # the same bound
 
 
+def test_a_grpc_call_over_the_work_budget_is_resource_exhausted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    seed_registry(url, "demo", [random_artifact(draws=200, seed=71)])
+    port, grpc_port = free_port(), free_port()
+    running = ServerProcess.launch(
+        service_command(port), port,
+        {"SURROGATE_DATABASE_URL": url, "SURROGATE_GRPC_PORT": str(grpc_port),
+         "SURROGATE_REQUEST_TIME_BUDGET_S": "0.01"}, tmp_path / "server.log")
+    try:
+        running.wait_until_ok("/readyz")
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        big = grpcclient.InferInput("strain", [100_000], "FP64")
+        big.set_data_from_numpy(np.zeros(100_000))
+        error = grpc_error(lambda: client.infer("demo", [big]))
+        assert error.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert "reduce inputs[0].shape" in error.message()
+        small = grpcclient.InferInput("strain", [10], "FP64")
+        small.set_data_from_numpy(np.zeros(10))
+        assert client.infer("demo", [small]).as_numpy("mean").shape == (10,)
+    finally:
+        running.stop()
+
+
 def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
         tmp_path: Path) -> None:
     bin_dir = find_pg_bin()
