@@ -57,9 +57,9 @@ def random_artifact(
 
 def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.04,
                          domain: tuple[float, float] = (-0.5, 0.5)) -> dict:
-    """A `curve_model` manifest section (service.curves) whose spline coefficients follow
-    a smooth squared-exponential covariance and whose test noise is `level` of the
-    scatter's variance: what a group fit stores, for tests and benchmarks."""
+    """A `curve_model` manifest section (service.manifest.CurveModelSection) whose spline
+    coefficients follow a smooth squared-exponential covariance and whose test noise is
+    `level` of the scatter's variance: what a group fit stores, for tests and benchmarks."""
     centres = np.linspace(-1, 1, basis)
     cov = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / length) ** 2)
     chol = np.linalg.cholesky(cov + 1e-6 * np.eye(basis))

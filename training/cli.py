@@ -178,8 +178,8 @@ def _fit_summary(artifact: object) -> str:
             gain = curves.get("conditioning", {}).get("gain_nats_per_point")
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
-    if spec.curve_model:
-        parts.append(f"curve model of {spec.curve_model['fit']['materials']} materials")
+    if spec.curve_model is not None and spec.curve_model.fit:
+        parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
     return ", ".join(parts)
 
 
