@@ -21,7 +21,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, expected_shapes
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import PROJECT_ROOT
 
 
@@ -83,9 +83,9 @@ def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
         for artifact in artifacts:
-            register_version(session, name, artifact.to_bytes())
+            register(session, name, artifact.to_bytes(), actor="test")
         if production is not None:
-            set_alias(session, name, "production", production)
+            set_alias(session, name, "production", production, actor="test")
         session.commit()
     engine.dispose()
 
