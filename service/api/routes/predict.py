@@ -33,9 +33,8 @@ def predict(
     settings: SettingsDep,
     name: str = Path(..., max_length=MAX_NAME_LENGTH),
 ) -> OrjsonResponse:
-    pipeline.check_limits(body, settings)
-    ref, posterior = pipeline.resolve(live, session, name, body.version, body.alias, settings)
-    return predict_answer(request, body, ref, posterior)
+    result = pipeline.predict(live, session, name, body, settings)
+    return predict_answer(request, result)
 
 
 def route() -> APIRoute:
