@@ -122,7 +122,7 @@ def test_every_module_file_the_docs_name_exists() -> None:
 def test_every_dotted_module_the_docs_name_exists() -> None:
     modules = [(doc, name) for doc, name in cited(_DOTTED)
                if name.rsplit(".", 1)[-1] not in _FILE_SUFFIXES]  # docs/training.md
-    assert len(modules) > 10
+    assert len(modules) > 5
     missing = [(doc, name) for doc, name in modules if not module_exists(name)]
     assert not missing, missing
 
