@@ -5,6 +5,7 @@ name it. docs/architecture.md describes the layers."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,20 @@ def test_an_upward_import_inside_a_function_breaks_the_layers(tmp_path: Path) ->
     assert "service.prediction is not allowed to import service.api" in result.stdout
     assert "service.prediction.pipeline -> service.api.deps" in result.stdout
     assert "service.prediction is not allowed to import fastapi" in result.stdout
+
+
+def test_the_error_body_is_built_in_one_place() -> None:
+    """service.errors.error_body builds {"error": {"code": ..., ...}}; every layer that
+    answers an error (FastAPI handlers, body guard, OIP binary layer, HTTP protocol) calls
+    it, and each status code has one exception class."""
+    sources = {path.relative_to(ROOT).as_posix(): path.read_text()
+               for path in (ROOT / "service").rglob("*.py")}
+    builders = [path for path, text in sources.items()
+                if re.search(r'"error":\s*\{\s*"code":', text)]
+    assert builders == ["service/errors.py"]
+    status_class = re.compile(r"^\s*status_code = (\d+)", re.MULTILINE)  # a class's status
+    statuses = status_class.findall(sources["service/errors.py"])
+    assert "415" in statuses and len(statuses) == len(set(statuses))
+    elsewhere = [path for path, text in sources.items()
+                 if path != "service/errors.py" and status_class.search(text)]
+    assert not elsewhere
