@@ -48,8 +48,8 @@ ERRORS = error_responses(404, 422, 503)
 INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The outputs as JSON, or (binary tensor data extension) the JSON "
           "header followed by the binary outputs",
-          "content": {http_binary.MEDIA_TYPE: {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
+          "content": {http_binary.MEDIA_TYPE: {
+              "schema": {"type": "string", "format": "binary"}}}},
     **error_responses(404, 413, 415, 422, 503),
 }
 INFER_DESCRIPTION = (
