@@ -36,14 +36,14 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.errors import error_body
 from service.settings import get_settings
 
 
 def _closing_response(status: bytes, code: str, message: str, field: str,
                       limit: float) -> bytes:
     """A whole JSON error response (the service's error body) that closes the connection."""
-    body = json.dumps({"error": {"code": code, "message": message,
-                                 "details": [{"field": field, "limit": limit}]}}).encode()
+    body = json.dumps(error_body(code, message, [{"field": field, "limit": limit}])).encode()
     return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
             b"connection: close\r\ncontent-length: " + str(len(body)).encode()
             + b"\r\n\r\n" + body)

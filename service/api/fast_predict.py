@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -34,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import json_body
 from service.api.deps import work_of
-from service.api.errors import error_response, invalid_input_response, is_json_media_type
+from service.api.errors import invalid_input_response, is_json_media_type
 from service.api.responses import predict_answer
 from service.errors import SurrogateError
 from service.prediction import pipeline
@@ -104,25 +105,28 @@ class FastPredict:
             scope.update(child_scope)
             return invalid_input_response([{"loc": ("body", "strain", body.index),
                                             "msg": body.message}])
-        state = scope["app"].state
-        try:
-            pipeline.check_limits(body, state.settings)
-        except SurrogateError:
-            return None
-        found = pipeline.resolve_loaded(state.live_registry, name, body.version, body.alias,
-                                        state.settings)
-        if found is None:
-            return None  # unknown here, or not loaded: the route asks the database
-        ref, posterior = found
-        scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
-        request = Request(scope)
-        work = work_of(request)
         try:
             if len(body.strain) <= INLINE_MAX_POINTS:
-                return predict_answer(request, body, ref, posterior, work)
-            return await run_in_threadpool(predict_answer, request, body, ref, posterior, work)
-        except SurrogateError as exc:  # over budget, busy, interrupted: the route's answer
-            return error_response(exc)
+                return _predict(scope, child_scope, name, body)
+            return await run_in_threadpool(_predict, scope, child_scope, name, body)
+        except SurrogateError:
+            return None  # over a limit: FastAPI answers with the route's error
+
+
+def _predict(scope: Scope, child_scope: Scope, name: str,
+             body: PredictRequest) -> Response | None:
+    """The route's response computed from memory (encoding included, so a large batch is
+    encoded off the event loop too); None when the version is unknown here or not
+    loaded, so the route asks the database."""
+    state = scope["app"].state
+    request = Request(scope)
+
+    def encode(result: dict[str, Any]) -> Response:
+        scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
+        return predict_answer(request, result)
+
+    return pipeline.predict_loaded(state.live_registry, name, body, state.settings,
+                                   work_of(request), encode)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from service.errors import RequestInterruptedError
+from service.errors import ClientClosedError, RequestInterruptedError
 
 
 class Interrupt:
@@ -32,8 +32,7 @@ class Interrupt:
 
     def check(self) -> None:
         if self.client_gone:
-            raise RequestInterruptedError("the client closed the connection; the work "
-                                          "stopped", client_gone=True)
+            raise ClientClosedError("the client closed the connection; the work stopped")
         if time.monotonic() > self.deadline:
             raise RequestInterruptedError("the request's deadline passed before its answer "
                                           "was computed; the work stopped")

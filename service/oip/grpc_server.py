@@ -35,13 +35,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import (
+    ClientClosedError,
     InvalidInputError,
-    ModelLoadError,
     NotFoundError,
     PayloadTooLargeError,
     RequestInterruptedError,
     ServiceBusyError,
     SurrogateError,
+    UnavailableError,
 )
 from service.inference.interrupt import Interrupt
 from service.observability import access_logger, request_id_from, request_id_var
@@ -59,17 +60,15 @@ _CODES: list[tuple[type[SurrogateError], grpc.StatusCode, int]] = [
     (NotFoundError, grpc.StatusCode.NOT_FOUND, 404),
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, 422),
     (PayloadTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
-    (ModelLoadError, grpc.StatusCode.UNAVAILABLE, 503),
-    (ServiceBusyError, grpc.StatusCode.UNAVAILABLE, 503),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE, 503),  # model not loadable, or busy
+    (ClientClosedError, grpc.StatusCode.CANCELLED, 499),
+    (RequestInterruptedError, grpc.StatusCode.DEADLINE_EXCEEDED, 504),
 ]
 _EXTRAPOLATION = ("allow", "flag", "reject")
 
 
 def status_of(exc: SurrogateError) -> tuple[grpc.StatusCode, int]:
     """The gRPC status code for a service error, and its HTTP equivalent (for metrics)."""
-    if isinstance(exc, RequestInterruptedError):
-        return (grpc.StatusCode.CANCELLED if exc.status_code == 499
-                else grpc.StatusCode.DEADLINE_EXCEEDED), exc.status_code
     for kind, code, http in _CODES:
         if isinstance(exc, kind):
             return code, http
