@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.responses import OrjsonResponse
+from service.api.errors import error_response
+from service.errors import NotFoundError
 
 
 def is_admin_path(path: str) -> bool:
@@ -32,8 +33,7 @@ class AdminListenerGuard:
         if port is not None:
             server = scope.get("server") or (None, None)
             if is_admin_path(scope["path"]) != (server[1] == port):
-                await OrjsonResponse(
-                    {"error": {"code": "not_found", "message": "not found on this port",
-                               "details": []}}, status_code=404)(scope, receive, send)
+                await error_response(NotFoundError("not found on this port"))(
+                    scope, receive, send)
                 return
         await self.app(scope, receive, send)
