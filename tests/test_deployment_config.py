@@ -222,3 +222,52 @@ def test_system_dependencies_install_haproxy() -> None:
     assert re.search(r"^packages=\(.*\bhaproxy\b.*\)$", script, re.M)
     done = subprocess.run(["bash", "-n", str(ROOT / "scripts" / "system-deps.sh")])
     assert done.returncode == 0
+
+
+def budget_table() -> dict[str, float]:
+    """docs/performance.md's budget table: row label -> its number."""
+    text = (ROOT / "docs" / "performance.md").read_text()
+    section = text[text.index("| budget | value |"):]
+    rows = {}
+    for line in section.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        label, value = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[label] = float(value.split()[0])
+    return rows
+
+
+def row(rows: dict[str, float], start: str) -> float:
+    (value,) = [v for label, v in rows.items() if label.startswith(start)]
+    return value
+
+
+def test_the_pod_memory_limit_is_derived_from_the_budgets_the_docs_give() -> None:
+    rows = budget_table()
+    config = all_resources()["ConfigMap"]["data"]
+    defaults = Settings(database_url="sqlite://")
+    slots = row(rows, "heavy requests at once")
+    share = row(rows, "memory per request")
+    assert slots == int(config["SURROGATE_MAX_HEAVY_REQUESTS"]) == defaults.max_heavy_requests
+    assert share == int(config["SURROGATE_REQUEST_MEMORY_MB"]) == defaults.request_memory_mb
+    limit = all_resources()["Deployment"]["spec"]["template"]["spec"]["containers"][0][
+        "resources"]["limits"]["memory"]
+    assert limit.endswith("Mi")
+    assert float(limit[:-2]) == row(rows, "pod memory limit") \
+        == row(rows, "replica at rest") + slots * share
+
+
+def test_the_time_budgets_fit_inside_the_balancers_timeout() -> None:
+    rows = budget_table()
+    config = all_resources()["ConfigMap"]["data"]
+    defaults = Settings(database_url="sqlite://")
+    timeout = seconds(re.search(r"timeout server (\S+)", HAPROXY_CFG.read_text())[1])
+    assert row(rows, "balancer server timeout") == timeout
+    budget = row(rows, "time per request")
+    deadline = row(rows, "deadline per request")
+    assert budget == float(config["SURROGATE_REQUEST_TIME_BUDGET_S"]) \
+        == defaults.request_time_budget_s
+    assert deadline == float(config["SURROGATE_REQUEST_DEADLINE_S"]) \
+        == defaults.request_deadline_s
+    assert 5 * budget <= timeout  # margin for a replica several times slower
+    assert budget < deadline < timeout

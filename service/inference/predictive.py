@@ -23,7 +23,7 @@ _RELATIVE_TOLERANCE = 1e-12
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 # Work of `mixture_quantile` per strain, posterior draw and level, in nanoseconds on the
 # reference machine (docs/performance.md; benchmarks/admission.py measures it).
-MIXTURE_LEVEL_NS = 120.0
+MIXTURE_LEVEL_NS = 150.0
 
 
 def _chunk_size(posterior: Posterior) -> int:

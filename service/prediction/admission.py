@@ -4,22 +4,12 @@ Every limit on a single factor (strains, levels, draws, observed points, grid po
 through requests whose factors multiply to minutes of work or gigabytes: 100,000 strains
 with 99 quantile levels, 10,000 samples of 1,000 strains. So every request is estimated
 from its parsed shape and the model that would answer it (posterior draws S, network size
-U = kernel.network_units), term by term:
-
-| term | seconds (reference machine) |
-|---|---|
-| summaries (compiled kernel) | n S U x 0.055 ns (x1.5 with the tangent) |
-| summaries of one material (`observed`, numpy) | n S (U x 0.7 ns + 10 ns) |
-| conditioning on m observed points | m S U x 0.7 ns |
-| quantiles, L levels (compiled) | n S (U x 0.2 ns + L x 15 ns) |
-| quantiles of one material (numpy) | n S (U x 0.7 ns + L x 120 ns) |
-| samples, D draws | n S U x 0.7 ns + n D x 12 ns |
-| export on P points | the above on 2P - 1 points, plus P x columns x 400 ns to write |
-| the answer | its numbers x 30 ns to encode |
-
-and its memory: the decoded request (~70 bytes per number), the result arrays (8 bytes
-per number), the encoded answer (22 bytes per JSON number, twice: encoded, then joined
-into the write), and 64 MiB of working arrays for the numpy paths. The coefficients live
+U = kernel.network_units), term by term (summaries, conditioning, quantiles, samples,
+export grids and their writing, the answer's encoding: docs/performance.md lists the
+terms and their coefficients, in seconds of the reference machine), and its memory: the
+decoded request (~70 bytes per number), the result arrays (8 bytes per number), the
+encoded answer (22 bytes per JSON number, twice: encoded, then joined into the write),
+and 64 MiB of working arrays for the numpy paths. The coefficients live
 with the code they describe (kernel.py, quantile_kernel.py, posterior.py, predictive.py)
 and benchmarks/admission.py compares them with measured times.
 
@@ -60,7 +50,7 @@ NUMPY_WORKING_BYTES = 64 * MIB
 # One curve sample beyond the forward pass (a random normal, a gather, a multiply-add).
 SAMPLE_NS = 12.0
 # Conditioning arithmetic per strain and draw (the material's loadings and variances).
-CONDITIONAL_NS = 10.0
+CONDITIONAL_NS = 70.0
 # Writing one cell of an export table (CSV, Abaqus and LS-DYNA format numbers in Python).
 RENDER_NS_PER_CELL = 400.0
 RENDER_BYTES_PER_CELL = 25
