@@ -13,10 +13,12 @@ every 10 ms. Printed per case: the answer (status, or `timeout` after --client-t
 the balancer's 60 s), the time to it, the slowest /healthz meanwhile (target: at most 1 s),
 the replica's peak resident memory, and its growth.
 
-Then the largest admissible request of each kind (sizes from this checkout's budgets,
-service/prediction/admission.py: the most strains or points that fit), while a second
-client sends 1,000-strain predicts back to back: the request's status and time (target:
-within the 60 s balancer timeout), and the p99 of the small predicts (target: <= 50 ms).
+Then the largest admissible request of each kind, while a second client sends
+1,000-strain predicts back to back: the request's status and time (target: within the
+60 s balancer timeout), and the p99 of the small predicts (target: <= 50 ms). The size is
+the most strains or points this checkout's budgets admit on a replica that has just
+measured its own speed (three heavy requests; its slowdown against the reference machine
+from /metrics, service/prediction/gate.py), as a replica in service would.
 
 With --before DIR (a checkout of an older commit, e.g. `git worktree add /tmp/before
 02ca1ab`), every case runs on a replica of that checkout first, then of this one, back to
@@ -348,44 +350,99 @@ def audit_cases() -> list[tuple[str, Sender]]:
     ]
 
 
-def largest_admissible() -> list[tuple[str, Sender]]:
-    """The largest request of each kind this checkout's defaults admit."""
+@dataclass
+class Kind:
+    """One kind of request: its label and sender for a size, and its estimate by size."""
+
+    label: Callable[[int], str]
+    sender: Callable[[int], Sender]
+    estimate: Callable[[int], admission.Estimate]
+    upper: int  # the per-factor limit: the most that could be admitted at all
+
+
+def kinds() -> list[Kind]:
     settings = Settings(database_url="sqlite://")
     plain, material = steel(), curvy()
-
-    def most(estimate_for: Callable[[int], admission.Estimate], upper: int) -> int:
-        try:
-            admission.check_budget(estimate_for, upper, "strain", settings)
-            return upper
-        except admission.PayloadTooLargeError as exc:
-            return int(exc.details[0]["limit"])
-
     cap = settings.max_points_per_request
-    n_plain = most(lambda n: admission.predict_estimate(plain, n), cap)
-    n_levels = most(lambda n: admission.predict_estimate(plain, n, levels=99),
-                    settings.max_quantile_points_per_request)
-    n_observed = most(lambda n: admission.predict_estimate(material, n, levels=99,
-                                                           observed=1_000), cap)
-    n_oip = most(lambda n: admission.oip_estimate(plain, n, 5, False), cap)
-    p_levels = most(lambda p: admission.export_estimate(plain, p, 3, 0, searched=False),
-                    settings.max_export_quantile_points)
-    p_curves = most(lambda p: admission.export_estimate(plain, p, 0, 4, searched=False),
-                    settings.max_export_points)
     return [
-        (f"predict, {n_plain:,} strains", post("/v1/models/steel/predict",
-                                               {"strain": strains(n_plain)})),
-        (f"predict, 99 levels x {n_levels:,} strains", post("/v1/models/steel/predict", {
-            "strain": strains(n_levels), "quantiles": LEVELS})),
-        (f"predict, 99 levels x {n_observed:,} strains, 1,000 observed", post(
-            "/v1/models/curvy/predict", {"strain": strains(n_observed), "quantiles": LEVELS,
-                                         "observed": OBSERVED})),
-        (f"OIP JSON, {n_oip:,} strains", post("/v2/models/steel/infer", oip(n_oip))),
-        (f"gRPC, {n_oip:,} strains", grpc_infer(n_oip)),
-        (f"export, {p_levels:,} points, 3 levels", get("/v1/models/steel/export", {
-            "points": p_levels, "quantiles": "0.05,0.5,0.95"})),
-        (f"export, {p_curves:,} points, 4 curves", get("/v1/models/steel/export", {
-            "points": p_curves, "curves": 4})),
+        Kind(lambda n: f"predict, {n:,} strains",
+             lambda n: post("/v1/models/steel/predict", {"strain": strains(n)}),
+             lambda n: admission.predict_estimate(plain, n), cap),
+        Kind(lambda n: f"predict, 99 levels x {n:,} strains",
+             lambda n: post("/v1/models/steel/predict", {"strain": strains(n),
+                                                         "quantiles": LEVELS}),
+             lambda n: admission.predict_estimate(plain, n, levels=99),
+             settings.max_quantile_points_per_request),
+        Kind(lambda n: f"predict, 99 levels x {n:,} strains, 1,000 observed",
+             lambda n: post("/v1/models/curvy/predict", {
+                 "strain": strains(n), "quantiles": LEVELS, "observed": OBSERVED}),
+             lambda n: admission.predict_estimate(material, n, levels=99, observed=1_000),
+             cap),
+        Kind(lambda n: f"OIP JSON, {n:,} strains",
+             lambda n: post("/v2/models/steel/infer", oip(n)),
+             lambda n: admission.oip_estimate(plain, n, 5, False), cap),
+        Kind(lambda n: f"gRPC, {n:,} strains", grpc_infer,
+             lambda n: admission.oip_estimate(plain, n, 5, False), cap),
+        Kind(lambda p: f"export, {p:,} points, 3 levels",
+             lambda p: get("/v1/models/steel/export", {"points": p,
+                                                       "quantiles": "0.05,0.5,0.95"}),
+             lambda p: admission.export_estimate(plain, p, 3, 0, searched=False),
+             settings.max_export_quantile_points),
+        Kind(lambda p: f"export, {p:,} points, 4 curves",
+             lambda p: get("/v1/models/steel/export", {"points": p, "curves": 4}),
+             lambda p: admission.export_estimate(plain, p, 0, 4, searched=False),
+             settings.max_export_points),
     ]
+
+
+WARM_UP = {"strain": np.linspace(-0.4, 0.4, 400).tolist(), "quantiles": LEVELS}
+
+
+def warmed_slowdown(replica: Replica) -> float:
+    """Heavy requests (~0.6 s of reference work each) until the replica has measured its
+    speed; the slowdown it reports on /metrics."""
+    for _ in range(3):
+        httpx.post(f"{replica.url}/v1/models/steel/predict", json=WARM_UP, timeout=120)
+    for line in httpx.get(f"{replica.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("surrogate_replica_slowdown "):
+            return float(line.split()[1])
+    return 1.0
+
+
+def most(kind: Kind, slowdown: float) -> int:
+    """The largest size this checkout's defaults admit at this slowdown."""
+    settings = Settings(database_url="sqlite://")
+    try:
+        admission.check_budget(kind.estimate, kind.upper, "strain", settings,
+                               slowdown=slowdown)
+        return kind.upper
+    except admission.PayloadTooLargeError as exc:
+        return int(exc.details[0]["limit"])
+
+
+def run_largest(roots: list[tuple[str, Path]], folder: Path, timeout: float) -> None:
+    """Each kind at the largest size a warmed-up replica of this checkout admits (its own
+    measured slowdown), on the older checkout first when given, with the small client."""
+    for index, kind in enumerate(kinds()):
+        after = start(PROJECT_ROOT, folder / f"{index}-after")
+        try:
+            slowdown = warmed_slowdown(after)
+            size = most(kind, slowdown)
+            print(f"{kind.label(size)} (slowdown {slowdown:.1f}):", flush=True)
+            results = {}
+            for label, root in roots:
+                if label == "before":
+                    replica = start(root, folder / f"{index}-before")
+                    try:
+                        results[label] = measure(replica, kind.sender(size), timeout, True)
+                    finally:
+                        replica.server.stop()
+                else:
+                    results[label] = measure(after, kind.sender(size), timeout, True)
+                print(row(label, results[label], True), flush=True)
+        finally:
+            after.server.stop()
+        compare(results, True)
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -415,14 +472,18 @@ def run(cases: list[tuple[str, Sender]], roots: list[tuple[str, Path]], folder: 
             finally:
                 replica.server.stop()
             print(row(label, results[label], small), flush=True)
-        if len(results) == 2:
-            old, new = results["before"], results["after"]
-            extra = (f", small p99 {ratio(old.p99_ms, new.p99_ms)}"
-                     if small and old.p99_ms and new.p99_ms else "")
-            print(f"  before/after: time {ratio(old.seconds, new.seconds)}, /healthz "
-                  f"{ratio(old.healthz_ms, new.healthz_ms)}, RSS growth "
-                  f"{ratio(max(old.growth_mib, 1), max(new.growth_mib, 1))}{extra}",
-                  flush=True)
+        compare(results, small)
+
+
+def compare(results: dict[str, Result], small: bool) -> None:
+    if len(results) != 2:
+        return
+    old, new = results["before"], results["after"]
+    extra = (f", small p99 {ratio(old.p99_ms, new.p99_ms)}"
+             if small and old.p99_ms and new.p99_ms else "")
+    print(f"  before/after: time {ratio(old.seconds, new.seconds)}, /healthz "
+          f"{ratio(old.healthz_ms, new.healthz_ms)}, RSS growth "
+          f"{ratio(max(old.growth_mib, 1), max(new.growth_mib, 1))}{extra}", flush=True)
 
 
 def registrations(folder: Path, writers: int) -> None:
@@ -461,6 +522,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated case numbers (1-based), e.g. 1,4")
     parser.add_argument("--client-timeout", type=float, default=60.0)
     parser.add_argument("--skip-largest", action="store_true")
+    parser.add_argument("--skip-cases", action="store_true")
     parser.add_argument("--registrations", action="store_true")
     parser.add_argument("--writers", type=int, default=20)
     args = parser.parse_args()
@@ -472,6 +534,8 @@ def main() -> None:
     cases = audit_cases()
     if args.only:
         cases = [cases[int(i) - 1] for i in args.only.split(",")]
+    if args.skip_cases:
+        cases = []
     with tempfile.TemporaryDirectory(prefix="surrogate-robustness-") as tmp:
         folder = Path(tmp)
         print("\n== the audit's cases ==")
@@ -479,8 +543,7 @@ def main() -> None:
         if not args.skip_largest:
             print("\n== the largest admissible requests, with 1,000-strain predicts from "
                   "another client ==")
-            run(largest_admissible(), roots, folder / "largest", args.client_timeout,
-                small=True)
+            run_largest(roots, folder / "largest", args.client_timeout)
         if args.registrations:
             registrations(folder, args.writers)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

@@ -22,7 +22,7 @@ from service.observability import Metrics, ObservabilityMiddleware, configure_lo
 from service.observability import router as metrics_router
 from service.oip import routes as oip
 from service.oip.http_binary import BinaryTensorBody
-from service.prediction.admission import WorkGate
+from service.prediction.gate import WorkGate
 from service.registry.cache import ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.registry.routing import LiveRegistry
@@ -93,7 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = getattr(app.state, "model_cache", None)
         return cache.loaded_versions() if cache is not None else []
 
-    app.state.metrics = Metrics(loaded_versions)
+    app.state.metrics = Metrics(loaded_versions,
+                                lambda: getattr(app.state, "work_gate", None))
     app.state.drain = Drain()  # begun by SIGTERM (service.lifecycle.DrainingServer)
     app.include_router(health.router)
     app.include_router(models.router)

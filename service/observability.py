@@ -36,6 +36,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.prediction.gate import WorkGate
+
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # The request id of the request being served, for log lines written anywhere below it.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -64,6 +66,25 @@ class _LoadedVersions:
         yield gauge
 
 
+class _HeavyWork:
+    """Collector: the heavy-work gate's state (service.prediction.gate)."""
+
+    def __init__(self, gate: Callable[[], WorkGate | None]) -> None:
+        self._gate = gate
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gate = self._gate()
+        if gate is None:
+            return
+        yield GaugeMetricFamily("surrogate_heavy_requests_running",
+                                "Heavy requests computing now", value=gate.running)
+        yield GaugeMetricFamily(
+            "surrogate_replica_slowdown", "Measured / estimated time of recent heavy "
+            "requests (at least 1): how much slower than the reference machine this "
+            "replica runs; the time budget is checked against estimates times it",
+            value=gate.slowdown)
+
+
 class Metrics:
     """The service's Prometheus metrics, in a registry of their own (one per app, so tests
     that build many apps never collide), and whether the middleware writes access lines
@@ -71,7 +92,8 @@ class Metrics:
 
     access_log: bool = False
 
-    def __init__(self, loaded_versions: Callable[[], Iterable[tuple[str, int]]]) -> None:
+    def __init__(self, loaded_versions: Callable[[], Iterable[tuple[str, int]]],
+                 gate: Callable[[], WorkGate | None] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["method", "route", "status", "model", "version"]
         self.requests = Counter("surrogate_http_requests", "HTTP requests answered",
@@ -87,6 +109,7 @@ class Metrics:
                               "Strains predicted (summed over requests)",
                               ["model", "version"], registry=self.registry)
         self.registry.register(_LoadedVersions(loaded_versions))
+        self.registry.register(_HeavyWork(gate))
 
     def observe_request(self, method: str, route: str, status: int, model: str,
                         version: str, seconds: float) -> None:

@@ -7,6 +7,7 @@ that leaves: tests/test_interrupts.py.)"""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from unittest import mock
 
@@ -15,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from service.api import json_body
+from service.api import fast_predict, json_body
+from service.api.deps import get_live_registry
 from service.main import create_app
 from service.prediction import admission
 from service.registry.writes import register, set_alias
@@ -174,20 +176,43 @@ def test_a_request_whose_deadline_passed_stops_with_a_504(database_url: str,
     assert export.status_code == 504
 
 
-def test_a_large_body_is_decoded_once_even_when_the_route_answers(
+def test_a_large_body_with_options_is_parsed_once_by_the_lean_path(
         database_url: str, registered) -> None:
-    """The lean path decodes it (off the loop) and hands it on: quantiles are the route's
-    to answer, which reuses the decoded value."""
+    """With the route's registry dependency broken, a large body with quantiles is still
+    answered: the lean path parsed it (off the loop) and answered; FastAPI never parsed it
+    a second time."""
     body = json.dumps({"strain": np.linspace(-0.4, 0.4, 20_000).tolist(),
                        "quantiles": [0.5]}).encode()
-    assert len(body) > json_body.INLINE_DECODE_BYTES
-    with app_client(database_url) as test_client, \
-            mock.patch.object(json_body.json, "loads", wraps=json.loads) as loads:
+    assert len(body) > fast_predict.INLINE_PARSE_BYTES
+    app = create_app(Settings(database_url=database_url))
+
+    def broken() -> None:
+        raise RuntimeError("the FastAPI route was used")
+
+    app.dependency_overrides[get_live_registry] = broken
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         answer = test_client.post("/v1/models/demo/predict", content=body,
                                   headers={"content-type": "application/json"})
     assert answer.status_code == 200, answer.text[:300]
     assert len(answer.json()["quantiles"][0]) == 20_000
-    assert loads.call_count == 1
+
+
+def test_the_oip_route_decodes_a_large_body_off_the_event_loop(
+        database_url: str, registered) -> None:
+    """json.loads runs in a worker thread, not the event loop's."""
+    decoded_in = []
+
+    def loads(raw: bytes):
+        decoded_in.append(threading.current_thread())
+        return json.loads(raw)
+
+    body = json.dumps(oip_body(20_000)).encode()
+    with app_client(database_url) as test_client, \
+            mock.patch.object(json_body.json, "loads", side_effect=loads):
+        loop_thread = test_client.portal.call(threading.current_thread)
+        answer = test_client.post("/v2/models/demo/infer", content=body)
+    assert answer.status_code == 200, answer.text[:300]
+    assert len(decoded_in) == 1 and decoded_in[0] is not loop_thread
 
 
 def test_a_body_of_more_values_than_the_point_limit_allows_is_a_413_as_it_arrives(
@@ -205,3 +230,21 @@ def test_a_body_of_more_values_than_the_point_limit_allows_is_a_413_as_it_arrive
     assert answer.status_code == 413 and "values" in answer.json()["error"]["message"]
     assert too_long.status_code == 413
     assert limit == (1_000 + 2 * 1_000 + 1024) * 26 + 64 * 1024  # follows the point limit
+
+
+def test_a_replica_that_runs_slower_than_estimated_admits_less(database_url: str,
+                                                               registered) -> None:
+    body = {"strain": STRAIN, "quantiles": list(np.linspace(0.01, 0.99, 99))}
+    with app_client(database_url, request_time_budget_s=BUDGET_S) as test_client:
+        gate = test_client.app.state.work_gate
+        assert gate.slowdown == 1.0
+        at_reference = error_of(test_client.post("/v1/models/demo/predict", json=body))
+        # Heavy requests measured at 5x their estimates (a loaded node).
+        for _ in range(10):
+            gate.measured(admission.Estimate((admission.Term("t", "strain", 1.0),)), 5.0)
+        slowed = error_of(test_client.post("/v1/models/demo/predict", json=body))
+        metrics = test_client.get("/metrics").text
+    assert 4.0 < gate.slowdown <= 5.0
+    assert f"surrogate_replica_slowdown {gate.slowdown}" in metrics
+    assert slowed["details"][0]["limit"] < at_reference["details"][0]["limit"] / 3
+    assert "slower than the reference" in slowed["message"]

@@ -1,5 +1,6 @@
 """The lean predict path (service/api/fast_predict.py) answers the same bytes as the
-FastAPI route, and leaves every other request, valid or not, to the route."""
+FastAPI route, for every valid request of a loaded version, and leaves the others to the
+route."""
 
 import http.client
 import json
@@ -119,7 +120,7 @@ def test_plain_requests_get_the_routes_bytes(lean: TestClient, route_only: TestC
     ('{"strain": [0.1]}', "x" * 129, "application/json"),
     ('{"strain": [0.1], "version": 7}', "demo", "application/json"),
     ('{"strain": [0.1], "alias": "staging"}', "demo", "application/json"),
-    # Valid, but with options the lean path leaves to the route.
+    # Valid, with options (the lean path answers them too, with the route's bytes).
     ('{"strain": [0.1], "tangent": true}', "demo", "application/json"),
     ('{"strain": [0.1], "tangent": false}', "demo", "application/json"),
     ('{"strain": [0.9], "extrapolation": "reject"}', "demo", "application/json"),
@@ -145,9 +146,10 @@ def test_point_limit_is_the_routes_413(database_url: str, registered) -> None:
     assert [status for status, _ in answers[0]] == [200, 413]
 
 
-def test_plain_requests_never_reach_the_route(database_url: str, registered) -> None:
-    """With the route's registry dependency broken, plain requests still answer (the lean
-    path needs no FastAPI dependency) and the others fail in the route."""
+def test_valid_requests_never_reach_the_route(database_url: str, registered) -> None:
+    """With the route's registry dependency broken, valid requests of a loaded version
+    still answer (the lean path needs no FastAPI dependency) and the others fail in the
+    route."""
     app = create_app(Settings(database_url=database_url))
 
     def broken() -> None:
@@ -157,7 +159,10 @@ def test_plain_requests_never_reach_the_route(database_url: str, registered) -> 
     with TestClient(app, raise_server_exceptions=False) as client:
         assert post(client, '{"strain": [0.1], "alias": "candidate"}').status_code == 200
         assert post(client, f'{{"strain": {MANY}}}').status_code == 200
-        assert post(client, '{"strain": [0.1], "tangent": true}').status_code == 500
+        assert post(client, '{"strain": [0.1], "tangent": true}').status_code == 200
+        assert post(client, '{"strain": [0.9], "extrapolation": "reject"}').status_code == 422
+        assert post(client, '{"strain": [0.1], "version": 7}').status_code == 500
+        assert post(client, '{"strain": [0.1], "bogus": 1}').status_code == 500
 
 
 def test_lean_answers_are_counted_like_the_routes(lean: TestClient, route_only: TestClient

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.inference.interrupt import Interrupt
-from service.prediction.admission import Work
+from service.prediction.gate import Work
 from service.registry.cache import ModelCache
 from service.registry.routing import LiveRegistry
 from service.registry.unit_of_work import SessionFactory

@@ -1,27 +1,28 @@
-"""A lean path for the common prediction request, in front of FastAPI.
+"""A lean path for prediction requests, in front of FastAPI.
 
-Most traffic is `POST /v1/models/{name}/predict` with `{"strain": [...]}` and perhaps a
-`version` or `alias`, for a model version this replica has loaded. FastAPI answers it
-through routing, four dependencies, a JSON decode by the standard library, pydantic's
-validation of the decoded objects and a thread hop for the sync route: several times
-the prediction's own cost for one strain. This pure-ASGI layer answers exactly those
-requests itself, with the route's own pieces (the same PredictRequest schema, limits,
-in-memory resolution, response building and metrics recording: the same bytes), and
-hands everything else to FastAPI untouched: other options (quantiles, tangent, draws,
-extrapolation), invalid bodies (but one whose only error is a non-number in `strain`,
-answered here with the route's bytes so a huge bad body is parsed once), other content
-types, names or versions this replica would have to ask the database about,
-SURROGATE_FAST_PREDICT=false. So every error is still FastAPI's documented one.
+Most traffic is `POST /v1/models/{name}/predict` for a model version this replica has
+loaded. FastAPI answers it through routing, four dependencies, a JSON decode by the
+standard library, pydantic's validation of the decoded objects and a thread hop for the
+sync route: several times the prediction's own cost for one strain, and for a large body
+a second full parse after this layer's. This pure-ASGI layer answers every valid request
+for a loaded version itself, with the route's own pieces (the same PredictRequest schema,
+the pipeline's limits, resolution from memory, admission by cost, response building and
+metrics recording: the same bytes; an error the pipeline raises is answered with the
+handler's own `error_response`), so a body is parsed once. It hands to FastAPI, untouched:
+invalid bodies (but one whose only error is a non-number in `strain`, answered here with
+the route's bytes), other content types, names or versions this replica would have to ask
+the database about, SURROGATE_FAST_PREDICT=false. So every validation error is still
+FastAPI's documented one.
+
+A body over 64 KiB is parsed in the thread pool, not on the event loop.
 
 It sits inside ObservabilityMiddleware and BodyGuard (request id, metrics, access log, the
 body's size and time limits all apply) and records the FastAPI route in the scope, so
-metrics carry the same route label whichever path answered. Limits, version resolution and
-the response come from service.prediction and service.api.responses, like the route's.
+metrics carry the same route label whichever path answered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,22 +34,22 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import json_body
 from service.api.deps import work_of
-from service.api.errors import invalid_input_response, is_json_media_type
+from service.api.errors import error_response, invalid_input_response, is_json_media_type
 from service.api.responses import predict_answer
 from service.errors import SurrogateError
 from service.prediction import pipeline
 from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
-# Body fields the lean path answers; any other field set (even to its default) goes to
-# FastAPI.
+# A plain request (these fields only) of up to INLINE_MAX_POINTS strains is computed on the
+# event loop: it then holds the loop for less than a hop to the thread pool would cost, and
+# for less than FastAPI itself holds it per request. Everything else goes to the thread
+# pool like the route (the kernels release the GIL), so one big request never stalls the
+# others. docs/architecture.md has the figures.
 PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
-# Up to this many strains the prediction runs on the event loop: it then holds the loop for
-# less than a hop to the thread pool would cost, and for less than FastAPI itself holds it
-# per request. Larger batches go to the thread pool like the route (the kernel releases the
-# GIL), so one big request never stalls the others. docs/architecture.md has the figures.
 INLINE_MAX_POINTS = 8
+# Larger bodies are parsed off the event loop.
+INLINE_PARSE_BYTES = 64 * 1024
 
 
 class FastPredict:
@@ -92,25 +93,22 @@ class FastPredict:
         if len(name) > MAX_NAME_LENGTH:
             return None
         raw = b"".join(m.get("body", b"") for m in messages)
-        if len(raw) <= json_body.INLINE_DECODE_BYTES:
-            body = _plain_request(raw)
-        else:  # decoded off the loop, once: the route reuses the outcome
-            value, error = await json_body.decode(scope, raw)
-            if error is not None:
-                return None
-            body = await run_in_threadpool(_plain_decoded, value)
+        body = (_valid_request(raw) if len(raw) <= INLINE_PARSE_BYTES
+                else await run_in_threadpool(_valid_request, raw))
         if body is None:
             return None
         if isinstance(body, NotANumber):
             scope.update(child_scope)
             return invalid_input_response([{"loc": ("body", "strain", body.index),
                                             "msg": body.message}])
+        inline = len(body.strain) <= INLINE_MAX_POINTS and body.model_fields_set <= PLAIN_FIELDS
         try:
-            if len(body.strain) <= INLINE_MAX_POINTS:
+            if inline:
                 return _predict(scope, child_scope, name, body)
             return await run_in_threadpool(_predict, scope, child_scope, name, body)
-        except SurrogateError:
-            return None  # over a limit: FastAPI answers with the route's error
+        except SurrogateError as exc:  # a limit, the budget, the deadline: the handler's bytes
+            scope.update(child_scope)
+            return error_response(exc)
 
 
 def _predict(scope: Scope, child_scope: Scope, name: str,
@@ -137,33 +135,21 @@ class NotANumber:
     message: str
 
 
-def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
-    return _plain(lambda: PredictRequest.model_validate_json(raw))
-
-
-def _plain_decoded(value: object) -> PredictRequest | NotANumber | None:
-    """`_plain_request` for a body already decoded (as FastAPI validates it: same errors)."""
-    return _plain(lambda: PredictRequest.model_validate(value))
-
-
-def _plain(validate: Callable[[], PredictRequest]) -> PredictRequest | NotANumber | None:
-    """The body validated by the route's own schema, if it uses only PLAIN_FIELDS; or its
-    one error, when that error is a value in `strain` that is not a number at all.
+def _valid_request(raw: bytes) -> PredictRequest | NotANumber | None:
+    """The body validated by the route's own schema; or its one error, when that error is
+    a value in `strain` that is not a number at all; else None (FastAPI answers).
 
     That error is answered here, as the route would (same message, same bytes), so a huge
     body of strings is parsed once rather than a second time by FastAPI. Any other
     invalid body goes to FastAPI, whose decoder differs from pydantic-core's in corners
     (NaN, a byte-order mark, integers too long to convert).
 
-    A small body is parsed by pydantic-core's JSON parser, on the loop: rather than orjson,
-    the same rules with no second copy of them, and no slower. A large one is decoded off
-    the loop by FastAPI's own decoder (service.api.json_body), once, and validated here
-    in the thread pool; the route reuses the decoded value when it answers instead. Where
-    pydantic-core disagrees with FastAPI's decoder (a UTF-8 byte-order mark, say), it
-    refuses, so FastAPI answers. A list of bad values costs its
+    pydantic-core's JSON parser is used rather than orjson: the same rules with no second
+    copy of them, and no slower. Where it disagrees with FastAPI's decoder (a UTF-8
+    byte-order mark, say), it refuses, so FastAPI answers. A list of bad values costs its
     first error only (the schema fails fast), so a huge bad body is refused cheaply."""
     try:
-        body = validate()
+        return PredictRequest.model_validate_json(raw)
     except ValidationError as exc:
         if exc.error_count() != 1:
             return None
@@ -173,7 +159,6 @@ def _plain(validate: Callable[[], PredictRequest]) -> PredictRequest | NotANumbe
                 and isinstance(loc[1], int):
             return NotANumber(loc[1], error["msg"])
         return None
-    return body if body.model_fields_set <= PLAIN_FIELDS else None
 
 
 def _content_type(scope: Scope) -> str | None:

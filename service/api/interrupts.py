@@ -2,7 +2,7 @@
 
 Pure ASGI, for the routes that compute (predict, OIP infer, export). It puts an
 `Interrupt` with the deadline SURROGATE_REQUEST_DEADLINE_S from now into the request's
-scope (the pipeline watches it: service.prediction.admission.Work), and once the body has
+scope (the pipeline watches it: service.prediction.gate.Work), and once the body has
 arrived it waits for the server's next message in a task of its own: uvicorn sends
 `http.disconnect` when the client closes the connection, which marks the interrupt, so
 the computation stops at its next checkpoint instead of finishing for nobody (a balancer

@@ -21,7 +21,7 @@ from service.errors import InvalidInputError
 from service.oip.outputs import OUTPUTS, WIRE_DTYPES, Computed, default_outputs
 from service.oip.schemas import MAX_REQUEST_ID_LENGTH
 from service.prediction import admission
-from service.prediction.admission import Work
+from service.prediction.gate import Work
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
 from service.registry.routing import LiveRegistry

@@ -50,7 +50,7 @@ from service.oip import core
 from service.oip import grpc_predict_v2_pb2 as pb
 from service.oip import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.oip.outputs import WIRE_DTYPES
-from service.prediction.admission import Work
+from service.prediction.gate import Work
 from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 logger = logging.getLogger(__name__)

@@ -20,22 +20,16 @@ well inside the balancer's 60 s server timeout and let `SURROGATE_MAX_HEAVY_REQU
 them fit the pod's memory limit together.
 
 Admitted requests above `LIGHT_SECONDS` or `LIGHT_BYTES` are heavy: at most
-`SURROGATE_MAX_HEAVY_REQUESTS` run at once (`WorkGate`); another is a 503 with Retry-After
-at once, never a queue. Light requests (a 1,000-strain predict is ~5 ms) never wait here.
+`SURROGATE_MAX_HEAVY_REQUESTS` run at once (service/prediction/gate.py).
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.errors import PayloadTooLargeError, ServiceBusyError
-from service.inference import interrupt, kernel, predictive, quantile_kernel
-from service.inference.interrupt import Interrupt
+from service.errors import PayloadTooLargeError
+from service.inference import kernel, predictive, quantile_kernel
 from service.inference.posterior import NUMPY_NS_PER_UNIT, Posterior
 from service.settings import Settings
 
@@ -202,28 +196,32 @@ def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
     return Estimate(tuple(terms))
 
 
-def within_budget(estimate: Estimate, settings: Settings) -> bool:
-    return (estimate.seconds <= settings.request_time_budget_s
+def within_budget(estimate: Estimate, settings: Settings, slowdown: float = 1.0) -> bool:
+    return (estimate.seconds * slowdown <= settings.request_time_budget_s
             and estimate.bytes <= settings.request_memory_mb * MIB)
 
 
 def check_budget(estimate_for: Callable[[int], Estimate], size: int, field: str,
-                 settings: Settings, unit: str = "strains") -> Estimate:
+                 settings: Settings, unit: str = "strains",
+                 slowdown: float = 1.0) -> Estimate:
     """The estimate at `size` (strains, or grid points: the request's scale), or a 413
-    naming the largest term and the largest `size` within the budget."""
+    naming the largest term and the largest `size` within the budget. `slowdown`: how
+    much slower than the reference machine this replica now runs (gate.WorkGate.slowdown)."""
     estimate = estimate_for(size)
-    if within_budget(estimate, settings):
+    if within_budget(estimate, settings, slowdown):
         return estimate
     low, high = 0, size  # low fits (or is 0), high does not
     while high - low > 1:
         middle = (low + high) // 2
-        if within_budget(estimate_for(middle), settings):
+        if within_budget(estimate_for(middle), settings, slowdown):
             low = middle
         else:
             high = middle
     largest = estimate.largest(settings)
     budget = (f"the budget is {settings.request_time_budget_s:g} s and "
               f"{settings.request_memory_mb} MiB per request")
+    if slowdown > 1.05:
+        budget += f" (this replica runs {slowdown:.1f}x slower than the reference now)"
     fits = (f"at most {low} {unit} would fit" if low
             else f"no number of {unit} fits with these options")
     details = [{"field": field, "limit": low, "message": fits}]
@@ -234,61 +232,3 @@ def check_budget(estimate_for: Callable[[int], Estimate], size: int, field: str,
         f"{largest.seconds:.3g} s, {largest.bytes / MIB:.0f} MiB); {budget}: reduce {field} "
         f"({fits})"
         + (f" or {largest.field}" if largest.field != field else ""), details)
-
-
-class WorkGate:
-    """At most `slots` heavy requests compute at once; the next is refused (503) with the
-    time until the first running one should end as its Retry-After."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self._lock = threading.Lock()
-        self._running: dict[int, float] = {}  # ticket -> expected end (monotonic)
-        self._tickets = 0
-
-    @contextmanager
-    def admit(self, estimate: Estimate) -> Iterator[None]:
-        if not estimate.heavy:
-            yield
-            return
-        with self._lock:
-            now = time.monotonic()
-            if len(self._running) >= self.slots:
-                wait = max(1, math.ceil(min(self._running.values()) - now))
-                raise ServiceBusyError(
-                    f"the replica is computing {len(self._running)} large requests (its "
-                    f"limit); retry in about {wait} s, or send a smaller request",
-                    wait, [{"field": "retry_after_s", "limit": wait}])
-            self._tickets += 1
-            ticket = self._tickets
-            self._running[ticket] = now + estimate.seconds
-        try:
-            yield
-        finally:
-            with self._lock:
-                del self._running[ticket]
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
-
-@dataclass(frozen=True)
-class Work:
-    """What a protocol hands the pipeline for one request: the budgets, the replica's
-    gate for heavy work, and the request's interrupt (deadline, disconnect)."""
-
-    settings: Settings
-    gate: WorkGate
-    interrupt: Interrupt | None = None
-
-    @contextmanager
-    def admitted(self, estimate_for: Callable[[int], Estimate], size: int, field: str,
-                 unit: str = "strains") -> Iterator[Estimate]:
-        """Within the budget (else 413), a heavy-work slot if needed (else 503), and the
-        interrupt watched by every checkpoint below, for the block."""
-        estimate = check_budget(estimate_for, size, field, self.settings, unit)
-        if self.interrupt is not None:
-            self.interrupt.check()  # the deadline may have passed while the body arrived
-        with self.gate.admit(estimate), interrupt.watching(self.interrupt):
-            yield estimate

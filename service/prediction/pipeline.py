@@ -22,7 +22,7 @@ from service.inference import curves, predictive
 from service.inference.posterior import Posterior, Prediction
 from service.inference.stability import unstable_ranges
 from service.prediction import admission
-from service.prediction.admission import Work
+from service.prediction.gate import Work
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
