@@ -76,19 +76,15 @@ def fit(
     if register_url and not token:
         typer.echo("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)", err=True)
         raise typer.Exit(2)
-    from training.model import BNNConfig
+    from training.config import config_from_fit_options
+    from training.fit_outputs import default_report_dir, inference_data_bytes
     from training.pipeline import Units, fit_csv, report_files
 
     try:
-        config = BNNConfig().with_overrides(
-            noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
-            method=method, max_steps=steps, draws=draws, tune=tune, chains=chains,
-            target_accept=target_accept, ensemble_members=members, seed=seed)
-        check_method_options(config.method, {"--steps": steps, "--draws": draws,
-                                             "--tune": tune, "--chains": chains,
-                                             "--target-accept": target_accept,
-                                             "--members": members})
-        report_dir = report or _default_report_dir(name, config)
+        config = config_from_fit_options(
+            noise=noise, hidden=hidden, method=method, steps=steps, draws=draws, tune=tune,
+            chains=chains, target_accept=target_accept, members=members, seed=seed)
+        report_dir = report or default_report_dir(name)
         trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -100,40 +96,14 @@ def fit(
         trained.result.inference_data.to_netcdf(str(idata_out))
     figures = report_files(trained.artifact.manifest)  # stored with the version
     if register_url:
-        version = _register_via_api(register_url, token or "", name, data, alias,
-                                    _inference_data_bytes(trained, idata_out), files=figures)
+        idata = inference_data_bytes(trained.result.inference_data, idata_out)
+        version = _register_via_api(register_url, token or "", name, data, alias, idata,
+                                    files=figures)
     else:
         version = _register(database_url, name, data, alias, figures)
     typer.echo(f"registered {name} version {version}"
                f"{f' as {alias!r}' if alias else ''}: {_fit_summary(trained.artifact)}")
     typer.echo(f"report: {trained.artifact.spec.report['dir']}")
-
-
-def _default_report_dir(name: str, config: object) -> Path:
-    """A fresh folder per fit under var/reports/NAME (the manifest records which)."""
-    import time
-
-    return Path("var") / "reports" / name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
-
-# The config key behind each method-specific option of `fit` (training.config knows
-# which methods' settings hold it).
-_OPTION_KEYS = {
-    "--steps": "max_steps", "--draws": "draws", "--tune": "tune", "--chains": "chains",
-    "--target-accept": "target_accept", "--members": "ensemble_members",
-}
-
-
-def check_method_options(method: str, given: dict[str, object]) -> None:
-    """Refuse an option the chosen method would silently ignore (e.g. --draws with the
-    default bootstrap, which stores one draw per member)."""
-    from training.config import methods_using
-
-    for option, value in given.items():
-        applies = methods_using(_OPTION_KEYS[option])
-        if value is not None and method not in applies:
-            raise ValueError(f"{option} does not apply to --method {method}; it applies to "
-                             f"{', '.join(applies)}")
 
 
 def _fit_summary(artifact: object) -> str:
@@ -187,18 +157,6 @@ def _register(database_url: str | None, name: str, data: bytes, alias: str | Non
     except SchemaNotAtHeadError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-
-def _inference_data_bytes(trained, idata_out: Path | None) -> bytes | None:  # type: ignore[no-untyped-def]
-    """The fit's InferenceData as netCDF bytes, uploaded with the artifact."""
-    import tempfile
-
-    if idata_out is not None:
-        return idata_out.read_bytes()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fit.nc"
-        trained.result.inference_data.to_netcdf(str(path))
-        return path.read_bytes()
 
 
 def _register_via_api(url: str, token: str, name: str, data: bytes, alias: str | None,

@@ -258,16 +258,17 @@ def report_files(manifest: dict[str, Any]) -> dict[str, bytes]:
 
 
 def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
-                      alias: str | None = None, files: dict[str, bytes] | None = None) -> int:
-    """Store the artifact (and `files`, e.g. its report figures) as the next version of
-    `name` and optionally move `alias` to it, in one transaction (a failure leaves the
-    registry as it was)."""
+                      alias: str | None = None, files: dict[str, bytes] | None = None,
+                      tags: dict[str, str] | None = None) -> int:
+    """Store the artifact (and `files`, e.g. its report figures, and the version's `tags`)
+    as the next version of `name` and optionally move `alias` to it, in one transaction (a
+    failure leaves the registry as it was)."""
     engine = make_engine(database_url)
     try:
         check_schema_at_head(engine)
         with make_session_factory(engine).begin() as session:
             return register(session, name, artifact_bytes,
                             actor=f"{getpass.getuser()} (surrogate-train)",
-                            alias=alias, source=shlex.join(sys.argv), files=files)
+                            alias=alias, source=shlex.join(sys.argv), files=files, tags=tags)
     finally:
         engine.dispose()

@@ -43,19 +43,23 @@ def register_via_api(
     actor: str | None = None,
     timeout_s: float = 120.0,
     files: dict[str, bytes] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
-    """Upload the artifact (with its sha256, so a corrupted transfer is refused), then the
-    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...})."""
+    """Upload the artifact (with its sha256, so a corrupted transfer is refused, and the
+    version's `tags`), then the optional ArviZ netCDF and `files` ({"report/fit.png":
+    bytes, ...})."""
     headers = {"Authorization": f"Bearer {token}"}
     if actor:
         headers["X-Actor"] = actor
-    params: dict[str, str] = {"sha256": hashlib.sha256(artifact_bytes).hexdigest(),
+    params: dict[str, str | list[str]] = {"sha256": hashlib.sha256(artifact_bytes).hexdigest(),
                               # The service accepts up to 1000 characters here.
                               "source": (source or shlex.join(sys.argv))[:1000]}
     if alias:
         params["alias"] = alias
     if description:
         params["description"] = description[:1000]
+    if tags:
+        params["tag"] = [f"{key}={value}" for key, value in tags.items()]
     base = url.rstrip("/")
     with httpx.Client(base_url=base, headers=headers, timeout=timeout_s) as client:
         response = client.post(f"/admin/models/{name}/versions", params=params,
