@@ -2,14 +2,13 @@
 
 A pod of the Indexed Job reads its group's data from a URL (object storage, an internal
 file server); on one machine the plan names files next to it. Both are read the same way:
-the header (to check the columns without reading the data) and the whole file (copied
-into a work folder, then hashed, so the fingerprint is of exactly the bytes fitted).
+the header (to check the columns without reading the data), then the whole file (a URL
+copied into a work folder, so the bytes hashed are the bytes fitted).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from pathlib import Path
 
@@ -82,8 +81,3 @@ def fetch(source: str, folder: Path) -> Path:
         raise DataSourceError(f"cannot read {source}: {exc}") from exc
     return target
 
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes (the same hash the fit records as the data's)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -85,3 +85,14 @@ def register_via_api(
                                         f"its file {path!r} was refused: "
                                         f"{_error_message(put)}")
     return RegisteredVersion(name, int(detail["version"]), detail)
+
+
+def model_detail(url: str, name: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+    """A registered model's aliases and versions (with their tags) as the service lists
+    them, or None when it has no model of that name."""
+    response = httpx.get(f"{url.rstrip('/')}/v1/models/{name}", timeout=timeout_s)
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise RegistrationError(_error_message(response))
+    return response.json()  # type: ignore[no-any-return]
