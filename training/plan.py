@@ -166,19 +166,33 @@ def _entry(index: int, raw: dict[str, Any], defaults: dict[str, Any],
                 for key in merged if key not in parameters or key in RUN_OPTIONS]
     values = {key: _as_list_if_listed(parameters[key], value) for key, value in merged.items()
               if key in parameters and key not in RUN_OPTIONS}
-    options: dict[str, Any] = {}
+    options = _validated(model, values, problems)
+    if options:
+        options = _absolute_paths(options, parameters, folder)
+    label = name if isinstance(name, str) and name else "?"
+    return PlanEntry(index, label, options, frozenset(merged), tuple(problems))
+
+
+def _validated(model: type[BaseModel], values: dict[str, Any],
+               problems: list[str]) -> dict[str, Any]:
+    """The entry's options, fit's defaults filled in, as fit would build its config from
+    them; problems found are appended. With bad values, the options without them (so the
+    data can still be checked), or {} when even those are unusable."""
     try:
         options = model.model_validate(values).model_dump()
     except ValidationError as exc:
         problems.extend(_messages(exc))
-    if options:
+        bad = {item["loc"][0] for item in exc.errors() if item["loc"]}
         try:
-            fit_config(options)
-        except ValueError as exc:
-            problems.append(str(exc))
-        options = _absolute_paths(options, parameters, folder)
-    label = name if isinstance(name, str) and name else "?"
-    return PlanEntry(index, label, options, frozenset(merged), tuple(problems))
+            return model.model_validate({k: v for k, v in values.items()
+                                         if k not in bad}).model_dump()
+        except ValidationError:
+            return {}
+    try:
+        fit_config(options)
+    except ValueError as exc:
+        problems.append(str(exc))
+    return options
 
 
 def _key_problem(key: str, origin: str, parameters: dict[str, FitParameter]) -> str:
@@ -205,8 +219,8 @@ def _absolute_paths(options: dict[str, Any], parameters: dict[str, FitParameter]
                     folder: Path) -> dict[str, Any]:
     resolved = dict(options)
     for key, value in options.items():
-        if key == "csv" and not is_url(value):
-            resolved[key] = str(folder / value)
+        if key == "csv":  # text: a URL as it is, a path made absolute
+            resolved[key] = value if is_url(value) else str(folder / value)
         elif value is not None and _is_path(parameters[key].annotation):
             resolved[key] = folder / value
     return resolved
