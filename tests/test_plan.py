@@ -3,10 +3,7 @@ its entry, keys and types come from `fit` itself, data is read over real HTTP to
 
 from __future__ import annotations
 
-import functools
-import http.server
 import inspect
-import threading
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ import typer
 import yaml
 
 from tests.cli_helpers import make_group_csv, runner
+from tests.file_server import serve_folder
 from training.cli import cli, fit
 from training.fit_many import APPLIED_OPTIONS, fingerprint
 from training.plan import RUN_OPTIONS, PlanFileError, fit_parameters, load_plan, problems_of
@@ -180,16 +178,8 @@ def test_an_index_outside_the_plan_is_refused(tmp_path: Path, data: Path) -> Non
 
 @pytest.fixture
 def file_server(tmp_path: Path) -> Iterator[str]:
-    """A real HTTP server on a free loopback port serving tmp_path."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(tmp_path) as url:
+        yield url
 
 
 def test_data_at_a_url_is_checked_by_its_header(tmp_path: Path, data: Path,

@@ -70,7 +70,9 @@ def fit_group(job: GroupJob) -> GroupOutcome:
     """Fit and register one group in this (worker) process; any error is the outcome."""
     started = time.perf_counter()
     try:
-        _status(job.index, "fitting")
+        import pytensor  # the first import in this process: it reads start_worker's flags
+
+        _status(job.index, f"fitting (PyTensor cache {pytensor.config.base_compiledir})")
         trained = _fit(job)
         _status(job.index, "registering")
         version = _register(job, trained)

@@ -110,7 +110,7 @@ def prepare(entry: PlanEntry, target: RegistryTarget, force: bool,
     if problems:
         return failed("; ".join(problems))
     folder = work / str(entry.index)
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     options = entry.options
     path = None
     try:  # read as `fit` reads it, so bad data fails here, before a process is started

@@ -64,7 +64,7 @@ class GroupsView:
         row = self._rows[index]
         if row.finished is not None:  # a late status from a process that has finished
             return
-        row.status = status
+        row.status = status.split(" (", 1)[0]  # the table keeps it short; lines say all
         if status == "starting":
             row.started = time.monotonic()
         self._line(row, status)
