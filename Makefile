@@ -24,10 +24,11 @@ run: install
 	$(BIN)/surrogate-serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 lint: install
 	$(BIN)/ruff check service training tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python benchmarks/kernel.py

@@ -21,7 +21,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, expected_shapes
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import PROJECT_ROOT
 
 
@@ -57,9 +57,9 @@ def random_artifact(
 
 def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.04,
                          domain: tuple[float, float] = (-0.5, 0.5)) -> dict:
-    """A `curve_model` manifest section (service.curves) whose spline coefficients follow
-    a smooth squared-exponential covariance and whose test noise is `level` of the
-    scatter's variance: what a group fit stores, for tests and benchmarks."""
+    """A `curve_model` manifest section (service.manifest.CurveModelSection) whose spline
+    coefficients follow a smooth squared-exponential covariance and whose test noise is
+    `level` of the scatter's variance: what a group fit stores, for tests and benchmarks."""
     centres = np.linspace(-1, 1, basis)
     cov = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / length) ** 2)
     chol = np.linalg.cholesky(cov + 1e-6 * np.eye(basis))
@@ -68,11 +68,34 @@ def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.0
             "within_log_variance": [float(np.log(level))] * basis}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now and that this process has not handed
+    out before (a caller may take several before starting anything on them).
+
+    Between this probe and the server's own bind the port is free for anyone: under
+    pytest-xdist, worker k of n only takes ports p with (p // 2) % n == k, so that two
+    workers never race for the same port. (Halved: Linux hands bind() odd ports.)"""
+    slot, slots = xdist_slot()
+    for _ in range(10_000):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if (port // 2) % slots == slot and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port for this worker")
+
+
+def xdist_slot() -> tuple[int, int]:
+    """(index of this pytest-xdist worker, number of workers); (0, 1) outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return 0, 1
+    slots = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    return int(worker[2:]) % slots, slots  # a replacement for a crashed worker counts on
 
 
 def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],
@@ -83,9 +106,9 @@ def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
         for artifact in artifacts:
-            register_version(session, name, artifact.to_bytes())
+            register(session, name, artifact.to_bytes(), actor="test")
         if production is not None:
-            set_alias(session, name, "production", production)
+            set_alias(session, name, "production", production, actor="test")
         session.commit()
     engine.dispose()
 

@@ -107,18 +107,18 @@ def _fit(job: GroupJob) -> Any:
 
 
 def _register(job: GroupJob, trained: Any) -> int:
-    """Register as `fit` does (the same write path), with the fingerprint tags."""
+    """Register as `fit` does (the same registration, the same two paths), with the
+    fingerprint as the version's tags."""
     from training.fit_outputs import inference_data_bytes
-    from training.pipeline import register_artifact, report_files
+    from training.registration import FitRegistration, register_in_database, report_files
     from training.registry_client import register_via_api
 
-    data = trained.artifact.to_bytes()
-    figures = report_files(trained.artifact.manifest)
-    alias, target = job.options["alias"], job.target
+    registration = FitRegistration(
+        job.name, trained.artifact.to_bytes(), job.options["alias"],
+        inference_data=inference_data_bytes(trained.result.inference_data,
+                                            job.options["idata_out"]),
+        files=report_files(trained.artifact.manifest), tags=job.tags)
+    target = job.target
     if target.register_url:
-        idata = inference_data_bytes(trained.result.inference_data, job.options["idata_out"])
-        return register_via_api(target.register_url, target.token or "", job.name, data,
-                                alias=alias, inference_data=idata, files=figures,
-                                tags=job.tags).version
-    return register_artifact(target.database_url or "", job.name, data, alias, figures,
-                             tags=job.tags)
+        return register_via_api(target.register_url, target.token or "", registration).version
+    return register_in_database(target.database_url or "", registration)

@@ -30,8 +30,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from typer.models import ParameterInfo
 
+from service.errors import SurrogateError
 from training.config import BNNConfig, config_from_fit_options
 from training.data_source import DataSourceError, is_url, read_header
+from training.registration import check_names
 
 RUN_OPTIONS = ("database_url", "register_url", "token")
 
@@ -188,9 +190,10 @@ def _validated(model: type[BaseModel], values: dict[str, Any],
                                          if k not in bad}).model_dump()
         except ValidationError:
             return {}
-    try:
+    try:  # what `fit` checks before it starts
+        check_names(options["name"], options["alias"])
         fit_config(options)
-    except ValueError as exc:
+    except (ValueError, SurrogateError) as exc:
         problems.append(str(exc))
     return options
 
