@@ -42,7 +42,7 @@ def compile_seed() -> list[str]:
     a cold slot compiles for minutes on a busy machine. Speed only: a cold seed works."""
     import pytensor
 
-    seed = Path(pytensor.config.base_compiledir)
+    seed = Path(pytensor.config.compiledir)
     return ["--compile-seed", str(seed)] if seed.is_dir() else []
 
 
@@ -110,8 +110,8 @@ def test_fit_many_registers_skips_refits_and_survives_failed_entries(
             versions(database_url, failed)
     # two groups ran at once, each process's PyTensor in a compile directory of its own
     used = re.findall(r"fitting \(PyTensor cache (.*)\)", output)
-    assert len(used) == 3 and {str(compile_root / "slot-0"), str(compile_root / "slot-1")} \
-        == set(used), output
+    assert len(used) == 3 and set(used) == {
+        str(compile_root / slot / "compiledir") for slot in ("slot-0", "slot-1")}, output
 
     code, output = fit_many(plan, *run)
     assert code == 1, output
@@ -189,19 +189,19 @@ def test_an_indexed_pod_registers_through_the_admin_api(
 
 
 def test_compile_slots_are_exclusive_reused_and_seeded(tmp_path: Path) -> None:
-    seed = tmp_path / "seed"
-    (seed / "compiledir_x").mkdir(parents=True)
-    (seed / "compiledir_x" / "mod.so").write_bytes(b"warm")
-    (seed / "compiledir_x" / "lock_dir").mkdir()
+    seed = tmp_path / "seed"  # a warm compiledir
+    (seed / "tmpabc").mkdir(parents=True)
+    (seed / "tmpabc" / "mod.so").write_bytes(b"warm")
+    (seed / "lock_dir").mkdir()
     root = tmp_path / "slots"
     with claim_slot(root, seed) as first, claim_slot(root) as second:
         assert (first.name, second.name) == ("slot-0", "slot-1")
-        assert (first / "compiledir_x" / "mod.so").read_bytes() == b"warm"
-        assert not (first / "compiledir_x" / "lock_dir").exists()  # a stale lock stalls
-        assert not (second / "compiledir_x").exists()  # not seeded: no seed given
-        (first / "compiledir_x" / "mod.so").write_bytes(b"used")
+        assert (first / "compiledir" / "tmpabc" / "mod.so").read_bytes() == b"warm"
+        assert not (first / "compiledir" / "lock_dir").exists()  # a stale lock stalls
+        assert not (second / "compiledir").exists()  # not seeded: no seed given
+        (first / "compiledir" / "tmpabc" / "mod.so").write_bytes(b"used")
     with claim_slot(root, seed) as again:
         assert again.name == "slot-0"  # free again, and not re-seeded over its own cache
-        assert (again / "compiledir_x" / "mod.so").read_bytes() == b"used"
+        assert (again / "compiledir" / "tmpabc" / "mod.so").read_bytes() == b"used"
     assert flags_with_compile_dir("blas__ldflags=-lopenblas,compiledir=/old", root) == (
-        f"blas__ldflags=-lopenblas,base_compiledir={root}")
+        f"blas__ldflags=-lopenblas,base_compiledir={root},compiledir={root}/compiledir")

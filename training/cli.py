@@ -257,8 +257,7 @@ cli.add_typer(plan_cli, name="plan")
 
 @plan_cli.command("validate")
 def plan_validate(plan: Path = typer.Argument(..., help="Plan file (YAML).")) -> None:
-    """Check a plan without fitting: keys and values (as fit's options), unique names,
-    readable data with the columns each entry names."""
+    """Check a plan without fitting: keys, values, names, data files and their columns."""
     from training import fit_many_command
 
     raise typer.Exit(fit_many_command.validate(plan, fit))
@@ -274,43 +273,29 @@ def plan_count(plan: Path = typer.Argument(..., help="Plan file (YAML).")) -> No
 
 @cli.command("fit-many")
 def fit_many(
-    plan: Path = typer.Argument(..., help="Plan file (YAML): `defaults` and `groups`, "
-                                "each group's keys named as fit's options."),
-    workers: int | None = typer.Option(None, min=1, help="Groups fitted at once, each in "
-                                       "its own process [default: the number of cores]."),
+    plan: Path = typer.Argument(..., help="Plan file (YAML): `defaults` and `groups`."),
+    workers: int | None = typer.Option(None, min=1, help="Groups fitted at once "
+                                       "(default: the number of cores)."),
     index: int | None = typer.Option(None, min=0, envvar="JOB_COMPLETION_INDEX",
-                                     help="Fit only this entry (0-based); a pod of an "
-                                     "Indexed Job gets it from JOB_COMPLETION_INDEX."),
-    force: bool = typer.Option(False, "--force", help="Refit groups whose data and options "
-                               "are unchanged since their registered version."),
-    compile_dir: Path = typer.Option(Path("var/pytensor"), help="Root of the worker "
-                                     "processes' own PyTensor compile directories."),
-    compile_seed: Path | None = typer.Option(None, exists=True, file_okay=False,
-                                             help="A warm PyTensor cache that new compile "
-                                             "directories start as a copy of."),
+                                     help="Fit only this entry (0-based)."),
+    force: bool = typer.Option(False, "--force", help="Refit unchanged groups too."),
+    compile_dir: Path = typer.Option(Path("var/pytensor"), help="Root of the processes' "
+                                     "own PyTensor compile directories."),
+    compile_seed: Path | None = typer.Option(None, exists=True, file_okay=False, help="A "
+                                             "warm PyTensor compiledir, copied into new ones."),
     database_url: str | None = typer.Option(None, envvar="SURROGATE_DATABASE_URL",
                                             help="Registry URL (default: embedded SQLite)."),
-    register_url: str | None = typer.Option(
-        None, help="Register through this service's admin API (e.g. http://host:8000) "
-        "instead of writing to the database."),
+    register_url: str | None = typer.Option(None, help="Register via this admin API."),
     token: str | None = typer.Option(None, envvar="SURROGATE_ADMIN_TOKEN",
                                      help="Admin token for --register-url."),
 ) -> None:
-    """Fit every group of a plan as `fit` would, in parallel processes, and register each
-    version; skip groups whose data and options are unchanged."""
-    if register_url and not token:
-        typer.echo("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)", err=True)
-        raise typer.Exit(2)
-    from service.settings import get_settings
+    """Fit each group of a plan as `fit` would, in parallel; skip unchanged groups."""
     from training import fit_many_command
-    from training.fit_many import CompileDirs, RegistryTarget
 
-    target = RegistryTarget(None if register_url else
-                            database_url or get_settings().database_url, register_url, token)
-    raise typer.Exit(fit_many_command.run(plan, fit, target, index=index, workers=workers,
-                                          force=force,
-                                          compile_dirs=CompileDirs(compile_dir, compile_seed)))
-
+    raise typer.Exit(fit_many_command.run(
+        plan, fit, index=index, workers=workers, force=force, compile_dir=compile_dir,
+        compile_seed=compile_seed, database_url=database_url, register_url=register_url,
+        token=token))
 
 def main() -> None:
     cli()

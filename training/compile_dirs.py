@@ -6,10 +6,14 @@ worker process a numbered slot under one root (`slot-0`, `slot-1`, ...), claimed
 exclusive lock for as long as the process runs. Slots are reused by later runs, so their
 compiled modules stay warm; two runs sharing a root each take free slots.
 
-A new slot compiles everything from scratch (minutes on a busy machine), unless it is
-seeded: a copy of a warm cache that no process writes to, such as the one built into the
-train image. PyTensor accepts a copied cache: it finds each module by the name of its
-own folder and corrects the recorded paths.
+A slot holds PyTensor's cache root (`base_compiledir`) and, in `slot/compiledir`, its
+compiled C modules (`compiledir`, named here rather than after the machine's kernel
+release as PyTensor would, so a cache built elsewhere, e.g. into the train image, fits
+any node; each module's key records its compiler flags, so a module built for another
+CPU is not reused). A new slot compiles everything from scratch (minutes on a busy
+machine) unless it is seeded: a copy of a warm compiledir that no process writes to.
+PyTensor accepts a copied cache: it finds each module by the name of its own folder and
+corrects the recorded paths.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ _FLAGS = "PYTENSOR_FLAGS"
 
 @contextmanager
 def claim_slot(root: Path, seed: Path | None = None) -> Iterator[Path]:
-    """The first unlocked slot folder under `root`, locked until the block ends (and
-    filled from `seed` if it is new). flock locks belong to the open file, so two threads
-    of one process exclude each other too, and a killed process's lock is released by the
-    kernel."""
+    """The first unlocked slot folder under `root`, locked until the block ends (its
+    compiledir copied from `seed` if it has none yet). flock locks belong to the open
+    file, so two threads of one process exclude each other too, and a killed process's
+    lock is released by the kernel."""
     root.mkdir(parents=True, exist_ok=True)
     for number in itertools.count():
         folder = root / f"slot-{number}"
@@ -43,10 +47,10 @@ def claim_slot(root: Path, seed: Path | None = None) -> Iterator[Path]:
             handle.close()
             continue
         try:
-            if seed is not None and not any(p.name != ".lock" for p in folder.iterdir()):
+            if seed is not None and not (folder / "compiledir").exists():
                 # PyTensor's own lock folder is left out: a stale one would stall it.
-                shutil.copytree(seed, folder, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("lock_dir", ".lock"))
+                shutil.copytree(seed, folder / "compiledir",
+                                ignore=shutil.ignore_patterns("lock_dir"))
             yield folder.resolve()
         finally:
             handle.close()  # releases the lock
@@ -54,13 +58,13 @@ def claim_slot(root: Path, seed: Path | None = None) -> Iterator[Path]:
 
 
 def flags_with_compile_dir(flags: str, folder: Path) -> str:
-    """PYTENSOR_FLAGS with PyTensor's cache root, `base_compiledir`, set to `folder`: the C
-    modules' `compiledir` and PyTensor's other caches then all live under it. Other flags
-    (such as the BLAS link flags training/__init__.py sets) are kept."""
+    """PYTENSOR_FLAGS with PyTensor's cache root in `folder` and its C modules in
+    `folder/compiledir`; other flags (such as the BLAS link flags training/__init__.py
+    sets) kept."""
     kept = [flag for flag in flags.split(",")
             if flag.strip() and flag.split("=", 1)[0].strip() not in ("compiledir",
                                                                        "base_compiledir")]
-    return ",".join([*kept, f"base_compiledir={folder}"])
+    return ",".join([*kept, f"base_compiledir={folder}", f"compiledir={folder / 'compiledir'}"])
 
 
 def use_compile_dir(folder: Path) -> None:

@@ -72,7 +72,7 @@ def fit_group(job: GroupJob) -> GroupOutcome:
     try:
         import pytensor  # the first import in this process: it reads start_worker's flags
 
-        _status(job.index, f"fitting (PyTensor cache {pytensor.config.base_compiledir})")
+        _status(job.index, f"fitting (PyTensor cache {pytensor.config.compiledir})")
         trained = _fit(job)
         _status(job.index, "registering")
         version = _register(job, trained)

@@ -49,6 +49,12 @@ APPLIED_OPTIONS = frozenset({
 StatusCallback = Callable[[int, str], None]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or a taskset's, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class CompileDirs:
     """Where worker processes get their PyTensor compile directories
@@ -191,7 +197,7 @@ def fit_entries(entries: list[PlanEntry], target: RegistryTarget, workers: int,
                 outcomes.append(prepared)
                 on_outcome(prepared)
         in_flight = max(1, min(workers, len(jobs)))
-        side_by_side = 2 * in_flight <= (os.cpu_count() or 1)
+        side_by_side = 2 * in_flight <= usable_cores()
         jobs = [replace(job, parallel_holdout=side_by_side) for job in jobs]
         outcomes += run_jobs(jobs, workers, compile_dirs, on_status, on_outcome)
     return sorted(outcomes, key=lambda outcome: outcome.index)

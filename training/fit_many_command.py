@@ -7,7 +7,6 @@ problems), 2 the plan or the registry cannot be used at all.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from training.fit_many import CompileDirs, GroupOutcome, RegistryTarget, fit_entries
+from training.fit_group import GroupOutcome, RegistryTarget
+from training.fit_many import CompileDirs, fit_entries, usable_cores
 from training.plan import Plan, PlanEntry, PlanFileError, load_plan, problems_of
 
 # Wide enough that an error message is wrapped in its cell rather than cut off.
@@ -172,9 +172,18 @@ def _registry_problem(target: RegistryTarget) -> str | None:
     return None
 
 
-def run(path: Path, fit: Callable[..., Any], target: RegistryTarget, *, index: int | None,
-        workers: int | None, force: bool, compile_dirs: CompileDirs) -> int:
+def run(path: Path, fit: Callable[..., Any], *, index: int | None, workers: int | None,
+        force: bool, compile_dir: Path, compile_seed: Path | None, database_url: str | None,
+        register_url: str | None, token: str | None) -> int:
     """`fit-many`: the plan's groups (or entry `index` alone), then the summary."""
+    if register_url and not token:
+        make_console().print("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)")
+        return 2
+    from service.settings import get_settings
+
+    target = RegistryTarget(None if register_url else
+                            database_url or get_settings().database_url, register_url, token)
+    compile_dirs = CompileDirs(compile_dir, compile_seed)
     console = make_console()
     plan = _load(path, fit, console)
     problem = None if plan is None else _registry_problem(target)
@@ -189,7 +198,7 @@ def run(path: Path, fit: Callable[..., Any], target: RegistryTarget, *, index: i
         return 2
     view = GroupsView(entries, console)
     try:
-        outcomes = fit_entries(entries, target, workers or os.cpu_count() or 1, force,
+        outcomes = fit_entries(entries, target, workers or usable_cores(), force,
                                compile_dirs, view.status, view.outcome)
     finally:
         view.close()
