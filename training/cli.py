@@ -102,8 +102,7 @@ def fit(
     if idata_out:
         trained.result.inference_data.to_netcdf(str(idata_out))
     registration = FitRegistration(
-        name, data, alias,
-        inference_data=inference_data_bytes(trained.result.inference_data, idata_out),
+        name, data, alias, inference_data=inference_data_bytes(trained.result, idata_out),
         files=report_files(trained.artifact.manifest))  # the figures, stored with it
     if register_url:
         version = _register_via_api(register_url, token or "", registration)

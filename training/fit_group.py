@@ -115,8 +115,7 @@ def _register(job: GroupJob, trained: Any) -> int:
 
     registration = FitRegistration(
         job.name, trained.artifact.to_bytes(), job.options["alias"],
-        inference_data=inference_data_bytes(trained.result.inference_data,
-                                            job.options["idata_out"]),
+        inference_data=inference_data_bytes(trained.result, job.options["idata_out"]),
         files=report_files(trained.artifact.manifest), tags=job.tags)
     target = job.target
     if target.register_url:

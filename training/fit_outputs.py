@@ -14,12 +14,12 @@ def default_report_dir(name: str) -> Path:
     return Path("var") / "reports" / name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-def inference_data_bytes(inference_data: Any, written_to: Path | None = None) -> bytes:
-    """The fit's ArviZ InferenceData as netCDF bytes (read back from `written_to` when the
-    user already wrote it there)."""
+def inference_data_bytes(result: Any, written_to: Path | None = None) -> bytes:
+    """A fit result's ArviZ InferenceData as netCDF bytes (read back from `written_to` when
+    the user already wrote it there)."""
     if written_to is not None:
         return written_to.read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fit.nc"
-        inference_data.to_netcdf(str(path))
+        result.inference_data.to_netcdf(str(path))
         return path.read_bytes()
