@@ -136,6 +136,7 @@ def prepare(entry: PlanEntry, target: RegistryTarget, force: bool,
                                         f"{newest['version']}")
     return GroupJob(entry.index, entry.name, options, data, tags, target)
 
+
 def _in_own_process(job: GroupJob, compile_dirs: CompileDirs,
                     status_queue: Any) -> GroupOutcome:
     """One fresh process for one group: its compile directory is set before PyTensor is
@@ -148,9 +149,10 @@ def _in_own_process(job: GroupJob, compile_dirs: CompileDirs,
             try:
                 return pool.submit(fit_group, job).result()
             except BrokenProcessPool:
-                return GroupOutcome(job.index, job.name, "failed",
-                                    message="the worker process died (killed, or out of "
-                                            "memory?)")
+                message = "the worker process died (killed, or out of memory?)"
+            except Exception as exc:  # noqa: BLE001  (the others go on)
+                message = f"the worker process failed: {type(exc).__name__}: {exc}"
+    return GroupOutcome(job.index, job.name, "failed", message=message)
 
 
 def run_jobs(jobs: list[GroupJob], workers: int, compile_dirs: CompileDirs,
