@@ -13,6 +13,7 @@ from service.export.table import (
     build_table,
     default_table,
     needed_points,
+    probe_points,
 )
 from service.export.text import to_csv, to_json
 from service.inference.stability import unstable_ranges
@@ -38,7 +39,7 @@ def render(fmt: str, meta: ExportMeta, table: ExportTable,
 
 __all__ = [
     "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR", "EXTENSIONS", "FORMATS", "MAX_CURVE_ID",
-    "MEDIA_TYPES", "UNREACHABLE_POINTS", "Definitions", "ExportMeta", "ExportTable", "build_table",
-    "default_table", "needed_points", "render", "to_abaqus", "to_csv", "to_json", "to_lsdyna",
-    "unstable_ranges",
+    "MEDIA_TYPES", "UNREACHABLE_POINTS", "Definitions", "ExportMeta", "ExportTable",
+    "build_table", "default_table", "needed_points", "probe_points", "render", "to_abaqus",
+    "to_csv", "to_json", "to_lsdyna", "unstable_ranges",
 ]
