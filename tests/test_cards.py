@@ -30,7 +30,8 @@ MANUAL_LAYOUT = {
     "REDUCEDPOLYNOMIAL,N=1": ["C10", "D1"], "REDUCEDPOLYNOMIAL,N=2": ["C10", "C20", "D1", "D2"],
     "REDUCEDPOLYNOMIAL,N=3": ["C10", "C20", "C30", "D1", "D2", "D3"],
     "YEOH": ["C10", "C20", "C30", "D1", "D2", "D3"],
-    "OGDEN,N=1": ["mu1", "alpha1", "D1"], "OGDEN,N=2": ["mu1", "alpha1", "mu2", "alpha2", "D1", "D2"],
+    "OGDEN,N=1": ["mu1", "alpha1", "D1"],
+    "OGDEN,N=2": ["mu1", "alpha1", "mu2", "alpha2", "D1", "D2"],
     "OGDEN,N=3": ["mu1", "alpha1", "mu2", "alpha2", "mu3", "alpha3", "D1", "D2", "D3"],
     "ARRUDA-BOYCE": ["mu", "lambda_m", "D"],
 }
