@@ -43,9 +43,10 @@ def curves_of(meta: ExportMeta, table: ExportTable) -> list[Curve]:
             for column in table.stress_curves]
 
 
-def fit_cards(meta: ExportMeta, table: ExportTable, form: str,
-              volumetric: Volumetric) -> list[Card]:
-    return [make_card(curve, form, volumetric) for curve in curves_of(meta, table)]
+def fit_cards(meta: ExportMeta, table: ExportTable, form: str, volumetric: Volumetric,
+              stable_range: tuple[float, float] | None = None) -> list[Card]:
+    return [make_card(curve, form, volumetric, stable_range)
+            for curve in curves_of(meta, table)]
 
 
 def _number(value: float) -> str:
@@ -87,10 +88,13 @@ def modes_statement(low: float, high: float, form: forms.Form) -> list[str]:
 
 def comment_lines(card: Card, label: str, curve: Curve, unit: str) -> list[str]:
     low, high = float(curve.stretch[0]), float(curve.stretch[-1])
-    how = ("form=auto: the smallest fit error among the forms Drucker-stable over the "
-           "exported range" if card.chosen == "auto" else "form asked for")
+    own = (min(low, 1.0) - 1.0, max(high, 1.0) - 1.0)
+    over = ("the exported range" if card.stable_range == own else
+            f"nominal strains {_strains(*card.stable_range)} (stable_strain_min/max)")
+    how = (f"form=auto: the smallest fit error among the forms Drucker-stable over {over}"
+           if card.chosen == "auto" else "form asked for")
     if card.chosen == "auto" and not any(stable for _, stable in card.candidates.values()):
-        how = "form=auto: NO form is Drucker-stable over the exported range; smallest error"
+        how = f"form=auto: NO form is Drucker-stable over {over}; smallest error"
     lines = [f"card {label} ({card.column}): {card.form.keyword} ({how})",
              f"fit error: {card.fit_error:.3g} total SD (largest |card - model|, nominal "
              f"uniaxial strain {_strains(low - 1, high - 1)}, this card with its D terms)"]
@@ -107,11 +111,11 @@ def comment_lines(card: Card, label: str, curve: Curve, unit: str) -> list[str]:
                for mode, span in card.stable.items()]
     lines.append(f"Drucker-stable nominal strains (scanned {_strains(*SCAN)}): "
                  + "; ".join(scanned))
-    box = forms.stretch_box(low, high)
+    box = forms.stretch_box(1 + card.stable_range[0], 1 + card.stable_range[1])
     ranges = "; ".join(f"{mode} {_strains(*(np.array(forms.mode_range(mode, box)) - 1))}"
                        for mode in forms.MODES)
-    lines.append(("stable over the exported range: yes (" if card.stable_over_range else
-                  "WARNING: NOT stable over the exported range (") + ranges + ")")
+    lines.append((f"stable over {over}: yes (" if card.stable_over_range else
+                  f"WARNING: NOT stable over {over} (") + ranges + ")")
     lines += modes_statement(low, high, card.form)
     poisson = (3 * card.bulk_modulus - 2 * card.shear_modulus) / (
         2 * (3 * card.bulk_modulus + card.shear_modulus))
@@ -169,6 +173,7 @@ def card_dict(meta: ExportMeta, card: Card) -> dict[str, Any]:
         "stable_strain_ranges": {mode: list(span) if span else None
                                  for mode, span in card.stable.items()},
         "stable_over_range": card.stable_over_range,
+        "stable_range_checked": list(card.stable_range),
         "chosen": card.chosen,
         "candidates": {name: {"fit_error": error, "stable_over_range": stable}
                        for name, (error, stable) in card.candidates.items()},

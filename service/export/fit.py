@@ -83,7 +83,8 @@ class Card:
     # Per mode: (lowest, highest) nominal strain of the stable interval around zero within
     # SCAN, or None when the card is unstable at zero strain.
     stable: dict[str, tuple[float, float] | None]
-    stable_over_range: bool
+    stable_over_range: bool  # over the stability range asked (default: the exported one)
+    stable_range: tuple[float, float]  # that range, nominal uniaxial strains
     chosen: str  # "auto" or "asked"
     candidates: dict[str, tuple[float, bool]]  # form -> (error, stable over range)
 
@@ -242,9 +243,13 @@ def written(values: np.ndarray) -> np.ndarray:
     return np.array([float(f"{v:.8e}") for v in values])
 
 
-def make_card(curve: Curve, form_name: str, volumetric: Volumetric) -> Card:
-    """The card of `curve`: the asked form, or with "auto" the best stable one."""
+def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
+              stable_range: tuple[float, float] | None = None) -> Card:
+    """The card of `curve`: the asked form, or with "auto" the best one stable over
+    `stable_range` (nominal uniaxial strains; default the curve's own range)."""
     low, high = float(curve.stretch[0]), float(curve.stretch[-1])
+    if stable_range is not None:
+        low, high = min(low, 1.0 + stable_range[0]), max(high, 1.0 + stable_range[1])
     names = forms.AUTO_FORMS if form_name == "auto" else (form_name,)
     fitted: dict[str, tuple[np.ndarray, float, bool]] = {}
     for name in names:
@@ -266,5 +271,5 @@ def make_card(curve: Curve, form_name: str, volumetric: Volumetric) -> Card:
         column=curve.column, form=form, values=tuple(float(v) for v in values), d=d,
         fit_error=_error(solver, curve), shear_modulus=shear, bulk_modulus=bulk,
         stable={mode: stable_interval(form, values, mode) for mode in forms.MODES},
-        stable_over_range=fitted[name][2], chosen="auto" if form_name == "auto" else "asked",
+        stable_over_range=fitted[name][2], stable_range=(low - 1.0, high - 1.0), chosen="auto" if form_name == "auto" else "asked",
         candidates={n: (fitted[n][1], fitted[n][2]) for n in names})

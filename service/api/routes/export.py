@@ -165,6 +165,12 @@ def export_table(
     bulk_modulus: Annotated[float | None, Query(gt=0, le=1e300, description="Cards: "
                                                 "initial bulk modulus, in the stress "
                                                 "unit.")] = None,
+    stable_strain_min: Annotated[float | None, Query(gt=-1, le=0, description="Cards: "
+                                                     "form=auto requires Drucker stability "
+                                                     "down to this nominal strain (default: "
+                                                     "the exported range).")] = None,
+    stable_strain_max: Annotated[float | None, Query(ge=0, le=100, description="Cards: "
+                                                     "... and up to this one.")] = None,
 ) -> Response:
     if version is not None and alias is not None:
         raise _invalid("alias", "give either version or alias, not both")
@@ -174,6 +180,10 @@ def export_table(
     count = curves or 0
     form, volumetric = card_options(format, form, bulk_ratio, bulk_modulus,
                                     1 + len(levels) + count)
+    for field, value in (("stable_strain_min", stable_strain_min),
+                         ("stable_strain_max", stable_strain_max)):
+        if value is not None and form is None:
+            raise _invalid(field, "applies to fitted cards (format=calculix, or form=)")
     if first_curve_id + len(levels) + count > export.MAX_CURVE_ID:
         raise _invalid("first_curve_id", f"curve ids would exceed {export.MAX_CURVE_ID}")
     largest = _largest_grid(settings, points, levels, count)
@@ -202,7 +212,10 @@ def export_table(
                        f"{table.points} points give an interpolation error of "
                        f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
     meta = export.ExportMeta(ref.name, ref.version, ref.sha256, definitions, posterior.domain)
-    cards = None if form is None else export.fit_cards(meta, table, form, volumetric)
+    stable_range = (0.0 if stable_strain_min is None else stable_strain_min,
+                    0.0 if stable_strain_max is None else stable_strain_max)
+    cards = None if form is None else export.fit_cards(meta, table, form, volumetric,
+                                                       stable_range)
     content = export.render(format, meta, table, first_curve_id, cards)
     record_model_version(request, ref.name, ref.version, 2 * table.points - 1)
     return Response(content, media_type=export.MEDIA_TYPES[format], headers={
