@@ -271,5 +271,6 @@ def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
         column=curve.column, form=form, values=tuple(float(v) for v in values), d=d,
         fit_error=_error(solver, curve), shear_modulus=shear, bulk_modulus=bulk,
         stable={mode: stable_interval(form, values, mode) for mode in forms.MODES},
-        stable_over_range=fitted[name][2], stable_range=(low - 1.0, high - 1.0), chosen="auto" if form_name == "auto" else "asked",
+        stable_over_range=fitted[name][2], stable_range=(low - 1.0, high - 1.0),
+        chosen="auto" if form_name == "auto" else "asked",
         candidates={n: (fitted[n][1], fitted[n][2]) for n in names})
