@@ -22,14 +22,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from fastapi.testclient import TestClient
+# The repo root instead of benchmarks/ (whose http.py would shadow the standard library).
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from service.main import create_app
-from service.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import fe_band  # noqa: E402
+import numpy as np  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from service.main import create_app  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 TARGET = 0.25
 
