@@ -251,3 +251,30 @@ def test_bad_card_queries_name_the_parameter(client: TestClient, models, query, 
     response = get(client, **query)
     assert response.status_code == status, response.text
     assert field in response.json()["error"]["details"][0].get("field", ""), response.json()
+
+
+@pytest.mark.parametrize("name", ["ogden_n1", "ogden_n2", "ogden_n3", "arruda_boyce"])
+def test_the_searchs_closed_form_stresses_equal_the_forms(name: str) -> None:
+    from service.export.fit import _basis, _values
+
+    form = forms.FORMS[name]
+    shape = np.array([2.5, -1.5, 6.0][:form.terms]) if form.family == forms.OGDEN \
+        else np.array([2.7])
+    linear = np.array([0.3, 0.02, 0.001][:form.linear])
+    stretch = np.linspace(0.5, 1.5, 11)
+    np.testing.assert_allclose(_basis(form, shape, stretch) @ linear,
+                               forms.nominal_stress(form, _values(form, linear, shape),
+                                                    stretch), rtol=1e-12)
+
+
+def test_auto_keeps_an_unstable_best_fit_stable(client: TestClient, models) -> None:
+    """On the softening curve the free polynomial N=3 fit is unstable in the range; auto's
+    candidate of the same form is fitted under Drucker's condition and is stable."""
+    free = get(client, "soft", format="json", form="polynomial_n3").json()["cards"][0]
+    auto = get(client, "soft", format="json").json()
+    assert not free["stable_over_range"]
+    candidate = get(client, "soft", format="json", form="auto").json()["cards"][0][
+        "candidates"]["polynomial_n3"]
+    assert candidate["stable_over_range"]
+    assert candidate["fit_error"] >= free["fit_error"]
+    assert "cards" not in auto  # json without form: the table only

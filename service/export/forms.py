@@ -26,7 +26,7 @@ import numpy as np
 
 POLYNOMIAL, OGDEN, ARRUDA_BOYCE = "polynomial", "ogden", "arruda-boyce"
 MODES = ("uniaxial", "equibiaxial", "planar")
-_AB_SERIES = (1 / 2, 1 / 20, 11 / 1050, 19 / 7000, 519 / 673750)
+AB_SERIES = (1 / 2, 1 / 20, 11 / 1050, 19 / 7000, 519 / 673750)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def kirchhoff(form: Form, values: np.ndarray, stretches: np.ndarray) -> np.ndarr
     if form.family == ARRUDA_BOYCE:
         mu, locking = values
         w1 = mu * sum(k * c / locking ** (2 * k - 2) * i1 ** (k - 1)
-                      for k, c in enumerate(_AB_SERIES, start=1))
+                      for k, c in enumerate(AB_SERIES, start=1))
         return 2.0 * squares * w1
     i2 = 0.5 * (i1 ** 2 - (squares ** 2).sum(axis=0))
     a, b = i1 - 3.0, i2 - 3.0
@@ -146,7 +146,7 @@ def initial_shear_modulus(form: Form, values: np.ndarray) -> float:
     if form.family == ARRUDA_BOYCE:
         mu, locking = values
         return float(mu * sum(k * c * 2.0 * 3.0 ** (k - 1) / locking ** (2 * k - 2)
-                              for k, c in enumerate(_AB_SERIES, start=1)))
+                              for k, c in enumerate(AB_SERIES, start=1)))
     by_power = dict(zip(form.powers, values, strict=True))
     return float(2.0 * (by_power.get((1, 0), 0.0) + by_power.get((0, 1), 0.0)))
 
@@ -156,21 +156,31 @@ _DIRECTIONS = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]])
 _STEP = 1e-5
 
 
+def drucker_matrix(form: Form, values: np.ndarray, stretch: np.ndarray,
+                   mode: str) -> np.ndarray:
+    """The symmetric 2 x 2 matrix of d tau : d eps over two isochoric directions d eps, in
+    `mode` at loaded stretch `stretch`: shape (n, 2, 2), linear in `values` for fixed
+    shape constants (tau is)."""
+    stretches, _ = mode_stretches(mode, np.asarray(stretch, dtype=float))
+    log = np.log(stretches)
+    changes = []
+    for direction in _DIRECTIONS:
+        shift = _STEP * direction[:, None]
+        changes.append((kirchhoff(form, values, np.exp(log + shift))
+                        - kirchhoff(form, values, np.exp(log - shift))) / (2 * _STEP))
+    matrix = np.empty((log.shape[1], 2, 2))
+    for a, other in enumerate(_DIRECTIONS):
+        for b, change in enumerate(changes):
+            matrix[:, a, b] = (other[:, None] * change).sum(axis=0)
+    return 0.5 * (matrix + matrix.transpose(0, 2, 1))
+
+
 def drucker_stable(form: Form, values: np.ndarray, stretch: np.ndarray,
                    mode: str) -> np.ndarray:
     """True where d tau : d eps > 0 for every isochoric d eps (Drucker), in `mode` at
     loaded stretch `stretch`."""
-    stretches, _ = mode_stretches(mode, np.asarray(stretch, dtype=float))
-    log = np.log(stretches)
-    rows = []
-    for direction in _DIRECTIONS:
-        shift = _STEP * direction[:, None]
-        change = (kirchhoff(form, values, np.exp(log + shift))
-                  - kirchhoff(form, values, np.exp(log - shift))) / (2 * _STEP)
-        rows.append([(other[:, None] * change).sum(axis=0) for other in _DIRECTIONS])
-    m11, m12, m21, m22 = rows[0][0], rows[0][1], rows[1][0], rows[1][1]
-    symmetric = 0.5 * (m12 + m21)
-    return (m11 > 0) & (m11 * m22 - symmetric ** 2 > 0)
+    m = drucker_matrix(form, values, stretch, mode)
+    return (m[:, 0, 0] > 0) & (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] ** 2 > 0)
 
 
 def volumetric_pressure(form: Form, d: np.ndarray, volume: np.ndarray) -> np.ndarray:
