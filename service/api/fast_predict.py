@@ -94,21 +94,25 @@ class FastPredict:
             scope.update(child_scope)
             return invalid_input_response([{"loc": ("body", "strain", body.index),
                                             "msg": body.message}])
-        state = scope["app"].state
         try:
-            pipeline.check_limits(body, state.settings)
+            if len(body.strain) <= INLINE_MAX_POINTS:
+                return _predict(scope, child_scope, name, body)
+            return await run_in_threadpool(_predict, scope, child_scope, name, body)
         except SurrogateError:
-            return None
-        found = pipeline.resolve_loaded(state.live_registry, name, body.version, body.alias,
-                                        state.settings)
-        if found is None:
-            return None  # unknown here, or not loaded: the route asks the database
-        ref, posterior = found
-        scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
-        request = Request(scope)
-        if len(body.strain) <= INLINE_MAX_POINTS:
-            return predict_answer(request, body, ref, posterior)
-        return await run_in_threadpool(predict_answer, request, body, ref, posterior)
+            return None  # over a limit: FastAPI answers with the route's error
+
+
+def _predict(scope: Scope, child_scope: Scope, name: str,
+             body: PredictRequest) -> Response | None:
+    """The route's response computed from memory (encoding included, so a large batch is
+    encoded off the event loop too); None when the version is unknown here or not
+    loaded, so the route asks the database."""
+    state = scope["app"].state
+    result = pipeline.predict_loaded(state.live_registry, name, body, state.settings)
+    if result is None:
+        return None
+    scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
+    return predict_answer(Request(scope), result)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from service.export.table import (
     build_table,
     default_table,
     needed_points,
-    unstable_ranges,
 )
 from service.export.text import to_csv, to_json
+from service.inference.stability import unstable_ranges
 
 FORMATS = ("csv", "json", "abaqus", "lsdyna", "calculix")
 # The formats that carry fitted cards (`form=`), and the form each uses by default

@@ -1,4 +1,4 @@
-"""Whole curves: the material as a random effect over strain (numpy/scipy only).
+"""Whole curves: the material as a random effect over strain (numpy and scipy).
 
 The BNN gives, per posterior draw s, the marginal Normal(mu_s(x), sigma_s(x)) at every
 strain. Readings of one material are not independent: a stiff material is stiff at every

@@ -18,6 +18,7 @@ model (service.inference.curves) all use.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from service.artifact import Artifact, layer_names
 from service.inference import kernel
 from service.inference.curves import CurveModel
+from service.manifest import Manifest
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
@@ -84,6 +86,22 @@ class Posterior:
             # Warm-up at load: the first request finds the packed weights in cache and the
             # compiled code (compiled when service.inference.kernel was imported) already exercised.
             self.kernel.summaries(np.zeros(1), tangent=True)
+
+    def described_by(self, spec: Manifest) -> Posterior:
+        """This posterior under a later manifest of the same network - training adds the
+        curve model, the metrics and the report after the network exists - sharing its
+        weights and warmed kernel: nothing is validated, packed or compiled again, and
+        only the curve model is read from `spec`. ValueError if `spec` describes another
+        network."""
+        network = ("architecture", "normalisation", "training_domain")
+        if (any(getattr(spec, part) != getattr(self.spec, part) for part in network)
+                or spec.inference.draws != self.draws):
+            raise ValueError("the manifest describes another network than this posterior's")
+        described = copy.copy(self)
+        described.spec = spec
+        described.curve = (None if spec.curve_model is None
+                           else CurveModel.from_section(spec.curve_model))
+        return described
 
     def network_outputs(
         self, strain: np.ndarray, with_tangent: bool = False

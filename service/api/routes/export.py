@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from service import export
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
-from service.api.routes.predict import ERROR_RESPONSES
+from service.api.schemas import error_responses
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
@@ -119,7 +119,7 @@ def _largest_grid(settings: Settings, points: int | None, levels: list[float],
 @router.get(
     "/{name}/export",
     response_class=Response,
-    responses={**ERROR_RESPONSES, 200: {"content": {
+    responses={**error_responses(404, 413, 415, 422, 503), 200: {"content": {
         "text/csv": {}, "application/json": {}, "text/plain": {}}}},
     summary="The model as a table for a finite-element code (CSV, JSON, Abaqus, LS-DYNA), "
     "or as fitted hyperelastic cards (CalculiX)",

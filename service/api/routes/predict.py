@@ -6,20 +6,18 @@ from fastapi.routing import APIRoute
 
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse, predict_answer
-from service.api.schemas import ErrorBody, PredictResponse
+from service.api.schemas import PredictResponse, error_responses
 from service.prediction import pipeline
 from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
-
-ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
 
 
 @router.post(
     "/{name}/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404, 413, 415, 422, 503),
     summary="Posterior predictive mean, aleatoric, epistemic and total SD per strain",
     description="Always returns `mean`, `aleatoric_sd`, `epistemic_sd`, `total_sd` (physical "
     "units) and names the version that answered. Optional: `quantiles` of the full "
@@ -35,9 +33,8 @@ def predict(
     settings: SettingsDep,
     name: str = Path(..., max_length=MAX_NAME_LENGTH),
 ) -> OrjsonResponse:
-    pipeline.check_limits(body, settings)
-    ref, posterior = pipeline.resolve(live, session, name, body.version, body.alias, settings)
-    return predict_answer(request, body, ref, posterior)
+    result = pipeline.predict(live, session, name, body, settings)
+    return predict_answer(request, result)
 
 
 def route() -> APIRoute:

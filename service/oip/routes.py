@@ -24,7 +24,7 @@ from fastapi.responses import Response
 
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
-from service.api.schemas import ErrorBody
+from service.api.schemas import error_responses
 from service.errors import InvalidInputError
 from service.observability import record_model_version
 from service.oip import core, http_binary
@@ -44,13 +44,13 @@ from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
                    strict_content_type=False)
 
-ERRORS = {code: {"model": ErrorBody} for code in (404, 422, 503)}
+ERRORS = error_responses(404, 422, 503)
 INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The outputs as JSON, or (binary tensor data extension) the JSON "
           "header followed by the binary outputs",
-          "content": {http_binary.MEDIA_TYPE: {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-    **{code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)},
+          "content": {http_binary.MEDIA_TYPE: {
+              "schema": {"type": "string", "format": "binary"}}}},
+    **error_responses(404, 413, 415, 422, 503),
 }
 INFER_DESCRIPTION = (
     "One input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]); outputs as requested "
