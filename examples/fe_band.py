@@ -10,6 +10,9 @@ incompressible rubber does not lock. A few materials are cross-checked with Calc
 (CAX8R, the same mesh and card) when `ccx` is installed.
 
     python examples/fe_band.py --url http://127.0.0.1:8000 --model demo --curves 100
+
+Over 300 lines because it is one runnable page: the material, the part, the band, the
+CalculiX deck and the figure belong together for a reader.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 import felupe as fem
 import numpy as np
 import tensortrax.math as tm
+
+from service.export.cards import material_block
 
 RADIUS, HEIGHT, COMPRESSION = 10.0, 20.0, 0.3
 # Near the bonded edge the rubber reaches strains beyond the exported range (the free
@@ -205,14 +210,6 @@ RF
     # CalculiX's axisymmetric forces are for a 2-degree segment.
     force = -180.0 * np.array([float(axial) for _, _, axial in totals])
     return np.r_[0.0, times * COMPRESSION * HEIGHT / 2], np.r_[0.0, force]
-
-
-def material_block(text: str, name: str) -> list[str]:
-    lines = text.splitlines()
-    start = lines.index(f"*MATERIAL, NAME={name}")
-    stop = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("**")),
-                len(lines))
-    return lines[start:stop]
 
 
 def cross_check(body: dict[str, Any], calculix_text: str, result: dict[str, Any],

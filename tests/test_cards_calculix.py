@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.export import forms
+from service.export.cards import material_block
 from service.registry.writes import register, set_alias
 from tests.calculix_run import ccx_binary, uniaxial_reaction
 from tests.rubber_model import rubber_artifact
@@ -30,14 +31,6 @@ def rubber(session: Session) -> None:
     register(session, "rubber", rubber_artifact().to_bytes(), actor="test")
     set_alias(session, "rubber", "production", 1, actor="test")
     session.commit()
-
-
-def material_block(text: str, name: str) -> list[str]:
-    lines = text.splitlines()
-    start = lines.index(f"*MATERIAL, NAME={name}")
-    stop = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("**")),
-                len(lines))
-    return lines[start:stop]
 
 
 def check_in_ccx(client: TestClient, query: dict, workdir: Path) -> list[str]:

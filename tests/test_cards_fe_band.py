@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.export import forms
+from service.export.cards import material_block
 from service.registry.writes import register, set_alias
 from tests.calculix_run import ccx_binary
 from tests.rubber_model import rubber_artifact
@@ -84,7 +85,7 @@ def test_frictionless_calculix_gives_the_cards_stress(client: TestClient, rubber
     text = export(client, "calculix", form="ogden_n2").text
     part = fe_band.Part(radial=2, axial=2, steps=6, bonded=False)
     displacement, force = fe_band.calculix_curve(
-        card, fe_band.material_block(text, card["material"]), part, tmp_path)
+        card, material_block(text, card["material"]), part, tmp_path)
     stretch = 1 - displacement / (fe_band.HEIGHT / 2)
     stress = forms.compressible_uniaxial_stress(forms.FORMS["ogden_n2"],
                                                 list(card["coefficients"].values()),

@@ -157,6 +157,16 @@ def material_lines(meta: ExportMeta, table: ExportTable, cards: list[Card]) -> l
     return lines
 
 
+def material_block(text: str, label: str) -> list[str]:
+    """The *MATERIAL block of material `label` in an exported card file (its keyword and
+    data lines, without the comment lines of the next card)."""
+    lines = text.splitlines()
+    start = lines.index(f"*MATERIAL, NAME={label}")
+    stop = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("**")),
+                len(lines))
+    return lines[start:stop]
+
+
 def card_dict(meta: ExportMeta, card: Card) -> dict[str, Any]:
     """A card as JSON: everything a Python solver needs to build the material."""
     return {

@@ -14,6 +14,9 @@ is stable over the range when the condition holds in uniaxial, equibiaxial and p
 deformation for every state whose principal stretches stay within those of the range
 (forms.stretch_box). `form=auto` takes the smallest-error stable form; when none is, the
 smallest error, and the card says so. A form asked for by name is fitted free.
+
+Over 300 lines because the fit, the stability it is held to and the choice between forms
+are one procedure; split, each part would need the others' internals.
 """
 
 from __future__ import annotations
