@@ -72,7 +72,6 @@ def modes_statement(low: float, high: float, form: forms.Form) -> list[str]:
     A uniaxial state at stretch l is the equibiaxial state at l^-1/2: compression data
     cover equibiaxial tension and tension data equibiaxial compression; no planar state
     is a uniaxial one."""
-    low, high = min(low, 1.0), max(high, 1.0)
     lines = [f"modes: uniaxial {_strains(low - 1, high - 1)} fitted; equibiaxial "
              f"{_strains(high ** -0.5 - 1, low ** -0.5 - 1)} is the same deformation as the "
              "fitted uniaxial data;",
