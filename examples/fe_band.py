@@ -248,7 +248,9 @@ def figure(result: dict[str, Any], path: Path, title: str) -> None:
                     label=f"5-95% of {result['materials']} sampled materials")
     ax.plot(u, result["band_mean"], color="tab:blue", lw=2, label="mean over the materials")
     ax.plot(u, result["mean_material"], "k--", lw=1.5, label="the mean material alone")
-    ax.set_xlabel("plate displacement (mm; 1.5 mm = 30% compression)")
+    travel = COMPRESSION * HEIGHT / 2
+    ax.set_xlabel(f"plate displacement, half model (mm; {travel:g} mm = "
+                  f"{100 * COMPRESSION:.0f}% compression)")
     ax.set_ylabel("force (N)")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
