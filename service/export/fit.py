@@ -40,10 +40,11 @@ DEFAULT_BULK_RATIO = 1000.0
 _FIT_POINTS = 121
 # Ogden's exponents and Arruda-Boyce's locking stretch are searched on fewer.
 _SEARCH_POINTS = 61
-# form=auto: rounds of Drucker cuts, cuts per mode and round, and how far inside a cut the
-# constants must stay (normalised units).
-_CUT_ROUNDS, _CUTS_PER_MODE, _CUT_MARGIN = 12, 4, 1e-6
-_CHECK_POINTS = 401
+# form=auto: rounds of Drucker cuts and cuts per mode and round. A cut asks the smallest
+# eigenvalue of Drucker's matrix to stay above _CUT_MARGIN x its largest over the mode,
+# so that the card is stable between the checked states too, not only at them.
+_CUT_ROUNDS, _CUTS_PER_MODE, _CUT_MARGIN = 12, 4, 1e-4
+_CHECK_POINTS = 801
 # The nominal strains scanned for the stable range reported per mode.
 SCAN = (-0.95, 9.0)
 _SCAN_POINTS = 1500
@@ -137,9 +138,10 @@ def _basis(form: Form, shape: np.ndarray, stretch: np.ndarray) -> np.ndarray:
 
 
 def _minimax(basis: np.ndarray, target: np.ndarray, weight: np.ndarray,
-             cuts: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+             cuts: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
     """Constants c minimising max |basis c - target| * weight (a linear programme), with
-    cuts @ c >= 0 for each row of `cuts` (Drucker's condition at chosen states)."""
+    rows @ c >= floors for `cuts` = (rows, floors) (Drucker's condition at chosen
+    states)."""
     a = basis * weight[:, None]
     y = target * weight
     scale = np.linalg.norm(a, axis=0)
@@ -148,11 +150,12 @@ def _minimax(basis: np.ndarray, target: np.ndarray, weight: np.ndarray,
     p = a.shape[1]
     ones = np.ones((a.shape[0], 1))
     rows, bounds = np.block([[a, -ones], [-a, -ones]]), np.r_[y, -y]
-    if cuts is not None and len(cuts):
-        scaled = cuts / scale
-        scaled = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
-        rows = np.vstack([rows, np.column_stack([-scaled, np.zeros(len(cuts))])])
-        bounds = np.r_[bounds, np.full(len(cuts), -_CUT_MARGIN)]
+    if cuts is not None and len(cuts[0]):
+        scaled = cuts[0] / scale
+        norm = np.linalg.norm(scaled, axis=1)
+        rows = np.vstack([rows, np.column_stack([-scaled / norm[:, None],
+                                                 np.zeros(len(norm))])])
+        bounds = np.r_[bounds, -cuts[1] / norm]
     result = linprog(np.r_[np.zeros(p), 1.0], A_ub=rows, b_ub=bounds,
                      bounds=[(None, None)] * p + [(0, None)], method="highs")
     if result.status != 0:
@@ -195,11 +198,12 @@ def _shape_ok(form: Form, shape: np.ndarray) -> bool:
 
 
 def _cuts(form: Form, linear: np.ndarray, shape: np.ndarray,
-          box: tuple[float, float]) -> np.ndarray:
-    """Linear constraints (rows r, r @ linear >= 0) at the least stable states of each mode
-    within `box` where the card is not Drucker-stable: v^T M v >= 0 for the eigenvector v of
-    M's smallest eigenvalue, M linear in the constants."""
-    rows = []
+          box: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Linear constraints (rows r and floors f: r @ linear >= f) at the least stable states
+    of each mode within `box` where Drucker's matrix M is not safely positive definite:
+    v^T M v >= margin for the eigenvector v of M's smallest eigenvalue (M is linear in the
+    constants)."""
+    rows, floors = [], []
     with np.errstate(all="ignore"):
         for mode in forms.MODES:
             stretch = np.linspace(*forms.mode_range(mode, box), _CHECK_POINTS)
@@ -207,17 +211,18 @@ def _cuts(form: Form, linear: np.ndarray, shape: np.ndarray,
             if not np.all(np.isfinite(m)):
                 continue
             eigenvalues, eigenvectors = np.linalg.eigh(m)
-            bad = np.flatnonzero(eigenvalues[:, 0] <= 0)
+            margin = _CUT_MARGIN * float(np.max(np.abs(eigenvalues)))
+            bad = np.flatnonzero(eigenvalues[:, 0] <= margin)
             if not bad.size:
                 continue
             picks = bad[np.unique(np.linspace(0, bad.size - 1, _CUTS_PER_MODE).astype(int))]
-            units = np.eye(linear.size)
             per_unit = [forms.drucker_matrix(form, _values(form, u, shape), stretch[picks],
-                                             mode) for u in units]
+                                             mode) for u in np.eye(linear.size)]
             for k, point in enumerate(picks):
                 v = eigenvectors[point, :, 0]
-                rows.append([v @ per_unit[j][k] @ v for j in range(linear.size)])
-    return np.array(rows)
+                rows.append([v @ unit[k] @ v for unit in per_unit])
+                floors.append(margin)
+    return np.array(rows).reshape(-1, linear.size), np.array(floors)
 
 
 def _stable_minimax(form: Form, shape: np.ndarray, curve: Curve,
@@ -229,13 +234,13 @@ def _stable_minimax(form: Form, shape: np.ndarray, curve: Curve,
     linear, _ = _minimax(basis, curve.stress, weight)
     if box is None:
         return linear
-    cuts = np.zeros((0, linear.size))
+    rows, floors = np.zeros((0, linear.size)), np.zeros(0)
     for _ in range(_CUT_ROUNDS):
-        new = _cuts(form, linear, shape, box)
-        if not new.size:
+        new_rows, new_floors = _cuts(form, linear, shape, box)
+        if not new_floors.size:
             break
-        cuts = np.vstack([cuts, new])
-        linear, _ = _minimax(basis, curve.stress, weight, cuts)
+        rows, floors = np.vstack([rows, new_rows]), np.r_[floors, new_floors]
+        linear, _ = _minimax(basis, curve.stress, weight, (rows, floors))
     return linear
 
 
@@ -267,13 +272,15 @@ def fit_form(form: Form, curve: Curve,
     return _values(form, _stable_minimax(form, best_shape, sub, box), best_shape)
 
 
-def stable_interval(form: Form, values: np.ndarray, mode: str
-                    ) -> tuple[float, float] | None:
+def stable_interval(form: Form, values: np.ndarray, mode: str,
+                    also: tuple[float, ...] = ()) -> tuple[float, float] | None:
     """The interval of nominal strain around zero (within SCAN) where `mode` is Drucker
-    stable, to the scan's resolution; None when it is unstable at zero strain."""
+    stable, to the scan's resolution (strains `also` are scanned too); None when it is
+    unstable at zero strain."""
     low, high = SCAN
-    strains = np.r_[np.linspace(low, 0.0, _SCAN_POINTS // 3)[:-1],
-                    np.geomspace(1e-4, high, _SCAN_POINTS)]
+    strains = np.unique(np.r_[np.linspace(low, 0.0, _SCAN_POINTS // 3)[:-1],
+                              np.geomspace(1e-4, high, _SCAN_POINTS),
+                              [a for a in also if low <= a <= high and a != 0.0]])
     with np.errstate(all="ignore"):
         stable = forms.drucker_stable(form, values, 1.0 + strains, mode)
     small = forms.drucker_stable(form, values, np.array([1.0 - 1e-4, 1.0 + 1e-4]), mode)
@@ -338,10 +345,18 @@ def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
     d = tuple(written(np.full(form.volumetric, 2.0 / bulk)))
     with np.errstate(all="ignore"):
         solver = forms.compressible_uniaxial_stress(form, values, np.array(d), curve.stretch)
+    # Stable over the range: on the check grid, and by the reported scan, which includes
+    # the range's ends (never a card that says "yes" next to an interval ending inside).
+    box = forms.stretch_box(low, high)
+    ends = {mode: tuple(float(e) - 1.0 for e in forms.mode_range(mode, box))
+            for mode in forms.MODES}
+    stable = {mode: stable_interval(form, values, mode, ends[mode]) for mode in forms.MODES}
+    scanned = all(span is not None and span[0] <= ends[mode][0] and ends[mode][1] <= span[1]
+                  for mode, span in stable.items())
     return Card(
         column=curve.column, form=form, values=tuple(float(v) for v in values), d=d,
         fit_error=_error(solver, curve), shear_modulus=shear, bulk_modulus=bulk,
-        stable={mode: stable_interval(form, values, mode) for mode in forms.MODES},
-        stable_over_range=fitted[name][2], stable_range=(low - 1.0, high - 1.0),
+        stable=stable, stable_over_range=fitted[name][2] and scanned,
+        stable_range=(low - 1.0, high - 1.0),
         chosen="auto" if form_name == "auto" else "asked",
         candidates={n: (fitted[n][1], fitted[n][2]) for n in names})
