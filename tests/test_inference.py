@@ -9,8 +9,9 @@ from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from training.config import NutsSettings, methods_using
 from training.data import TrainingData
+from training.folds import holdout_split
 from training.model import BNNConfig, HeteroskedasticBNN, LossPlateau
-from training.pipeline import fit_data, holdout_split
+from training.pipeline import fit_data
 
 
 def tiny_data(rows: int = 40, groups: bool = False) -> TrainingData:

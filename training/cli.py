@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from training.config import DEFAULT_FOLDS
 from training.data import LAWS
 
 if TYPE_CHECKING:
@@ -60,9 +61,14 @@ def fit(
                                                help="NUTS target acceptance rate."),
     members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits) "
                                        "of bootstrap/ensemble = stored draws."),
+    folds: int = typer.Option(DEFAULT_FOLDS, min=0, help="Score the fit by K further fits, "
+                              "each without one of K folds of the materials (rows without a "
+                              "group column) and scored on it: every material held out once, "
+                              "scores with their spread over materials. 1: one split of "
+                              "--holdout; 0: no held-out scores."),
     holdout: float = typer.Option(0.2, min=0.0, max=0.9,
-                                  help="Fraction of groups (else rows) held out to score "
-                                  "the fit; 0 trains on everything."),
+                                  help="With --folds 1: fraction of groups (else rows) held "
+                                  "out. 0 scores nothing, whatever --folds."),
     report: Path | None = typer.Option(None, help="Write the fit report (PNG figures) here "
                                        "[default: var/reports/NAME/<UTC time>]."),
     seed: int = typer.Option(0),
@@ -96,7 +102,8 @@ def fit(
                                              "--target-accept": target_accept,
                                              "--members": members})
         report_dir = report or _default_report_dir(name, config)
-        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir)
+        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir,
+                          folds)
     except (ValueError, SurrogateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -288,9 +295,8 @@ def demo(
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
         method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
-        members=None, holdout=0.2, report=None, seed=0, database_url=url, artifact_out=None,
-        idata_out=None,
-        register_url=None, token=None)
+        members=None, folds=DEFAULT_FOLDS, holdout=0.2, report=None, seed=0,
+        database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None)
 
 
 def main() -> None:
