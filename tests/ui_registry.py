@@ -202,7 +202,7 @@ def add_real_fit(database_url: str, folder: Path) -> int:
                                                                     index=False)
     config = BNNConfig().with_overrides(hidden_sizes=(4,), ensemble_members=4, max_steps=400,
                                         seed=0)
-    trained = fit_csv(folder / "group.csv", config, holdout=0.25, report_dir=folder / "report")
+    trained = fit_csv(folder / "group.csv", config, report_dir=folder / "report", folds=2)
     return register_in_database(database_url, FitRegistration(
         REAL_FIT_MODEL, trained.artifact.to_bytes(), alias="production",
         files=report_files(trained.artifact.manifest)))

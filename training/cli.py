@@ -174,8 +174,7 @@ def _fit_summary(artifact: object) -> str:
                      f"/x{growth['high_ratio']:.1f} (high end) of its mean inside")
     held = metrics.get("held_out")
     if held:
-        parts.append(f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
-                     f"95% coverage {held['coverage']['0.95']:.3f}")
+        parts.append(_held_out_scores(held))
         curves = held.get("curves")
         if curves:
             parts.append(f"held-out curves: variogram score {curves['variogram_score']:.3g} "
@@ -188,6 +187,27 @@ def _fit_summary(artifact: object) -> str:
     if spec.curve_model is not None and spec.curve_model.fit:
         parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
     return ", ".join(parts)
+
+
+def _held_out_scores(held: dict) -> str:  # type: ignore[type-arg]
+    """Held-out NLPD, CRPS and 95% coverage, with their spread over materials when the
+    version has one: the SE of the means, the 95% interval of the coverage."""
+    spread = held.get("spread")
+    if not spread:
+        return (f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
+                f"95% coverage {held['coverage']['0.95']:.3f}")
+    coverage = spread["coverage"]["0.95"]
+
+    def se(key: str, spec: str) -> str:
+        value = spread[key]["se"]
+        return "" if value is None else f" ± {value:{spec}}"
+
+    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
+    return (f"held-out ({spread['units']} {spread['unit']}s in {folds}) "
+            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}, "
+            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}, "
+            f"95% coverage {held['coverage']['0.95']:.3f} "
+            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]")
 
 
 def _register(database_url: str | None, registration: FitRegistration) -> int:
