@@ -79,6 +79,8 @@ def fit(
     from training.model import BNNConfig
     from training.pipeline import Units, fit_csv, report_files
 
+    if not register_url:
+        _check_registry(database_url)  # before the fit, which takes far longer
     try:
         config = BNNConfig().with_overrides(
             noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
@@ -173,6 +175,21 @@ def _fit_summary(artifact: object) -> str:
     if spec.curve_model:
         parts.append(f"curve model of {spec.curve_model['fit']['materials']} materials")
     return ", ".join(parts)
+
+
+def _check_registry(database_url: str | None) -> None:
+    """Exit 2 naming the fix when the registry's schema is not at head."""
+    from service.registry.db import SchemaNotAtHeadError, check_schema_at_head, make_engine
+    from service.settings import get_settings
+
+    engine = make_engine(database_url or get_settings().database_url)
+    try:
+        check_schema_at_head(engine)
+    except SchemaNotAtHeadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
 
 
 def _register(database_url: str | None, name: str, data: bytes, alias: str | None,
