@@ -28,6 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check service training tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python benchmarks/kernel.py

@@ -1,11 +1,19 @@
-"""One exception hierarchy for the whole service; one handler maps it to HTTP.
+"""One exception hierarchy for the whole service, and the one error body.
 
-Every error body has the same shape: {"error": {"code", "message", "details"}}.
+Every error body has the same shape, built by `error_body` whichever layer answers (the
+FastAPI handlers, the body guard, the OIP binary layer, the HTTP protocol's deadlines):
+{"error": {"code", "message", "details"}}.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+
+def error_body(code: str, message: str,
+               details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The error body every transport sends."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
 
 
 class SurrogateError(Exception):
@@ -20,6 +28,9 @@ class SurrogateError(Exception):
         self.message = message
         self.details = details or []
 
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
 
 class NotFoundError(SurrogateError):
     status_code = 404
@@ -29,6 +40,13 @@ class NotFoundError(SurrogateError):
 class InvalidInputError(SurrogateError):
     status_code = 422
     code = "invalid_input"
+
+
+class UnsupportedMediaTypeError(SurrogateError):
+    """A body in a content type or encoding the route does not read."""
+
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class ConflictError(SurrogateError):

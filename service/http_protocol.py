@@ -28,14 +28,14 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.errors import error_body
 from service.settings import get_settings
 
 
 def _timeout_response(seconds: float) -> bytes:
-    body = json.dumps({"error": {
-        "code": "request_timeout",
-        "message": f"request body did not arrive within {seconds:g} s",
-        "details": [{"field": "body", "limit": seconds}]}}).encode()
+    body = json.dumps(error_body("request_timeout",
+                                 f"request body did not arrive within {seconds:g} s",
+                                 [{"field": "body", "limit": seconds}])).encode()
     return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
             b"connection: close\r\ncontent-length: " + str(len(body)).encode()
             + b"\r\n\r\n" + body)

@@ -13,11 +13,12 @@ from service import __version__
 from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
-from service.api.routes import admin, export, health, models, oip, predict
+from service.api.routes import admin, export, health, models, predict
 from service.inference import kernel_cache
 from service.lifecycle import CloseWhileDraining, Drain
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.observability import router as metrics_router
+from service.oip import routes as oip
 from service.oip.http_binary import BinaryTensorBody
 from service.registry.cache import ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory

@@ -105,6 +105,12 @@ def test_every_variable_compose_and_the_manifests_set_is_a_real_setting() -> Non
         "SURROGATE_RELOAD_INTERVAL"}
 
 
+def test_every_setting_reaches_the_api_containers() -> None:
+    """docker-compose.yml and the README promise that every SURROGATE_* setting set where
+    compose runs reaches the replicas: the api service passes every field of Settings."""
+    assert service_variables()["compose api"] == setting_names()
+
+
 def cfg_variables() -> set[str]:
     return set(re.findall(r"\$\{(\w+)\}", HAPROXY_CFG.read_text())) | set(
         re.findall(r"defined\((\w+)\)", HAPROXY_CFG.read_text()))

@@ -17,7 +17,7 @@ from service.artifact import Artifact
 from service.export import Definitions
 from service.inference import predictive
 from service.inference.posterior import Posterior
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna
 from tests.service_process import random_artifact
 
@@ -58,8 +58,8 @@ def models(session: Session) -> dict[str, Artifact]:
     artifacts = {"demo": random_artifact(draws=50, hidden_sizes=(8,), seed=41),
                  "rising": rising_artifact(), "dip": dipping_artifact()}
     for name, artifact in artifacts.items():
-        register_version(session, name, artifact.to_bytes())
-        set_alias(session, name, "production", 1)
+        register(session, name, artifact.to_bytes(), actor="test")
+        set_alias(session, name, "production", 1, actor="test")
     session.commit()
     return artifacts
 
@@ -180,7 +180,7 @@ def test_abaqus_and_lsdyna_parse_into_the_csv_numbers(client: TestClient, models
 
 
 def test_curves_are_the_noise_free_predictive_samples_on_the_grid(client: TestClient,
-                                                                   models) -> None:
+                                                                  models) -> None:
     body = get(client, format="json", points=11, curves=3, seed=5).json()
     grid = np.linspace(-0.5, 0.5, 11)
     both = np.sort(np.concatenate([grid, 0.5 * (grid[:-1] + grid[1:])]))
@@ -194,10 +194,10 @@ def test_curves_are_the_noise_free_predictive_samples_on_the_grid(client: TestCl
 
 
 def test_curves_of_a_group_fit_are_smooth_material_laws(client: TestClient,
-                                                       session: Session) -> None:
+                                                        session: Session) -> None:
     from tests.test_curves import curved_artifact
 
-    register_version(session, "curvy", curved_artifact().to_bytes())
+    register(session, "curvy", curved_artifact().to_bytes(), actor="test")
     session.commit()
     body = get(client, "curvy", format="json", points=401, curves=5, seed=2).json()
     # Without test noise a curve interpolates as well as the mean does: the grid's
@@ -218,7 +218,7 @@ def test_no_unstable_range_for_a_rising_model(client: TestClient, models) -> Non
 
 
 def test_the_falling_range_of_a_non_monotone_model_is_named(client: TestClient,
-                                                             models) -> None:
+                                                            models) -> None:
     fine = np.linspace(-0.5, 0.5, 200_001)
     tangent = Posterior(models["dip"]).predict_reference(fine, tangent=True).tangent
     falling = fine[tangent <= 0]
@@ -261,7 +261,7 @@ def test_the_falling_range_of_a_non_monotone_model_is_named(client: TestClient,
     ({"max_interpolation_error": 0}, "max_interpolation_error"),
 ])
 def test_bad_queries_get_a_422_naming_the_parameter(client: TestClient, models, query,
-                                                     field: str) -> None:
+                                                    field: str) -> None:
     response = get(client, **query)
     assert response.status_code == 422, response.text
     error = response.json()["error"]

@@ -26,7 +26,6 @@ import numpy as np
 import scoringrules
 from scipy.special import logsumexp, ndtr
 
-from service.artifact import Artifact
 from service.inference.posterior import Posterior
 
 NOMINAL_LEVELS = np.round(np.linspace(0.01, 0.99, 99), 2)
@@ -42,8 +41,7 @@ class PredictiveDraws:
     sigma: np.ndarray
 
 
-def predictive_draws(artifact: Artifact, x: np.ndarray) -> PredictiveDraws:
-    posterior = Posterior(artifact)
+def predictive_draws(posterior: Posterior, x: np.ndarray) -> PredictiveDraws:
     x = np.asarray(x, dtype=float)
     parts = [posterior.network_outputs(x[i:i + _POINTS_PER_CHUNK])[:2]
              for i in range(0, x.size, _POINTS_PER_CHUNK)]
@@ -103,21 +101,21 @@ def empirical_sd_by_strain(x: np.ndarray, y: np.ndarray, min_repeats: int = 3
     return strains[keep], np.sqrt(np.maximum(variance[keep], 0.0))
 
 
-def aleatoric_sd_error(artifact: Artifact, strains: np.ndarray, reference_sd: np.ndarray
+def aleatoric_sd_error(posterior: Posterior, strains: np.ndarray, reference_sd: np.ndarray
                        ) -> float | None:
     """RMS relative error of the predicted aleatoric SD against a reference SD."""
     if strains.size == 0:
         return None
-    predicted = Posterior(artifact).predict(strains).aleatoric_sd
+    predicted = posterior.predict(strains).aleatoric_sd
     return float(np.sqrt(np.mean((predicted / reference_sd - 1.0) ** 2)))
 
 
-def evaluate(artifact: Artifact, x: np.ndarray, y: np.ndarray,
+def evaluate(posterior: Posterior, x: np.ndarray, y: np.ndarray,
              y_scale: float | None = None) -> dict[str, Any]:
-    """All held-out scores of `artifact` on (x, y), JSON-ready. NLPD is in the units of y;
-    `nlpd_standardised` (given `y_scale`) is in units of the training data's SD."""
+    """All held-out scores of `posterior` on (x, y), JSON-ready. NLPD is in the units of
+    y; `nlpd_standardised` (given `y_scale`) is in units of the training data's SD."""
     x = np.asarray(x, dtype=float)
-    return score(np.asarray(y, dtype=float), predictive_draws(artifact, x), y_scale)
+    return score(np.asarray(y, dtype=float), predictive_draws(posterior, x), y_scale)
 
 
 def score(y: np.ndarray, draws: PredictiveDraws, y_scale: float | None = None
@@ -143,7 +141,7 @@ def score(y: np.ndarray, draws: PredictiveDraws, y_scale: float | None = None
     return scores
 
 
-def function_space_diagnostics(artifact: Artifact, chains: int, x_min: float, x_max: float,
+def function_space_diagnostics(posterior: Posterior, chains: int, x_min: float, x_max: float,
                                points: int = 9) -> dict[str, Any]:
     """R-hat and ESS of mu(x) and log sigma(x) on a grid of strains.
 
@@ -152,11 +150,11 @@ def function_space_diagnostics(artifact: Artifact, chains: int, x_min: float, x_
     predictions are what must converge. Needs >= 2 chains of >= 4 draws (chain-major)."""
     import arviz as az
 
-    total = artifact.draws
+    total = posterior.draws
     if chains < 2 or total // chains < 4:
         return {}
     grid = np.linspace(x_min, x_max, points)
-    mu, sigma, _ = Posterior(artifact).network_outputs(grid)
+    mu, sigma, _ = posterior.network_outputs(grid)
     per_chain = total // chains
     shaped = {
         "mu": mu[: chains * per_chain].reshape(chains, per_chain, points),
@@ -177,14 +175,12 @@ def function_space_diagnostics(artifact: Artifact, chains: int, x_min: float, x_
     }
 
 
-def epistemic_extrapolation(artifact: Artifact, beyond: float = 0.25) -> dict[str, Any]:
+def epistemic_extrapolation(posterior: Posterior, beyond: float = 0.25) -> dict[str, Any]:
     """Epistemic SD `beyond` x (training range) past each end of the training domain,
     relative to its average inside the domain: a fit that knows where it has seen no
     data reports ratios well above 1."""
-    domain = artifact.spec.training_domain
-    low, high = domain.min, domain.max
+    low, high = posterior.domain
     span = high - low
-    posterior = Posterior(artifact)
     inside = posterior.predict(np.linspace(low, high, 101)).epistemic_sd.mean()
     ends = posterior.predict(np.array([low - beyond * span, high + beyond * span]))
     return {"beyond_fraction": beyond, "inside_mean": float(inside),

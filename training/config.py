@@ -35,9 +35,8 @@ class ModelConfig:
     noise_link: NoiseLink = "exp"
     input_weight_prior_sd: float = 4.0
     # Wide enough that hidden units can switch anywhere across the standardised domain
-    # and beyond it. mcycle NLPD (4 folds) of an 8-member bootstrap: 0.401/0.398/0.396
-    # (seeds 0/1/2) with SD 3, 0.383/0.386 with SD 5 - but SD 5 raised the Mooney-Rivlin
-    # aleatoric error to 5.3% (4.9% with SD 3); the MAP ensemble scored 0.485 with SD 1.
+    # and beyond it; wider priors traded the Mooney-Rivlin scatter for mcycle's NLPD
+    # (docs/calibration.md, "Bias prior SD 3").
     bias_prior_sd: float = 3.0
     # Prior centre of log sigma in normalised units: noise a third of the data's SD.
     log_sigma_prior_mean: float = -1.0
@@ -50,18 +49,16 @@ class MapSettings:
 
     map_max_iterations: int = 3000
     # L-BFGS stops when one iteration improves the log posterior by less than this
-    # fraction of it (scipy's ftol). Its default 2.2e-9 ran every member into the
-    # iteration cap (3000, ~4 s each) for < 1 nat per 1000 iterations; 1e-6 stopped after
-    # ~500 iterations 10-20 nats short (aleatoric error 5.3% vs 4.9%); 1e-7 scores as the
-    # cap did (5.0%, mcycle 0.395) in half the time.
+    # fraction of it (scipy's ftol): scipy's default runs every member into the iteration
+    # cap for almost no gain, a looser one stops short; this one scores as the cap did in
+    # half the time (docs/calibration.md, "MAP tolerance").
     map_tolerance: float = 1e-7
 
 
 @dataclass(frozen=True)
 class BootstrapSettings:
-    # Members = stored draws. 16 bootstrap members: aleatoric error 4.6%/4.9% and mcycle
-    # NLPD 0.396/0.388 (seeds 0/1) in ~25 s on the demo group; 8 members were cheaper but
-    # noisier (5.3-5.4% and up to 0.401).
+    # Members = stored draws. Fewer were cheaper but noisier from seed to seed
+    # (docs/calibration.md, 8 members against 16).
     ensemble_members: int = 16
 
 

@@ -10,21 +10,34 @@
   (at 1/6, 1/2 and 5/6 of its strain order) condition the prediction of its other
   points; the gain is the unconditioned NLPD minus the conditioned NLPD (nats per point),
   with the 95% central coverage of those points under the conditioned predictive.
+
+`conditioning_example` keeps one such material, with the bands it gets, for the report's
+conditioning figure: the held-out fit computes it where it runs, so the report never
+rebuilds that fit's posterior.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scoringrules
 
-from service.curves import CurveModel, Observed, condition, conditional_draws, curve_samples
+from service.inference.curves import (
+    CurveModel,
+    Observed,
+    condition,
+    conditional_draws,
+    conditional_predict,
+    curve_samples,
+)
 from service.inference.posterior import Posterior
 from training import calibration
 
 CURVES_PER_MATERIAL = 200
 GIVEN_POINTS = 3
+EXAMPLE_STRAINS = 300
 
 
 def material_curves(x: np.ndarray, y: np.ndarray, groups: np.ndarray
@@ -115,3 +128,33 @@ def evaluate(posterior: Posterior, curve: CurveModel, x: np.ndarray, y: np.ndarr
     materials = material_curves(np.asarray(x, float), np.asarray(y, float), groups)
     return {**sample_scores(posterior, curve, materials, seed=seed),
             "conditioning": conditioning_scores(posterior, curve, materials)}
+
+
+@dataclass(frozen=True)
+class ConditioningExample:
+    """One held-out material given `GIVEN_POINTS` of its points: the population's band and
+    the band for that material over `strain`, and its given and other points."""
+
+    strain: np.ndarray
+    given: tuple[np.ndarray, np.ndarray]  # (strains, stresses)
+    other: tuple[np.ndarray, np.ndarray]
+    population_mean: np.ndarray
+    population_total_sd: np.ndarray
+    given_mean: np.ndarray
+    given_total_sd: np.ndarray
+
+
+def conditioning_example(posterior: Posterior, curve: CurveModel, x: np.ndarray,
+                         y: np.ndarray, groups: np.ndarray) -> ConditioningExample:
+    """The held-out material with the most points, conditioned on 3 of them."""
+    materials = material_curves(np.asarray(x, float), np.asarray(y, float), groups)
+    strains, stresses = max(materials, key=lambda material: material[0].size)
+    pick = given_positions(strains.size)
+    rest = np.setdiff1d(np.arange(strains.size), pick)
+    low, high = posterior.domain
+    grid = np.linspace(low, high, EXAMPLE_STRAINS)
+    given = conditional_predict(posterior, curve, grid, Observed(strains[pick], stresses[pick]))
+    population = posterior.predict(grid)
+    return ConditioningExample(grid, (strains[pick], stresses[pick]),
+                               (strains[rest], stresses[rest]), population.mean,
+                               population.total_sd, given.mean, given.total_sd)

@@ -1,25 +1,38 @@
-"""CSV -> normalised data -> BNN fit -> artifact (physical units) -> registry."""
+"""CSV -> normalised data -> BNN fit -> artifact (physical units); `training.registration`
+stores it.
+
+Each fit builds its posterior once, right after the network is fitted, and everything
+after it - the curve model, the calibration scores, the report - uses that one object.
+What they add to the manifest makes a new artifact from the typed `Manifest` (never a
+dict changed in place), and the posterior takes the new manifest without being rebuilt.
+"""
 
 from __future__ import annotations
 
-import getpass
 import platform
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
-from service.registry.db import check_schema_at_head, make_engine, make_session_factory
-from service.registry.writes import register
+from service.artifact import SCHEMA_VERSION, Artifact
+from service.manifest import (
+    Architecture,
+    CurveModelSection,
+    Inference,
+    Manifest,
+    Normalisation,
+    TrainingDomain,
+)
 from training.data import TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
+
+if TYPE_CHECKING:
+    from service.inference.posterior import Posterior
 
 
 @dataclass(frozen=True)
@@ -28,10 +41,18 @@ class Units:
     y: str = "MPa"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainedFit:
     artifact: Artifact
     result: FitResult
+    posterior: Posterior  # the artifact's, built once per fit
+
+    def updated(self, **sections: Any) -> TrainedFit:
+        """The same fit with these manifest sections replaced (metrics, diagnostics,
+        curve model, report): a new artifact, the same posterior under its manifest."""
+        artifact = Artifact.from_spec(self.artifact.spec.model_copy(update=sections),
+                                      self.artifact.arrays)
+        return TrainedFit(artifact, self.result, self.posterior.described_by(artifact.spec))
 
 
 def library_versions() -> dict[str, str]:
@@ -120,9 +141,8 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
             trained = fit_model(data, config, units)
     else:
         trained = fit_model(data, config, units)
-    artifact, result = trained.artifact, trained.result
-    manifest = artifact.manifest
-    y_scale = artifact.spec.normalisation.y_scale
+    posterior, spec = trained.posterior, trained.artifact.spec
+    y_scale = spec.normalisation.y_scale
     metrics: dict[str, Any] = {
         "split": {"by": split.by, "fraction": holdout, "seed": config.model.seed,
                   "train_rows": int(split.train.size), "test_rows": int(split.test.size),
@@ -132,142 +152,106 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     if held_out is not None:
         metrics["held_out"] = held_out["metrics"]
         metrics["held_out_fit"] = held_out["fit"]
-    metrics["training"] = calibration.evaluate(artifact, data.x, data.y, y_scale)
+    metrics["training"] = calibration.evaluate(posterior, data.x, data.y, y_scale)
     strains, empirical = calibration.empirical_sd_by_strain(data.x, data.y)
-    metrics["aleatoric_sd_error"] = calibration.aleatoric_sd_error(artifact, strains,
+    metrics["aleatoric_sd_error"] = calibration.aleatoric_sd_error(posterior, strains,
                                                                    empirical)
     metrics["aleatoric_sd_error_strains"] = int(strains.size)
-    metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(artifact)
-    manifest["metrics"] = metrics
+    metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(posterior)
+    diagnostics = dict(spec.diagnostics)
     function_space = calibration.function_space_diagnostics(
-        artifact, result.chains, float(np.min(data.x)), float(np.max(data.x)))
+        posterior, trained.result.chains, float(np.min(data.x)), float(np.max(data.x)))
     if function_space:
-        manifest["diagnostics"]["function_space"] = function_space
-        manifest["diagnostics"]["converged"] = bool(
-            manifest["diagnostics"].get("converged", True)
-            and function_space["r_hat_max"] < 1.05)
+        diagnostics["function_space"] = function_space
+        diagnostics["converged"] = bool(diagnostics.get("converged", True)
+                                        and function_space["r_hat_max"] < 1.05)
+    trained = trained.updated(metrics=metrics, diagnostics=diagnostics)
     if report_dir is not None:
         from training.report import write_report
 
-        held_artifact = (None if held_out is None or held_out["artifact"] is None
-                         else Artifact.from_bytes(held_out["artifact"]))
-        files = write_report(artifact, result, data, data, split, report_dir,
-                             held_artifact)
-        manifest["report"] = {"dir": str(Path(report_dir).resolve()), "files": files}
-    artifact.validate()
+        files = write_report(trained.posterior, trained.result, data, report_dir,
+                             None if held_out is None else held_out["conditioning"])
+        trained = trained.updated(report={"dir": str(Path(report_dir).resolve()),
+                                          "files": files})
+    trained.artifact.validate()
     return trained
 
 
 def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
               full_data: TrainingData | None = None) -> TrainedFit:
     """The BNN on `data`, plus the curve model of its materials when it has groups."""
-    from service.inference.posterior import Posterior
     from training.curves import fit_for_posterior
 
     trained = fit_training_rows(data, config, units, full_data)
     started = time.perf_counter()
-    section = fit_for_posterior(Posterior(trained.artifact), data.x, data.y, data.groups)
-    if section is not None:
-        section["fit"]["wall_time_s"] = round(time.perf_counter() - started, 3)
-        trained.artifact.manifest["curve_model"] = section
-        trained.artifact.validate()
-    return trained
+    section = fit_for_posterior(trained.posterior, data.x, data.y, data.groups)
+    if section is None:
+        return trained
+    section["fit"]["wall_time_s"] = round(time.perf_counter() - started, 3)
+    return trained.updated(curve_model=CurveModelSection.model_validate(section))
 
 
 def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
                  units: Units) -> dict[str, Any]:
     """Fit the training split and score it on the held-out rows: the version's held-out
-    metrics (and that fit's artifact bytes, for the report's conditioning figure). Runs
-    in a worker process; everything it takes and returns is picklable."""
+    metrics, and the report's conditioning example (one held-out material given 3 of its
+    points), computed here with this fit's posterior. Runs in a worker process;
+    everything it takes and returns is picklable."""
     import training  # noqa: F401  (one BLAS thread in the worker too)
-    from service.inference.posterior import Posterior
     from training import calibration, curve_metrics
 
     train, test = subset(data, split.train), subset(data, split.test)
     started = time.perf_counter()
-    trained = fit_model(train, config, units, full_data=data)
-    artifact = trained.artifact
-    y_scale = artifact.spec.normalisation.y_scale
-    metrics = calibration.evaluate(artifact, test.x, test.y, y_scale)
-    posterior = Posterior(artifact)
+    posterior = fit_model(train, config, units, full_data=data).posterior
+    metrics = calibration.evaluate(posterior, test.x, test.y, posterior.y_scale)
+    conditioning = None
     if posterior.curve is not None and test.groups is not None:
         metrics["curves"] = curve_metrics.evaluate(posterior, posterior.curve, test.x,
                                                    test.y, test.groups, seed=config.model.seed)
+        conditioning = curve_metrics.conditioning_example(posterior, posterior.curve, test.x,
+                                                          test.y, test.groups)
     return {"metrics": metrics,
             "fit": {"train_rows": train.rows, "wall_time_s": round(
                 time.perf_counter() - started, 3)},
-            "artifact": artifact.to_bytes()}
+            "conditioning": conditioning}
 
 
 def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Units(),
                       full_data: TrainingData | None = None) -> TrainedFit:
-    """Fit on standardised data; record the constants so the artifact speaks physical units."""
+    """Fit on standardised data; record the constants so the artifact speaks physical units.
+    The fit's posterior is built here, once."""
+    from service.inference.posterior import Posterior
+
     full = full_data or data
     x_mean, x_scale = float(np.mean(data.x)), float(np.std(data.x)) or 1.0
     y_mean, y_scale = float(np.mean(data.y)), float(np.std(data.y)) or 1.0
     result = HeteroskedasticBNN(config).fit((data.x - x_mean) / x_scale,
                                             (data.y - y_mean) / y_scale, data.groups)
-    manifest: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "architecture": {
-            "input_name": data.x_name, "input_unit": units.x,
-            "output_name": data.y_name, "output_unit": units.y,
-            "hidden_sizes": list(config.model.hidden_sizes), "activation": "tanh",
-            "noise": config.model.noise, "noise_link": config.model.noise_link,
-        },
-        "normalisation": {"x_mean": x_mean, "x_scale": x_scale,
-                          "y_mean": y_mean, "y_scale": y_scale},
-        "training_domain": {"min": float(np.min(data.x)), "max": float(np.max(data.x))},
-        "inference": {"method": config.method, "draws": config.stored_draws,
-                      "seed": config.model.seed,
-                      "wall_time_s": round(result.wall_time_s, 3)},
-        "diagnostics": result.diagnostics,
-        "config": config.to_dict(),
-        "data": {"rows": full.rows, "training_rows": data.rows, "sha256": full.sha256,
-                 "groups": None if full.groups is None else int(len(np.unique(full.groups)))},
-        "library_versions": library_versions(),
-        "metrics": {},
-    }
-    artifact = Artifact(manifest=manifest, arrays=result.arrays)
+    spec = Manifest(
+        schema_version=SCHEMA_VERSION,
+        architecture=Architecture(
+            input_name=data.x_name, input_unit=units.x,
+            output_name=data.y_name, output_unit=units.y,
+            hidden_sizes=list(config.model.hidden_sizes), activation="tanh",
+            noise=config.model.noise, noise_link=config.model.noise_link),
+        normalisation=Normalisation(x_mean=x_mean, x_scale=x_scale, y_mean=y_mean,
+                                    y_scale=y_scale),
+        training_domain=TrainingDomain(min=float(np.min(data.x)), max=float(np.max(data.x))),
+        inference=Inference(method=config.method, draws=config.stored_draws,
+                            seed=config.model.seed, wall_time_s=round(result.wall_time_s, 3)),
+        diagnostics=result.diagnostics,
+        config=config.to_dict(),
+        data={"rows": full.rows, "training_rows": data.rows, "sha256": full.sha256,
+              "groups": None if full.groups is None else int(len(np.unique(full.groups)))},
+        library_versions=library_versions(),
+        metrics={},
+    )
+    artifact = Artifact.from_spec(spec, result.arrays)
     artifact.validate()
-    return TrainedFit(artifact, result)
+    return TrainedFit(artifact, result, Posterior(artifact))
 
 
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
             group: str | None = "material", units: Units = Units(), holdout: float = 0.2,
             report_dir: Path | None = None) -> TrainedFit:
     return fit_data(load_csv(path, x, y, group), config, units, holdout, report_dir)
-
-
-def report_files(manifest: dict[str, Any]) -> dict[str, bytes]:
-    """The report figures the manifest records, read back from its folder and keyed by
-    their path in the registry ("report/fit.png"); a figure changed since the fit (its
-    sha256 no longer matches) is refused rather than stored under the fit's name."""
-    report = manifest.get("report")
-    if not report:
-        return {}
-    folder = Path(report["dir"])
-    files = {}
-    for entry in report["files"]:
-        data = (folder / entry["file"]).read_bytes()
-        if sha256_hex(data) != entry["sha256"]:
-            raise ValueError(f"report figure {folder / entry['file']} changed since the fit "
-                             "(its sha256 differs from the manifest's)")
-        files[f"report/{entry['file']}"] = data
-    return files
-
-
-def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
-                      alias: str | None = None, files: dict[str, bytes] | None = None) -> int:
-    """Store the artifact (and `files`, e.g. its report figures) as the next version of
-    `name` and optionally move `alias` to it, in one transaction (a failure leaves the
-    registry as it was)."""
-    engine = make_engine(database_url)
-    try:
-        check_schema_at_head(engine)
-        with make_session_factory(engine).begin() as session:
-            return register(session, name, artifact_bytes,
-                            actor=f"{getpass.getuser()} (surrogate-train)",
-                            alias=alias, source=shlex.join(sys.argv), files=files)
-    finally:
-        engine.dispose()

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.responses import OrjsonResponse
+from service.errors import error_body
 
 
 class BodyRefused(HTTPException):
@@ -30,8 +31,7 @@ class BodyRefused(HTTPException):
 
     def response(self) -> OrjsonResponse:
         return OrjsonResponse(
-            {"error": {"code": self.code, "message": self.detail,
-                       "details": [{"field": "body", "limit": self.limit}]}},
+            error_body(self.code, self.detail, [{"field": "body", "limit": self.limit}]),
             status_code=self.status_code, headers={"connection": "close"})
 
 

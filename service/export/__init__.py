@@ -13,9 +13,9 @@ from service.export.table import (
     build_table,
     default_table,
     needed_points,
-    unstable_ranges,
 )
 from service.export.text import to_csv, to_json
+from service.inference.stability import unstable_ranges
 
 FORMATS = ("csv", "json", "abaqus", "lsdyna")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json",

@@ -58,6 +58,6 @@ def to_abaqus(meta: ExportMeta, table: ExportTable) -> bytes:
         lines += [f"*MATERIAL, NAME={material_label(meta.model, meta.version, column)}",
                   "*HYPERELASTIC, MARLOW",
                   "*UNIAXIAL TEST DATA"]
-        lines += [f"{s!r}, {e!r}" for s, e in zip(stress.tolist(), strain.tolist(),
-                                                   strict=True)]
+        lines += [f"{s!r}, {e!r}"
+                  for s, e in zip(stress.tolist(), strain.tolist(), strict=True)]
     return ("\n".join(lines) + "\n").encode("ascii", errors="replace")

@@ -1,4 +1,4 @@
-"""Posterior predictive summaries of a stored BNN, in physical units (numpy only).
+"""Posterior predictive summaries of a stored BNN, in physical units.
 
 For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x):
   mean         = average_s mu_s(x)
@@ -8,25 +8,32 @@ For every strain x and posterior draw s the network gives mu_s(x) and sigma_s(x)
 and, when asked, the tangent d mean / d strain = average_s d mu_s/dx with its epistemic SD
 std_s d mu_s/dx (forward-mode derivative of the network, exact, no finite differences).
 
-`Posterior.predict` runs the fast kernel (`service.inference.kernel`: float32, vectorised, both
-cores); `Posterior.predict_reference` is the plain-numpy reference it is tested against:
-clear, chunked to bound memory, float64. Architectures the kernel does not support fall
-back to the reference.
+`Posterior.predict` runs the fast kernel (`service.inference.kernel`: float32, compiled by
+Numba, both cores); `Posterior.predict_reference` is the plain-numpy reference it is tested
+against: clear, chunked to bound memory, float64. Architectures the kernel does not
+support fall back to the reference. `Posterior.network_outputs` is the per-draw forward
+pass in numpy, which the reference, the predictive quantiles and samples and the curve
+model (service.inference.curves) all use.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from service.artifact import Artifact, layer_names
-from service.curves import CurveModel
 from service.inference import kernel
+from service.inference.curves import CurveModel
+from service.manifest import Manifest
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
 _MAX_ACTIVATION_ELEMENTS = 4_000_000
+# Hidden activations (draws x strains x width) per block of the forward pass: about 2 MB,
+# so a block stays in cache (2-3x faster than whole chunks for thousands of strains).
+_BLOCK_ELEMENTS = 262_144
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,10 @@ class Posterior:
         self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
         self.domain = (spec.training_domain.min, spec.training_domain.max)
-        # The material random effect over strain (service.curves); None for models fitted
-        # without groups and for artifacts older than it.
-        self.curve: CurveModel | None = CurveModel.from_manifest(artifact.manifest)
+        # The material random effect over strain (service.inference.curves); None for
+        # models fitted without groups and for artifacts older than it.
+        self.curve: CurveModel | None = (None if spec.curve_model is None
+                                         else CurveModel.from_section(spec.curve_model))
         self.kernel: kernel.Kernel | None = None
         if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link):
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,
@@ -79,26 +87,55 @@ class Posterior:
             # compiled code (compiled when service.inference.kernel was imported) already exercised.
             self.kernel.summaries(np.zeros(1), tangent=True)
 
+    def described_by(self, spec: Manifest) -> Posterior:
+        """This posterior under a later manifest of the same network - training adds the
+        curve model, the metrics and the report after the network exists - sharing its
+        weights and warmed kernel: nothing is validated, packed or compiled again, and
+        only the curve model is read from `spec`. ValueError if `spec` describes another
+        network."""
+        network = ("architecture", "normalisation", "training_domain")
+        if (any(getattr(spec, part) != getattr(self.spec, part) for part in network)
+                or spec.inference.draws != self.draws):
+            raise ValueError("the manifest describes another network than this posterior's")
+        described = copy.copy(self)
+        described.spec = spec
+        described.curve = (None if spec.curve_model is None
+                           else CurveModel.from_section(spec.curve_model))
+        return described
+
     def network_outputs(
         self, strain: np.ndarray, with_tangent: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """mu_s(x), sigma_s(x) and (optionally) d mu_s/dx for every draw and strain, each of
-        shape (draws, n), in physical units."""
-        x = (np.asarray(strain, dtype=np.float64) - self.x_mean) / self.x_scale
-        hidden = x[None, :, None]
-        # Forward-mode derivative of the hidden state with respect to normalised x.
-        d_hidden = np.ones_like(hidden) if with_tangent else None
-        *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = self.weights
-        for weight, bias in trunk:
-            hidden = np.tanh(hidden @ weight + bias[:, None, :])
-            if d_hidden is not None:
-                d_hidden = (1.0 - hidden * hidden) * (d_hidden @ weight)
-        mu = (hidden @ w_mean)[..., 0] + b_mean
-        sigma = noise_link((hidden @ w_sigma)[..., 0] + b_sigma, self.noise_link)
-        d_mu = None
-        if d_hidden is not None:
-            d_mu = (d_hidden @ w_mean)[..., 0] * (self.y_scale / self.x_scale)
-        return self.y_mean + self.y_scale * mu, self.y_scale * sigma, d_mu
+        shape (draws, n), in physical units.
+
+        The one-input first layer is a broadcast product rather than a batched matrix
+        product, and strains go through in blocks sized for the cache."""
+        x = (np.asarray(strain, dtype=np.float64).ravel() - self.x_mean) / self.x_scale
+        (w_first, b_first), *rest = self.weights
+        *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
+        mu = np.empty((self.draws, x.size))
+        z = np.empty((self.draws, x.size))
+        d_mu = np.empty((self.draws, x.size)) if with_tangent else None
+        step = max(1, _BLOCK_ELEMENTS // (self.draws * self.max_width))
+        for start in range(0, x.size, step):
+            part = slice(start, start + step)
+            first = w_first[:, 0, None, :]
+            hidden = np.tanh(x[None, part, None] * first + b_first[:, None, :])
+            # Forward-mode derivative of the hidden state with respect to normalised x.
+            d_hidden = (1.0 - hidden * hidden) * first if with_tangent else None
+            for weight, bias in trunk:
+                hidden = np.tanh(hidden @ weight + bias[:, None, :])
+                if d_hidden is not None:
+                    d_hidden = (1.0 - hidden * hidden) * (d_hidden @ weight)
+            mu[:, part] = (hidden @ w_mean)[..., 0] + b_mean
+            z[:, part] = (hidden @ w_sigma)[..., 0] + b_sigma
+            if d_mu is not None and d_hidden is not None:
+                d_mu[:, part] = (d_hidden @ w_mean)[..., 0]
+        if d_mu is not None:
+            d_mu *= self.y_scale / self.x_scale
+        return (self.y_mean + self.y_scale * mu,
+                self.y_scale * noise_link(z, self.noise_link), d_mu)
 
     def predict(self, strain: np.ndarray, tangent: bool = False) -> Prediction:
         """Mean, aleatoric SD, epistemic SD (and tangent) per strain, by the fast kernel

@@ -4,21 +4,20 @@ path in service/api/fast_predict.py answers plain requests before they reach it)
 from fastapi import APIRouter, Path, Request
 from fastapi.routing import APIRoute
 
-from service import prediction
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
-from service.api.responses import OrjsonResponse
-from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
+from service.api.responses import OrjsonResponse, predict_answer
+from service.api.schemas import PredictResponse, error_responses
+from service.prediction import pipeline
+from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
-
-ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
 
 
 @router.post(
     "/{name}/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404, 413, 415, 422, 503),
     summary="Posterior predictive mean, aleatoric, epistemic and total SD per strain",
     description="Always returns `mean`, `aleatoric_sd`, `epistemic_sd`, `total_sd` (physical "
     "units) and names the version that answered. Optional: `quantiles` of the full "
@@ -32,12 +31,10 @@ def predict(
     session: SessionDep,
     live: LiveRegistryDep,
     settings: SettingsDep,
-    name: str = Path(..., max_length=prediction.MAX_NAME_LENGTH),
+    name: str = Path(..., max_length=MAX_NAME_LENGTH),
 ) -> OrjsonResponse:
-    prediction.check_limits(body, settings)
-    ref, posterior = prediction.resolve(live, session, name, body.version, body.alias,
-                                        settings)
-    return prediction.answer(request, body, ref, posterior)
+    result = pipeline.predict(live, session, name, body, settings)
+    return predict_answer(request, result)
 
 
 def route() -> APIRoute:

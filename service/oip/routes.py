@@ -22,12 +22,13 @@ import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service import prediction
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
-from service.api.schemas import (
-    MAX_VERSION,
-    ErrorBody,
+from service.api.schemas import error_responses
+from service.errors import InvalidInputError
+from service.observability import record_model_version
+from service.oip import core, http_binary
+from service.oip.schemas import (
     OipInferParameters,
     OipInferRequest,
     OipInferResponse,
@@ -37,21 +38,19 @@ from service.api.schemas import (
     OipReady,
     OipServerMetadata,
 )
-from service.errors import InvalidInputError
-from service.observability import record_model_version
-from service.oip import core, http_binary
+from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 # Without a content type the body is read as JSON, as OIP clients (tritonclient) send it.
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
                    strict_content_type=False)
 
-ERRORS = {code: {"model": ErrorBody} for code in (404, 422, 503)}
+ERRORS = error_responses(404, 422, 503)
 INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The outputs as JSON, or (binary tensor data extension) the JSON "
           "header followed by the binary outputs",
-          "content": {http_binary.MEDIA_TYPE: {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-    **{code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)},
+          "content": {http_binary.MEDIA_TYPE: {
+              "schema": {"type": "string", "format": "binary"}}}},
+    **error_responses(404, 413, 415, 422, 503),
 }
 INFER_DESCRIPTION = (
     "One input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]); outputs as requested "
@@ -68,7 +67,7 @@ INFER_DESCRIPTION = (
     "N = 0 sends raw FP64 strains alone. The body-size limit counts the whole body. "
     "Details: docs/oip.md.")
 
-NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
+NamePath = Path(..., max_length=MAX_NAME_LENGTH,
                 description="Registered model name.")
 VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.")
 

@@ -1,37 +1,30 @@
 """The prediction pipeline every protocol shares: request limits, which version answers,
-the extrapolation policy, and the native response.
+the extrapolation policy, and the native response body.
 
 The FastAPI route (service/api/routes/predict.py), the lean path in front of it
-(service/api/fast_predict.py) and the Open Inference Protocol routes
-(service/api/routes/oip.py) all call these functions, so a request gets the same limits,
-the same version and the same numbers whichever way it came in.
+(service/api/fast_predict.py) and the Open Inference Protocol (service/oip/core.py) all
+call these functions, so a request gets the same limits, the same version and the same
+numbers whichever way it came in. The pipeline knows no transport: it takes a validated
+request and returns numpy arrays; turning them into bytes is the protocols' job.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
-from starlette.requests import Request
 
-from service.api import curve_options
-from service.api.responses import OrjsonResponse
 from service.errors import InvalidInputError, PayloadTooLargeError
-from service.export.table import unstable_ranges
-from service.inference import predictive
-from service.inference.posterior import Posterior
-from service.observability import record_model_version
+from service.inference import curves, predictive
+from service.inference.posterior import Posterior, Prediction
+from service.inference.stability import unstable_ranges
+from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
-if TYPE_CHECKING:
-    from service.api.schemas import PredictRequest
-
-# Longest model name in a predict URL (longer is a 422 naming `name`).
-MAX_NAME_LENGTH = 128
 # How many offending points an error names: the message stays readable for 10^6 points.
 MAX_NAMED_POINTS = 20
 
@@ -52,7 +45,13 @@ def check_limits(body: PredictRequest, settings: Settings) -> None:
     """413 when a native predict request asks for more work than one request may."""
     points = len(body.strain)
     check_point_count(points, settings)
-    curve_options.check_observed_count(body, settings)
+    if body.observed is not None and len(body.observed.strain) > settings.max_observed_points:
+        raise InvalidInputError(
+            f"observed.strain has {len(body.observed.strain)} points; the limit is "
+            f"{settings.max_observed_points} per request",
+            [{"field": "observed.strain", "limit": settings.max_observed_points,
+              "message": "too many observed points"}],
+        )
     if body.draws is not None and points * body.draws > settings.max_samples_per_request:
         raise PayloadTooLargeError(
             f"{points} strains x {body.draws} draws = {points * body.draws} samples; the "
@@ -107,17 +106,35 @@ def reject_extrapolation(posterior: Posterior, strain: np.ndarray, ref: VersionR
 
 # --- the native response -----------------------------------------------------------------
 
+def predict(live: LiveRegistry, session: Session, name: str, body: PredictRequest,
+            settings: Settings) -> dict[str, Any]:
+    """The native response body of a request: its limits checked, its version resolved
+    (from the database if needed) and its numbers computed."""
+    check_limits(body, settings)
+    ref, posterior = resolve(live, session, name, body.version, body.alias, settings)
+    return predict_result(body, ref, posterior)
+
+
+def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest,
+                   settings: Settings) -> dict[str, Any] | None:
+    """`predict` from memory alone: None when the version would need the database or a
+    load."""
+    check_limits(body, settings)
+    found = resolve_loaded(live, name, body.version, body.alias, settings)
+    return None if found is None else predict_result(body, *found)
+
+
 def predict_result(body: PredictRequest, ref: VersionRef,
                    posterior: Posterior) -> dict[str, Any]:
     """The native response body (numpy arrays inside) of a checked request."""
     strain = np.asarray(body.strain, dtype=np.float64)
-    observed = curve_options.observed_input(body, posterior, ref.name, ref.version)
+    observed = _observed(body, posterior, ref)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
         if observed is not None:
             reject_extrapolation(posterior, observed.strain, ref, field="observed.strain")
     prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
-                  else curve_options.conditional(posterior, strain, observed))
+                  else _conditional(posterior, strain, observed))
     result: dict[str, Any] = {
         "model": ref.name,
         "version": ref.version,
@@ -129,9 +146,10 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     }
     if body.extrapolation == "flag":
         result["outside_training_domain"] = posterior.outside_domain(strain)
-    result.update(curve_options.scatter_fields(posterior, strain, prediction, observed,
-                                               body.extrapolation))
+    result.update(_scatter_fields(posterior, strain, prediction, observed,
+                                  body.extrapolation))
     if body.tangent:
+        assert isinstance(prediction, Prediction)  # tangent excludes observed (the schema)
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
         # Where the mean does not rise among the requested strains (in ascending order):
@@ -151,11 +169,55 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     return result
 
 
-def answer(request: Request, body: PredictRequest, ref: VersionRef,
-           posterior: Posterior) -> OrjsonResponse:
-    """The HTTP response to a checked native request, with the version and the number of
-    points recorded for the metrics: the route and the lean path both answer with it, so
-    their bytes are the same."""
-    response = OrjsonResponse(predict_result(body, ref, posterior))
-    record_model_version(request, ref.name, ref.version, len(body.strain))
-    return response
+# --- whole curves: `observed` and the scatter split -------------------------------------
+# A plain request pays one attribute test here when the model has no curve model, and one
+# table lookup per strain when it has (service.inference.curves).
+
+def _observed(body: PredictRequest, posterior: Posterior,
+              ref: VersionRef) -> curves.Observed | None:
+    """The request's observed curve as arrays; 422 when the model cannot condition."""
+    if body.observed is None:
+        return None
+    if posterior.curve is None:
+        raise InvalidInputError(
+            f"model {ref.name!r} version {ref.version} has no curve model (it was fitted "
+            "without a group column, or before curve models existed), so it cannot "
+            "condition on observed points",
+            [{"field": "observed", "message": "not supported by this version"}],
+        )
+    return curves.Observed(np.asarray(body.observed.strain, dtype=np.float64),
+                           np.asarray(body.observed.stress, dtype=np.float64))
+
+
+def _conditional(posterior: Posterior, strain: np.ndarray,
+                 observed: curves.Observed) -> curves.CurvePrediction:
+    assert posterior.curve is not None  # _observed checked it
+    with np.errstate(over="ignore", invalid="ignore"):
+        prediction = curves.conditional_predict(posterior, posterior.curve, strain, observed)
+    if not (np.all(np.isfinite(prediction.mean))
+            and np.all(np.isfinite(prediction.epistemic_sd))):
+        # Finite inputs can still overflow: a stress of 1e300 is 1e300 SDs from the curve.
+        raise InvalidInputError(
+            "observed.stress is too far from the model's curves to condition on (the "
+            "update overflows)",
+            [{"field": "observed.stress", "message": "too extreme to condition on"}])
+    return prediction
+
+
+def _scatter_fields(posterior: Posterior, strain: np.ndarray,
+                    prediction: Prediction | curves.CurvePrediction,
+                    observed: curves.Observed | None, extrapolation: str) -> dict[str, Any]:
+    """between_material_sd / within_material_sd (models with a curve model) and the
+    observed strains' extrapolation flags."""
+    if posterior.curve is None:
+        return {}
+    if isinstance(prediction, curves.CurvePrediction):
+        fields: dict[str, Any] = {"between_material_sd": prediction.between_material_sd,
+                                  "within_material_sd": prediction.within_material_sd}
+    else:
+        between, within = curves.scatter_split(posterior.curve, strain,
+                                               prediction.aleatoric_sd)
+        fields = {"between_material_sd": between, "within_material_sd": within}
+    if observed is not None and extrapolation == "flag":
+        fields["observed_outside_training_domain"] = posterior.outside_domain(observed.strain)
+    return fields
