@@ -22,14 +22,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
-from tests.parallel import pytensor_compiledir_per_worker, start_kernel_warmup
-
-pytensor_compiledir_per_worker()  # before any test imports PyTensor
 from service.main import create_app
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
 from service.registry.tables import Base
 from service.settings import Settings
+from tests.parallel import pytensor_compiledir_per_worker, start_kernel_warmup
 from tests.postgres_server import PostgresServer, find_pg_bin
+
+pytensor_compiledir_per_worker()  # nothing above imports PyTensor; tests do, later
 
 PG_TEMPLATE = "registry_template"
 _database_numbers = itertools.count(1)

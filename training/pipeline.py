@@ -9,8 +9,11 @@ dict changed in place), and the posterior takes the new manifest without being r
 
 from __future__ import annotations
 
+import multiprocessing
 import platform
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -108,6 +111,38 @@ def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
                         data.sha256, int(rows.size))
 
 
+_held_out_pool: ProcessPoolExecutor | None = None
+
+
+def _submit_held_out(*args: Any) -> Future:
+    """`held_out_fit(*args)` in the process that runs held-out fits, started by the first
+    and kept for the next: its imports (PyMC, PyTensor: seconds of CPU) are paid once per
+    process rather than once per fit wherever one process fits several times (the tests,
+    a batch of fits). A process that died is replaced."""
+    global _held_out_pool
+    for _ in range(2):
+        if _held_out_pool is None:
+            # spawn, not fork: the parent may already run numba's OpenMP threads, which a
+            # forked child would inherit in an undefined state.
+            _held_out_pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return _held_out_pool.submit(held_out_fit, *args)
+        except BrokenProcessPool:
+            _held_out_pool = None
+    raise BrokenProcessPool("the held-out fit's process could not be started")
+
+
+def _result(future: Future) -> Any:
+    """The held-out fit's result; a crashed process is replaced at the next fit."""
+    global _held_out_pool
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        _held_out_pool = None
+        raise
+
+
 def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
              holdout: float = 0.2, report_dir: Path | None = None,
              parallel: bool = True) -> TrainedFit:
@@ -126,16 +161,9 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     held_out: dict[str, Any] | None = None
     if split.test.size:
         if parallel:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn, not fork: the parent may already run numba's OpenMP threads, which a
-            # forked child would inherit in an undefined state.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(1, mp_context=context) as pool:
-                future = pool.submit(held_out_fit, data, split, config, units)
-                trained = fit_model(data, config, units)
-                held_out = future.result()
+            future = _submit_held_out(data, split, config, units)
+            trained = fit_model(data, config, units)
+            held_out = _result(future)
         else:
             held_out = held_out_fit(data, split, config, units)
             trained = fit_model(data, config, units)
