@@ -39,7 +39,6 @@ Everything here works on normalised data; `training.pipeline` handles units.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,10 +61,12 @@ from training.config import (  # noqa: F401  (re-exported: callers import them f
 )
 from training.methods import advi, ensemble, nuts
 from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
-from training.methods.map import LIKELIHOOD_WEIGHTS, MapFit, map_fit
+from training.methods.map import LIKELIHOOD_WEIGHTS, map_fit
 from training.methods.nuts import nuts_diagnostics  # noqa: F401
+from training.methods.target import Fitter, MapFit
 
-Fitter = Callable[["HeteroskedasticBNN", pm.Model], tuple[Any, dict[str, Any], Any, int]]
+# Every method works on the model through training.methods.target.FitTarget, which
+# HeteroskedasticBNN provides.
 FITTERS: dict[str, Fitter] = {
     "advi": advi.fit, "fullrank_advi": advi.fit, "nuts": nuts.fit,
     "ensemble": ensemble.fit, "bootstrap": ensemble.fit,

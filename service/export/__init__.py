@@ -18,6 +18,7 @@ from service.export.table import (
     build_table,
     default_table,
     needed_points,
+    probe_points,
 )
 from service.export.text import to_csv, to_json
 from service.inference.stability import unstable_ranges
@@ -55,5 +56,6 @@ __all__ = [
     "EXTENSIONS", "FORMATS", "FORM_NAMES", "MAX_CARDS", "MAX_CURVE_ID", "MEDIA_TYPES",
     "TARGET_ERROR", "UNREACHABLE_POINTS", "Card", "Definitions", "ExportMeta", "ExportTable",
     "Volumetric", "build_table", "card_dict", "default_table", "fit_cards", "needed_points",
-    "render", "to_abaqus", "to_calculix", "to_csv", "to_json", "to_lsdyna", "unstable_ranges",
+    "probe_points", "render", "to_abaqus", "to_calculix", "to_csv", "to_json", "to_lsdyna",
+    "unstable_ranges",
 ]

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from service import export
-from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep, work_of
 from service.api.schemas import error_responses
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.prediction import pipeline
+from service.prediction import admission, pipeline
 from service.prediction.request import MAX_NAME_LENGTH, MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
 from service.settings import Settings
 
@@ -116,10 +116,29 @@ def _largest_grid(settings: Settings, points: int | None, levels: list[float],
     return limit
 
 
+# A target is refused before any grid is built when the coarse probe says it needs more
+# than this many times the grid allowed (the probe's h^2 extrapolation is approximate, so a
+# target just beyond it is built and measured).
+_UNREACHABLE_FACTOR = 2
+
+
+def _refuse_error_target(points: int, error: float | None, target: float, needed: int,
+                         largest: int) -> None:
+    if needed >= export.UNREACHABLE_POINTS:
+        would = "no grid of this range would meet it"
+    else:
+        would = f"about {needed} points would meet it"
+        if needed > largest:
+            would += f"; the limit for this request is {largest} points"
+    measured = (f"{points} points give an interpolation error of {error:.3g} total SD"
+                if error is not None else f"at most {points} points may be used")
+    raise _invalid("max_interpolation_error", f"{measured} > {target:g}; {would}")
+
+
 @router.get(
     "/{name}/export",
     response_class=Response,
-    responses={**error_responses(404, 413, 415, 422, 503), 200: {"content": {
+    responses={**error_responses(404, 413, 415, 422, 503, 504), 200: {"content": {
         "text/csv": {}, "application/json": {}, "text/plain": {}}}},
     summary="The model as a table for a finite-element code (CSV, JSON, Abaqus, LS-DYNA), "
     "or as fitted hyperelastic cards (CalculiX)",
@@ -196,27 +215,34 @@ def export_table(
     if count and seed is None:
         seed = secrets.randbits(32)
     target = max_interpolation_error or export.DEFAULT_MAX_ERROR
-    if points is None:
-        table = export.default_table(posterior, low, high, largest, target, levels, count, seed)
-    else:
-        table = export.build_table(posterior, low, high, points, levels, count, seed)
-    if max_interpolation_error is not None and table.max_interpolation_error > target:
-        needed = export.needed_points(table.points, table.max_interpolation_error, target)
-        if needed >= export.UNREACHABLE_POINTS:
-            would = "no grid of this range would meet it"
+    # A coarse table of the summaries (milliseconds) predicts the grid the target needs:
+    # the default grid's cost, and a target no admissible grid meets, known up front.
+    needed = export.probe_points(posterior, low, high, target)
+    if max_interpolation_error is not None and needed > _UNREACHABLE_FACTOR * (
+            points or largest):
+        _refuse_error_target(points or largest, None, target, needed, largest)
+    grid = points or min(largest, needed)
+    work = work_of(request)
+    with work.admitted(lambda n: admission.export_estimate(posterior, n, len(levels), count,
+                                                           searched=points is None),
+                       grid, "points", unit="points"):
+        if points is None:
+            table = export.default_table(posterior, low, high, largest, target, levels, count,
+                                         seed)
         else:
-            would = f"about {needed} points would meet it"
-            if needed > largest:
-                would += f"; the limit for this request is {largest} points"
-        raise _invalid("max_interpolation_error",
-                       f"{table.points} points give an interpolation error of "
-                       f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
-    meta = export.ExportMeta(ref.name, ref.version, ref.sha256, definitions, posterior.domain)
-    stable_range = (0.0 if stable_strain_min is None else stable_strain_min,
-                    0.0 if stable_strain_max is None else stable_strain_max)
-    cards = None if form is None else export.fit_cards(meta, table, form, volumetric,
-                                                       stable_range)
-    content = export.render(format, meta, table, first_curve_id, cards)
+            table = export.build_table(posterior, low, high, points, levels, count, seed)
+        if max_interpolation_error is not None and table.max_interpolation_error > target:
+            _refuse_error_target(
+                table.points, table.max_interpolation_error, target,
+                export.needed_points(table.points, table.max_interpolation_error, target),
+                largest)
+        meta = export.ExportMeta(ref.name, ref.version, ref.sha256, definitions,
+                                 posterior.domain)
+        stable_range = (0.0 if stable_strain_min is None else stable_strain_min,
+                        0.0 if stable_strain_max is None else stable_strain_max)
+        cards = None if form is None else export.fit_cards(meta, table, form, volumetric,
+                                                           stable_range)
+        content = export.render(format, meta, table, first_curve_id, cards)
     record_model_version(request, ref.name, ref.version, 2 * table.points - 1)
     return Response(content, media_type=export.MEDIA_TYPES[format], headers={
         "content-disposition": f'attachment; filename="{ref.name}-v{ref.version}.'
