@@ -78,15 +78,22 @@ def miscalibration_area(pit_values: np.ndarray) -> float:
 
 def crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
          seed: int = 0) -> float:
-    """Mean CRPS of the mixture, estimated from `samples_per_draw` predictive samples per
-    draw (scoringrules; its PWM estimator equals the fair, unbiased one in O(M log M))."""
+    """Mean CRPS of the mixture (`pointwise_crps` averaged)."""
+    return float(np.mean(pointwise_crps(y, draws, samples_per_draw, seed)))
+
+
+def pointwise_crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
+                   seed: int = 0) -> np.ndarray:
+    """CRPS of the mixture per observation, estimated from `samples_per_draw` predictive
+    samples per draw (scoringrules; its PWM estimator equals the fair, unbiased one in
+    O(M log M))."""
     rng = np.random.default_rng(seed)
     per_draw = max(1, samples_per_draw)
     # At least ~1000 samples per observation, whatever the number of draws.
     per_draw = max(per_draw, -(-1000 // draws.mu.shape[0]))
     noise = rng.standard_normal((per_draw, *draws.mu.shape))
     samples = (draws.mu[None] + draws.sigma[None] * noise).reshape(-1, y.size)
-    return float(np.mean(scoringrules.crps_ensemble(y, samples.T, estimator="pwm")))
+    return np.asarray(scoringrules.crps_ensemble(y, samples.T, estimator="pwm"), dtype=float)
 
 
 def empirical_sd_by_strain(x: np.ndarray, y: np.ndarray, min_repeats: int = 3
@@ -114,26 +121,59 @@ def evaluate(posterior: Posterior, x: np.ndarray, y: np.ndarray,
              y_scale: float | None = None) -> dict[str, Any]:
     """All held-out scores of `posterior` on (x, y), JSON-ready. NLPD is in the units of
     y; `nlpd_standardised` (given `y_scale`) is in units of the training data's SD."""
+    return summarise(pointwise_scores(posterior, x, y), y_scale)
+
+
+def pointwise_scores(posterior: Posterior, x: np.ndarray, y: np.ndarray) -> Pointwise:
+    """Each observation's scores under `posterior` (`evaluate` before averaging)."""
     x = np.asarray(x, dtype=float)
-    return score(np.asarray(y, dtype=float), predictive_draws(posterior, x), y_scale)
+    return pointwise(np.asarray(y, dtype=float), predictive_draws(posterior, x))
 
 
 def score(y: np.ndarray, draws: PredictiveDraws, y_scale: float | None = None
           ) -> dict[str, Any]:
     """Scores of any predictive given as Gaussian components (a single-Normal model such
     as NGBoost is one draw), so every method in a comparison is scored by the same code."""
-    pits = pit(y, draws)
-    coverage = central_coverage(pits, np.array(REPORTED_LEVELS))
+    return summarise(pointwise(y, draws), y_scale)
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    """Each observation's log predictive density, PIT and CRPS: what every score is a mean
+    or a fraction of, so the scores of several held-out fits pool row by row and split
+    by material (`training.folds`)."""
+
+    log_predictive: np.ndarray
+    pit: np.ndarray
+    crps: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Pointwise:
+        return Pointwise(self.log_predictive[rows], self.pit[rows], self.crps[rows])
+
+    @staticmethod
+    def concatenate(parts: list[Pointwise]) -> Pointwise:
+        return Pointwise(*(np.concatenate([getattr(p, name) for p in parts])
+                           for name in ("log_predictive", "pit", "crps")))
+
+
+def pointwise(y: np.ndarray, draws: PredictiveDraws) -> Pointwise:
+    return Pointwise(pointwise_log_predictive(y, draws), pit(y, draws),
+                     pointwise_crps(y, draws))
+
+
+def summarise(points: Pointwise, y_scale: float | None = None) -> dict[str, Any]:
+    """The stored held-out scores of these observations, JSON-ready."""
+    coverage = central_coverage(points.pit, np.array(REPORTED_LEVELS))
     scores: dict[str, Any] = {
-        "rows": int(y.size),
-        "nlpd": nlpd(y, draws),
-        "crps": crps(y, draws),
+        "rows": int(points.pit.size),
+        "nlpd": float(-np.mean(points.log_predictive)),
+        "crps": float(np.mean(points.crps)),
         "coverage": {f"{level:.2f}": float(c) for level, c in zip(REPORTED_LEVELS, coverage,
                                                                   strict=True)},
-        "miscalibration_area": miscalibration_area(pits),
+        "miscalibration_area": miscalibration_area(points.pit),
         "calibration_curve": {
             "nominal": NOMINAL_LEVELS[::2].tolist(),
-            "observed": central_coverage(pits, NOMINAL_LEVELS[::2]).round(4).tolist(),
+            "observed": central_coverage(points.pit, NOMINAL_LEVELS[::2]).round(4).tolist(),
         },
     }
     if y_scale:

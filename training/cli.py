@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from training.config import DEFAULT_FOLDS
 from training.data import LAWS
 
 if TYPE_CHECKING:
@@ -60,9 +61,14 @@ def fit(
                                                help="NUTS target acceptance rate."),
     members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits) "
                                        "of bootstrap/ensemble = stored draws."),
+    folds: int = typer.Option(DEFAULT_FOLDS, min=0, help="Score the fit by K further fits, "
+                              "each without one of K folds of the materials (rows without a "
+                              "group column) and scored on it: every material held out once, "
+                              "scores with their spread over materials. 1: one split of "
+                              "--holdout; 0: no held-out scores."),
     holdout: float = typer.Option(0.2, min=0.0, max=0.9,
-                                  help="Fraction of groups (else rows) held out to score "
-                                  "the fit; 0 trains on everything."),
+                                  help="With --folds 1: fraction of groups (else rows) held "
+                                  "out. 0 scores nothing, whatever --folds."),
     report: Path | None = typer.Option(None, help="Write the fit report (PNG figures) here "
                                        "[default: var/reports/NAME/<UTC time>]."),
     seed: int = typer.Option(0),
@@ -91,8 +97,11 @@ def fit(
         config = config_from_fit_options(
             noise=noise, hidden=hidden, method=method, steps=steps, draws=draws, tune=tune,
             chains=chains, target_accept=target_accept, members=members, seed=seed)
+        if not register_url:
+            _check_registry(database_url)  # before the fit, which takes far longer
         report_dir = report or default_report_dir(name)
-        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir)
+        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir,
+                          folds)
     except (ValueError, SurrogateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -136,8 +145,7 @@ def _fit_summary(artifact: object) -> str:
                      f"/x{growth['high_ratio']:.1f} (high end) of its mean inside")
     held = metrics.get("held_out")
     if held:
-        parts.append(f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
-                     f"95% coverage {held['coverage']['0.95']:.3f}")
+        parts.append(_held_out_scores(held))
         curves = held.get("curves")
         if curves:
             parts.append(f"held-out curves: variogram score {curves['variogram_score']:.3g} "
@@ -150,6 +158,42 @@ def _fit_summary(artifact: object) -> str:
     if spec.curve_model is not None and spec.curve_model.fit:
         parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
     return ", ".join(parts)
+
+
+def _held_out_scores(held: dict) -> str:  # type: ignore[type-arg]
+    """Held-out NLPD, CRPS and 95% coverage, with their spread over materials when the
+    version has one: the SE of the means, the 95% interval of the coverage."""
+    spread = held.get("spread")
+    if not spread:
+        return (f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
+                f"95% coverage {held['coverage']['0.95']:.3f}")
+    coverage = spread["coverage"]["0.95"]
+
+    def se(key: str, spec: str) -> str:
+        value = spread[key]["se"]
+        return "" if value is None else f" ± {value:{spec}}"
+
+    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
+    return (f"held-out ({spread['units']} {spread['unit']}s in {folds}) "
+            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}, "
+            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}, "
+            f"95% coverage {held['coverage']['0.95']:.3f} "
+            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]")
+
+
+def _check_registry(database_url: str | None) -> None:
+    """Exit 2 naming the fix when the registry's schema is not at head."""
+    from service.registry.db import SchemaNotAtHeadError, check_schema_at_head, make_engine
+    from service.settings import get_settings
+
+    engine = make_engine(database_url or get_settings().database_url)
+    try:
+        check_schema_at_head(engine)
+    except SchemaNotAtHeadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
 
 
 def _register(database_url: str | None, registration: FitRegistration) -> int:
@@ -245,9 +289,8 @@ def demo(
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
         method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
-        members=None, holdout=0.2, report=None, seed=0, database_url=url, artifact_out=None,
-        idata_out=None,
-        register_url=None, token=None)
+        members=None, folds=DEFAULT_FOLDS, holdout=0.2, report=None, seed=0,
+        database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None)
 
 
 plan_cli = typer.Typer(no_args_is_help=True, help="Check the plan files of fit-many.")

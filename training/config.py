@@ -26,6 +26,10 @@ NOISE_MODELS: tuple[str, ...] = get_args(Noise)
 NOISE_LINKS: tuple[str, ...] = get_args(NoiseLink)
 # Methods whose draws are MAP fits (one per member) rather than posterior samples.
 MAP_ENSEMBLES = ("bootstrap", "ensemble")
+# Held-out fits that score a version: K folds by material (training.folds). Five give
+# every material a held-out score from a fit on 80% of the others, at the cost of six
+# fits in all (docs/calibration.md, "Held-out figures and their spread").
+DEFAULT_FOLDS = 5
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ def conditioning_scores(posterior: Posterior, curve: CurveModel,
     unconditioned = -float(np.mean(np.concatenate(unconditioned_lp)))
     coverage = calibration.central_coverage(np.concatenate(pits), np.array([0.95]))[0]
     return {"given_points": given, "materials": len(conditioned_lp),
+            "points": int(sum(lp.size for lp in conditioned_lp)),
             "nlpd_conditioned": conditioned, "nlpd_unconditioned": unconditioned,
             "gain_nats_per_point": unconditioned - conditioned,
             "coverage_95_conditioned": float(coverage)}
@@ -128,6 +129,34 @@ def evaluate(posterior: Posterior, curve: CurveModel, x: np.ndarray, y: np.ndarr
     materials = material_curves(np.asarray(x, float), np.asarray(y, float), groups)
     return {**sample_scores(posterior, curve, materials, seed=seed),
             "conditioning": conditioning_scores(posterior, curve, materials)}
+
+
+_PER_MATERIAL = ("energy_score", "variogram_score", "independent_energy_score",
+                 "independent_variogram_score")
+_PER_POINT = ("nlpd_conditioned", "nlpd_unconditioned", "coverage_95_conditioned")
+
+
+def pool(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scores of several held-out fits' materials (`evaluate` answers) as one answer
+    over all of them: means over materials weighted by materials, conditioned scores by
+    the points they average."""
+    materials = np.array([part["materials"] for part in parts], dtype=float)
+    pooled: dict[str, Any] = {"materials": int(materials.sum()),
+                              "curves_per_material": parts[0]["curves_per_material"]}
+    for key in _PER_MATERIAL:
+        pooled[key] = float(np.average([part[key] for part in parts], weights=materials))
+    conditioned = [part["conditioning"] for part in parts if part.get("conditioning")]
+    pooled["conditioning"] = {}
+    if conditioned:
+        points = np.array([c["points"] for c in conditioned], dtype=float)
+        joined: dict[str, Any] = {"given_points": conditioned[0]["given_points"],
+                                  "materials": int(sum(c["materials"] for c in conditioned)),
+                                  "points": int(points.sum())}
+        for key in _PER_POINT:
+            joined[key] = float(np.average([c[key] for c in conditioned], weights=points))
+        joined["gain_nats_per_point"] = joined["nlpd_unconditioned"] - joined["nlpd_conditioned"]
+        pooled["conditioning"] = joined
+    return pooled
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def _fit(job: GroupJob) -> Any:
     options = job.options
     trained = fit_data(job.data, fit_config(options), Units(options["x_unit"], options["y_unit"]),
                        options["holdout"], options["report"] or default_report_dir(job.name),
-                       parallel=job.parallel_holdout)
+                       parallel=job.parallel_holdout, folds=options["folds"])
     if options["artifact_out"]:
         Path(options["artifact_out"]).write_bytes(trained.artifact.to_bytes())
     if options["idata_out"]:

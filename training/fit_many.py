@@ -43,6 +43,7 @@ LOCATION_OPTIONS = ("csv", "report", "artifact_out", "idata_out")
 # option `fit` gains is refused in a plan entry until the fit below reads it too.
 APPLIED_OPTIONS = frozenset({
     *LOCATION_OPTIONS, "name", "x", "y", "group", "x_unit", "y_unit", "alias", "holdout",
+    "folds",
     *inspect.signature(config_from_fit_options).parameters,
 })
 

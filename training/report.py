@@ -6,7 +6,8 @@
 - ``sd.png``: aleatoric and epistemic SD against strain next to the empirical per-strain
   SD of the training data (the picture the textbook BNN gets wrong).
 - ``calibration.png``: observed vs nominal central-interval coverage, training and
-  held-out.
+  held-out, with the held-out curve's 95% interval over materials and the held-out NLPD
+  and 95% coverage with theirs.
 - ``convergence.png``: ADVI loss trace per step (with its smoothed curve); for NUTS the
   per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
   member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
@@ -127,11 +128,34 @@ def _calibration_figure(posterior: Posterior, title: str) -> plt.Figure:
             area = metrics[key]["miscalibration_area"]
             axis.plot(curve["nominal"], curve["observed"], color=colour, lw=2,
                       label=f"{key.replace('_', '-')} (miscal. area {area:.3f})")
+    held = metrics.get("held_out") or {}
+    spread = held.get("spread")
+    if spread:
+        curve = held["calibration_curve"]
+        axis.fill_between(curve["nominal"], curve["low_95"], curve["high_95"],
+                          color="tab:red", alpha=0.15, lw=0,
+                          label=f"95% interval over {spread['units']} held-out "
+                                f"{spread['unit']}s")
+        axis.text(0.98, 0.02, held_out_summary(held), transform=axis.transAxes, ha="right",
+                  va="bottom", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     axis.set(xlabel="nominal central-interval probability [1]",
              ylabel="observed fraction inside [1]", xlim=(0, 1), ylim=(0, 1),
              title=f"{title}: calibration")
     axis.legend(loc="upper left", fontsize=8)
     return figure
+
+
+def held_out_summary(held: dict[str, Any]) -> str:
+    """The held-out scores with their 95% intervals over units, one per line."""
+    spread = held["spread"]
+    nlpd, coverage = spread["nlpd"], spread["coverage"]["0.95"]
+    lines = [f"held out: {spread['units']} {spread['unit']}s in {spread['folds']} fold"
+             f"{'s' if spread['folds'] != 1 else ''}",
+             f"NLPD {held['nlpd']:.3f}" + (f" [{nlpd['low_95']:.3f}, {nlpd['high_95']:.3f}]"
+                                           if nlpd["low_95"] is not None else ""),
+             f"95% coverage {held['coverage']['0.95']:.3f} "
+             f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]
+    return "\n".join(lines)
 
 
 def _convergence_figure(posterior: Posterior, result: Any, x_label: str, y_label: str,

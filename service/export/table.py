@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.inference import predictive
+from service.inference import interrupt, predictive
 from service.inference.posterior import Posterior
 from service.inference.stability import UnstableRange, unstable_ranges
 
@@ -148,6 +148,15 @@ def _bound(deviation: np.ndarray) -> float:
     return float(np.max(np.abs(deviation) + 0.5 * near))
 
 
+def probe_points(posterior: Posterior, strain_min: float, strain_max: float,
+                 target: float) -> int:
+    """The grid size h^2 scaling predicts for `target`, from the summaries' error on a
+    coarse grid (a few hundred kernel evaluations): what a default grid will be, and
+    whether a target can be met at all, before the grid is built."""
+    probe = build_table(posterior, strain_min, strain_max, _FIRST_POINTS, [])
+    return needed_points(probe.points, probe.max_interpolation_error, target)
+
+
 def default_table(posterior: Posterior, strain_min: float, strain_max: float,
                   max_points: int, target: float, levels: list[float], curves: int = 0,
                   seed: int | None = None) -> ExportTable:
@@ -164,6 +173,7 @@ def default_table(posterior: Posterior, strain_min: float, strain_max: float,
     for _ in range(_MAX_REFINEMENTS):
         if table.max_interpolation_error <= target or table.points >= max_points:
             break
+        interrupt.checkpoint()
         finer = build(min(max_points, needed_points(table.points, table.max_interpolation_error,
                                                     target)))
         # A column whose error does not fall with the grid (not resolved at this scale,

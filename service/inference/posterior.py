@@ -24,13 +24,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.artifact import Artifact, layer_names
-from service.inference import kernel
+from service.inference import interrupt, kernel
 from service.inference.curves import CurveModel
 from service.manifest import Manifest
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
 _MAX_ACTIVATION_ELEMENTS = 4_000_000
+# Work of the numpy forward pass per strain, posterior draw and network unit
+# (kernel.network_units), in nanoseconds on the reference machine (docs/performance.md):
+# one core, float64, temporaries; benchmarks/admission.py measures it.
+NUMPY_NS_PER_UNIT = 0.7
 # Hidden activations (draws x strains x width) per block of the forward pass: about 2 MB,
 # so a block stays in cache (2-3x faster than whole chunks for thousands of strains).
 _BLOCK_ELEMENTS = 262_144
@@ -74,6 +78,7 @@ class Posterior:
         self.x_mean, self.x_scale = norm.x_mean, norm.x_scale
         self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
+        self.units = kernel.network_units(hidden_sizes)  # size per strain and draw
         self.domain = (spec.training_domain.min, spec.training_domain.max)
         # The material random effect over strain (service.inference.curves); None for
         # models fitted without groups and for artifacts older than it.
@@ -153,6 +158,7 @@ class Posterior:
         out = {key: np.empty_like(strain) for key in
                ("mean", "aleatoric_sd", "epistemic_sd", "tangent", "tangent_epistemic_sd")}
         for start in range(0, strain.size, chunk):
+            interrupt.checkpoint()
             part = slice(start, start + chunk)
             mu, sigma, d_mu = self.network_outputs(strain[part], with_tangent=tangent)
             out["mean"][part] = mu.mean(axis=0)

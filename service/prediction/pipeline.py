@@ -11,7 +11,8 @@ request and returns numpy arrays; turning them into bytes is the protocols' job.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -20,10 +21,14 @@ from service.errors import InvalidInputError, PayloadTooLargeError
 from service.inference import curves, predictive
 from service.inference.posterior import Posterior, Prediction
 from service.inference.stability import unstable_ranges
+from service.prediction import admission
+from service.prediction.admission import Work
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
+
+T = TypeVar("T")
 
 # How many offending points an error names: the message stays readable for 10^6 points.
 MAX_NAMED_POINTS = 20
@@ -107,21 +112,41 @@ def reject_extrapolation(posterior: Posterior, strain: np.ndarray, ref: VersionR
 # --- the native response -----------------------------------------------------------------
 
 def predict(live: LiveRegistry, session: Session, name: str, body: PredictRequest,
-            settings: Settings) -> dict[str, Any]:
-    """The native response body of a request: its limits checked, its version resolved
-    (from the database if needed) and its numbers computed."""
+            settings: Settings, work: Work, encode: Callable[[dict[str, Any]], T]) -> T:
+    """The native response to a request, encoded by the protocol's `encode`: its limits
+    checked, its version resolved (from the database if needed), its cost admitted, its
+    numbers computed."""
     check_limits(body, settings)
     ref, posterior = resolve(live, session, name, body.version, body.alias, settings)
-    return predict_result(body, ref, posterior)
+    return answer(body, ref, posterior, work, encode)
 
 
-def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest,
-                   settings: Settings) -> dict[str, Any] | None:
+def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest, settings: Settings,
+                   work: Work, encode: Callable[[dict[str, Any]], T]) -> T | None:
     """`predict` from memory alone: None when the version would need the database or a
     load."""
     check_limits(body, settings)
     found = resolve_loaded(live, name, body.version, body.alias, settings)
-    return None if found is None else predict_result(body, *found)
+    return None if found is None else answer(body, *found, work, encode)
+
+
+def predict_estimate(body: PredictRequest, posterior: Posterior,
+                     strains: int) -> admission.Estimate:
+    """What this request would cost with `strains` strains (admission by cost)."""
+    return admission.predict_estimate(
+        posterior, strains, levels=len(body.quantiles or ()), draws=body.draws or 0,
+        observed=len(body.observed.strain) if body.observed is not None else 0,
+        tangent=body.tangent)
+
+
+def answer(body: PredictRequest, ref: VersionRef, posterior: Posterior, work: Work,
+           encode: Callable[[dict[str, Any]], T]) -> T:
+    """The result computed and encoded within the request's admission: over the budget
+    a 413, out of heavy-work slots a 503, past its deadline a 504 (service.prediction.
+    admission); the encoding is part of the cost, so it is inside too."""
+    with work.admitted(lambda n: predict_estimate(body, posterior, n), len(body.strain),
+                       "strain"):
+        return encode(predict_result(body, ref, posterior))
 
 
 def predict_result(body: PredictRequest, ref: VersionRef,
@@ -197,10 +222,7 @@ def _conditional(posterior: Posterior, strain: np.ndarray,
     if not (np.all(np.isfinite(prediction.mean))
             and np.all(np.isfinite(prediction.epistemic_sd))):
         # Finite inputs can still overflow: a stress of 1e300 is 1e300 SDs from the curve.
-        raise InvalidInputError(
-            "observed.stress is too far from the model's curves to condition on (the "
-            "update overflows)",
-            [{"field": "observed.stress", "message": "too extreme to condition on"}])
+        raise curves.too_extreme_to_condition()
     return prediction
 
 
