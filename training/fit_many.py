@@ -8,9 +8,9 @@ with a fingerprint of its data and options.
 - A group's data is hashed (sha256 of the bytes fitted) and its fit options too; both go
   into the version's tags at registration (`fit_data_sha256`, `fit_options_sha256`). A
   re-run skips a group whose newest ready version carries the same two, unless `force`.
-- Two fits per group (the served fit and the held-out one) run side by side, as in `fit`,
-  only when the cores allow two processes per group in flight; otherwise one after the
-  other, so that groups, not held-out splits, fill the cores.
+- A group's held-out fits (its folds) run beside its served fit in worker processes, as
+  in `fit`, only when the cores allow two processes per group in flight; otherwise one
+  after the other in the group's process, so that groups, not folds, fill the cores.
 """
 
 from __future__ import annotations
