@@ -77,6 +77,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_fit_many_registers_skips_refits_and_survives_failed_entries(
     tmp_path: Path, database_url: str, compile_root: Path, compile_seed: list[str]
 ) -> None:
@@ -146,6 +147,7 @@ def test_fit_many_registers_skips_refits_and_survives_failed_entries(
     assert code == 2 and "there is no entry 7" in output
 
 
+@pytest.mark.slow
 def test_an_indexed_pod_registers_through_the_admin_api(
     tmp_path: Path, compile_root: Path, compile_seed: list[str]
 ) -> None:
