@@ -245,6 +245,9 @@ def draw_outputs(posterior: Any, strain: np.ndarray) -> tuple[np.ndarray, np.nda
     strain = np.asarray(strain, dtype=float).ravel()
     x = (strain - posterior.x_mean) / posterior.x_scale
     (w_first, b_first), *rest = posterior.weights
+    if w_first.shape[1] != 1:
+        raise ValueError("a model with covariates answers whole curves at a condition: "
+                         "use its strain-only view, posterior.at(condition)")
     *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
     draws, width = w_first.shape[0], max(w.shape[2] for w, _ in posterior.weights)
     step = max(1, _BLOCK_ELEMENTS // (draws * width))

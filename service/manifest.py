@@ -6,6 +6,11 @@ domain, inference draws - are strict. The parts that only describe a fit (metric
 diagnostics, config, report, data, library versions, an optional whole-curve model) are
 free-form JSON objects, so training can record more without a service release; unknown
 top-level keys are kept as they are.
+
+Models with covariates (inputs beside the strain, e.g. temperature) add two strict
+sections, absent from strain-only models: `covariates` (name, unit, standardisation and
+training range of each, in the network's input order after the strain) and
+`tested_conditions` (the distinct covariate vectors of the training data, physical units).
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ SCHEMA_VERSION = 1
 # Deeper trunks than this are not a network anyone fits here; the bound also keeps a
 # hostile manifest from producing one error per list element.
 MAX_HIDDEN_LAYERS = 16
+# Covariates beside the strain, and distinct tested conditions a manifest may list: far
+# above any test programme, low enough that a distance to every tested condition per
+# requested strain stays cheap.
+MAX_COVARIATES = 16
+MAX_TESTED_CONDITIONS = 10_000
 
 PositiveFloat = Annotated[FiniteFloat, Field(gt=0)]
+# A JSON number, never a string or a boolean (sections that are not strict as a whole).
+StrictFiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -67,6 +79,23 @@ class TrainingDomain(_Section):
         return self
 
 
+class Covariate(_Section):
+    """One network input beside the strain: x_norm = (value - mean) / scale."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    unit: str = Field("1", max_length=64)
+    mean: FiniteFloat
+    scale: PositiveFloat
+    min: FiniteFloat = Field(description="Smallest value in the training data.")
+    max: FiniteFloat = Field(description="Largest value in the training data.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Covariate:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
 class Inference(_Section):
     draws: int = Field(ge=2, description="Posterior draws stored in the arrays.")
     method: str | None = None
@@ -91,6 +120,12 @@ class Manifest(BaseModel):
     library_versions: dict[str, Any] | None = None
     # A whole-curve model fitted beside the pointwise network (typed where it is used).
     curve_model: dict[str, Any] | None = None
+    # Inputs beside the strain, in the network's input order (None: strain only).
+    covariates: list[Covariate] | None = Field(None, min_length=1,
+                                               max_length=MAX_COVARIATES)
+    # The distinct covariate vectors of the training data (one entry per covariate each).
+    tested_conditions: list[list[StrictFiniteFloat]] | None = Field(
+        None, min_length=1, max_length=MAX_TESTED_CONDITIONS)
 
     @model_validator(mode="after")
     def _supported(self) -> Manifest:
@@ -98,6 +133,28 @@ class Manifest(BaseModel):
             raise ValueError(f"schema_version {self.schema_version} is not supported "
                              f"(expected {SCHEMA_VERSION})")
         return self
+
+    @model_validator(mode="after")
+    def _conditions(self) -> Manifest:
+        if (self.covariates is None) != (self.tested_conditions is None):
+            raise ValueError("covariates and tested_conditions come together (both or "
+                             "neither)")
+        if self.covariates is None or self.tested_conditions is None:
+            return self
+        names = [c.name for c in self.covariates]
+        if len(set(names)) != len(names) or self.architecture.input_name in names:
+            raise ValueError(f"covariate names must be distinct and differ from the input "
+                             f"{self.architecture.input_name!r}: {names}")
+        for i, row in enumerate(self.tested_conditions):
+            if len(row) != len(names):
+                raise ValueError(f"tested_conditions[{i}] has {len(row)} values; the model "
+                                 f"has {len(names)} covariates")
+        return self
+
+    @property
+    def input_dim(self) -> int:
+        """Network inputs: the strain, then every covariate."""
+        return 1 + len(self.covariates or ())
 
 
 class ManifestError(ValueError):

@@ -31,13 +31,14 @@ MIN_MATERIALS = 3
 
 
 def residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
-                    groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(strains, z) per material with at least 2 points, strains sorted."""
-    prediction = posterior.predict(x)
+                    groups: np.ndarray, covariates: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(strains, z) per material (per material and condition with covariates) with at
+    least 2 points, strains sorted."""
+    prediction = posterior.predict(x, covariates=covariates)
     z = (y - prediction.mean) / prediction.aleatoric_sd
     curves = []
-    for label in np.unique(groups):
-        rows = np.flatnonzero(groups == label)
+    for rows in curve_rows(groups, covariates):
         if rows.size < 2:
             continue
         rows = rows[np.argsort(x[rows], kind="stable")]
@@ -151,11 +152,24 @@ def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, hig
     }
 
 
+def curve_rows(groups: np.ndarray, covariates: np.ndarray | None = None
+               ) -> list[np.ndarray]:
+    """Row indices of each curve: a material's rows, or with covariates a material's rows
+    at one condition."""
+    if covariates is None:
+        return [np.flatnonzero(groups == label) for label in np.unique(groups)]
+    _, material = np.unique(groups, return_inverse=True)
+    keys = np.column_stack([material.reshape(-1), covariates])
+    _, curve = np.unique(keys, axis=0, return_inverse=True)
+    curve = curve.reshape(-1)
+    return [np.flatnonzero(curve == index) for index in range(int(curve.max()) + 1)]
+
+
 def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
-                      groups: np.ndarray | None, basis_size: int = DEFAULT_BASIS
-                      ) -> dict[str, Any] | None:
+                      groups: np.ndarray | None, basis_size: int = DEFAULT_BASIS,
+                      covariates: np.ndarray | None = None) -> dict[str, Any] | None:
     """Fit the curve model to a fitted posterior's training data (None without groups)."""
     if groups is None:
         return None
-    curves = residual_curves(posterior, x, y, np.asarray(groups))
+    curves = residual_curves(posterior, x, y, np.asarray(groups), covariates)
     return fit_curve_model(curves, float(np.min(x)), float(np.max(x)), basis_size)

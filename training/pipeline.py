@@ -7,6 +7,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -16,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
+from service.manifest import MAX_TESTED_CONDITIONS
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.registry.writes import register
-from training.data import TrainingData, load_csv
+from training.data import CovariateColumn, TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
 
@@ -83,8 +85,9 @@ def holdout_split(data: TrainingData, fraction: float, seed: int) -> Split:
 
 def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
     groups = None if data.groups is None else data.groups[rows]
+    covariates = None if data.covariates is None else data.covariates[rows]
     return TrainingData(data.x[rows], data.y[rows], groups, data.x_name, data.y_name,
-                        data.sha256, int(rows.size))
+                        data.sha256, int(rows.size), covariates, data.covariate_columns)
 
 
 def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
@@ -132,10 +135,12 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     if held_out is not None:
         metrics["held_out"] = held_out["metrics"]
         metrics["held_out_fit"] = held_out["fit"]
-    metrics["training"] = calibration.evaluate(artifact, data.x, data.y, y_scale)
-    strains, empirical = calibration.empirical_sd_by_strain(data.x, data.y)
+    metrics["training"] = calibration.evaluate(artifact, data.x, data.y, y_scale,
+                                               data.covariates)
+    strains, empirical, at = calibration.empirical_sd_by_condition(data.x, data.y,
+                                                                   data.covariates)
     metrics["aleatoric_sd_error"] = calibration.aleatoric_sd_error(artifact, strains,
-                                                                   empirical)
+                                                                   empirical, at)
     metrics["aleatoric_sd_error_strains"] = int(strains.size)
     metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(artifact)
     manifest["metrics"] = metrics
@@ -166,7 +171,8 @@ def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
 
     trained = fit_training_rows(data, config, units, full_data)
     started = time.perf_counter()
-    section = fit_for_posterior(Posterior(trained.artifact), data.x, data.y, data.groups)
+    section = fit_for_posterior(Posterior(trained.artifact), data.x, data.y, data.groups,
+                                covariates=data.covariates)
     if section is not None:
         section["fit"]["wall_time_s"] = round(time.perf_counter() - started, 3)
         trained.artifact.manifest["curve_model"] = section
@@ -188,11 +194,12 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
     trained = fit_model(train, config, units, full_data=data)
     artifact = trained.artifact
     y_scale = artifact.spec.normalisation.y_scale
-    metrics = calibration.evaluate(artifact, test.x, test.y, y_scale)
+    metrics = calibration.evaluate(artifact, test.x, test.y, y_scale, test.covariates)
     posterior = Posterior(artifact)
     if posterior.curve is not None and test.groups is not None:
         metrics["curves"] = curve_metrics.evaluate(posterior, posterior.curve, test.x,
-                                                   test.y, test.groups, seed=config.model.seed)
+                                                   test.y, test.groups, seed=config.model.seed,
+                                                   covariates=test.covariates)
     return {"metrics": metrics,
             "fit": {"train_rows": train.rows, "wall_time_s": round(
                 time.perf_counter() - started, 3)},
@@ -205,8 +212,11 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     full = full_data or data
     x_mean, x_scale = float(np.mean(data.x)), float(np.std(data.x)) or 1.0
     y_mean, y_scale = float(np.mean(data.y)), float(np.std(data.y)) or 1.0
-    result = HeteroskedasticBNN(config).fit((data.x - x_mean) / x_scale,
-                                            (data.y - y_mean) / y_scale, data.groups)
+    inputs = (data.x - x_mean) / x_scale
+    sections: dict[str, Any] = {}  # none for strain-only data: its manifest is as it was
+    if data.covariates is not None:
+        inputs, sections = covariate_inputs(data, inputs)
+    result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups)
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "architecture": {
@@ -227,16 +237,45 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
                  "groups": None if full.groups is None else int(len(np.unique(full.groups)))},
         "library_versions": library_versions(),
         "metrics": {},
+        **sections,
     }
     artifact = Artifact(manifest=manifest, arrays=result.arrays)
     artifact.validate()
     return TrainedFit(artifact, result)
 
 
+def covariate_inputs(data: TrainingData, strain: np.ndarray
+                     ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The network's input (rows, 1 + k): the standardised strain, then each covariate
+    standardised by its own mean and SD; and the manifest's `covariates` and
+    `tested_conditions` sections."""
+    assert data.covariates is not None
+    values = data.covariates
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero
+    tested = np.unique(values, axis=0)
+    if tested.shape[0] > MAX_TESTED_CONDITIONS:
+        raise ValueError(f"the data hold {tested.shape[0]} distinct covariate conditions; a "
+                         f"model lists at most {MAX_TESTED_CONDITIONS} (round the "
+                         "covariates to the precision they were controlled to)")
+    sections = {
+        "covariates": [
+            {"name": column.name, "unit": column.unit, "mean": float(mean[j]),
+             "scale": float(scale[j]), "min": float(values[:, j].min()),
+             "max": float(values[:, j].max())}
+            for j, column in enumerate(data.covariate_columns)],
+        "tested_conditions": tested.tolist(),
+    }
+    return np.column_stack([strain, (values - mean) / scale]), sections
+
+
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
             group: str | None = "material", units: Units = Units(), holdout: float = 0.2,
-            report_dir: Path | None = None) -> TrainedFit:
-    return fit_data(load_csv(path, x, y, group), config, units, holdout, report_dir)
+            report_dir: Path | None = None,
+            covariates: Sequence[CovariateColumn] = ()) -> TrainedFit:
+    return fit_data(load_csv(path, x, y, group, covariates), config, units, holdout,
+                    report_dir)
 
 
 def report_files(manifest: dict[str, Any]) -> dict[str, bytes]:

@@ -30,7 +30,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from service.artifact import Artifact, sha256_hex  # noqa: E402
-from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration  # noqa: E402
 from training.data import TrainingData  # noqa: E402
 
@@ -49,6 +48,13 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
     out_dir.mkdir(parents=True, exist_ok=True)
     x_label, y_label = _labels(artifact)
     title = f"{artifact.spec.architecture.noise} BNN, {artifact.spec.inference.method}"
+    if artifact.spec.covariates:
+        # A covariate model is drawn at its central tested condition, with that
+        # condition's rows.
+        condition = calibration.representative(artifact).condition
+        train, data, split = _rows_at(condition, train, data, split)
+        title += " at " + ", ".join(f"{c.name}={v:g} {c.unit}" for c, v in
+                                     zip(artifact.spec.covariates, condition, strict=True))
     figures = {
         # The served fit trained on every row; the split belongs to the held-out fit.
         "fit.png": _fit_figure(artifact, data, _all_rows(data), x_label, y_label, title),
@@ -69,6 +75,23 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
     return files
 
 
+def _rows_at(condition: Any, train: TrainingData, data: TrainingData, split: Any
+             ) -> tuple[TrainingData, TrainingData, Any]:
+    """The data (and the split's rows) at one condition."""
+    from training.pipeline import Split, subset
+
+    def at(frame: TrainingData) -> np.ndarray:
+        assert frame.covariates is not None
+        return np.flatnonzero(np.all(frame.covariates == np.asarray(condition), axis=1))
+
+    rows = at(data)
+    renumber = np.full(data.rows, -1)
+    renumber[rows] = np.arange(rows.size)
+    kept = Split(*(renumber[part][renumber[part] >= 0] for part in (split.train, split.test)),
+                 split.by, split.held_out_groups)
+    return subset(train, at(train)), subset(data, rows), kept
+
+
 def _all_rows(data: TrainingData) -> Any:
     from training.pipeline import Split
 
@@ -86,7 +109,7 @@ def _grid(artifact: Artifact, beyond: float = 0.25, points: int = 400) -> np.nda
 def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str,
                 y_label: str, title: str) -> plt.Figure:
     grid = _grid(artifact)
-    prediction = Posterior(artifact).predict(grid)
+    prediction = calibration.representative(artifact).predict(grid)
     figure, axis = plt.subplots(figsize=(8, 5))
     axis.scatter(data.x[split.train], data.y[split.train], s=4, color="0.55", alpha=0.5,
                  label="training data")
@@ -113,7 +136,7 @@ def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str
 def _sd_figure(artifact: Artifact, train: TrainingData, x_label: str, y_label: str,
                title: str) -> plt.Figure:
     grid = _grid(artifact)
-    prediction = Posterior(artifact).predict(grid)
+    prediction = calibration.representative(artifact).predict(grid)
     strains, empirical = calibration.empirical_sd_by_strain(train.x, train.y)
     figure, axis = plt.subplots(figsize=(8, 5))
     axis.plot(grid, prediction.aleatoric_sd, color="tab:green", lw=2, label="aleatoric SD")
@@ -168,7 +191,7 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
         chains = result.chains
         domain = artifact.spec.training_domain
         strains = np.linspace(domain.min, domain.max, 3)
-        mu, _, _ = Posterior(artifact).network_outputs(strains)
+        mu, _, _ = calibration.representative(artifact).network_outputs(strains)
         per_chain = mu.shape[0] // chains
         for k, strain in enumerate(strains):
             for c in range(chains):
@@ -184,7 +207,7 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
         # over the training domain and a quarter of it beyond either end.
         domain = artifact.spec.training_domain
         strains = _grid(artifact, points=200)
-        mu, _, _ = Posterior(artifact).network_outputs(strains)
+        mu, _, _ = calibration.representative(artifact).network_outputs(strains)
         axis.plot(strains, mu.T, lw=0.8, color="tab:blue", alpha=0.6)
         for edge in (domain.min, domain.max):
             axis.axvline(edge, color="0.4", ls="--", lw=1)

@@ -11,6 +11,7 @@ import numpy as np
 from service.artifact import Artifact
 from service.curves import Observed, conditional_predict, curve_samples
 from service.inference.posterior import Posterior
+from training.calibration import representative
 from training.curve_metrics import given_positions, material_curves
 from training.data import TrainingData
 
@@ -20,12 +21,12 @@ SAMPLED_CURVES = 20
 def figures(artifact: Artifact, data: TrainingData, split: Any,
             held_out_artifact: Artifact | None, x_label: str, y_label: str,
             title: str) -> dict[str, plt.Figure]:
-    posterior = Posterior(artifact)
+    posterior = representative(artifact)
     if posterior.curve is None:
         return {}
     out = {"curves.png": _sampled(posterior, data, x_label, y_label, title)}
     if held_out_artifact is not None and split.test.size and data.groups is not None:
-        held = Posterior(held_out_artifact)
+        held = representative(held_out_artifact, posterior.condition)
         if held.curve is not None:
             out["conditioning.png"] = _conditioning(held, data, split, x_label, y_label,
                                                     title)
