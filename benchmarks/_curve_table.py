@@ -78,7 +78,7 @@ def law_table(law: str, materials: int, latent_members: int, held_out: int = HEL
     scores: dict[str, list[tuple[float, float]]] = {k: [] for k in (
         "chosen", "latent", "independent", "schaake", "generating")}
     for i, (x, y) in enumerate(held):
-        from service.curves import curve_samples
+        from service.inference.curves import curve_samples
 
         independent = curve_metrics.independent_samples(posterior, x, CURVES, i).T
         template = np.array([np.interp(x, tx, ty) for tx, ty in training_curves])
@@ -119,7 +119,7 @@ def latent_conditioning(latent: Any, held: list[tuple[np.ndarray, np.ndarray]]
 
 def marginal_checks(law: str, artifact: Any, posterior: Posterior, latent: Any,
                     train: TrainingData, test: TrainingData) -> dict[str, Any]:
-    from service.curves import scatter_split
+    from service.inference.curves import scatter_split
 
     grid = np.linspace(train.x.min(), train.x.max(), 101)
     population = population_statistics(law, grid)

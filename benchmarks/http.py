@@ -76,7 +76,7 @@ def curve_requests(repeats: int = 5) -> None:
     """Server time of whole-curve requests on a model with a curve model (basis 12):
     1,000 sampled curves over 1,000 strains, and one material's curve at 1,000 strains
     given 10 of its points; plus the same work in process (no HTTP, no JSON)."""
-    from service.curves import Observed, conditional_predict, curve_samples
+    from service.inference.curves import Observed, conditional_predict, curve_samples
     from service.inference.posterior import Posterior
     from tests.service_process import random_artifact, smooth_curve_section
 

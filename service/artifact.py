@@ -121,12 +121,6 @@ class Artifact:
                 raise ArtifactError(f"array {name!r} contains NaN or infinite values")
         if spec.arrays_sha256 is not None and spec.arrays_sha256 != content_sha256(self.arrays):
             raise ArtifactError("array content does not match manifest arrays_sha256")
-        from service.curves import validate_section  # imports this module
-
-        try:
-            validate_section(spec.curve_model)
-        except ValueError as exc:
-            raise ArtifactError(str(exc)) from None
 
     def to_bytes(self) -> bytes:
         """Encode as a deterministic npz (no pickle); the manifest gains `arrays_sha256`."""

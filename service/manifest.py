@@ -3,9 +3,10 @@ completely (types, ranges, consistency) before a version is stored or loaded.
 
 The parts the service computes with - schema version, architecture, normalisation, training
 domain, inference draws - are strict. The parts that only describe a fit (metrics,
-diagnostics, config, report, data, library versions, an optional whole-curve model) are
-free-form JSON objects, so training can record more without a service release; unknown
-top-level keys are kept as they are.
+diagnostics, config, report, data, library versions) are free-form JSON objects, so
+training can record more without a service release; unknown top-level keys are kept as
+they are. The optional whole-curve model (`curve_model`, service.inference.curves) is
+computed with, so it is typed here too.
 
 Models with covariates (inputs beside the strain, e.g. temperature) add two strict
 sections, absent from strain-only models: `covariates` (name, unit, standardisation and
@@ -39,6 +40,11 @@ MAX_TESTED_CONDITIONS = 10_000
 PositiveFloat = Annotated[FiniteFloat, Field(gt=0)]
 # A JSON number, never a string or a boolean (sections that are not strict as a whole).
 StrictFiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+# The curve model's one kind, its spline degree and the largest basis it may have.
+CURVE_MODEL_KIND = "spline_factor_copula"
+CURVE_DEGREE = 3
+MAX_CURVE_BASIS = 64
 
 
 class _Section(BaseModel):
@@ -103,6 +109,47 @@ class Inference(_Section):
     wall_time_s: float | None = None
 
 
+class CurveDomain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: FiniteFloat
+    max: FiniteFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CurveDomain:
+        if not self.max > self.min:
+            raise ValueError("max must be greater than min")
+        return self
+
+
+class CurveModelSection(BaseModel):
+    """The manifest's `curve_model` section: what `training.curves` fitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["spline_factor_copula"]
+    domain: CurveDomain = Field(description="Strains the basis spans (physical units).")
+    degree: Literal[3] = CURVE_DEGREE
+    between_cholesky: list[list[FiniteFloat]] = Field(
+        description="L (k x k, lower triangular): Sigma = L L^T, the covariance of one "
+        "material's spline coefficients of z.")
+    within_log_variance: list[FiniteFloat] = Field(
+        description="gamma (k): log of the test-noise variance of z, in the same basis.")
+    fit: dict[str, Any] | None = Field(None, description="How the fit went (informative).")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> CurveModelSection:
+        k = len(self.within_log_variance)
+        if not CURVE_DEGREE + 1 <= k <= MAX_CURVE_BASIS:
+            raise ValueError(f"within_log_variance must have {CURVE_DEGREE + 1}.."
+                             f"{MAX_CURVE_BASIS} entries, got {k}")
+        if len(self.between_cholesky) != k or any(len(row) != k
+                                                  for row in self.between_cholesky):
+            raise ValueError(f"between_cholesky must be {k} x {k} (the basis size)")
+        if any(abs(g) > 50 for g in self.within_log_variance):
+            raise ValueError("within_log_variance entries must lie in [-50, 50]")
+        return self
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -118,8 +165,9 @@ class Manifest(BaseModel):
     report: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
     library_versions: dict[str, Any] | None = None
-    # A whole-curve model fitted beside the pointwise network (typed where it is used).
-    curve_model: dict[str, Any] | None = None
+    # A whole-curve model fitted beside the pointwise network (models fitted on grouped
+    # data; absent otherwise and in artifacts older than it).
+    curve_model: CurveModelSection | None = None
     # Inputs beside the strain, in the network's input order (None: strain only).
     covariates: list[Covariate] | None = Field(None, min_length=1,
                                                max_length=MAX_COVARIATES)

@@ -77,12 +77,12 @@ def serve_and_answer(artifact_bytes: bytes, database_url: str) -> list[dict[str,
 
     from service.main import create_app
     from service.registry.db import make_engine
-    from service.registry.writes import register_version
+    from service.registry.writes import register
     from service.settings import Settings
 
     engine = make_engine(database_url)
     with Session(engine) as session:
-        register_version(session, NAME, artifact_bytes)
+        register(session, NAME, artifact_bytes, actor="test")
         session.commit()
     engine.dispose()
     with TestClient(create_app(Settings(database_url=database_url))) as client:

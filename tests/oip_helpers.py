@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy.orm import Session
 
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from tests.service_process import random_artifact
 
 STRAIN = [-0.45, -0.2, 0.0, 0.15, 0.5, 0.7]
@@ -12,10 +12,10 @@ STRAIN = [-0.45, -0.2, 0.0, 0.15, 0.5, 0.7]
 @pytest.fixture
 def registered(session: Session) -> None:
     """Model 'demo' versions 1 and 2; production points at version 2."""
-    register_version(session, "demo", random_artifact(seed=21).to_bytes())
-    register_version(session, "demo", random_artifact(seed=22).to_bytes())
-    set_alias(session, "demo", "production", 2)
-    set_alias(session, "demo", "candidate", 1)
+    register(session, "demo", random_artifact(seed=21).to_bytes(), actor="test")
+    register(session, "demo", random_artifact(seed=22).to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 2, actor="test")
+    set_alias(session, "demo", "candidate", 1, actor="test")
     session.commit()
 
 

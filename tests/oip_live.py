@@ -45,7 +45,7 @@ def live_service(folder: Path) -> Iterator[Service]:
     seed_registry(url, "demo", [random_artifact(seed=51), random_artifact(seed=52)])
     engine = make_engine(url)
     with make_session_factory(engine)() as session:
-        set_alias(session, "demo", "candidate", 2)
+        set_alias(session, "demo", "candidate", 2, actor="test")
         session.commit()
     engine.dispose()
     port, grpc_port = free_port(), free_port()

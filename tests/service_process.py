@@ -21,7 +21,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, expected_shapes
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import PROJECT_ROOT
 
 
@@ -76,9 +76,9 @@ COVARIATE_SPECS: list[tuple[str, str, list[float]]] = [
 
 def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.04,
                          domain: tuple[float, float] = (-0.5, 0.5)) -> dict:
-    """A `curve_model` manifest section (service.curves) whose spline coefficients follow
-    a smooth squared-exponential covariance and whose test noise is `level` of the
-    scatter's variance: what a group fit stores, for tests and benchmarks."""
+    """A `curve_model` manifest section (service.manifest.CurveModelSection) whose spline
+    coefficients follow a smooth squared-exponential covariance and whose test noise is
+    `level` of the scatter's variance: what a group fit stores, for tests and benchmarks."""
     centres = np.linspace(-1, 1, basis)
     cov = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / length) ** 2)
     chol = np.linalg.cholesky(cov + 1e-6 * np.eye(basis))
@@ -102,9 +102,9 @@ def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
         for artifact in artifacts:
-            register_version(session, name, artifact.to_bytes())
+            register(session, name, artifact.to_bytes(), actor="test")
         if production is not None:
-            set_alias(session, name, "production", production)
+            set_alias(session, name, "production", production, actor="test")
         session.commit()
     engine.dispose()
 

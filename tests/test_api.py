@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.inference.posterior import Posterior
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.service_process import random_artifact
 
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.backends("sqlite", "postgresql")
 def registered(session: Session):
     """Two versions of model 'demo'; production points at version 1."""
     first, second = random_artifact(seed=1), random_artifact(seed=2)
-    register_version(session, "demo", first.to_bytes())
-    register_version(session, "demo", second.to_bytes())
-    set_alias(session, "demo", "production", 1)
+    register(session, "demo", first.to_bytes(), actor="test")
+    register(session, "demo", second.to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
     session.commit()
     return {1: first, 2: second}
 

@@ -18,7 +18,7 @@ from tests.service_process import (
     register_concurrently,
     service_command,
 )
-from training.pipeline import register_artifact
+from training.registration import FitRegistration, register_in_database
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -33,7 +33,7 @@ def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(
 
     def register(_: int) -> int:
         start.wait(timeout=30)  # all writers hit the database at the same moment
-        return register_artifact(database_url, "steel", data)
+        return register_in_database(database_url, FitRegistration("steel", data))
 
     with ThreadPoolExecutor(WRITERS) as pool:
         versions = list(pool.map(register, range(WRITERS), timeout=120))

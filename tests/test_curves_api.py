@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from service.main import create_app
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.service_process import random_artifact
 from tests.test_curves import curved_artifact
@@ -22,9 +22,9 @@ OBSERVED = {"strain": [-0.3, 0.0, 0.35], "stress": [-0.9, -0.2, 0.3]}
 def curved(session: Session) -> Artifact:
     """'curvy' v1: a model with a curve model; 'plain' v1: one without (no groups)."""
     artifact = curved_artifact()
-    register_version(session, "curvy", artifact.to_bytes())
-    set_alias(session, "curvy", "production", 1)
-    register_version(session, "plain", random_artifact(draws=20, seed=2).to_bytes())
+    register(session, "curvy", artifact.to_bytes(), actor="test")
+    set_alias(session, "curvy", "production", 1, actor="test")
+    register(session, "plain", random_artifact(draws=20, seed=2).to_bytes(), actor="test")
     session.commit()
     return artifact
 

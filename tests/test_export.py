@@ -17,7 +17,7 @@ from service.artifact import Artifact
 from service.export import Definitions
 from service.inference import predictive
 from service.inference.posterior import Posterior
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna
 from tests.service_process import random_artifact
 
@@ -58,8 +58,8 @@ def models(session: Session) -> dict[str, Artifact]:
     artifacts = {"demo": random_artifact(draws=50, hidden_sizes=(8,), seed=41),
                  "rising": rising_artifact(), "dip": dipping_artifact()}
     for name, artifact in artifacts.items():
-        register_version(session, name, artifact.to_bytes())
-        set_alias(session, name, "production", 1)
+        register(session, name, artifact.to_bytes(), actor="test")
+        set_alias(session, name, "production", 1, actor="test")
     session.commit()
     return artifacts
 
@@ -197,7 +197,7 @@ def test_curves_of_a_group_fit_are_smooth_material_laws(client: TestClient,
                                                        session: Session) -> None:
     from tests.test_curves import curved_artifact
 
-    register_version(session, "curvy", curved_artifact().to_bytes())
+    register(session, "curvy", curved_artifact().to_bytes(), actor="test")
     session.commit()
     body = get(client, "curvy", format="json", points=401, curves=5, seed=2).json()
     # Without test noise a curve interpolates as well as the mean does: the grid's

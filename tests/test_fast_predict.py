@@ -18,7 +18,7 @@ from service.api.deps import get_live_registry
 from service.api.fast_predict import INLINE_MAX_POINTS
 from service.main import create_app
 from service.observability import JsonFormatter
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.live_server import live_server
 from tests.service_process import random_artifact
@@ -29,9 +29,9 @@ MANY = np.random.default_rng(7).uniform(-0.7, 0.7, 3 * INLINE_MAX_POINTS).tolist
 @pytest.fixture
 def registered(session: Session) -> None:
     for seed in (41, 42):
-        register_version(session, "demo", random_artifact(seed=seed).to_bytes())
-    set_alias(session, "demo", "production", 1)
-    set_alias(session, "demo", "candidate", 2)
+        register(session, "demo", random_artifact(seed=seed).to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
+    set_alias(session, "demo", "candidate", 2, actor="test")
     session.commit()
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from service.registry.cache import ModelCache
 from service.registry.db import make_engine, make_session_factory
 from service.registry.routing import LiveRegistry
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from tests.service_process import random_artifact
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -29,13 +29,13 @@ def test_alias_changes_are_served_only_after_the_next_poll_loaded_them(
     live: LiveRegistry, session: Session
 ) -> None:
     for seed in (1, 2):
-        register_version(session, "m", random_artifact(seed=seed).to_bytes())
-    set_alias(session, "m", "production", 1)
+        register(session, "m", random_artifact(seed=seed).to_bytes(), actor="test")
+    set_alias(session, "m", "production", 1, actor="test")
     session.commit()
     live.refresh()
     assert live.resolve(session, "m").version == 1
     assert live.cache.loaded_versions() == [("m", 1)]  # latest (2) is not preloaded
-    set_alias(session, "m", "production", 2)
+    set_alias(session, "m", "production", 2, actor="test")
     session.commit()
     assert live.resolve(session, "m").version == 1  # not polled yet: the old routing
     live.refresh()
@@ -48,8 +48,8 @@ def test_loaded_versions_no_alias_needs_are_unloaded_beyond_the_spares(
     live: LiveRegistry, session: Session
 ) -> None:
     for seed in range(6):
-        register_version(session, "m", random_artifact(seed=seed, draws=10).to_bytes())
-    set_alias(session, "m", "production", 6)
+        register(session, "m", random_artifact(seed=seed, draws=10).to_bytes(), actor="test")
+    set_alias(session, "m", "production", 6, actor="test")
     session.commit()
     live.refresh()
     for version in range(1, 7):  # explicit-version requests load old versions on demand
@@ -66,8 +66,8 @@ def test_on_postgresql_a_change_is_picked_up_at_once_by_listen_notify(
 ) -> None:
     """Poll interval 30 s: only the NOTIFY sent with the commit can explain a fast swap."""
     for seed in (1, 2):
-        register_version(session, "m", random_artifact(seed=seed).to_bytes())
-    set_alias(session, "m", "production", 1)
+        register(session, "m", random_artifact(seed=seed).to_bytes(), actor="test")
+    set_alias(session, "m", "production", 1, actor="test")
     session.commit()
     engine = make_engine(database_url)
     live = LiveRegistry(make_session_factory(engine), ModelCache(), interval_s=30,
@@ -76,7 +76,7 @@ def test_on_postgresql_a_change_is_picked_up_at_once_by_listen_notify(
     try:
         assert live.resolve(session, "m").version == 1
         time.sleep(0.5)  # the listener has connected and issued LISTEN
-        set_alias(session, "m", "production", 2)
+        set_alias(session, "m", "production", 2, actor="test")
         session.commit()
         moved = time.monotonic()
         while live.resolve(session, "m").version != 2:

@@ -23,7 +23,7 @@ from service.registry.db import make_engine, make_session_factory
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
 from service.registry.tables import ModelBlob, ModelVersion, RegisteredModel
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.registry_helpers import corrupted_artifact
 from tests.service_process import free_port, random_artifact
@@ -61,7 +61,7 @@ def store_unchecked(session: Session, name: str, data: bytes, alias: str | None)
     session.add(ModelBlob(name=name, version=1, data=data))
     session.flush()
     if alias:
-        set_alias(session, name, alias, 1)
+        set_alias(session, name, alias, 1, actor="test")
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_a_stored_version_that_cannot_load_never_stops_other_models_routing(
     bad = with_manifest(random_artifact(seed=4), training_domain={})
     store_unchecked(session, "broken", bad, alias="production")
     for seed in (1, 2):
-        register_version(session, "steel", random_artifact(seed=seed).to_bytes())
-    set_alias(session, "steel", "production", 1)
+        register(session, "steel", random_artifact(seed=seed).to_bytes(), actor="test")
+    set_alias(session, "steel", "production", 1, actor="test")
     session.commit()
     with TestClient(create_app(Settings(database_url=database_url,
                                         admin_token=TOKEN))) as client:
@@ -126,8 +126,8 @@ def test_any_exception_from_one_load_is_recorded_and_the_rest_route(
     database_url: str, session: Session
 ) -> None:
     for name in ("explodes", "steel"):
-        register_version(session, name, random_artifact(seed=1).to_bytes())
-        set_alias(session, name, "production", 1)
+        register(session, name, random_artifact(seed=1).to_bytes(), actor="test")
+        set_alias(session, name, "production", 1, actor="test")
     session.commit()
     engine = make_engine(database_url)
     live = LiveRegistry(make_session_factory(engine), _ExplodingCache(), interval_s=60)
@@ -153,7 +153,7 @@ def test_readiness_is_503_when_no_alias_target_can_load(
 
 def test_readiness_never_shows_the_database_host_or_port(database_url: str,
                                                          session: Session) -> None:
-    register_version(session, "steel", random_artifact(seed=1).to_bytes())
+    register(session, "steel", random_artifact(seed=1).to_bytes(), actor="test")
     session.commit()
     port = free_port()
     with TestClient(create_app(Settings(database_url=database_url))) as client:
@@ -175,8 +175,8 @@ def test_a_deleted_sqlite_registry_is_noticed_not_recreated(tmp_path: Path,
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     with make_session_factory(engine)() as session:
-        register_version(session, "steel", random_artifact(seed=1).to_bytes())
-        set_alias(session, "steel", "production", 1)
+        register(session, "steel", random_artifact(seed=1).to_bytes(), actor="test")
+        set_alias(session, "steel", "production", 1, actor="test")
         session.commit()
     engine.dispose()
     with TestClient(create_app(Settings(database_url=url, admin_token=TOKEN))) as client:

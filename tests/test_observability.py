@@ -10,15 +10,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
 from service.observability import JsonFormatter
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from tests.service_process import random_artifact
 
 
 @pytest.fixture
 def registered(session: Session) -> None:
-    register_version(session, "demo", random_artifact(seed=31).to_bytes())
-    register_version(session, "demo", random_artifact(seed=32).to_bytes())
-    set_alias(session, "demo", "production", 1)
+    register(session, "demo", random_artifact(seed=31).to_bytes(), actor="test")
+    register(session, "demo", random_artifact(seed=32).to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
     session.commit()
 
 

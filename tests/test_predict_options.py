@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from service.inference.posterior import Posterior
 from service.inference.predictive import mixture_quantile
 from service.main import create_app
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.service_process import random_artifact
 
@@ -22,8 +22,8 @@ LEVELS = [0.01, 0.025, 0.25, 0.5, 0.75, 0.975, 0.99]
 def artifact(session: Session):
     """Model 'demo' version 1 (alias production), training domain [-0.5, 0.5]."""
     artifact = random_artifact(draws=60, hidden_sizes=(8,), seed=11)
-    register_version(session, "demo", artifact.to_bytes())
-    set_alias(session, "demo", "production", 1)
+    register(session, "demo", artifact.to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
     session.commit()
     return artifact
 

@@ -2,12 +2,12 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from service.artifact import ArtifactError, sha256_hex
+from service.artifact import sha256_hex
 from service.errors import InvalidInputError, ModelLoadError, NotFoundError
 from service.registry.cache import ModelCache
 from service.registry.reads import list_models, load_blob, resolve_version
 from service.registry.tables import ModelBlob, ModelVersion, VersionStatus
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from tests.service_process import random_artifact
 
 # Every test that uses the database runs on SQLite and on a real PostgreSQL server.
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 def test_registered_artifact_round_trips_with_its_checksum(session: Session) -> None:
     data = random_artifact(seed=1).to_bytes()
-    version = register_version(session, "steel", data)
+    version = register(session, "steel", data, actor="test")
     session.commit()
     ref = resolve_version(session, "steel", version=version)
     assert ref.sha256 == sha256_hex(data)
@@ -27,7 +27,7 @@ def test_registered_artifact_round_trips_with_its_checksum(session: Session) -> 
 
 def test_tampered_blob_in_the_database_is_refused(session: Session) -> None:
     data = random_artifact(seed=2).to_bytes()
-    register_version(session, "steel", data)
+    register(session, "steel", data, actor="test")
     flipped = bytearray(data)
     flipped[len(flipped) // 2] ^= 0xFF
     session.execute(update(ModelBlob).values(data=bytes(flipped)))
@@ -38,13 +38,13 @@ def test_tampered_blob_in_the_database_is_refused(session: Session) -> None:
 
 def test_versions_are_consecutive_per_model(session: Session) -> None:
     data = random_artifact().to_bytes()
-    assert [register_version(session, "a", data) for _ in range(3)] == [1, 2, 3]
-    assert register_version(session, "b", data) == 1
+    assert [register(session, "a", data, actor="test") for _ in range(3)] == [1, 2, 3]
+    assert register(session, "b", data, actor="test") == 1
 
 
 def test_invalid_artifact_writes_nothing(session: Session) -> None:
-    with pytest.raises(ArtifactError):
-        register_version(session, "steel", b"junk")
+    with pytest.raises(InvalidInputError, match="artifact rejected"):
+        register(session, "steel", b"junk", actor="test")
     assert list_models(session) == []
 
 
@@ -53,20 +53,20 @@ def test_resolution_prefers_version_then_alias_then_production_then_latest(
 ) -> None:
     data = random_artifact().to_bytes()
     for _ in range(3):
-        register_version(session, "m", data)
+        register(session, "m", data, actor="test")
     assert resolve_version(session, "m").version == 3  # no production alias: latest
-    set_alias(session, "m", "production", 1)
-    set_alias(session, "m", "candidate", 2)
+    set_alias(session, "m", "production", 1, actor="test")
+    set_alias(session, "m", "candidate", 2, actor="test")
     assert resolve_version(session, "m").version == 1
     assert resolve_version(session, "m", alias="candidate").version == 2
     assert resolve_version(session, "m", version=3).version == 3
-    set_alias(session, "m", "production", 2)  # moving an alias
+    set_alias(session, "m", "production", 2, actor="test")  # moving an alias
     assert resolve_version(session, "m").version == 2
     assert list_models(session)[0]["aliases"] == {"candidate": 2, "production": 2}
 
 
 def test_unknown_model_version_or_alias_is_not_found(session: Session) -> None:
-    register_version(session, "m", random_artifact().to_bytes())
+    register(session, "m", random_artifact().to_bytes(), actor="test")
     with pytest.raises(NotFoundError, match="not registered"):
         resolve_version(session, "nope")
     with pytest.raises(NotFoundError, match="no version 9"):
@@ -76,7 +76,7 @@ def test_unknown_model_version_or_alias_is_not_found(session: Session) -> None:
 
 
 def test_archived_version_cannot_hold_an_alias(session: Session) -> None:
-    register_version(session, "m", random_artifact().to_bytes())
+    register(session, "m", random_artifact().to_bytes(), actor="test")
     session.execute(update(ModelVersion).values(status=VersionStatus.ARCHIVED))
     with pytest.raises(InvalidInputError, match="archived"):
-        set_alias(session, "m", "production", 1)
+        set_alias(session, "m", "production", 1, actor="test")

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.main import create_app
-from service.registry.writes import register_version, set_alias
+from service.registry.writes import register, set_alias
 from service.settings import Settings
 from tests.live_server import LiveServer, live_server
 from tests.service_process import random_artifact
@@ -134,8 +134,8 @@ def test_a_client_that_never_finishes_its_body_gets_a_408(server: LiveServer) ->
 
 @pytest.fixture
 def demo(session: Session) -> None:
-    register_version(session, "demo", random_artifact(seed=1).to_bytes())
-    set_alias(session, "demo", "production", 1)
+    register(session, "demo", random_artifact(seed=1).to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
     session.commit()
 
 

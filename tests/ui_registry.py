@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.writes import register_version, set_alias, set_version_status, update_model
+from service.registry.writes import register, set_alias, update_model, update_version
 from tests.service_process import random_artifact
 
 # Markup a hostile or careless registrant could put in free text; the pages must show it
@@ -107,10 +107,9 @@ def _register(session: Session, name: str, index: int, *, figures: bool = False,
     artifact = version_artifact(index, with_metrics=options.pop("with_metrics", True))
     files = ({f"report/{kind}.png": figure_png(artifact, kind) for kind in ("fit", "sd")}
              if figures else None)
-    return register_version(session, name, artifact.to_bytes(), registered_by=registered_by,
-                            source=f"surrogate-train fit var/{name}.csv --name {name} "
-                                   f"--seed {index}",
-                            files=files, **options)
+    return register(session, name, artifact.to_bytes(), actor=registered_by,
+                    source=f"surrogate-train fit var/{name}.csv --name {name} --seed {index}",
+                    files=files, **options)
 
 
 def build_ui_registry(database_url: str) -> dict[str, Any]:
@@ -125,15 +124,16 @@ def build_ui_registry(database_url: str) -> dict[str, Any]:
                       registered_by="bob" if index == 4 else "alice",
                       description=f"refit {index}",
                       inference_data=b"\x89HDF\r\n\x1a\n" + b"\0" * 64 if index == 3 else None)
-        update_model(session, "rubber", "Mooney-Rivlin group, 40 materials",
-                     {"team": "materials"})
-        set_version_status(session, "rubber", 1, "archived")
-        set_alias(session, "rubber", "production", 3)
-        set_alias(session, "rubber", "candidate", 4)
+        update_model(session, "rubber", actor="test",
+                     description="Mooney-Rivlin group, 40 materials", tags={"team": "materials"})
+        update_version(session, "rubber", 1, actor="test", status="archived")
+        set_alias(session, "rubber", "production", 3, actor="test")
+        set_alias(session, "rubber", "candidate", 4, actor="test")
         _register(session, "gent", 7, with_metrics=False)
         _register(session, HOSTILE_MODEL, 9, description=HOSTILE, tags={"note": HOSTILE})
-        update_model(session, HOSTILE_MODEL, HOSTILE, {"note": HOSTILE})
-        set_alias(session, HOSTILE_MODEL, "production", 1)
+        update_model(session, HOSTILE_MODEL, actor="test", description=HOSTILE,
+                     tags={"note": HOSTILE})
+        set_alias(session, HOSTILE_MODEL, "production", 1, actor="test")
         session.commit()
     engine.dispose()
     return {"models": ["gent", HOSTILE_MODEL, "rubber"], "production": {"rubber": 3},
@@ -147,8 +147,8 @@ def build_many_versions(database_url: str, name: str, count: int) -> None:
     with make_session_factory(engine)() as session:
         for index in range(1, count + 1):
             _register(session, name, index)
-        set_alias(session, name, "production", max(1, count // 2))
-        set_alias(session, name, "candidate", count)
+        set_alias(session, name, "production", max(1, count // 2), actor="test")
+        set_alias(session, name, "candidate", count, actor="test")
         session.commit()
     engine.dispose()
 
@@ -161,12 +161,14 @@ def add_real_fit(database_url: str, folder: Path) -> int:
     registered the way `surrogate-train fit` does it, with its four report figures."""
     from training.data import make_mooney_rivlin_group
     from training.model import BNNConfig
-    from training.pipeline import fit_csv, register_artifact, report_files
+    from training.pipeline import fit_csv
+    from training.registration import FitRegistration, register_in_database, report_files
 
     make_mooney_rivlin_group(materials=8, points=15, seed=0).to_csv(folder / "group.csv",
                                                                     index=False)
     config = BNNConfig().with_overrides(hidden_sizes=(4,), ensemble_members=4, max_steps=400,
                                         seed=0)
     trained = fit_csv(folder / "group.csv", config, holdout=0.25, report_dir=folder / "report")
-    return register_artifact(database_url, REAL_FIT_MODEL, trained.artifact.to_bytes(),
-                             alias="production", files=report_files(trained.artifact.manifest))
+    return register_in_database(database_url, FitRegistration(
+        REAL_FIT_MODEL, trained.artifact.to_bytes(), alias="production",
+        files=report_files(trained.artifact.manifest)))

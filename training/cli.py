@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
 
 from training.data import LAWS
+
+if TYPE_CHECKING:
+    from training.registration import FitRegistration
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fit heteroskedastic BNN surrogates and register them.")
@@ -125,11 +129,14 @@ def fit(
     if register_url and not token:
         typer.echo("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)", err=True)
         raise typer.Exit(2)
+    from service.errors import SurrogateError
     from training.data import CovariateColumn
     from training.model import BNNConfig
-    from training.pipeline import Units, fit_csv, report_files
+    from training.pipeline import Units, fit_csv
+    from training.registration import FitRegistration, check_names, report_files
 
     try:
+        check_names(name, alias)
         config = BNNConfig().with_overrides(
             noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
             method=method, max_steps=steps, draws=draws, tune=tune, chains=chains,
@@ -142,7 +149,7 @@ def fit(
         report_dir = report or _default_report_dir(name, config)
         trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir,
                           columns)
-    except ValueError as exc:
+    except (ValueError, SurrogateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     data = trained.artifact.to_bytes()
@@ -150,12 +157,13 @@ def fit(
         artifact_out.write_bytes(data)
     if idata_out:
         trained.result.inference_data.to_netcdf(str(idata_out))
-    figures = report_files(trained.artifact.manifest)  # stored with the version
+    registration = FitRegistration(
+        name, data, alias, inference_data=_inference_data_bytes(trained, idata_out),
+        files=report_files(trained.artifact.manifest))  # the figures, stored with it
     if register_url:
-        version = _register_via_api(register_url, token or "", name, data, alias,
-                                    _inference_data_bytes(trained, idata_out), files=figures)
+        version = _register_via_api(register_url, token or "", registration)
     else:
-        version = _register(database_url, name, data, alias, figures)
+        version = _register(database_url, registration)
     typer.echo(f"registered {name} version {version}"
                f"{f' as {alias!r}' if alias else ''}: {_fit_summary(trained.artifact)}")
     typer.echo(f"report: {trained.artifact.spec.report['dir']}")
@@ -222,30 +230,29 @@ def _fit_summary(artifact: object) -> str:
             gain = curves.get("conditioning", {}).get("gain_nats_per_point")
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
-    if spec.curve_model:
-        parts.append(f"curve model of {spec.curve_model['fit']['materials']} materials")
+    if spec.curve_model is not None and spec.curve_model.fit:
+        parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
     if spec.covariates and spec.tested_conditions:
         parts.append(f"covariates {', '.join(c.name for c in spec.covariates)} at "
                      f"{len(spec.tested_conditions)} tested conditions")
     return ", ".join(parts)
 
 
-def _register(database_url: str | None, name: str, data: bytes, alias: str | None,
-              files: dict[str, bytes]) -> int:
+def _register(database_url: str | None, registration: FitRegistration) -> int:
     from service.registry.db import SchemaNotAtHeadError
     from service.settings import get_settings
-    from training.pipeline import register_artifact
+    from training.registration import register_in_database
 
     try:
-        return register_artifact(database_url or get_settings().database_url, name, data, alias,
-                                 files)
+        return register_in_database(database_url or get_settings().database_url,
+                                    registration)
     except SchemaNotAtHeadError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
 def _inference_data_bytes(trained, idata_out: Path | None) -> bytes | None:  # type: ignore[no-untyped-def]
-    """The fit's InferenceData as netCDF bytes, uploaded with the artifact."""
+    """The fit's InferenceData as netCDF bytes, registered with the artifact."""
     import tempfile
 
     if idata_out is not None:
@@ -256,17 +263,13 @@ def _inference_data_bytes(trained, idata_out: Path | None) -> bytes | None:  # t
         return path.read_bytes()
 
 
-def _register_via_api(url: str, token: str, name: str, data: bytes, alias: str | None,
-                      inference_data: bytes | None = None,
-                      description: str | None = None,
-                      files: dict[str, bytes] | None = None) -> int:
+def _register_via_api(url: str, token: str, registration: FitRegistration) -> int:
     import httpx
 
     from training.registry_client import RegistrationError, register_via_api
 
     try:
-        return register_via_api(url, token, name, data, alias=alias, description=description,
-                                inference_data=inference_data, files=files).version
+        return register_via_api(url, token, registration).version
     except (RegistrationError, httpx.HTTPError) as exc:
         typer.echo(f"error: registration through {url} failed: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -287,10 +290,19 @@ def register(
 ) -> None:
     """Register an artifact file through a running service's admin API, with the report
     figures its manifest names when their folder is readable here."""
+    from service.errors import SurrogateError
+    from training.registration import FitRegistration, check_names
+
+    try:
+        check_names(name, alias)
+    except SurrogateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     data = artifact.read_bytes()
-    version = _register_via_api(url, token, name, data, alias,
-                                idata.read_bytes() if idata else None, description,
-                                _figures_if_present(data))
+    registration = FitRegistration(name, data, alias,
+                                   inference_data=idata.read_bytes() if idata else None,
+                                   files=_figures_if_present(data), description=description)
+    version = _register_via_api(url, token, registration)
     typer.echo(f"registered {name} version {version}{f' as {alias!r}' if alias else ''} "
                f"via {url}")
 
@@ -299,7 +311,7 @@ def _figures_if_present(artifact_bytes: bytes) -> dict[str, bytes]:
     """The artifact's report figures, or none (with a warning) when they are not readable
     on this machine, e.g. an artifact copied here without its report folder."""
     from service.artifact import Artifact
-    from training.pipeline import report_files
+    from training.registration import report_files
 
     try:
         return report_files(Artifact.from_bytes(artifact_bytes).manifest)

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import scoringrules
 
-from service.curves import CurveModel, Observed, condition, conditional_draws, curve_samples
+from service.inference.curves import (
+    CurveModel,
+    Observed,
+    condition,
+    conditional_draws,
+    curve_samples,
+)
 from service.inference.posterior import Posterior
 from training import calibration
 

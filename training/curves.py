@@ -1,4 +1,4 @@
-"""Fit the curve model (service.curves) to the training materials' standardised residuals.
+"""Fit the curve model (service.inference.curves) to the training materials' standardised residuals.
 
 z_m = (y_m - mu(x_m)) / sigma(x_m) per material m, with mu the posterior-mean curve and
 sigma the aleatoric SD the service reports. The model: z_m ~ N(0, K_m),
@@ -18,8 +18,9 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
-from service.curves import KIND, design, normalise
+from service.inference.curves import design, normalise
 from service.inference.posterior import Posterior
+from service.manifest import CURVE_MODEL_KIND
 
 # Basis functions over the training domain: enough for the sharp change of the
 # between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).
@@ -140,7 +141,7 @@ def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, hig
     chol, gamma = _unpack(result.x, basis_size)
     points = sum(b.z.size for b in batches)
     return {
-        "kind": KIND,
+        "kind": CURVE_MODEL_KIND,
         "domain": {"min": float(low), "max": float(high)},
         "degree": 3,
         "between_cholesky": chol.tolist(),

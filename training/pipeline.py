@@ -1,11 +1,9 @@
-"""CSV -> normalised data -> BNN fit -> artifact (physical units) -> registry."""
+"""CSV -> normalised data -> BNN fit -> artifact (physical units); `training.registration`
+stores it."""
 
 from __future__ import annotations
 
-import getpass
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from service.artifact import SCHEMA_VERSION, Artifact, sha256_hex
+from service.artifact import SCHEMA_VERSION, Artifact
 from service.manifest import MAX_TESTED_CONDITIONS
-from service.registry.db import check_schema_at_head, make_engine, make_session_factory
-from service.registry.writes import register
 from training.data import CovariateColumn, TrainingData, load_csv
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
@@ -276,37 +272,3 @@ def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
             covariates: Sequence[CovariateColumn] = ()) -> TrainedFit:
     return fit_data(load_csv(path, x, y, group, covariates), config, units, holdout,
                     report_dir)
-
-
-def report_files(manifest: dict[str, Any]) -> dict[str, bytes]:
-    """The report figures the manifest records, read back from its folder and keyed by
-    their path in the registry ("report/fit.png"); a figure changed since the fit (its
-    sha256 no longer matches) is refused rather than stored under the fit's name."""
-    report = manifest.get("report")
-    if not report:
-        return {}
-    folder = Path(report["dir"])
-    files = {}
-    for entry in report["files"]:
-        data = (folder / entry["file"]).read_bytes()
-        if sha256_hex(data) != entry["sha256"]:
-            raise ValueError(f"report figure {folder / entry['file']} changed since the fit "
-                             "(its sha256 differs from the manifest's)")
-        files[f"report/{entry['file']}"] = data
-    return files
-
-
-def register_artifact(database_url: str, name: str, artifact_bytes: bytes,
-                      alias: str | None = None, files: dict[str, bytes] | None = None) -> int:
-    """Store the artifact (and `files`, e.g. its report figures) as the next version of
-    `name` and optionally move `alias` to it, in one transaction (a failure leaves the
-    registry as it was)."""
-    engine = make_engine(database_url)
-    try:
-        check_schema_at_head(engine)
-        with make_session_factory(engine).begin() as session:
-            return register(session, name, artifact_bytes,
-                            actor=f"{getpass.getuser()} (surrogate-train)",
-                            alias=alias, source=shlex.join(sys.argv), files=files)
-    finally:
-        engine.dispose()

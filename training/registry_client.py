@@ -4,12 +4,12 @@ the training machine needs the URL and the admin token, not database credentials
 from __future__ import annotations
 
 import hashlib
-import shlex
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from training.registration import FitRegistration
 
 
 class RegistrationError(RuntimeError):
@@ -31,51 +31,39 @@ def _error_message(response: httpx.Response) -> str:
         return f"{response.status_code}: {response.text[:500]}"
 
 
-def register_via_api(
-    url: str,
-    token: str,
-    name: str,
-    artifact_bytes: bytes,
-    alias: str | None = None,
-    description: str | None = None,
-    inference_data: bytes | None = None,
-    source: str | None = None,
-    actor: str | None = None,
-    timeout_s: float = 120.0,
-    files: dict[str, bytes] | None = None,
-) -> RegisteredVersion:
-    """Upload the artifact (with its sha256, so a corrupted transfer is refused), then the
-    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...})."""
-    headers = {"Authorization": f"Bearer {token}"}
-    if actor:
-        headers["X-Actor"] = actor
-    params: dict[str, str] = {"sha256": hashlib.sha256(artifact_bytes).hexdigest(),
-                              # The service accepts up to 1000 characters here.
-                              "source": (source or shlex.join(sys.argv))[:1000]}
-    if alias:
-        params["alias"] = alias
-    if description:
-        params["description"] = description[:1000]
-    base = url.rstrip("/")
-    with httpx.Client(base_url=base, headers=headers, timeout=timeout_s) as client:
+def register_via_api(url: str, token: str, registration: FitRegistration,
+                     timeout_s: float = 120.0) -> RegisteredVersion:
+    """Upload the artifact (with its sha256, so a corrupted transfer is refused), then its
+    InferenceData and files: the same calls, and so the same audit entries, as
+    `register_in_database` makes in one unit of work."""
+    headers = {"Authorization": f"Bearer {token}", "X-Actor": registration.actor}
+    params: dict[str, str] = {"sha256": hashlib.sha256(registration.artifact).hexdigest(),
+                              "source": registration.source}
+    if registration.alias:
+        params["alias"] = registration.alias
+    if registration.description:
+        params["description"] = registration.description
+    name = registration.name
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s) as client:
         response = client.post(f"/admin/models/{name}/versions", params=params,
-                               content=artifact_bytes,
+                               content=registration.artifact,
                                headers={"content-type": "application/octet-stream"})
         if response.status_code != 201:
             raise RegistrationError(_error_message(response))
         detail = response.json()
-        if inference_data is not None:
-            attach = client.put(
-                f"/admin/models/{name}/versions/{detail['version']}/inference-data",
-                content=inference_data, headers={"content-type": "application/x-netcdf"})
+        version = f"/admin/models/{name}/versions/{detail['version']}"
+        if registration.inference_data is not None:
+            attach = client.put(f"{version}/inference-data",
+                                content=registration.inference_data,
+                                headers={"content-type": "application/x-netcdf"})
             if attach.status_code != 204:
                 raise RegistrationError(f"version {detail['version']} was registered, but "
                                         f"its inference data was refused: "
                                         f"{_error_message(attach)}")
-        for path, data in (files or {}).items():
+        for path, data in registration.files.items():
             # 201 stored, 200 already there with the same bytes (a retried upload).
-            put = client.put(f"/admin/models/{name}/versions/{detail['version']}/files/{path}",
-                             content=data, headers={"content-type": "image/png"})
+            put = client.put(f"{version}/files/{path}", content=data,
+                             headers={"content-type": "image/png"})
             if put.status_code not in (200, 201):
                 raise RegistrationError(f"version {detail['version']} was registered, but "
                                         f"its file {path!r} was refused: "

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from service.artifact import Artifact
-from service.curves import Observed, conditional_predict, curve_samples
+from service.inference.curves import Observed, conditional_predict, curve_samples
 from service.inference.posterior import Posterior
 from training.calibration import representative
 from training.curve_metrics import given_positions, material_curves

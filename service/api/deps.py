@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.registry.cache import ModelCache
 from service.registry.routing import LiveRegistry
+from service.registry.unit_of_work import SessionFactory
 from service.settings import Settings
 
 
@@ -33,6 +34,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
 
 
+async def get_session_factory(request: Request) -> SessionFactory:
+    """Where writes open their unit of work (service.registry.unit_of_work)."""
+    return request.app.state.session_factory
+
+
 async def get_cache(request: Request) -> ModelCache:
     return request.app.state.model_cache
 
@@ -46,6 +52,7 @@ async def get_live_registry(request: Request) -> LiveRegistry:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LiveRegistryDep = Annotated[LiveRegistry, Depends(get_live_registry)]

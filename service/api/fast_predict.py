@@ -16,7 +16,7 @@ SURROGATE_FAST_PREDICT=false. So every error is still FastAPI's documented one.
 It sits inside ObservabilityMiddleware and BodyGuard (request id, metrics, access log, the
 body's size and time limits all apply) and records the FastAPI route in the scope, so
 metrics carry the same route label whichever path answered. Limits, version resolution and
-the response come from service.prediction, like the route's.
+the response come from service.prediction and service.api.responses, like the route's.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import prediction
 from service.api.errors import invalid_input_response, is_json_media_type
-from service.api.schemas import PredictRequest
+from service.api.responses import predict_answer
 from service.errors import SurrogateError
+from service.prediction import pipeline
+from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 # Body fields the lean path answers; any other field set (even to its default) goes to
 # FastAPI.
@@ -84,7 +85,7 @@ class FastPredict:
         if messages[-1]["type"] != "http.request":
             return None  # the client went away: FastAPI sees the same messages
         name: str = child_scope["path_params"]["name"]
-        if len(name) > prediction.MAX_NAME_LENGTH:
+        if len(name) > MAX_NAME_LENGTH:
             return None
         body = _plain_request(b"".join(m.get("body", b"") for m in messages))
         if body is None:
@@ -95,19 +96,19 @@ class FastPredict:
                                             "msg": body.message}])
         state = scope["app"].state
         try:
-            prediction.check_limits(body, state.settings)
+            pipeline.check_limits(body, state.settings)
         except SurrogateError:
             return None
-        found = prediction.resolve_loaded(state.live_registry, name, body.version, body.alias,
-                                          state.settings)
+        found = pipeline.resolve_loaded(state.live_registry, name, body.version, body.alias,
+                                        state.settings)
         if found is None:
             return None  # unknown here, or not loaded: the route asks the database
         ref, posterior = found
         scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
         request = Request(scope)
         if len(body.strain) <= INLINE_MAX_POINTS:
-            return prediction.answer(request, body, ref, posterior)
-        return await run_in_threadpool(prediction.answer, request, body, ref, posterior)
+            return predict_answer(request, body, ref, posterior)
+        return await run_in_threadpool(predict_answer, request, body, ref, posterior)
 
 
 @dataclass(frozen=True)

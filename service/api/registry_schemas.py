@@ -8,9 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.schemas import UtcDateTime
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,63}$"
-
 Tags = dict[str, str]
 
 

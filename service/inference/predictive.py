@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from service import curves
-from service.inference import quantile_kernel
+from service.inference import curves, quantile_kernel
 from service.inference.posterior import Posterior
 
 # Bound on draws x points x width floats held at once (same budget as the predictor).
@@ -133,7 +132,7 @@ def samples(
 
     With a curve model (models fitted on grouped data), column j is one whole material
     curve: a posterior draw s_j, a material (new, or given `observed`) and its test noise
-    (service.curves.curve_samples). Without one, sample j draws one posterior draw s_j
+    (service.inference.curves.curve_samples). Without one, sample j draws one posterior draw s_j
     (uniformly) shared by all strains of the request, so column j is mu_{s_j}(x) plus
     independent per-strain scatter sigma_{s_j}(x) * eps. The same seed and strains give
     the same samples. `test_noise=False` gives the curves without the test noise: the

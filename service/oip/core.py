@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from service import __version__
 from service.errors import InvalidInputError
 from service.oip.outputs import OUTPUTS, WIRE_DTYPES, Computed, default_outputs
-from service.prediction import check_point_count, reject_extrapolation, resolve
+from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
 from service.registry.routing import LiveRegistry
 from service.settings import Settings

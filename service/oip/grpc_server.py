@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from service.api.schemas import MAX_VERSION
 from service.errors import (
     InvalidInputError,
     ModelLoadError,
@@ -41,7 +40,7 @@ from service.oip import core
 from service.oip import grpc_predict_v2_pb2 as pb
 from service.oip import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.oip.outputs import WIRE_DTYPES
-from service.prediction import MAX_NAME_LENGTH
+from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 logger = logging.getLogger(__name__)
 SERVICE = "/inference.GRPCInferenceService/"

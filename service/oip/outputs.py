@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.curves import scatter_split
+from service.inference.curves import scatter_split
 
 if TYPE_CHECKING:
     from service.inference.posterior import Posterior, Prediction

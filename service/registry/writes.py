@@ -1,76 +1,45 @@
-"""Registry writes: registering versions (one unit of work), aliases, status, metadata and
-the audit log. Functions take a Session; callers own the transaction."""
+"""Registry writes, one function per change: register a version, attach its inference data
+or a file, set, move or delete an alias, edit a model or a version (archive, restore).
+
+Each takes the session of a unit of work (`unit_of_work.py`) and the acting operator, and
+records its audit entry in that same unit, so a change is never stored without who made
+it. None of them commits: the unit of work does, or rolls everything back. Every input is
+checked before the first write, with the same rules whichever way a caller comes in (the
+admin API or `surrogate-train`, see `names.py`).
+
+The writes that decide on a row (an alias's previous version, a version's status) lock
+that row first on PostgreSQL, and on SQLite the unit of work holds the write lock: racing
+writers are serialised, and the loser of a race sees the winner's result (a 404, a 409),
+never a database error.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from service.artifact import Artifact, sha256_hex
+from service.artifact import Artifact, ArtifactError, sha256_hex
 from service.errors import ConflictError, InvalidInputError, NotFoundError
-from service.registry.files import (
-    check_inference_data,
-    check_version_file,
-    file_values,
-    insert_if_absent,
-)
-from service.registry.reads import aliases_of, get_version, require_model
+from service.registry import files as version_files
+from service.registry.names import check_actor, check_alias, check_model_name
+from service.registry.reads import aliases_of, file_summary, require_model
 from service.registry.tables import (
     AuditEntry,
     ModelAlias,
     ModelBlob,
     ModelInferenceData,
     ModelVersion,
-    ModelVersionFile,
     RegisteredModel,
     VersionStatus,
 )
 
 # PostgreSQL channel on which routing changes are announced (see LiveRegistry).
 NOTIFY_CHANNEL = "surrogate_registry"
-
-
-def announce_change(session: Session) -> None:
-    """Tell listening replicas that aliases or versions changed. PostgreSQL delivers the
-    notification at commit (and drops it on rollback); elsewhere replicas just poll."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-
-
-def _ensure_registered_model(session: Session, name: str) -> None:
-    """Insert the registered-model row if absent, without racing concurrent registrations."""
-    insert_if_absent(session, RegisteredModel, {"name": name, "last_version": 0}, ["name"])
-
-
-def allocate_version(session: Session, name: str) -> int:
-    """Next version number for `name`.
-
-    A single UPDATE ... RETURNING increments the counter: PostgreSQL holds the row lock and
-    SQLite the database write lock until commit, so concurrent registrations serialise and
-    get consecutive, distinct numbers.
-    """
-    _ensure_registered_model(session, name)
-    statement = (
-        update(RegisteredModel)
-        .where(RegisteredModel.name == name)
-        .values(last_version=RegisteredModel.last_version + 1)
-        .returning(RegisteredModel.last_version)
-    )
-    return int(session.execute(statement).scalar_one())
-
-
-def lineage_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a manifest that say where a fit came from."""
-    keys = ("config", "library_versions", "inference", "data")
-    return {key: manifest[key] for key in keys if key in manifest}
-
-
-def _data_sha256(data: dict[str, Any] | None) -> str | None:
-    """The training data's sha256 as the manifest records it, if it looks like one."""
-    value = (data or {}).get("sha256")
-    return value if isinstance(value, str) and len(value) == 64 else None
+# An alias that is deleted and re-created between this write's two statements sends it
+# round again; more rounds than this would need a writer storm on one alias.
+_ALIAS_ROUNDS = 20
 
 
 def register(
@@ -87,146 +56,105 @@ def register(
     files: dict[str, bytes] | None = None,
     max_unpacked_bytes: int | None = None,
 ) -> int:
-    """Register a fit: the next version of `name` with its files, `alias` moved to it, and
-    the audit entry, as one unit of work (the caller commits or rolls back). The admin API
-    and `surrogate-train` both register through here, so every version is recorded alike.
+    """Store a fit as the next version of `name`, move `alias` to it, and attach its
+    InferenceData (netCDF) and `files` ({"report/fit.png": bytes, ...}); returns the
+    version. The audit entries are the ones the admin API's register, attach-inference-data
+    and attach-file calls record, so both ways of registering leave the same trace.
 
-    Everything is checked before the first write (ArtifactError, InvalidInputError), so
-    a rejected registration changes nothing even if the caller commits.
+    Everything is checked before the first write (InvalidInputError naming what is wrong).
     """
-    version = register_version(session, name, artifact_bytes, description=description,
-                               tags=tags, source=source, registered_by=actor,
-                               inference_data=inference_data, files=files,
-                               max_unpacked_bytes=max_unpacked_bytes)
-    if alias:
-        set_alias(session, name, alias, version)
-    record_audit(session, actor, "register_version", name, version, alias,
-                 {"sha256": sha256_hex(artifact_bytes), "size_bytes": len(artifact_bytes),
-                  "files": sorted(files or {})})
-    return version
-
-
-def register_version(
-    session: Session,
-    name: str,
-    artifact_bytes: bytes,
-    description: str | None = None,
-    *,
-    tags: dict[str, str] | None = None,
-    source: str | None = None,
-    registered_by: str | None = None,
-    inference_data: bytes | None = None,
-    files: dict[str, bytes] | None = None,
-    max_unpacked_bytes: int | None = None,
-) -> int:
-    """Validate an encoded artifact and store it as the next version of `name`, with its
-    optional ArviZ netCDF and `files` ({"report/fit.png": bytes, ...}); no alias, no
-    audit entry (`register` adds both; tests seed registries with this step alone).
-
-    Everything is checked before the first write, so a rejected upload changes nothing
-    even if the caller commits.
-    """
-    # Raises ArtifactError before any write.
-    artifact = Artifact.from_bytes(artifact_bytes, max_unpacked_bytes=max_unpacked_bytes)
-    spec = artifact.spec
+    check_model_name(name)
+    check_actor(actor)
+    if alias is not None:
+        check_alias(alias)
+    try:
+        artifact = Artifact.from_bytes(artifact_bytes, max_unpacked_bytes=max_unpacked_bytes)
+    except ArtifactError as exc:
+        raise InvalidInputError(f"artifact rejected, nothing was registered: {exc}",
+                                [{"field": "artifact", "message": str(exc)}]) from exc
     if inference_data is not None:
-        check_inference_data(inference_data)
-    media_types = {path: check_version_file(path, data) for path, data in (files or {}).items()}
-    version = allocate_version(session, name)
-    session.add(ModelVersion(
-        name=name,
-        version=version,
-        status=VersionStatus.READY,
-        description=description,
-        manifest=artifact.manifest,
-        metrics=spec.metrics,
-        sha256=sha256_hex(artifact_bytes),
-        size_bytes=len(artifact_bytes),
-        tags=dict(tags or {}),
-        source=source,
-        data_sha256=_data_sha256(spec.data),
-        lineage=lineage_from_manifest(artifact.manifest),
-        registered_by=registered_by,
-    ))
-    session.flush()
-    session.add(ModelBlob(name=name, version=version, data=artifact_bytes))
-    if inference_data is not None:
-        session.add(ModelInferenceData(name=name, version=version,
-                                       sha256=sha256_hex(inference_data), data=inference_data))
+        _check_inference_data(inference_data)
     for path, data in (files or {}).items():
-        session.add(ModelVersionFile(**file_values(name, version, path, media_types[path],
-                                                    data)))
-    session.flush()
-    announce_change(session)
+        version_files.check_version_file(path, data)
+    version = _store_version(session, name, artifact, artifact_bytes, description=description,
+                             tags=tags, source=source, registered_by=actor)
+    if alias is not None:
+        _point_alias(session, name, alias, version)
+    _audit(session, actor, "register_version", name, version, alias,
+           {"sha256": sha256_hex(artifact_bytes), "size_bytes": len(artifact_bytes)})
+    if inference_data is not None:
+        attach_inference_data(session, name, version, inference_data, actor=actor)
+    for path, data in (files or {}).items():
+        attach_file(session, name, version, path, data, actor=actor)
     return version
 
 
-def set_alias(session: Session, name: str, alias: str, version: int) -> None:
-    """Point `alias` of model `name` at `version` (creating or moving it)."""
-    target = get_version(session, name, version)
+def attach_inference_data(session: Session, name: str, version: int, data: bytes, *,
+                          actor: str) -> None:
+    """Store the fit's ArviZ InferenceData with a version, once (versions are immutable)."""
+    check_actor(actor)
+    _check_inference_data(data)
+    _version_row(session, name, version)
+    digest = sha256_hex(data)
+    inserted = version_files.insert_if_absent(session, ModelInferenceData, {
+        "name": name, "version": version, "sha256": digest, "data": data},
+        ["name", "version"])
+    if not inserted:
+        raise ConflictError(f"version {version} of {name!r} already has inference data "
+                            "(versions are immutable)")
+    _audit(session, actor, "attach_inference_data", name, version,
+           details={"sha256": digest, "size_bytes": len(data)})
+
+
+def attach_file(session: Session, name: str, version: int, path: str, data: bytes, *,
+                actor: str) -> tuple[dict[str, Any], bool]:
+    """Attach a file (a report figure) to a version: (its summary, whether it was new).
+    The same bytes again change nothing and record nothing; other bytes are a 409."""
+    check_actor(actor)
+    row, created = version_files.attach_file(session, name, version, path, data)
+    if created:
+        _audit(session, actor, "attach_file", name, version,
+               details={"path": path, "sha256": row.sha256, "size_bytes": row.size})
+    return file_summary(row), created
+
+
+def set_alias(session: Session, name: str, alias: str, version: int, *,
+              actor: str) -> int | None:
+    """Point `alias` of `name` at `version` (creating or moving it); returns the version
+    it pointed at before (None: it is new). Only a ready version can hold an alias."""
+    check_alias(alias)
+    check_actor(actor)
+    target = _version_row(session, name, version, lock="share")
     if target.status != VersionStatus.READY:
         raise InvalidInputError(f"version {version} of {name!r} is {target.status}; "
                                 "only ready versions can hold an alias")
-    existing = session.get(ModelAlias, (name, alias))
-    if existing is None:
-        session.add(ModelAlias(name=name, alias=alias, version=version))
-    else:
-        existing.version = version
-    session.flush()
-    announce_change(session)
+    previous = _point_alias(session, name, alias, version)
+    _audit(session, actor, "set_alias", name, version, alias,
+           {"previous_version": previous})
+    return previous
 
 
-# --- admin operations (each caller records an audit entry in the same transaction) ------
-
-
-def record_audit(
-    session: Session,
-    actor: str,
-    action: str,
-    name: str | None = None,
-    version: int | None = None,
-    alias: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    session.add(AuditEntry(actor=actor, action=action, model_name=name, version=version,
-                           alias=alias, details=details or {}))
-    session.flush()
-
-
-def delete_alias(session: Session, name: str, alias: str) -> int:
-    """Remove `alias` of `name`; returns the version it pointed to."""
-    row = session.get(ModelAlias, (name, alias))
-    if row is None:
+def delete_alias(session: Session, name: str, alias: str, *, actor: str) -> int:
+    """Remove `alias` of `name`; returns the version it pointed at. One DELETE ...
+    RETURNING: of two racing deletes, the second finds nothing and is a 404."""
+    check_actor(actor)
+    previous = session.execute(
+        delete(ModelAlias).where(ModelAlias.name == name, ModelAlias.alias == alias)
+        .returning(ModelAlias.version).execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if previous is None:
         require_model(session, name)
         raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-    version = row.version
-    session.delete(row)
-    session.flush()
-    announce_change(session)
-    return version
+    _announce_change(session)
+    _audit(session, actor, "delete_alias", name, previous, alias)
+    return previous
 
 
-def set_version_status(session: Session, name: str, version: int, status: str) -> ModelVersion:
-    """Archive or restore a version. An archived version cannot hold an alias, so archiving
-    one that still does is refused (move the alias first)."""
-    if status not in (VersionStatus.READY, VersionStatus.ARCHIVED):
-        raise InvalidInputError(f"unknown status {status!r}")
-    row = get_version(session, name, version)
-    if status == VersionStatus.ARCHIVED:
-        held = aliases_of(session, name, version)
-        if held:
-            raise ConflictError(
-                f"version {version} of {name!r} still holds alias(es) {held}; move or delete "
-                "them before archiving", [{"aliases": held}])
-    row.status = status
-    session.flush()
-    announce_change(session)
-    return row
-
-
-def update_model(session: Session, name: str, description: str | None = None,
-                 tags: dict[str, str] | None = None) -> RegisteredModel:
-    row = session.get(RegisteredModel, name)
+def update_model(session: Session, name: str, *, actor: str, description: str | None = None,
+                 tags: dict[str, str] | None = None) -> None:
+    """Edit a model's description and/or tags (replacing all tags)."""
+    check_actor(actor)
+    row = session.get(RegisteredModel, name, with_for_update=True)
     if row is None:
         raise NotFoundError(f"model {name!r} is not registered")
     if description is not None:
@@ -234,16 +162,154 @@ def update_model(session: Session, name: str, description: str | None = None,
     if tags is not None:
         row.tags = dict(tags)
     session.flush()
-    return row
+    _audit(session, actor, "update_model", name,
+           details=_given(description=description, tags=tags))
 
 
-def update_version(session: Session, name: str, version: int, description: str | None = None,
-                   tags: dict[str, str] | None = None) -> ModelVersion:
-    """Edit a version's description/tags (its posterior, manifest and lineage never change)."""
-    row = get_version(session, name, version)
+def update_version(session: Session, name: str, version: int, *, actor: str,
+                   description: str | None = None, tags: dict[str, str] | None = None,
+                   status: str | None = None) -> None:
+    """Edit a version's description/tags, or archive / restore it (`status`). Its
+    posterior, manifest and lineage never change. An archived version cannot hold an alias,
+    so archiving one that still does is refused (move the alias first)."""
+    check_actor(actor)
+    if status not in (None, VersionStatus.READY, VersionStatus.ARCHIVED):
+        raise InvalidInputError(f"unknown status {status!r}", [{"field": "status"}])
+    # Locked: an alias being pointed at this version waits, then sees the new status.
+    row = _version_row(session, name, version, lock="update")
+    if status == VersionStatus.ARCHIVED:
+        held = aliases_of(session, name, version)
+        if held:
+            raise ConflictError(
+                f"version {version} of {name!r} still holds alias(es) {held}; move or delete "
+                "them before archiving", [{"aliases": held}])
     if description is not None:
         row.description = description
     if tags is not None:
         row.tags = dict(tags)
+    if status is not None:
+        row.status = status
     session.flush()
+    if status is not None:
+        _announce_change(session)
+    _audit(session, actor, "update_version", name, version,
+           details=_given(description=description, tags=tags, status=status))
+
+
+# --- steps of the writes above ------------------------------------------------------------
+
+
+def _check_inference_data(data: bytes) -> None:
+    try:
+        version_files.check_inference_data(data)
+    except ArtifactError as exc:
+        raise InvalidInputError(f"inference data rejected: {exc}",
+                                [{"field": "inference_data", "message": str(exc)}]) from exc
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The fields a caller set, for the audit entry."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _version_row(session: Session, name: str, version: int,
+                 lock: str | None = None) -> ModelVersion:
+    """The version's row, locked on PostgreSQL when `lock` says so ("share": it must not
+    change until commit; "update": this unit changes it); NotFoundError if absent."""
+    options: dict[str, Any] = {}
+    if lock is not None:
+        options["with_for_update"] = {"read": lock == "share"}
+    row = session.get(ModelVersion, (name, version), **options)
+    if row is None:
+        require_model(session, name)
+        raise NotFoundError(f"model {name!r} has no version {version}")
     return row
+
+
+def _store_version(session: Session, name: str, artifact: Artifact, artifact_bytes: bytes, *,
+                   description: str | None, tags: dict[str, str] | None, source: str | None,
+                   registered_by: str) -> int:
+    """The artifact as the next version of `name` (its row and blob)."""
+    spec = artifact.spec
+    version = _allocate_version(session, name)
+    session.add(ModelVersion(
+        name=name, version=version, status=VersionStatus.READY, description=description,
+        manifest=artifact.manifest, metrics=spec.metrics, sha256=sha256_hex(artifact_bytes),
+        size_bytes=len(artifact_bytes), tags=dict(tags or {}), source=source,
+        data_sha256=_data_sha256(spec.data), lineage=lineage_from_manifest(artifact.manifest),
+        registered_by=registered_by,
+    ))
+    session.flush()
+    session.add(ModelBlob(name=name, version=version, data=artifact_bytes))
+    session.flush()
+    _announce_change(session)
+    return version
+
+
+def _allocate_version(session: Session, name: str) -> int:
+    """Next version number for `name`.
+
+    A single UPDATE ... RETURNING increments the counter: PostgreSQL holds the row lock and
+    SQLite the database write lock until commit, so concurrent registrations serialise and
+    get consecutive, distinct numbers.
+    """
+    version_files.insert_if_absent(session, RegisteredModel, {"name": name, "last_version": 0},
+                           ["name"])
+    statement = (
+        update(RegisteredModel)
+        .where(RegisteredModel.name == name)
+        .values(last_version=RegisteredModel.last_version + 1)
+        .returning(RegisteredModel.last_version)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def _point_alias(session: Session, name: str, alias: str, version: int) -> int | None:
+    """Point the alias at `version`; returns where it pointed before (None: new).
+
+    No read-then-write gap: an INSERT ... ON CONFLICT DO NOTHING either creates the alias
+    or finds it there, and then the row is locked (SELECT ... FOR UPDATE) before it is
+    moved. A concurrent delete between the two statements sends it round again.
+    """
+    key = (ModelAlias.name == name, ModelAlias.alias == alias)
+    for _ in range(_ALIAS_ROUNDS):
+        if version_files.insert_if_absent(session, ModelAlias,
+                                  {"name": name, "alias": alias, "version": version},
+                                  ["name", "alias"]):
+            _announce_change(session)
+            return None
+        previous = session.scalar(select(ModelAlias.version).where(*key).with_for_update())
+        if previous is not None:
+            session.execute(update(ModelAlias).where(*key).values(version=version)
+                            .execution_options(synchronize_session=False))
+            _announce_change(session)
+            return previous
+    raise ConflictError(f"alias {alias!r} of {name!r} kept changing under this write; "
+                        "try again")
+
+
+def _audit(session: Session, actor: str, action: str, name: str | None = None,
+           version: int | None = None, alias: str | None = None,
+           details: dict[str, Any] | None = None) -> None:
+    session.add(AuditEntry(actor=actor, action=action, model_name=name, version=version,
+                           alias=alias, details=details or {}))
+    session.flush()
+
+
+def _announce_change(session: Session) -> None:
+    """Tell listening replicas that aliases or versions changed. PostgreSQL delivers the
+    notification at commit (and drops it on rollback); elsewhere replicas just poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+def lineage_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a manifest that say where a fit came from."""
+    keys = ("config", "library_versions", "inference", "data")
+    return {key: manifest[key] for key in keys if key in manifest}
+
+
+def _data_sha256(data: dict[str, Any] | None) -> str | None:
+    """The training data's sha256 as the manifest records it, if it looks like one."""
+    value = (data or {}).get("sha256")
+    return value if isinstance(value, str) and len(value) == 64 else None

@@ -3,12 +3,10 @@ read the audit log.
 
 Every call needs `Authorization: Bearer <SURROGATE_ADMIN_TOKEN>`. The token is compared in
 constant time and never logged or echoed; with no token configured every call is refused.
-Each change is committed together with its audit-log entry, then this replica refreshes
-its routing table at once (other replicas pick the change up within their poll interval).
-
-Why one module of this size: every admin route follows the same pattern (token, actor,
-one transaction, audit entry, routing refresh), and keeping the eight together keeps that
-pattern in one reading.
+Every route is the same three steps: the token check (`require_admin`, which also names
+the actor), one write of `service.registry.writes` in its own unit of work (the change and
+its audit entry are committed together, or neither), then this replica refreshes its
+routing table at once (other replicas pick the change up within their poll interval).
 """
 
 from __future__ import annotations
@@ -19,13 +17,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.deps import LiveRegistryDep, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.registry_schemas import (
-    ALIAS_PATTERN,
-    NAME_PATTERN,
     AliasChange,
     AliasUpdate,
     AuditRecord,
@@ -36,16 +31,11 @@ from service.api.registry_schemas import (
     VersionUpdate,
 )
 from service.api.schemas import ErrorBody
-from service.artifact import ArtifactError, sha256_hex
-from service.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidInputError,
-    UnauthorizedError,
-)
-from service.registry import files, reads, writes
-from service.registry.tables import ModelAlias, ModelInferenceData
-from service.settings import Settings
+from service.artifact import sha256_hex
+from service.errors import ForbiddenError, InvalidInputError, UnauthorizedError
+from service.registry import reads, writes
+from service.registry.names import ACTOR_PATTERN, ALIAS_PATTERN, MODEL_NAME_PATTERN
+from service.registry.unit_of_work import SessionFactory, unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +45,7 @@ _bearer = HTTPBearer(auto_error=False, description="SURROGATE_ADMIN_TOKEN")
 def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_actor: Annotated[str | None, Header(max_length=128, pattern=r"^[\w.@ -]+$",
+    x_actor: Annotated[str | None, Header(pattern=ACTOR_PATTERN,
                                           description="Who is acting (audit log).")] = None,
 ) -> str:
     """The acting operator's name for the audit log, once the bearer token checks out."""
@@ -70,7 +60,7 @@ def require_admin(
 
 
 ActorDep = Annotated[str, Depends(require_admin)]
-NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Registered model name.")]
+NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Registered model name.")]
 AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1)]  # 32-bit column: no overflow 500
 
@@ -108,27 +98,14 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
     return tags
 
 
-def _register(session: Session, settings: Settings, actor: str, name: str, data: bytes,
-              description: str | None, tags: dict[str, str], source: str | None,
-              alias: str | None) -> dict[str, Any]:
-    """Register, commit, and give the connection back before the caller waits for the
-    routing refresh (which needs a connection of its own: holding this one meanwhile
-    starves the pool under concurrent registrations)."""
-    try:
-        version = writes.register(session, name, data, actor=actor, alias=alias,
-                                description=description, tags=tags, source=source,
-                                max_unpacked_bytes=2 * settings.max_upload_bytes)
-        session.commit()
+def _register(sessions: SessionFactory, actor: str, name: str, data: bytes,
+              options: dict[str, Any]) -> dict[str, Any]:
+    """Register in one unit of work, which also gives the connection back before the
+    caller waits for the routing refresh (that needs a connection of its own: holding this
+    one meanwhile starves the pool under concurrent registrations)."""
+    with unit_of_work(sessions) as session:
+        version = writes.register(session, name, data, actor=actor, **options)
         return reads.version_detail(session, name, version)
-    except ArtifactError as exc:
-        session.rollback()
-        raise InvalidInputError(f"artifact rejected, nothing was registered: {exc}",
-                                [{"field": "body", "message": str(exc)}]) from exc
-    except Exception:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 @router.post(
@@ -148,7 +125,7 @@ async def register(
     request: Request,
     name: NamePath,
     actor: ActorDep,
-    session: SessionDep,
+    sessions: SessionFactoryDep,
     settings: SettingsDep,
     live: LiveRegistryDep,
     # Query strings stay short enough for any HTTP server's request-line limit; longer
@@ -167,33 +144,18 @@ async def register(
     if sha256 is not None and sha256_hex(data) != sha256:
         raise InvalidInputError("artifact rejected, nothing was registered: the body's sha256 "
                                 "does not match the `sha256` parameter (corrupted upload)")
-    tags = parse_tags(tag)
-    detail = await run_in_threadpool(_register, session, settings, actor, name, data,
-                                     description, tags, source, alias)
+    options = {"alias": alias, "description": description, "tags": parse_tags(tag),
+               "source": source, "max_unpacked_bytes": 2 * settings.max_upload_bytes}
+    detail = await run_in_threadpool(_register, sessions, actor, name, data, options)
     logger.info("%s registered %s v%d", actor, name, detail["version"])
     await run_in_threadpool(live.catch_up)
     return detail
 
 
-def _attach_inference_data(session: Session, actor: str, name: str, version: int,
+def _attach_inference_data(sessions: SessionFactory, actor: str, name: str, version: int,
                            data: bytes) -> None:
-    try:
-        reads.get_version(session, name, version)
-        if session.get(ModelInferenceData, (name, version)) is not None:
-            raise ConflictError(f"version {version} of {name!r} already has inference data "
-                                "(versions are immutable)")
-        files.check_inference_data(data)
-        session.add(ModelInferenceData(name=name, version=version, sha256=sha256_hex(data),
-                                       data=data))
-        writes.record_audit(session, actor, "attach_inference_data", name, version,
-                          details={"sha256": sha256_hex(data), "size_bytes": len(data)})
-        session.commit()
-    except ArtifactError as exc:
-        session.rollback()
-        raise InvalidInputError(f"inference data rejected: {exc}") from exc
-    except Exception:
-        session.rollback()
-        raise
+    with unit_of_work(sessions) as session:
+        writes.attach_inference_data(session, name, version, data, actor=actor)
 
 
 @router.put(
@@ -206,27 +168,17 @@ def _attach_inference_data(session: Session, actor: str, name: str, version: int
 )
 async def attach_inference_data(
     request: Request, name: NamePath, version: VersionPath, actor: ActorDep,
-    session: SessionDep,
+    sessions: SessionFactoryDep,
 ) -> Response:
     data = await read_body(request, "inference data")
-    await run_in_threadpool(_attach_inference_data, session, actor, name, version, data)
+    await run_in_threadpool(_attach_inference_data, sessions, actor, name, version, data)
     return Response(status_code=204)
 
 
-def _attach_file(session: Session, actor: str, name: str, version: int, path: str,
+def _attach_file(sessions: SessionFactory, actor: str, name: str, version: int, path: str,
                  data: bytes) -> tuple[dict[str, Any], bool]:
-    try:
-        row, created = files.attach_file(session, name, version, path, data)
-        if created:  # a repeated identical upload changes nothing, so nothing to audit
-            writes.record_audit(session, actor, "attach_file", name, version,
-                              details={"path": path, "sha256": row.sha256,
-                                       "size_bytes": row.size})
-        summary = reads.file_summary(row)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return summary, created
+    with unit_of_work(sessions) as session:
+        return writes.attach_file(session, name, version, path, data, actor=actor)
 
 
 @router.put(
@@ -245,10 +197,10 @@ def _attach_file(session: Session, actor: str, name: str, version: int, path: st
 )
 async def attach_file(
     request: Request, response: Response, name: NamePath, version: VersionPath, path: str,
-    actor: ActorDep, session: SessionDep,
+    actor: ActorDep, sessions: SessionFactoryDep,
 ) -> dict[str, Any]:
     data = await read_body(request, "file")
-    summary, created = await run_in_threadpool(_attach_file, session, actor, name, version,
+    summary, created = await run_in_threadpool(_attach_file, sessions, actor, name, version,
                                                path, data)
     if not created:
         response.status_code = 200
@@ -258,13 +210,9 @@ async def attach_file(
 @router.put("/models/{name}/aliases/{alias}", response_model=AliasChange,
             summary="Set or move an alias (promote / roll back)")
 def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorDep,
-              session: SessionDep, live: LiveRegistryDep) -> dict[str, Any]:
-    existing = session.get(ModelAlias, (name, alias))
-    previous = existing.version if existing is not None else None
-    writes.set_alias(session, name, alias, body.version)
-    writes.record_audit(session, actor, "set_alias", name, body.version, alias,
-                      {"previous_version": previous})
-    session.commit()
+              sessions: SessionFactoryDep, live: LiveRegistryDep) -> dict[str, Any]:
+    with unit_of_work(sessions) as session:
+        previous = writes.set_alias(session, name, alias, body.version, actor=actor)
     logger.info("%s moved %s@%s: %s -> %d", actor, name, alias, previous, body.version)
     live.catch_up()  # this replica serves the new version before the call returns
     return {"name": name, "alias": alias, "version": body.version,
@@ -273,11 +221,10 @@ def put_alias(name: NamePath, alias: AliasPath, body: AliasUpdate, actor: ActorD
 
 @router.delete("/models/{name}/aliases/{alias}", response_model=AliasChange,
                summary="Delete an alias")
-def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: SessionDep,
-                 live: LiveRegistryDep) -> dict[str, Any]:
-    previous = writes.delete_alias(session, name, alias)
-    writes.record_audit(session, actor, "delete_alias", name, previous, alias)
-    session.commit()
+def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep,
+                 sessions: SessionFactoryDep, live: LiveRegistryDep) -> dict[str, Any]:
+    with unit_of_work(sessions) as session:
+        previous = writes.delete_alias(session, name, alias, actor=actor)
     live.catch_up()
     return {"name": name, "alias": alias, "version": None, "previous_version": previous}
 
@@ -285,12 +232,11 @@ def delete_alias(name: NamePath, alias: AliasPath, actor: ActorDep, session: Ses
 @router.patch("/models/{name}", response_model=ModelDetail,
               summary="Edit a model's description and tags")
 def patch_model(name: NamePath, body: ModelUpdate, actor: ActorDep,
-                session: SessionDep) -> dict[str, Any]:
-    writes.update_model(session, name, body.description, body.tags)
-    writes.record_audit(session, actor, "update_model", name,
-                      details=body.model_dump(exclude_none=True))
-    session.commit()
-    return reads.model_detail(session, name)
+                sessions: SessionFactoryDep) -> dict[str, Any]:
+    with unit_of_work(sessions) as session:
+        writes.update_model(session, name, actor=actor, description=body.description,
+                            tags=body.tags)
+        return reads.model_detail(session, name)
 
 
 @router.patch(
@@ -301,21 +247,20 @@ def patch_model(name: NamePath, body: ModelUpdate, actor: ActorDep,
     "refused (409): move the alias first.",
 )
 def patch_version(name: NamePath, version: VersionPath, body: VersionUpdate, actor: ActorDep,
-                  session: SessionDep, live: LiveRegistryDep) -> dict[str, Any]:
-    writes.update_version(session, name, version, body.description, body.tags)
-    if body.status is not None:
-        writes.set_version_status(session, name, version, body.status)
-    writes.record_audit(session, actor, "update_version", name, version,
-                      details=body.model_dump(exclude_none=True))
-    session.commit()
+                  sessions: SessionFactoryDep, live: LiveRegistryDep) -> dict[str, Any]:
+    with unit_of_work(sessions) as session:
+        writes.update_version(session, name, version, actor=actor,
+                              description=body.description, tags=body.tags,
+                              status=body.status)
+        detail = reads.version_detail(session, name, version)
     live.catch_up()
-    return reads.version_detail(session, name, version)
+    return detail
 
 
 @router.get("/audit", response_model=list[AuditRecord], summary="Read the audit log")
 def audit_log(
     actor: ActorDep, session: SessionDep,
-    model: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, description="Page: entries older than")]
     = None,

@@ -11,13 +11,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from service import export, prediction
+from service import export
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.routes.predict import ERROR_RESPONSES
-from service.api.schemas import MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
+from service.prediction import pipeline
+from service.prediction.request import MAX_NAME_LENGTH, MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["export"])
@@ -108,7 +109,7 @@ def export_table(
     session: SessionDep,
     live: LiveRegistryDep,
     settings: SettingsDep,
-    name: Annotated[str, Path(max_length=prediction.MAX_NAME_LENGTH)],
+    name: Annotated[str, Path(max_length=MAX_NAME_LENGTH)],
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     alias: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     strain_min: Annotated[float | None, Query(description="Default: the training "
@@ -136,7 +137,7 @@ def export_table(
     if first_curve_id + len(levels) + count > export.MAX_CURVE_ID:
         raise _invalid("first_curve_id", f"curve ids would exceed {export.MAX_CURVE_ID}")
     largest = _largest_grid(settings, points, levels, count)
-    ref, posterior = prediction.resolve(live, session, name, version, alias, settings)
+    ref, posterior = pipeline.resolve(live, session, name, version, alias, settings)
     low, high = _strain_range(posterior, strain_min, strain_max)
     if count and seed is None:
         seed = secrets.randbits(32)

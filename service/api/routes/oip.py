@@ -22,12 +22,13 @@ import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service import prediction
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.responses import OrjsonResponse
-from service.api.schemas import (
-    MAX_VERSION,
-    ErrorBody,
+from service.api.schemas import ErrorBody
+from service.errors import InvalidInputError
+from service.observability import record_model_version
+from service.oip import core, http_binary
+from service.oip.schemas import (
     OipInferParameters,
     OipInferRequest,
     OipInferResponse,
@@ -37,9 +38,7 @@ from service.api.schemas import (
     OipReady,
     OipServerMetadata,
 )
-from service.errors import InvalidInputError
-from service.observability import record_model_version
-from service.oip import core, http_binary
+from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 # Without a content type the body is read as JSON, as OIP clients (tritonclient) send it.
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
@@ -68,7 +67,7 @@ INFER_DESCRIPTION = (
     "N = 0 sends raw FP64 strains alone. The body-size limit counts the whole body. "
     "Details: docs/oip.md.")
 
-NamePath = Path(..., max_length=prediction.MAX_NAME_LENGTH,
+NamePath = Path(..., max_length=MAX_NAME_LENGTH,
                 description="Registered model name.")
 VersionPath = Path(..., ge=1, le=MAX_VERSION, description="Model version number.")
 

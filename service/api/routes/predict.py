@@ -4,10 +4,11 @@ path in service/api/fast_predict.py answers plain requests before they reach it)
 from fastapi import APIRouter, Path, Request
 from fastapi.routing import APIRoute
 
-from service import prediction
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
-from service.api.responses import OrjsonResponse
-from service.api.schemas import ErrorBody, PredictRequest, PredictResponse
+from service.api.responses import OrjsonResponse, predict_answer
+from service.api.schemas import ErrorBody, PredictResponse
+from service.prediction import pipeline
+from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
@@ -32,12 +33,11 @@ def predict(
     session: SessionDep,
     live: LiveRegistryDep,
     settings: SettingsDep,
-    name: str = Path(..., max_length=prediction.MAX_NAME_LENGTH),
+    name: str = Path(..., max_length=MAX_NAME_LENGTH),
 ) -> OrjsonResponse:
-    prediction.check_limits(body, settings)
-    ref, posterior = prediction.resolve(live, session, name, body.version, body.alias,
-                                        settings)
-    return prediction.answer(request, body, ref, posterior)
+    pipeline.check_limits(body, settings)
+    ref, posterior = pipeline.resolve(live, session, name, body.version, body.alias, settings)
+    return predict_answer(request, body, ref, posterior)
 
 
 def route() -> APIRoute:

@@ -1,22 +1,20 @@
 """The whole-curve parts of a predict answer: `observed` and the scatter split.
 
-Kept apart from the route so the plain request pays one attribute test when the model has
-no curve model, and one table lookup per strain when it has (service.curves).
+Kept apart from the pipeline so the plain request pays one attribute test when the model
+has no curve model, and one table lookup per strain when it has (service.inference.curves).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from service import curves
 from service.errors import InvalidInputError
+from service.inference import curves
 from service.inference.posterior import Posterior
+from service.prediction.request import PredictRequest
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.api.schemas import PredictRequest
 
 
 def check_observed_count(body: PredictRequest, settings: Settings) -> None:

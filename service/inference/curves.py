@@ -26,8 +26,11 @@ interpolated linearly; r is recomputed from the interpolated loadings, so a(x).a
 edge: the correlation structure and the split of the scatter stay those at the edge, while
 mu and sigma keep the network's extrapolation.
 
-The manifest section `curve_model` (validated by `CurveModelSection`) holds the fitted
-parameters; `CurveModel.from_manifest` builds the tables.
+The manifest section `curve_model` (typed and validated with the manifest,
+service.manifest.CurveModelSection) holds the fitted parameters;
+`CurveModel.from_section` builds the tables. mu_s and sigma_s come from the posterior's
+own forward pass (`Posterior.network_outputs`), the one place the network is evaluated
+in numpy.
 
 Why one module of this size: it is one model (the spline factor copula) with its
 validation, sampling, conditioning and scatter split, which share its loadings.
@@ -36,16 +39,14 @@ validation, sampling, conditioning and scatter split, which share its loadings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, model_validator
 from scipy.interpolate import BSpline
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
-KIND = "spline_factor_copula"
-DEGREE = 3
-MAX_BASIS = 64
+from service.manifest import CURVE_DEGREE, CurveModelSection
+
 # Linear interpolation on this many strains across the domain: the loadings are cubic
 # splines with at most 64 pieces, so the table's interpolation error is below 1e-6 of r.
 TABLE_POINTS = 4097
@@ -53,70 +54,16 @@ TABLE_POINTS = 4097
 _MAX_ELEMENTS = 4_000_000
 
 
-class CurveDomain(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    min: FiniteFloat
-    max: FiniteFloat
-
-    @model_validator(mode="after")
-    def _ordered(self) -> CurveDomain:
-        if not self.max > self.min:
-            raise ValueError("max must be greater than min")
-        return self
-
-
-class CurveModelSection(BaseModel):
-    """The manifest's `curve_model` section: what `training.curves` fitted."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["spline_factor_copula"]
-    domain: CurveDomain = Field(description="Strains the basis spans (physical units).")
-    degree: Literal[3] = 3
-    between_cholesky: list[list[FiniteFloat]] = Field(
-        description="L (k x k, lower triangular): Sigma = L L^T, the covariance of one "
-        "material's spline coefficients of z.")
-    within_log_variance: list[FiniteFloat] = Field(
-        description="gamma (k): log of the test-noise variance of z, in the same basis.")
-    fit: dict[str, Any] | None = Field(None, description="How the fit went (informative).")
-
-    @model_validator(mode="after")
-    def _shapes(self) -> CurveModelSection:
-        k = len(self.within_log_variance)
-        if not DEGREE + 1 <= k <= MAX_BASIS:
-            raise ValueError(f"within_log_variance must have {DEGREE + 1}..{MAX_BASIS} "
-                             f"entries, got {k}")
-        if len(self.between_cholesky) != k or any(len(row) != k
-                                                  for row in self.between_cholesky):
-            raise ValueError(f"between_cholesky must be {k} x {k} (the basis size)")
-        if any(abs(g) > 50 for g in self.within_log_variance):
-            raise ValueError("within_log_variance entries must lie in [-50, 50]")
-        return self
-
-
-def validate_section(section: Any) -> CurveModelSection | None:
-    """The parsed section, None when absent; ValueError naming the field when malformed
-    (service.artifact turns it into an ArtifactError)."""
-    if section is None:
-        return None
-    try:
-        return CurveModelSection.model_validate(section)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in ("curve_model", *first["loc"]))
-        raise ValueError(f"manifest field {where}: {first['msg']}") from exc
-
-
 def knot_vector(basis_size: int) -> np.ndarray:
     """Clamped cubic knots on [-1, 1] with `basis_size` functions (equally spaced)."""
-    inner = np.linspace(-1.0, 1.0, basis_size - DEGREE + 1)
-    return np.concatenate([np.full(DEGREE, -1.0), inner, np.full(DEGREE, 1.0)])
+    inner = np.linspace(-1.0, 1.0, basis_size - CURVE_DEGREE + 1)
+    return np.concatenate([np.full(CURVE_DEGREE, -1.0), inner, np.full(CURVE_DEGREE, 1.0)])
 
 
 def design(t: np.ndarray, basis_size: int) -> np.ndarray:
     """B-spline basis at t (clamped to [-1, 1]), shape (n, basis_size), dense."""
     t = np.clip(np.asarray(t, dtype=float), -1.0, 1.0)
-    return BSpline.design_matrix(t, knot_vector(basis_size), DEGREE).toarray()
+    return BSpline.design_matrix(t, knot_vector(basis_size), CURVE_DEGREE).toarray()
 
 
 def normalise(x: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -141,11 +88,6 @@ class CurveModel:
         v = np.exp(basis @ gamma)
         loadings = factor / np.sqrt(q + v)[:, None]
         return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0))
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> CurveModel | None:
-        section = validate_section(manifest.get("curve_model"))
-        return None if section is None else cls.from_section(section)
 
     @property
     def rank(self) -> int:
@@ -181,6 +123,24 @@ def scatter_split(curve: CurveModel, strain: np.ndarray, aleatoric_sd: np.ndarra
     return aleatoric_sd * np.sqrt(r), aleatoric_sd * np.sqrt(1.0 - r)
 
 
+class DrawNetwork(Protocol):
+    """What the curve model needs of a posterior (service.inference.posterior.Posterior):
+    its draw count, its widest layer and its per-draw forward pass. A protocol, because
+    the posterior holds a curve model and so cannot be imported here without a cycle."""
+
+    draws: int
+    max_width: int
+
+    def network_outputs(self, strain: np.ndarray, with_tangent: bool = False
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]: ...
+
+
+def draw_outputs(posterior: DrawNetwork, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mu_s(x) and sigma_s(x), each (draws, n), physical units."""
+    mu, sigma, _ = posterior.network_outputs(strain)
+    return mu, sigma
+
+
 @dataclass(frozen=True)
 class Observed:
     """One material's own measurements, in physical units."""
@@ -200,7 +160,7 @@ class Conditioned:
     inverse_root: np.ndarray  # (k, k) R with R R^T = P^-1
 
 
-def condition(posterior: Any, curve: CurveModel, observed: Observed) -> Conditioned:
+def condition(posterior: DrawNetwork, curve: CurveModel, observed: Observed) -> Conditioned:
     mu, sigma = draw_outputs(posterior, observed.strain)
     z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
     a = curve.loadings(observed.strain)  # (n_o, k)
@@ -230,45 +190,11 @@ class CurvePrediction:
         return np.hypot(self.aleatoric_sd, self.epistemic_sd)
 
 
-# Hidden activations (draws x strains x width) per block of the per-draw forward pass:
-# about 2 MB, so a block stays in cache.
-_BLOCK_ELEMENTS = 262_144
-
-
-def draw_outputs(posterior: Any, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mu_s(x) and sigma_s(x), each (draws, n), physical units: the posterior's network
-    (`Posterior.network_outputs`), with the one-input first layer as a broadcast product
-    instead of a batched matrix product and blocks sized for the cache (2-3x faster for
-    the thousands of strains x draws that whole curves need)."""
-    from service.inference.posterior import noise_link
-
-    strain = np.asarray(strain, dtype=float).ravel()
-    x = (strain - posterior.x_mean) / posterior.x_scale
-    (w_first, b_first), *rest = posterior.weights
-    if w_first.shape[1] != 1:
-        raise ValueError("a model with covariates answers whole curves at a condition: "
-                         "use its strain-only view, posterior.at(condition)")
-    *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
-    draws, width = w_first.shape[0], max(w.shape[2] for w, _ in posterior.weights)
-    step = max(1, _BLOCK_ELEMENTS // (draws * width))
-    mu = np.empty((draws, strain.size))
-    z = np.empty((draws, strain.size))
-    for start in range(0, strain.size, step):
-        part = slice(start, start + step)
-        hidden = np.tanh(x[None, part, None] * w_first[:, 0, None, :] + b_first[:, None, :])
-        for weight, bias in trunk:
-            hidden = np.tanh(hidden @ weight + bias[:, None, :])
-        mu[:, part] = (hidden @ w_mean)[..., 0] + b_mean
-        z[:, part] = (hidden @ w_sigma)[..., 0] + b_sigma
-    return (posterior.y_mean + posterior.y_scale * mu,
-            posterior.y_scale * noise_link(z, posterior.noise_link))
-
-
-def _chunk(posterior: Any, width: int) -> int:
+def _chunk(posterior: DrawNetwork, width: int) -> int:
     return max(1, _MAX_ELEMENTS // max(posterior.draws * posterior.max_width, width, 1))
 
 
-def conditional_draws(posterior: Any, curve: CurveModel, conditioned: Conditioned,
+def conditional_draws(posterior: DrawNetwork, curve: CurveModel, conditioned: Conditioned,
                       strain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per draw s at each strain: conditional mean, between variance and within variance
     of the material's stress, each (S, n)."""
@@ -281,7 +207,7 @@ def conditional_draws(posterior: Any, curve: CurveModel, conditioned: Conditione
     return mean, var * remaining[None, :], var * np.maximum(1.0 - r, 0.0)[None, :]
 
 
-def conditional_predict(posterior: Any, curve: CurveModel, strain: np.ndarray,
+def conditional_predict(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray,
                         observed: Observed) -> CurvePrediction:
     """mean, SDs and the scatter split of the observed material's curve at `strain`.
     Epistemic: SD over draws of the conditional mean; aleatoric: sqrt(mean over draws of
@@ -303,7 +229,7 @@ def conditional_predict(posterior: Any, curve: CurveModel, strain: np.ndarray,
                            out["epistemic_sd"], out["between"], out["within"])
 
 
-def curve_samples(posterior: Any, curve: CurveModel, strain: np.ndarray, count: int,
+def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray, count: int,
                   seed: int, observed: Observed | None = None,
                   test_noise: bool = True) -> np.ndarray:
     """`count` whole curves at `strain`, shape (len(strain), count). Column j: one

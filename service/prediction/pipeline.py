@@ -1,37 +1,31 @@
 """The prediction pipeline every protocol shares: request limits, which version answers,
-the extrapolation policy, and the native response.
+the extrapolation policy, and the native response body.
 
 The FastAPI route (service/api/routes/predict.py), the lean path in front of it
-(service/api/fast_predict.py) and the Open Inference Protocol routes
-(service/api/routes/oip.py) all call these functions, so a request gets the same limits,
-the same version and the same numbers whichever way it came in.
+(service/api/fast_predict.py) and the Open Inference Protocol (service/oip/core.py) all
+call these functions, so a request gets the same limits, the same version and the same
+numbers whichever way it came in. The pipeline knows no transport: it takes a validated
+request and returns numpy arrays; turning them into bytes is the protocols' job.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
-from starlette.requests import Request
 
-from service.api import curve_options
-from service.api.responses import OrjsonResponse
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.export.table import unstable_ranges
 from service.inference import predictive
 from service.inference.posterior import Posterior
-from service.observability import record_model_version
+from service.prediction import curve_options
+from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
-if TYPE_CHECKING:
-    from service.api.schemas import PredictRequest
-
-# Longest model name in a predict URL (longer is a 422 naming `name`).
-MAX_NAME_LENGTH = 128
 # How many offending points an error names: the message stays readable for 10^6 points.
 MAX_NAMED_POINTS = 20
 
@@ -150,12 +144,3 @@ def predict_result(body: PredictRequest, ref: VersionRef,
         result["seed"] = seed
     return result
 
-
-def answer(request: Request, body: PredictRequest, ref: VersionRef,
-           posterior: Posterior) -> OrjsonResponse:
-    """The HTTP response to a checked native request, with the version and the number of
-    points recorded for the metrics: the route and the lean path both answer with it, so
-    their bytes are the same."""
-    response = OrjsonResponse(predict_result(body, ref, posterior))
-    record_model_version(request, ref.name, ref.version, len(body.strain))
-    return response
