@@ -140,3 +140,12 @@ def settings(database_url: str) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def covariate_fit():  # -> tests.covariate_fit.CovariateFit
+    """One tiny real fit of a model with covariates per test session (about 15 s), shared
+    by the export, OIP, web page and report tests."""
+    from tests.covariate_fit import fit_covariate_model
+
+    return fit_covariate_model()

@@ -3,9 +3,10 @@
 JSON), `abaqus` and `lsdyna` write it."""
 
 from service.export.abaqus import to_abaqus
+from service.export.conditions import Condition, OverTables, conditions_of, tables_over
 from service.export.definitions import Definitions
 from service.export.header import ExportMeta
-from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, to_lsdyna
+from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, last_id, to_lsdyna
 from service.export.table import (
     DEFAULT_MAX_ERROR,
     UNREACHABLE_POINTS,
@@ -18,6 +19,8 @@ from service.export.table import (
 from service.export.text import to_csv, to_json
 
 FORMATS = ("csv", "json", "abaqus", "lsdyna")
+# The formats that write tables over a covariate (conditions.OverTables).
+OVER_FORMATS = ("csv", "json", "abaqus", "lsdyna")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json",
                "abaqus": "text/plain; charset=utf-8", "lsdyna": "text/plain; charset=utf-8"}
 EXTENSIONS = {"csv": "csv", "json": "json", "abaqus": "inp", "lsdyna": "k"}
@@ -38,7 +41,8 @@ def render(fmt: str, meta: ExportMeta, table: ExportTable,
 
 __all__ = [
     "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR", "EXTENSIONS", "FORMATS", "MAX_CURVE_ID",
-    "MEDIA_TYPES", "UNREACHABLE_POINTS", "Definitions", "ExportMeta", "ExportTable", "build_table",
-    "default_table", "needed_points", "render", "to_abaqus", "to_csv", "to_json", "to_lsdyna",
-    "unstable_ranges",
+    "MEDIA_TYPES", "OVER_FORMATS", "UNREACHABLE_POINTS", "Condition", "Definitions",
+    "ExportMeta", "ExportTable", "OverTables", "build_table", "conditions_of",
+    "default_table", "last_id", "needed_points", "render", "tables_over", "to_abaqus",
+    "to_csv", "to_json", "to_lsdyna", "unstable_ranges",
 ]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from service import export
+from service.api.covariate_query import export_conditions
 from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
 from service.api.routes.predict import ERROR_RESPONSES
 from service.errors import InvalidInputError, PayloadTooLargeError
@@ -69,13 +70,21 @@ def _strain_range(posterior: Posterior, strain_min: float | None,
 
 
 def _largest_grid(settings: Settings, points: int | None, levels: list[float],
-                  curves: int) -> int:
-    """The largest grid this request may use; 422/413 when an explicit `points` exceeds it."""
+                  curves: int, tables: int = 1) -> int:
+    """The largest grid this request may use; 422/413 when an explicit `points` exceeds it.
+    `tables` over a covariate share the work limits (one grid each)."""
     limit = settings.max_export_points
     if points is not None and points > limit:
         raise _invalid("points", f"{points} exceeds the limit of {limit} points")
+    if tables > 1:
+        limit = max(2, limit // tables)
+        if points is not None and points > limit:
+            raise PayloadTooLargeError(
+                f"{tables} tables of {points} points exceed the limit of "
+                f"{settings.max_export_points} points per export",
+                [{"field": "over", "limit": settings.max_export_points}])
     if levels:
-        limit = min(limit, settings.max_export_quantile_points)
+        limit = min(limit, max(2, settings.max_export_quantile_points // tables))
         if points is not None and points > limit:
             raise PayloadTooLargeError(
                 f"quantiles were asked on {points} points; the limit is {limit} points per "
@@ -83,7 +92,7 @@ def _largest_grid(settings: Settings, points: int | None, levels: list[float],
                 [{"field": "quantiles", "limit": settings.max_export_quantile_points}])
     if curves:
         # The curves are sampled on the grid and its midpoints.
-        by_samples = (settings.max_samples_per_request // curves + 1) // 2
+        by_samples = (settings.max_samples_per_request // (curves * tables) + 1) // 2
         if points is not None and points > by_samples:
             raise PayloadTooLargeError(
                 f"{curves} curves on {points} points (and their midpoints) exceed "
@@ -127,25 +136,55 @@ def export_table(
     first_curve_id: Annotated[int, Query(ge=1, le=export.MAX_CURVE_ID)] =
         export.DEFAULT_FIRST_CURVE_ID,
     format: Annotated[Literal["csv", "json", "abaqus", "lsdyna"], Query()] = "csv",  # noqa: A002
+    covariates: Annotated[str | None, Query(
+        max_length=4096, description="Models with covariates: the condition, every "
+        "covariate as NAME:VALUE, e.g. temperature:353.15,rate:0.01 (with `over`: the "
+        "others).")] = None,
+    over: Annotated[str | None, Query(
+        max_length=4096, description="Models with covariates: one table per value of one "
+        "covariate, NAME:V1,V2,... (or NAME alone: the values it was tested at), in each "
+        "format's own convention (Abaqus temperature column, LS-DYNA *DEFINE_TABLE).")] =
+        None,
 ) -> Response:
     if version is not None and alias is not None:
         raise _invalid("alias", "give either version or alias, not both")
     if seed is not None and curves is None:
         raise _invalid("seed", "seed applies to curves; give curves too")
+    if over is not None and format not in export.OVER_FORMATS:
+        raise _invalid("over", f"format={format} writes one condition; give covariates=... "
+                       "instead")
     levels = parse_levels(quantiles)
     count = curves or 0
     if first_curve_id + len(levels) + count > export.MAX_CURVE_ID:
         raise _invalid("first_curve_id", f"curve ids would exceed {export.MAX_CURVE_ID}")
-    largest = _largest_grid(settings, points, levels, count)
     ref, posterior = pipeline.resolve(live, session, name, version, alias, settings)
+    where, over_name = export_conditions(posterior.conditions, covariates, over, ref.name,
+                                         ref.version)
+    tables = 1 if where is None or over_name is None else where.shape[0]
+    if over_name and export.last_id(1 + len(levels) + count, first_curve_id,
+                                    tables) > export.MAX_CURVE_ID:
+        raise _invalid("first_curve_id", f"table and curve ids would exceed "
+                       f"{export.MAX_CURVE_ID}")
+    largest = _largest_grid(settings, points, levels, count, tables)
     low, high = _strain_range(posterior, strain_min, strain_max)
     if count and seed is None:
         seed = secrets.randbits(32)
     target = max_interpolation_error or export.DEFAULT_MAX_ERROR
-    if points is None:
-        table = export.default_table(posterior, low, high, largest, target, levels, count, seed)
+    condition: export.Condition | export.OverTables | None = None
+    if where is not None and over_name is not None:
+        condition = export.tables_over(posterior, over_name, where, low, high, points,
+                                       largest, target, levels, count, seed)
+        table = condition.combined()
     else:
-        table = export.build_table(posterior, low, high, points, levels, count, seed)
+        answering = posterior
+        if where is not None:
+            condition = export.conditions_of(posterior, where)[0]
+            answering = posterior.at(condition.values)
+        if points is None:
+            table = export.default_table(answering, low, high, largest, target, levels,
+                                         count, seed)
+        else:
+            table = export.build_table(answering, low, high, points, levels, count, seed)
     if max_interpolation_error is not None and table.max_interpolation_error > target:
         needed = export.needed_points(table.points, table.max_interpolation_error, target)
         if needed >= export.UNREACHABLE_POINTS:
@@ -159,9 +198,9 @@ def export_table(
                        f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
     meta = export.ExportMeta(ref.name, ref.version, ref.sha256,
                              export.Definitions.from_manifest(posterior.spec),
-                             posterior.domain)
+                             posterior.domain, condition)
     content = export.render(format, meta, table, first_curve_id)
-    record_model_version(request, ref.name, ref.version, 2 * table.points - 1)
+    record_model_version(request, ref.name, ref.version, tables * (2 * table.points - 1))
     return Response(content, media_type=export.MEDIA_TYPES[format], headers={
         "content-disposition": f'attachment; filename="{ref.name}-v{ref.version}.'
                                f'{export.EXTENSIONS[format]}"',

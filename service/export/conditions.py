@@ -1,0 +1,128 @@
+"""Export of a model with covariates: the table at one condition, and tables over the
+values of one covariate (docs/export.md, "Covariates").
+
+A condition is one value per covariate, in the manifest's order and units. The table at a
+condition is the table of the strain-only view `posterior.at(condition)`: the same grid,
+columns, interpolation error and unstable ranges as a strain-only model's, so every format
+writes it unchanged and only its header says where it stands (header.py).
+
+A table over a covariate holds one such table per value of that covariate (the others
+fixed) on ONE strain grid, because the solvers interpolate between the rows of
+neighbouring values at equal strains: Abaqus' temperature column, LS-DYNA's
+*DEFINE_TABLE. The common grid is the finest of the per-condition default grids (or the
+`points` asked), so every condition's table meets the interpolation target it would meet
+alone. Whole-curve columns use one seed at every value: curve_j is the same posterior draw
+and the same material at every temperature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.export.table import ExportTable, UnstableRange, build_table, default_table
+from service.inference.posterior import Posterior
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Where one exported table stands: a value per covariate, and how far that is from
+    what the model was trained on."""
+
+    names: tuple[str, ...]
+    units: tuple[str, ...]
+    values: tuple[float, ...]
+    # Any covariate outside its training range (extrapolation).
+    outside_training_range: bool
+    # Standardised distance to the nearest tested condition (0 at a tested one).
+    condition_distance: float
+
+    def describe(self) -> str:
+        """'temperature=353.15 K, rate=0.01 1/s'."""
+        return ", ".join(f"{name}={value!r} {unit}" for name, unit, value
+                         in zip(self.names, self.units, self.values, strict=True))
+
+    def as_dict(self) -> dict[str, object]:
+        return {**dict(zip(self.names, self.values, strict=True)),
+                "outside_training_range": self.outside_training_range,
+                "condition_distance": self.condition_distance}
+
+
+def conditions_of(posterior: Posterior, values: np.ndarray) -> list[Condition]:
+    """A Condition per row of `values` ((m, k), physical units) of a covariate model."""
+    conditions = posterior.conditions
+    assert conditions is not None, "a model with covariates"
+    values = np.asarray(values, dtype=np.float64).reshape(-1, conditions.count)
+    outside = conditions.outside(values)
+    distance = conditions.distance(values)
+    return [Condition(conditions.names, conditions.units, tuple(float(v) for v in row),
+                      bool(outside[i]), float(distance[i])) for i, row in enumerate(values)]
+
+
+@dataclass(frozen=True)
+class OverTables:
+    """One table per value of the covariate `over`, all on the same strain grid."""
+
+    over: str
+    conditions: list[Condition]
+    tables: list[ExportTable]
+
+    @property
+    def over_index(self) -> int:
+        return self.conditions[0].names.index(self.over)
+
+    @property
+    def over_unit(self) -> str:
+        return self.conditions[0].units[self.over_index]
+
+    @property
+    def values(self) -> list[float]:
+        """The over covariate's value of each table, in the tables' order."""
+        return [c.values[self.over_index] for c in self.conditions]
+
+    @property
+    def fixed(self) -> list[tuple[str, str, float]]:
+        """(name, unit, value) of the covariates that stay fixed across the tables."""
+        first = self.conditions[0]
+        return [(n, u, v) for n, u, v in zip(first.names, first.units, first.values,
+                                               strict=True) if n != self.over]
+
+    def label(self, index: int) -> str:
+        """'temperature=293' for the index-th table (curve titles, unstable ranges)."""
+        return f"{self.over}={self.values[index]:g}"
+
+    def combined(self) -> ExportTable:
+        """What the header says for the whole set: the common grid, the largest error of
+        any table (per column too), and every table's unstable ranges labelled with its
+        value."""
+        first = self.tables[0]
+        errors = {name: max(t.error_by_column[name] for t in self.tables)
+                  for name in first.error_by_column}
+        ranges = [UnstableRange(f"{r.curve} at {self.label(i)}", r.strain_min, r.strain_max)
+                  for i, table in enumerate(self.tables) for r in table.unstable_strain_ranges]
+        return ExportTable(first.strain, first.columns, first.quantile_levels,
+                           first.curve_columns, first.seed,
+                           max(t.max_interpolation_error for t in self.tables), errors, ranges)
+
+
+def tables_over(posterior: Posterior, over: str, values: np.ndarray, strain_min: float,
+                strain_max: float, points: int | None, largest: int, target: float,
+                levels: Sequence[float], curves: int = 0, seed: int | None = None
+                ) -> OverTables:
+    """The tables at each row of `values` ((m, k) conditions, physical) on one grid:
+    `points` when given, else the finest of the conditions' default grids."""
+    conditions = conditions_of(posterior, values)
+    views = [posterior.at(c.values) for c in conditions]
+    if points is None:
+        tables = [default_table(view, strain_min, strain_max, largest, target, list(levels),
+                                curves, seed) for view in views]
+        points = max(t.points for t in tables)
+        tables = [t if t.points == points else build_table(
+            view, strain_min, strain_max, points, list(levels), curves, seed)
+            for t, view in zip(tables, views, strict=True)]
+    else:
+        tables = [build_table(view, strain_min, strain_max, points, list(levels), curves,
+                              seed) for view in views]
+    return OverTables(over, conditions, tables)
