@@ -143,9 +143,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def covariate_fit():  # -> tests.covariate_fit.CovariateFit
-    """One tiny real fit of a model with covariates per test session (about 15 s), shared
-    by the export, OIP, web page and report tests."""
+def covariate_fit(tmp_path_factory: pytest.TempPathFactory):  # -> covariate_fit.CovariateFit
+    """One tiny real fit of a model with covariates (and its report) per test session
+    (about 20 s), shared by the export, OIP, web page and report tests."""
     from tests.covariate_fit import fit_covariate_model
 
-    return fit_covariate_model()
+    return fit_covariate_model(tmp_path_factory.mktemp("covariate_report"))

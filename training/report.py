@@ -16,6 +16,8 @@
 - ``conditioning.png`` (with a held-out split): one held-out material, 3 of its points
   given to the held-out fit, the band it then predicts for that material, and the
   material's other points.
+- ``covariate_<name>.png`` (models with covariates, one per covariate): mean curves with
+  bands across that covariate, tested values marked (training.report_covariates).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from service.artifact import Artifact, sha256_hex  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration  # noqa: E402
 from training.data import TrainingData  # noqa: E402
 
@@ -48,6 +51,7 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
     out_dir.mkdir(parents=True, exist_ok=True)
     x_label, y_label = _labels(artifact)
     title = f"{artifact.spec.architecture.noise} BNN, {artifact.spec.inference.method}"
+    every_row, model_title = data, title
     if artifact.spec.covariates:
         # A covariate model is drawn at its central tested condition, with that
         # condition's rows.
@@ -66,6 +70,10 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
 
     figures.update(report_curves.figures(artifact, data, split, held_out_artifact,
                                          x_label, y_label, title))
+    from training import report_covariates
+
+    figures.update(report_covariates.figures(Posterior(artifact), every_row, x_label,
+                                             y_label, model_title))
     files = []
     for name, figure in figures.items():
         path = out_dir / name
