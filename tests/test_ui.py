@@ -21,7 +21,7 @@ from service.registry.reads import version_detail
 from service.settings import Settings
 from service.ui.data import model_page, models_overview
 from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH, has_public_path
-from tests.service_process import ServerProcess, free_port, service_command
+from tests.service_process import ServerProcess, free_port, random_artifact, service_command
 from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_many_versions, build_ui_registry
 
 PAGES = ("/", "/ui/", "/ui/models/rubber", "/ui/models/rubber/versions/3",
@@ -227,3 +227,58 @@ def test_export_links_only_when_the_service_has_the_export_route() -> None:
     bare.add_api_route("/v1/models/{name}", lambda name: name, methods=["GET"])
     assert not has_public_path(bare, EXPORT_PATH)
     assert has_public_path(create_app(Settings()), EXPORT_PATH)
+
+
+def test_a_covariate_version_page_lists_its_covariates_and_tested_conditions(
+    covariate_fit, database_url: str
+) -> None:
+    import json
+    import re
+    from html import unescape
+
+    from service.registry.db import make_engine, make_session_factory
+    from service.registry.writes import register
+
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        register(session, "hot", covariate_fit.artifact.to_bytes(), actor="test")
+        register(session, "plain", random_artifact().to_bytes(), actor="test")
+        session.commit()
+    engine.dispose()
+    with app_client(database_url) as client:
+        html = client.get("/ui/models/hot/versions/1").text
+        rows = dict(re.findall(r'<tr data-covariate="(\w+)">(.*?)</tr>', html, re.S))
+        assert list(rows) == ["temperature", "rate"]
+
+        def cell(name: str, column: str) -> str:
+            found = re.search(rf'data-col="{column}">(.*?)</td>', rows[name], re.S)
+            assert found, (name, column)
+            return unescape(found.group(1)).strip()
+
+        assert cell("temperature", "unit") == "K" and cell("rate", "unit") == "1/s"
+        assert cell("temperature", "range") == "273.15 … 323.15"
+        assert cell("rate", "range") == "0.01 … 0.1"
+        assert cell("temperature", "tested") == "273.15, 296.15, 323.15"
+        table = html.split('id="tested-conditions"')[1].split("</table>")[0]
+        conditions = re.findall(r"<tr><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td>",
+                                table)
+        assert sorted((float(t), float(r)) for t, r in conditions) == sorted(
+            map(tuple, covariate_fit.artifact.manifest["tested_conditions"]))
+        # "Try it" has one input per covariate, at the central tested condition.
+        inputs = dict(re.findall(r'data-covariate="(\w+)" value="([^"]+)"', html))
+        assert inputs == {"temperature": "296.15", "rate": "0.01"}
+        config = json.loads(unescape(re.search(r"data-try-it='([^']*)'", html).group(1)))
+        assert [c["name"] for c in config["covariates"]] == ["temperature", "rate"]
+        assert config["covariates"][0]["min"] == 273.15
+        # The export links answer at that condition.
+        links = re.findall(r'href="(/v1/models/hot/export[^"]*)"', html)
+        assert len(links) == 4
+        for href in links:
+            href = unescape(href)
+            assert "covariates=temperature:296.15,rate:0.01" in href
+            response = client.get(href)
+            assert response.status_code == 200, response.text[:300]
+        # A model without covariates shows no covariate section and no covariate input.
+        plain = client.get("/ui/models/plain/versions/1").text
+        assert 'id="covariates"' not in plain and "data-covariate" not in plain
+        assert "covariates=" not in plain
