@@ -135,6 +135,9 @@ class CurveModelSection(BaseModel):
     within_log_variance: list[FiniteFloat] = Field(
         description="gamma (k): log of the test-noise variance of z, in the same basis.")
     fit: dict[str, Any] | None = Field(None, description="How the fit went (informative).")
+    condition_correlation: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = Field(
+        None, description="rho: correlation of one material's random effects at two "
+        "different conditions (models with covariates; service.inference.curves_across).")
 
     @model_validator(mode="after")
     def _shapes(self) -> CurveModelSection:

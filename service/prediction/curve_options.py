@@ -6,6 +6,7 @@ has no curve model, and one table lookup per strain when it has (service.inferen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,14 @@ def observed_input(body: PredictRequest, posterior: Posterior, name: str,
 def conditional(posterior: Posterior, strain: np.ndarray, observed: curves.Observed
                 ) -> curves.CurvePrediction:
     assert posterior.curve is not None  # observed_input checked it
+    curve = posterior.curve
+    return checked(lambda: curves.conditional_predict(posterior, curve, strain, observed))
+
+
+def checked(compute: Callable[[], curves.CurvePrediction]) -> curves.CurvePrediction:
+    """A conditioned prediction, or a 422 when the observed stresses overflow it."""
     with np.errstate(over="ignore", invalid="ignore"):
-        prediction = curves.conditional_predict(posterior, posterior.curve, strain, observed)
+        prediction = compute()
     if not (np.all(np.isfinite(prediction.mean))
             and np.all(np.isfinite(prediction.epistemic_sd))):
         # Finite inputs can still overflow: a stress of 1e300 is 1e300 SDs from the curve.

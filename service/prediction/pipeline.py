@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.export.table import unstable_ranges
-from service.inference import predictive
+from service.inference import at_conditions, predictive
+from service.inference.at_conditions import Placement
 from service.inference.posterior import Posterior
-from service.prediction import curve_options
+from service.prediction import conditions, curve_options
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
@@ -106,10 +107,27 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     """The native response body (numpy arrays inside) of a checked request."""
     strain = np.asarray(body.strain, dtype=np.float64)
     observed = curve_options.observed_input(body, posterior, ref.name, ref.version)
+    where = conditions.placement(body, posterior, ref)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
         if observed is not None:
             reject_extrapolation(posterior, observed.strain, ref, field="observed.strain")
+        if where is not None:
+            conditions.reject_outside(posterior, where.target, ref, "covariates")
+            if where.observed is not None:
+                conditions.reject_outside(posterior, where.observed, ref,
+                                          "observed.covariates")
+    if where is not None and where.single() is not None:
+        # One condition throughout: its strain-only view answers like any such model.
+        result = predict_result(body.model_copy(update={"covariates": None,
+                                                        "observed": _without_covariates(body)}),
+                                ref, posterior.at(where.single()))
+        result.update(conditions.condition_fields(
+            posterior, strain, None if observed is None else observed.strain, where,
+            body.extrapolation))
+        return result
+    if where is not None:
+        return _predict_across(body, ref, posterior, strain, observed, where)
     prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
                   else curve_options.conditional(posterior, strain, observed))
     result: dict[str, Any] = {
@@ -144,3 +162,43 @@ def predict_result(body: PredictRequest, ref: VersionRef,
         result["seed"] = seed
     return result
 
+
+
+def _without_covariates(body: PredictRequest) -> Any:
+    return (None if body.observed is None
+            else body.observed.model_copy(update={"covariates": None}))
+
+
+def _predict_across(body: PredictRequest, ref: VersionRef, posterior: Posterior,
+                    strain: np.ndarray, observed: Any, where: Placement) -> dict[str, Any]:
+    """The answer of a covariate model whose strains (or observed points) are at several
+    conditions (service.inference.at_conditions)."""
+    if observed is None:
+        prediction: Any = posterior.predict(strain, tangent=body.tangent,
+                                            covariates=where.target)
+    else:
+        prediction = curve_options.checked(
+            lambda: at_conditions.conditional(posterior, strain, observed, where))
+    result: dict[str, Any] = {
+        "model": ref.name, "version": ref.version, "strain": strain,
+        "mean": prediction.mean, "aleatoric_sd": prediction.aleatoric_sd,
+        "epistemic_sd": prediction.epistemic_sd, "total_sd": prediction.total_sd,
+    }
+    result.update(conditions.condition_fields(
+        posterior, strain, None if observed is None else observed.strain, where,
+        body.extrapolation))
+    fields = curve_options.scatter_fields(posterior, strain, prediction, None, "allow")
+    result.update(fields)
+    if body.tangent:
+        result["tangent"] = prediction.tangent
+        result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
+    if body.quantiles is not None:
+        result["quantile_levels"] = body.quantiles
+        result["quantiles"] = at_conditions.quantiles(posterior, strain, body.quantiles,
+                                                      observed, where)
+    if body.draws is not None:
+        seed = body.seed if body.seed is not None else secrets.randbits(32)
+        result["samples"] = at_conditions.samples(posterior, strain, body.draws, seed,
+                                                  observed, where)
+        result["seed"] = seed
+    return result
