@@ -1,8 +1,8 @@
 """Export of a model with covariates (a tiny real fit, tests/covariate_fit.py): the table
 at a condition in every format, tables over a covariate in each solver's convention
 (Abaqus temperature or field-variable column, LS-DYNA *DEFINE_TABLE, CSV/JSON covariate
-columns) parsed back by the readers into the served numbers, and a 422 naming the field
-for each bad condition."""
+columns) parsed back by the readers into the served numbers (predict with the same
+covariates), and a 422 naming the field for each bad condition."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.export.abaqus import material_label
+from service.export.table import grid_points
+from service.inference import at_conditions
 from service.inference.posterior import Posterior
 from service.registry.writes import register
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna, read_lsdyna_tables
@@ -42,19 +44,37 @@ def ok(client: TestClient, **query) -> str:
     return response.text
 
 
-def served(posterior: Posterior, strain: np.ndarray, condition: dict[str, float]):
-    values = np.tile([condition[n] for n in ("temperature", "rate")], (strain.size, 1))
-    return posterior.predict(strain, tangent=True, covariates=values)
+class Served:
+    """Predict's answer (POST /v1/models/hot/predict) with the given covariates."""
+
+    def __init__(self, client: TestClient, strain: np.ndarray, covariates: dict,
+                 **options) -> None:
+        response = client.post("/v1/models/hot/predict", json={
+            "strain": np.asarray(strain).tolist(), "covariates": covariates, **options})
+        assert response.status_code == 200, response.text
+        self.body = response.json()
+
+    def __getattr__(self, field: str) -> np.ndarray:
+        return np.asarray(self.body[field], dtype=float)
+
+
+def served(client: TestClient, strain: np.ndarray, condition: dict[str, float]) -> Served:
+    return Served(client, strain, condition, tangent=True)
+
+
+def close(got: np.ndarray, want: np.ndarray) -> None:
+    """The export and predict run the same kernel on the same strains."""
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
 def test_a_table_at_a_condition_is_the_model_at_that_condition(client, posterior) -> None:
     comments, columns, names = read_csv(ok(client, covariates=QUERY, points=41))
     assert names[:3] == ["temperature", "rate", "strain"]
     assert np.all(columns["temperature"] == 310.0) and np.all(columns["rate"] == 0.05)
-    expected = served(posterior, columns["strain"], CONDITION)
-    for field in ("mean", "aleatoric_sd", "epistemic_sd", "tangent"):
-        np.testing.assert_allclose(columns[field], getattr(expected, field), rtol=1e-12,
-                                   atol=1e-12, err_msg=field)
+    expected = served(client, columns["strain"], CONDITION)
+    for field in ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
+                  "tangent_epistemic_sd"):
+        close(columns[field], getattr(expected, field))
     line = next(c for c in comments if c.startswith("covariates:"))
     assert "temperature=310.0 K, rate=0.05 1/s" in line and "condition_distance" in line
     assert "outside" not in line
@@ -95,8 +115,8 @@ def test_abaqus_over_temperature_has_its_temperature_column(client, posterior) -
         rows = temperature == value
         strain = np.array(mean.strain)[rows]
         assert strain.size == 31
-        expected = served(posterior, strain, {"temperature": value, "rate": 0.05})
-        np.testing.assert_allclose(np.array(mean.stress)[rows], expected.mean, rtol=1e-12)
+        expected = served(client, strain, {"temperature": value, "rate": 0.05})
+        close(np.array(mean.stress)[rows], expected.mean)
 
 
 def test_abaqus_over_rate_uses_the_first_field_variable(client, posterior) -> None:
@@ -108,9 +128,9 @@ def test_abaqus_over_rate_uses_the_first_field_variable(client, posterior) -> No
     rate = np.array([v[0] for v in mean.field_variables])
     for value in (0.01, 0.1):
         rows = rate == value
-        expected = served(posterior, np.array(mean.strain)[rows],
+        expected = served(client, np.array(mean.strain)[rows],
                           {"temperature": 296.15, "rate": value})
-        np.testing.assert_allclose(np.array(mean.stress)[rows], expected.mean, rtol=1e-12)
+        close(np.array(mean.stress)[rows], expected.mean)
 
 
 def test_lsdyna_over_temperature_is_a_define_table_of_curves(client, posterior) -> None:
@@ -126,15 +146,24 @@ def test_lsdyna_over_temperature_is_a_define_table_of_curves(client, posterior) 
     assert mean.curves == [501, 502, 503] and "mean over temperature" in mean.title
     for value, lcid in zip(mean.values, mean.curves, strict=True):
         curve = curves[lcid]
-        expected = served(posterior, curve.abscissa, {"temperature": value, "rate": 0.05})
-        np.testing.assert_allclose(curve.ordinate, expected.mean, rtol=1e-12)
-    # curve_j is the same material at every temperature: the CSV over temperature has the
-    # same numbers.
+        expected = served(client, curve.abscissa, {"temperature": value, "rate": 0.05})
+        close(curve.ordinate, expected.mean)
+    # curve_j is one material across the temperatures: the samples predict draws for the
+    # same seed at the tables' strains (grid and midpoints, temperature after temperature)
+    # with per-strain covariates, less predict's test noise.
+    _, both = grid_points(-0.5, 0.5, 21)
+    rows = np.column_stack([np.repeat(mean.values, both.size), np.full(3 * both.size, 0.05)])
+    materials = at_conditions.samples(posterior, np.tile(both, 3), 2, 5, None,
+                                      at_conditions.Placement(rows), test_noise=False)
+    for i, table in enumerate((tables[504], tables[508])):
+        for k, lcid in enumerate(table.curves):
+            block = materials[k * both.size:(k + 1) * both.size, i]
+            np.testing.assert_allclose(curves[lcid].ordinate, block[0::2], rtol=1e-12)
     _, columns, _ = read_csv(ok(client, covariates="rate:0.05", over="temperature",
                                 points=21, curves=2, seed=5))
     at = columns["temperature"] == 296.15
-    np.testing.assert_allclose(curves[tables[504].curves[1]].ordinate,
-                               columns["curve_1"][at], rtol=1e-12)
+    np.testing.assert_array_equal(curves[tables[504].curves[1]].ordinate.round(12),
+                                  columns["curve_1"][at].round(12))
 
 
 def test_csv_and_json_over_a_covariate_have_one_column_per_covariate(client, posterior) -> None:
@@ -147,8 +176,8 @@ def test_csv_and_json_over_a_covariate_have_one_column_per_covariate(client, pos
     for name in names:
         np.testing.assert_array_equal(payload[name], columns[name])
     at = columns["temperature"] == 320.0
-    expected = served(posterior, columns["strain"][at], {"temperature": 320.0, "rate": 0.05})
-    np.testing.assert_allclose(columns["epistemic_sd"][at], expected.epistemic_sd, rtol=1e-12)
+    expected = served(client, columns["strain"][at], {"temperature": 320.0, "rate": 0.05})
+    close(columns["epistemic_sd"][at], expected.epistemic_sd)
 
 
 @pytest.mark.parametrize(("name", "query", "field"), [

@@ -19,6 +19,7 @@ import numpy as np
 
 from service.errors import InvalidInputError
 from service.inference.conditions import Conditions
+from service.prediction.conditions import covariate_matrix
 
 # Tables in one export over a covariate: a solver's table of temperatures or rates has a
 # handful of rows; each one costs a table's work.
@@ -92,7 +93,7 @@ def export_conditions(conditions: Conditions | None, covariates: str | None,
             raise _invalid("covariates", "this model takes covariates ("
                            f"{', '.join(conditions.names)}): give covariates=NAME:VALUE,... "
                            "for each")
-        return covariate_values(fixed, conditions, 1), None
+        return covariate_matrix(fixed, conditions, 1, "covariates", "the export"), None
     over_name, values = parse_over(over)
     if over_name not in conditions.names:
         raise _invalid("over", f"{over_name!r} is not a covariate of this model (it has "
@@ -102,23 +103,6 @@ def export_conditions(conditions: Conditions | None, covariates: str | None,
                        "covariates")
     if values is None:
         values = np.unique(conditions.tested[:, conditions.names.index(over_name)]).tolist()
-    rows = covariate_values({**fixed, over_name: sorted(values)}, conditions, len(values))
+    rows = covariate_matrix({**fixed, over_name: sorted(values)}, conditions, len(values),
+                            "covariates", "over")
     return rows, over_name
-
-
-def covariate_values(given: dict[str, float | list[float]], conditions: Conditions,
-                     count: int) -> np.ndarray:
-    """(count, k) values in the model's covariate order; 422 naming an unknown or missing
-    covariate."""
-    names = ", ".join(conditions.names)
-    unknown = [key for key in given if key not in conditions.names]
-    if unknown:
-        raise _invalid(f"covariates.{unknown[0]}", f"not a covariate of this model (it has "
-                       f"{names})")
-    out = np.empty((count, conditions.count))
-    for j, covariate in enumerate(conditions.names):
-        if covariate not in given:
-            raise _invalid(f"covariates.{covariate}", f"missing: this model needs every one "
-                           f"of its covariates ({names})")
-        out[:, j] = given[covariate]
-    return out

@@ -11,8 +11,12 @@ fixed) on ONE strain grid, because the solvers interpolate between the rows of
 neighbouring values at equal strains: Abaqus' temperature column, LS-DYNA's
 *DEFINE_TABLE. The common grid is the finest of the per-condition default grids (or the
 `points` asked), so every condition's table meets the interpolation target it would meet
-alone. Whole-curve columns use one seed at every value: curve_j is the same posterior draw
-and the same material at every temperature.
+alone. Whole-curve columns are sampled for all values at once, as predict samples strains
+at several conditions (service.inference.at_conditions): curve_j is one posterior draw
+and one material across every value, its random effect correlated between conditions as
+the curve model says (docs/covariates.md). They are predict's `samples` for the same seed
+at the tables' strains (grid and midpoints, value after value) with per-strain covariates,
+less the test noise predict adds.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.export.table import ExportTable, UnstableRange, build_table, default_table
+from service.export.table import (
+    ExportTable,
+    UnstableRange,
+    assemble_table,
+    curve_column,
+    default_table,
+    evaluate,
+    grid_points,
+)
+from service.inference import at_conditions
 from service.inference.posterior import Posterior
 
 
@@ -112,17 +125,25 @@ def tables_over(posterior: Posterior, over: str, values: np.ndarray, strain_min:
                 levels: Sequence[float], curves: int = 0, seed: int | None = None
                 ) -> OverTables:
     """The tables at each row of `values` ((m, k) conditions, physical) on one grid:
-    `points` when given, else the finest of the conditions' default grids."""
+    `points` when given, else the finest of the conditions' default grids (sized with each
+    condition's own curves, whose smoothness the joint ones share)."""
     conditions = conditions_of(posterior, values)
     views = [posterior.at(c.values) for c in conditions]
     if points is None:
-        tables = [default_table(view, strain_min, strain_max, largest, target, list(levels),
-                                curves, seed) for view in views]
-        points = max(t.points for t in tables)
-        tables = [t if t.points == points else build_table(
-            view, strain_min, strain_max, points, list(levels), curves, seed)
-            for t, view in zip(tables, views, strict=True)]
-    else:
-        tables = [build_table(view, strain_min, strain_max, points, list(levels), curves,
-                              seed) for view in views]
+        points = max(default_table(view, strain_min, strain_max, largest, target,
+                                   list(levels), curves, seed).points for view in views)
+    grid, both = grid_points(strain_min, strain_max, points)
+    joint = None
+    if curves:
+        assert seed is not None
+        rows = np.repeat(np.asarray(values, dtype=np.float64), both.size, axis=0)
+        joint = at_conditions.samples(posterior, np.tile(both, len(views)), curves, seed,
+                                      None, at_conditions.Placement(rows), test_noise=False)
+    tables = []
+    for i, view in enumerate(views):
+        columns = evaluate(view, both, list(levels), 0, None)
+        if joint is not None:
+            block = joint[i * both.size:(i + 1) * both.size]
+            columns.update({curve_column(j + 1): block[:, j] for j in range(curves)})
+        tables.append(assemble_table(grid, columns, list(levels), curves, seed))
     return OverTables(over, conditions, tables)
