@@ -8,8 +8,9 @@ parameter) and limits are the HTTP routes'. Errors map to status codes: NOT_FOUN
 (unknown model or version), INVALID_ARGUMENT (bad input), RESOURCE_EXHAUSTED (over a
 limit: points, or the message size, which gRPC itself enforces from max_request_bytes),
 UNAVAILABLE (registry database down for a model not loaded, or a version that cannot be
-loaded). Outputs are sent as raw_output_contents (as Triton does); inputs may be raw or
-typed contents.
+loaded). Outputs are sent as raw_output_contents (as Triton does); inputs (`strain`, and for a
+model with covariates one tensor per covariate, service.oip.core) may be raw or typed
+contents.
 
 Do not import this module where tritonclient.grpc is imported: both define the
 `inference.*` protocol messages in protobuf's default pool, which refuses the second.
@@ -181,14 +182,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         settings = self.state.settings
         name = _name(request.model_name, "model_name")
         version = _version(request.model_version, "model_version")
-        if len(request.inputs) != 1:
-            raise InvalidInputError(
-                f"inputs: the model takes one input tensor, not {len(request.inputs)}",
-                [{"field": "inputs", "message": "must hold exactly one tensor"}])
-        tensor = request.inputs[0]
-        shape = list(tensor.shape)
-        count = core.check_input(tensor.name, tensor.datatype, shape, settings)
-        strain = self._strain(request, tensor, count)
+        at, counts = core.check_inputs([core.InputSpec(t.name, t.datatype, list(t.shape))
+                                        for t in request.inputs], settings)
+        values = self._inputs(request, counts)
+        strain, count, shape = values[at], counts[at], list(request.inputs[at].shape)
+        covariates = {t.name: v for i, (t, v) in enumerate(zip(request.inputs, values,
+                                                               strict=True)) if i != at}
         alias = _string_parameter(request.parameters, "alias")
         extrapolation = _string_parameter(request.parameters, "extrapolation") or "flag"
         if extrapolation not in _EXTRAPOLATION:
@@ -197,7 +196,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 [{"field": "parameters.extrapolation", "message": "unknown policy"}])
         names = core.check_outputs([o.name for o in request.outputs])
         result = core.infer(session, self.state.live_registry, settings, name, version,
-                            alias, extrapolation, strain, names)
+                            alias, extrapolation, strain, names, f"inputs[{at}].contents",
+                            covariates)
         self.state.metrics.points.labels(result.ref.name, str(result.ref.version)).inc(count)
         return pb.ModelInferResponse(
             model_name=result.ref.name, model_version=str(result.ref.version), id=request.id,
@@ -208,23 +208,34 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 for o in result.outputs])
 
     @staticmethod
-    def _strain(request: pb.ModelInferRequest, tensor: Any, count: int) -> np.ndarray:
-        if request.raw_input_contents:
-            if tensor.HasField("contents"):
-                raise InvalidInputError(
-                    "inputs[0].contents: give the data as contents or as raw_input_contents, "
-                    "not both", [{"field": "inputs[0].contents", "message": "not both"}])
-            if len(request.raw_input_contents) != 1:
-                raise InvalidInputError(
-                    "raw_input_contents: must hold one entry per input (1)",
-                    [{"field": "raw_input_contents", "message": "one entry per input"}])
-            return core.strain_from_bytes(request.raw_input_contents[0], tensor.datatype,
-                                          count, "inputs[0].contents",
-                                          "raw_input_contents[0]")
-        field = "fp64_contents" if tensor.datatype == "FP64" else "fp32_contents"
-        values = getattr(tensor.contents, field)
-        return core.strain_from_values(np.asarray(values, dtype=np.float64), tensor.datatype,
-                                       count, f"inputs[0].contents.{field}", "inputs[0].shape")
+    def _inputs(request: pb.ModelInferRequest, counts: list[int]) -> list[np.ndarray]:
+        """Every input's values: all from raw_input_contents (one entry per input, in
+        order, as tritonclient sends them) or all from typed contents."""
+        raw = request.raw_input_contents
+        if raw and len(raw) != len(request.inputs):
+            raise InvalidInputError(
+                f"raw_input_contents: must hold one entry per input ({len(request.inputs)})",
+                [{"field": "raw_input_contents", "message": "one entry per input"}])
+        values = []
+        for index, (tensor, count) in enumerate(zip(request.inputs, counts, strict=True)):
+            prefix = f"inputs[{index}]"
+            if raw:
+                if tensor.HasField("contents"):
+                    raise InvalidInputError(
+                        f"{prefix}.contents: give the data as contents or as "
+                        "raw_input_contents, not both",
+                        [{"field": f"{prefix}.contents", "message": "not both"}])
+                values.append(core.strain_from_bytes(raw[index], tensor.datatype, count,
+                                                     f"{prefix}.contents",
+                                                     f"raw_input_contents[{index}]"))
+                continue
+            field = "fp64_contents" if tensor.datatype == "FP64" else "fp32_contents"
+            given = getattr(tensor.contents, field)
+            values.append(core.strain_from_values(np.asarray(given, dtype=np.float64),
+                                                  tensor.datatype, count,
+                                                  f"{prefix}.contents.{field}",
+                                                  f"{prefix}.shape"))
+        return values
 
 
 async def start_grpc_server(app: FastAPI) -> grpc.aio.Server:
