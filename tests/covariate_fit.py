@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from service.artifact import Artifact
+from service.registry.writes import register
 from training.config import BNNConfig
 from training.covariate_data import make_covariate_group
 from training.data import CovariateColumn, TrainingData
@@ -43,3 +46,14 @@ def fit_covariate_model(report_dir: Path | None = None) -> CovariateFit:
                                         map_max_iterations=400)
     return CovariateFit(fit_data(data, config, holdout=0, report_dir=report_dir,
                                  parallel=False), data)
+
+
+def register_models(session: Session, fit: CovariateFit) -> None:
+    """Model 'hot' (the covariate fit) and model 'plain' (strain only, random weights),
+    version 1 each, committed."""
+    from tests.service_process import random_artifact
+
+    register(session, "hot", fit.artifact.to_bytes(), actor="test")
+    register(session, "plain", random_artifact(draws=10, hidden_sizes=(4,)).to_bytes(),
+             actor="test")
+    session.commit()

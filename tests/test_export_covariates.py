@@ -15,9 +15,8 @@ from service.export.abaqus import material_label
 from service.export.table import grid_points
 from service.inference import at_conditions
 from service.inference.posterior import Posterior
-from service.registry.writes import register
+from tests.covariate_fit import register_models
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna, read_lsdyna_tables
-from tests.service_process import random_artifact
 
 URL = "/v1/models/{}/export"
 CONDITION = {"temperature": 310.0, "rate": 0.05}
@@ -26,10 +25,7 @@ QUERY = "temperature:310,rate:0.05"
 
 @pytest.fixture
 def posterior(session: Session, covariate_fit) -> Posterior:
-    register(session, "hot", covariate_fit.artifact.to_bytes(), actor="test")
-    register(session, "plain", random_artifact(draws=10, hidden_sizes=(4,)).to_bytes(),
-             actor="test")
-    session.commit()
+    register_models(session, covariate_fit)
     return Posterior(covariate_fit.artifact)
 
 

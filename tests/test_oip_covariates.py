@@ -12,9 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from service.registry.writes import register
+from tests.covariate_fit import register_models
 from tests.oip_helpers import outputs_of
-from tests.service_process import random_artifact
 
 STRAIN = [-0.6, -0.3, 0.0, 0.2, 0.45, 0.6]
 RATES = [0.01, 0.02, 0.05, 0.1, 0.1, 0.2]  # per strain; 0.2 is beyond the tested range
@@ -24,10 +23,7 @@ DEFAULTS = ["mean", "aleatoric_sd", "epistemic_sd", "total_sd", "outside_trainin
 
 @pytest.fixture
 def models(session: Session, covariate_fit) -> None:
-    register(session, "hot", covariate_fit.artifact.to_bytes(), actor="test")
-    register(session, "plain", random_artifact(draws=10, hidden_sizes=(4,)).to_bytes(),
-             actor="test")
-    session.commit()
+    register_models(session, covariate_fit)
 
 
 def tensor(name: str, data, datatype: str = "FP64") -> dict:

@@ -21,7 +21,7 @@ from service.registry.reads import version_detail
 from service.settings import Settings
 from service.ui.data import model_page, models_overview
 from service.ui.routes import CONTENT_SECURITY_POLICY, EXPORT_PATH, has_public_path
-from tests.service_process import ServerProcess, free_port, random_artifact, service_command
+from tests.service_process import ServerProcess, free_port, service_command
 from tests.ui_registry import HOSTILE, HOSTILE_MODEL, build_many_versions, build_ui_registry
 
 PAGES = ("/", "/ui/", "/ui/models/rubber", "/ui/models/rubber/versions/3",
@@ -237,13 +237,11 @@ def test_a_covariate_version_page_lists_its_covariates_and_tested_conditions(
     from html import unescape
 
     from service.registry.db import make_engine, make_session_factory
-    from service.registry.writes import register
+    from tests.covariate_fit import register_models
 
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
-        register(session, "hot", covariate_fit.artifact.to_bytes(), actor="test")
-        register(session, "plain", random_artifact().to_bytes(), actor="test")
-        session.commit()
+        register_models(session, covariate_fit)
     engine.dispose()
     with app_client(database_url) as client:
         html = client.get("/ui/models/hot/versions/1").text
