@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import typer
 
+from training import covariate_data
 from training.data import LAWS
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ def make_data(
     out: Path = typer.Option(..., help="CSV file to write."),
     law: str = typer.Option("mooney-rivlin", help=f"Material law: {', '.join(LAWS)}."),
     materials: int = typer.Option(40, min=1),
-    points: int = typer.Option(50, min=2),
+    points: int | None = typer.Option(None, min=2, help="Strains per curve [default: 50; "
+                                      "25 with --covariates]."),
     seed: int = typer.Option(0),
     covariates: bool = typer.Option(False, "--covariates", help="Curves that depend on "
                                     "temperature [K], strain rate [1/s] and filler fraction "
@@ -42,6 +44,7 @@ def make_data(
     """Write a synthetic group of materials (columns strain, stress, material; with
     --covariates also temperature, rate, filler)."""
     if covariates:
+        points = points or covariate_data.POINTS
         frame = _covariate_frame(materials, points, seed, design, temperatures, rates)
         conditions = frame.groupby(["material", "temperature", "rate"]).ngroups
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,7 @@ def make_data(
     if law not in LAWS:
         raise typer.BadParameter(f"unknown law {law!r}; choose from {list(LAWS)}",
                                  param_hint="--law")
+    points = points or 50
     frame = LAWS[law](materials=materials, points=points, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
@@ -60,8 +64,6 @@ def make_data(
 
 def _covariate_frame(materials: int, points: int, seed: int, design: str,
                      temperatures: str | None, rates: str | None):  # type: ignore[no-untyped-def]
-    from training import covariate_data
-
     if design not in covariate_data.DESIGNS:
         raise typer.BadParameter(f"unknown design {design!r}; choose from "
                                  f"{list(covariate_data.DESIGNS)}", param_hint="--design")
