@@ -12,33 +12,42 @@ A Marlow data line is: nominal stress, nominal strain, then optional nominal lat
 strain, temperature and field variables. The model depends on none of those, so each line
 has the first two entries only: Abaqus then takes the material as incompressible
 (Standard) or uses its default compressibility (Explicit), with no temperature
-dependence. Tension and compression are both allowed, compression as negative values;
+dependence.
+With `form=` the fragment holds fitted forms instead (service.export.cards).
+Tension and compression are both allowed, compression as negative values;
 Marlow needs the nominal strains and stresses in ascending order, so a curve listed in
 unstable_strain_ranges is refused by Abaqus (a comment above that material says so).
 """
 
 from __future__ import annotations
 
-import re
-
+from service.export.cards import material_lines, wrap_comments
+from service.export.fit import Card
 from service.export.header import ExportMeta, header_lines
+from service.export.labels import material_label
 from service.export.table import ExportTable
 
-# Keyword and data lines are limited to 256 characters; labels to 80.
-MAX_LABEL = 80
+
+def fitted_file(meta: ExportMeta, table: ExportTable, cards: list[Card], solver: str) -> bytes:
+    """An input-file fragment of fitted *HYPERELASTIC cards (the same syntax for CalculiX
+    and Abaqus), one *MATERIAL per curve."""
+    d = meta.definitions
+    lines = wrap_comments([
+        *header_lines(meta, table),
+        f"{solver} fragment for *INCLUDE: one *MATERIAL per curve (mean, quantiles, "
+        "curves), a fitted hyperelastic form each; assign one with *SOLID SECTION, "
+        "ELSET=..., MATERIAL=<name>.",
+        f"Fitted to nominal stress [{d.output_unit}] against nominal strain "
+        f"[{d.input_unit}] on the grid above; {d.describe()}.",
+    ])
+    lines += material_lines(meta, table, cards)
+    return ("\n".join(lines) + "\n").encode("ascii", errors="replace")
 
 
-def material_label(model: str, version: int, column: str) -> str:
-    """<MODEL>_V<version>_<COLUMN>: letters, digits and underscores only (no quoting
-    needed), starting with a letter; q0.05 -> Q0P05, curve_3 -> CURVE_3."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", model).upper()
-    if not base[:1].isalpha():
-        base = "M" + base
-    suffix = f"_V{version}_" + column.upper().replace(".", "P").replace("-", "M")
-    return base[: MAX_LABEL - len(suffix)] + suffix
-
-
-def to_abaqus(meta: ExportMeta, table: ExportTable) -> bytes:
+def to_abaqus(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = None) -> bytes:
+    """Marlow test data by default; fitted forms when `cards` are given."""
+    if cards is not None:
+        return fitted_file(meta, table, cards, "Abaqus")
     d = meta.definitions
     strain = d.nominal_strain(table.strain)
     lines = [f"** {line}" for line in header_lines(meta, table)]
@@ -58,6 +67,6 @@ def to_abaqus(meta: ExportMeta, table: ExportTable) -> bytes:
         lines += [f"*MATERIAL, NAME={material_label(meta.model, meta.version, column)}",
                   "*HYPERELASTIC, MARLOW",
                   "*UNIAXIAL TEST DATA"]
-        lines += [f"{s!r}, {e!r}" for s, e in zip(stress.tolist(), strain.tolist(),
-                                                   strict=True)]
+        lines += [f"{s!r}, {e!r}"
+                  for s, e in zip(stress.tolist(), strain.tolist(), strict=True)]
     return ("\n".join(lines) + "\n").encode("ascii", errors="replace")

@@ -2,7 +2,8 @@
 
 CSV: '#' comment lines (header_lines), one line of column names, then one row per strain;
 numbers with 17 significant digits, so they parse back to the same doubles.
-JSON: the same columns as arrays under the same names, with the header as fields.
+JSON: the same columns as arrays under the same names, with the header as fields, and
+with `form=` the fitted cards' constants (`cards`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.export.cards import card_dict
+from service.export.fit import TARGET_ERROR, Card
 from service.export.header import ExportMeta, header_lines
 from service.export.table import ExportTable
 
@@ -32,7 +35,8 @@ def to_csv(meta: ExportMeta, table: ExportTable) -> bytes:
     return out.getvalue().encode("ascii")
 
 
-def to_json_dict(meta: ExportMeta, table: ExportTable) -> dict[str, Any]:
+def to_json_dict(meta: ExportMeta, table: ExportTable,
+                 cards: list[Card] | None = None) -> dict[str, Any]:
     d = meta.definitions
     result: dict[str, Any] = {
         "model": meta.model,
@@ -54,8 +58,12 @@ def to_json_dict(meta: ExportMeta, table: ExportTable) -> dict[str, Any]:
         "strain": table.strain,
     }
     result.update(table.columns)
+    if cards is not None:
+        # Fitted hyperelastic forms (docs/export.md): constants a Python solver can use.
+        result["cards"] = [card_dict(meta, card) for card in cards]
+        result["card_target_error"] = TARGET_ERROR
     return result
 
 
-def to_json(meta: ExportMeta, table: ExportTable) -> bytes:
-    return orjson.dumps(to_json_dict(meta, table), option=orjson.OPT_SERIALIZE_NUMPY)
+def to_json(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = None) -> bytes:
+    return orjson.dumps(to_json_dict(meta, table, cards), option=orjson.OPT_SERIALIZE_NUMPY)

@@ -9,9 +9,9 @@ status codes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -19,11 +19,15 @@ from sqlalchemy.orm import Session
 from service import __version__
 from service.errors import InvalidInputError
 from service.oip.outputs import OUTPUTS, WIRE_DTYPES, Computed, default_outputs
+from service.oip.schemas import MAX_REQUEST_ID_LENGTH
+from service.prediction import admission
+from service.prediction.admission import Work
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
+T = TypeVar("T")
 SERVER_NAME = "material-surrogate"
 SERVER_VERSION = __version__
 # Triton's name for the binary tensor data extension, reported in the server metadata.
@@ -32,6 +36,15 @@ PLATFORM = "numpy_heteroskedastic_bnn"
 INPUT_NAME = "strain"
 # How many offending elements an error names.
 _MAX_NAMED = 20
+
+
+def check_request_id(request_id: str) -> str:
+    """The request `id` to echo back; 422 when longer than HTTP's schema allows."""
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidInputError(
+            f"id: at most {MAX_REQUEST_ID_LENGTH} characters, not {len(request_id)}",
+            [{"field": "id", "limit": MAX_REQUEST_ID_LENGTH, "message": "too long"}])
+    return request_id
 
 
 @dataclass(frozen=True)
@@ -129,10 +142,11 @@ def check_outputs(names: Sequence[str], field: str = "outputs") -> list[str]:
 
 def infer(session: Session, live_registry: LiveRegistry, settings: Settings, name: str,
           version: int | None, alias: str | None, extrapolation: str, strain: np.ndarray,
-          outputs: Sequence[str],
-          data_field: str = "inputs[0].data") -> Inference:
-    """The outputs for checked strains: resolves the version (alias only without one),
-    applies the extrapolation policy, predicts."""
+          outputs: Sequence[str], work: Work, encode: Callable[[Inference], T],
+          data_field: str = "inputs[0].data") -> T:
+    """The outputs for checked strains, encoded by the transport's `encode`: resolves the
+    version (alias only without one), applies the extrapolation policy, admits the work by
+    its cost (prediction and encoding: 413 over budget, 503 when busy), predicts."""
     ref, posterior = resolve(live_registry, session, name, version,
                              alias if version is None else None, settings)
     if extrapolation == "reject":
@@ -145,9 +159,13 @@ def infer(session: Session, live_registry: LiveRegistry, settings: Settings, nam
                 f"(version {ref.version} of {ref.name!r} has no curve model)",
                 [{"field": f"outputs[{index}].name", "message": "no curve model"}])
     tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
-    computed = Computed(posterior, strain, posterior.predict(strain, tangent=tangent))
-    return Inference(ref, [Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
-                           for n in outputs])
+    with work.admitted(lambda count: admission.oip_estimate(posterior, count, len(outputs),
+                                                            tangent),
+                       strain.size, "inputs[0].shape"):
+        computed = Computed(posterior, strain, posterior.predict(strain, tangent=tangent))
+        return encode(Inference(ref, [
+            Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
+            for n in outputs]))
 
 
 def server_metadata() -> dict[str, Any]:

@@ -11,6 +11,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat,
 from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS
 from service.prediction.request import refuse_many_unknown_fields
 
+# Longest request `id` echoed back (a longer one is a 422 naming `id`), on every transport.
+MAX_REQUEST_ID_LENGTH = 256
+
 
 class OipServerMetadata(BaseModel):
     name: str
@@ -135,7 +138,7 @@ class OipInferRequest(BaseModel):
         }]},
     )
 
-    id: str | None = Field(None, max_length=256)
+    id: str | None = Field(None, max_length=MAX_REQUEST_ID_LENGTH)
     parameters: OipInferParameters | None = None
     inputs: list[OipInputTensor] = Field(..., min_length=1, max_length=1)
     outputs: list[OipRequestedOutput] | None = Field(

@@ -1,5 +1,6 @@
 """GET /v1/models/{name}/export: the model as a table a finite-element code reads
-directly (CSV, JSON, Abaqus, LS-DYNA). Validation and limits here; the table and the
+directly (CSV, JSON, Abaqus, LS-DYNA), or as fitted hyperelastic cards (CalculiX, and
+Abaqus/JSON with `form=`). Validation and limits here; the table, the cards and the
 formats in service.export (docs/export.md)."""
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from service import export
-from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
-from service.api.routes.predict import ERROR_RESPONSES
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep, work_of
+from service.api.schemas import error_responses
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.prediction import pipeline
+from service.prediction import admission, pipeline
 from service.prediction.request import MAX_NAME_LENGTH, MAX_SAMPLE_DRAWS, MAX_SEED, MAX_VERSION
 from service.settings import Settings
 
@@ -68,6 +69,28 @@ def _strain_range(posterior: Posterior, strain_min: float | None,
     return low, high
 
 
+def card_options(fmt: str, form: str | None, bulk_ratio: float | None,
+                 bulk_modulus: float | None, count: int) -> tuple[str | None, export.Volumetric]:
+    """The form to fit (None: no cards) and the volumetric setting; 422/413 naming the
+    parameter when they do not apply or exceed the card limit."""
+    if form is None:
+        form = export.CARD_FORMATS.get(fmt)
+    elif fmt not in export.CARD_FORMATS:
+        raise _invalid("form", f"applies to formats {', '.join(export.CARD_FORMATS)}")
+    elif form not in export.FORM_NAMES:
+        raise _invalid("form", f"{form!r} is not one of {', '.join(export.FORM_NAMES)}")
+    for field, value in (("bulk_ratio", bulk_ratio), ("bulk_modulus", bulk_modulus)):
+        if value is not None and form is None:
+            raise _invalid(field, "applies to fitted cards (format=calculix, or form=)")
+    if bulk_ratio is not None and bulk_modulus is not None:
+        raise _invalid("bulk_modulus", "give either bulk_ratio or bulk_modulus, not both")
+    if form is not None and count > export.MAX_CARDS:
+        raise PayloadTooLargeError(
+            f"{count} curves would be {count} fitted cards; the limit is {export.MAX_CARDS}",
+            [{"field": "curves", "limit": export.MAX_CARDS}])
+    return form, export.Volumetric(bulk_modulus, bulk_ratio or export.DEFAULT_BULK_RATIO)
+
+
 def _largest_grid(settings: Settings, points: int | None, levels: list[float],
                   curves: int) -> int:
     """The largest grid this request may use; 422/413 when an explicit `points` exceeds it."""
@@ -93,16 +116,38 @@ def _largest_grid(settings: Settings, points: int | None, levels: list[float],
     return limit
 
 
+# A target is refused before any grid is built when the coarse probe says it needs more
+# than this many times the grid allowed (the probe's h^2 extrapolation is approximate, so a
+# target just beyond it is built and measured).
+_UNREACHABLE_FACTOR = 2
+
+
+def _refuse_error_target(points: int, error: float | None, target: float, needed: int,
+                         largest: int) -> None:
+    if needed >= export.UNREACHABLE_POINTS:
+        would = "no grid of this range would meet it"
+    else:
+        would = f"about {needed} points would meet it"
+        if needed > largest:
+            would += f"; the limit for this request is {largest} points"
+    measured = (f"{points} points give an interpolation error of {error:.3g} total SD"
+                if error is not None else f"at most {points} points may be used")
+    raise _invalid("max_interpolation_error", f"{measured} > {target:g}; {would}")
+
+
 @router.get(
     "/{name}/export",
     response_class=Response,
-    responses={**ERROR_RESPONSES, 200: {"content": {
+    responses={**error_responses(404, 413, 415, 422, 503, 504), 200: {"content": {
         "text/csv": {}, "application/json": {}, "text/plain": {}}}},
-    summary="The model as a table for a finite-element code (CSV, JSON, Abaqus, LS-DYNA)",
+    summary="The model as a table for a finite-element code (CSV, JSON, Abaqus, LS-DYNA), "
+    "or as fitted hyperelastic cards (CalculiX)",
     description="Mean, SDs, tangent (and optional quantiles and whole curves) on a uniform "
     "strain grid, with the table's linear-interpolation error (in total SDs) and the strain "
     "ranges where an exported curve does not rise. Abaqus: one Marlow material per curve; "
-    "LS-DYNA: one *DEFINE_CURVE per curve. See docs/export.md.",
+    "LS-DYNA: one *DEFINE_CURVE per curve; CalculiX (and Abaqus or JSON with form=): one "
+    "fitted *HYPERELASTIC form per curve with its fit error and stable ranges. See "
+    "docs/export.md.",
 )
 def export_table(
     request: Request,
@@ -126,7 +171,25 @@ def export_table(
     max_interpolation_error: Annotated[float | None, Query(gt=0, le=1)] = None,
     first_curve_id: Annotated[int, Query(ge=1, le=export.MAX_CURVE_ID)] =
         export.DEFAULT_FIRST_CURVE_ID,
-    format: Annotated[Literal["csv", "json", "abaqus", "lsdyna"], Query()] = "csv",  # noqa: A002
+    format: Annotated[Literal["csv", "json", "abaqus", "lsdyna", "calculix"],  # noqa: A002
+                      Query()] = "csv",
+    form: Annotated[str | None, Query(max_length=32, description="Hyperelastic form of "
+                                      "the cards: auto (default for calculix), neo_hooke, "
+                                      "mooney_rivlin, polynomial_n1..n3, "
+                                      "reduced_polynomial_n1..n3, yeoh, ogden_n1..n3, "
+                                      "arruda_boyce.")] = None,
+    bulk_ratio: Annotated[float | None, Query(gt=1, le=1e7, description="Cards: initial "
+                                              "bulk modulus / initial shear modulus "
+                                              "(default 1000).")] = None,
+    bulk_modulus: Annotated[float | None, Query(gt=0, le=1e300, description="Cards: "
+                                                "initial bulk modulus, in the stress "
+                                                "unit.")] = None,
+    stable_strain_min: Annotated[float | None, Query(gt=-1, le=0, description="Cards: "
+                                                     "form=auto requires Drucker stability "
+                                                     "down to this nominal strain (default: "
+                                                     "the exported range).")] = None,
+    stable_strain_max: Annotated[float | None, Query(ge=0, le=100, description="Cards: "
+                                                     "... and up to this one.")] = None,
 ) -> Response:
     if version is not None and alias is not None:
         raise _invalid("alias", "give either version or alias, not both")
@@ -134,33 +197,52 @@ def export_table(
         raise _invalid("seed", "seed applies to curves; give curves too")
     levels = parse_levels(quantiles)
     count = curves or 0
+    form, volumetric = card_options(format, form, bulk_ratio, bulk_modulus,
+                                    1 + len(levels) + count)
+    for field, value in (("stable_strain_min", stable_strain_min),
+                         ("stable_strain_max", stable_strain_max)):
+        if value is not None and form is None:
+            raise _invalid(field, "applies to fitted cards (format=calculix, or form=)")
     if first_curve_id + len(levels) + count > export.MAX_CURVE_ID:
         raise _invalid("first_curve_id", f"curve ids would exceed {export.MAX_CURVE_ID}")
     largest = _largest_grid(settings, points, levels, count)
     ref, posterior = pipeline.resolve(live, session, name, version, alias, settings)
     low, high = _strain_range(posterior, strain_min, strain_max)
+    definitions = export.Definitions.from_manifest(posterior.spec)
+    if form is not None and definitions.nominal_strain(low) <= -1.0:
+        raise _invalid("strain_min", "fitted cards need a positive stretch (nominal strain "
+                       "above -1)")
     if count and seed is None:
         seed = secrets.randbits(32)
     target = max_interpolation_error or export.DEFAULT_MAX_ERROR
-    if points is None:
-        table = export.default_table(posterior, low, high, largest, target, levels, count, seed)
-    else:
-        table = export.build_table(posterior, low, high, points, levels, count, seed)
-    if max_interpolation_error is not None and table.max_interpolation_error > target:
-        needed = export.needed_points(table.points, table.max_interpolation_error, target)
-        if needed >= export.UNREACHABLE_POINTS:
-            would = "no grid of this range would meet it"
+    # A coarse table of the summaries (milliseconds) predicts the grid the target needs:
+    # the default grid's cost, and a target no admissible grid meets, known up front.
+    needed = export.probe_points(posterior, low, high, target)
+    if max_interpolation_error is not None and needed > _UNREACHABLE_FACTOR * (
+            points or largest):
+        _refuse_error_target(points or largest, None, target, needed, largest)
+    grid = points or min(largest, needed)
+    work = work_of(request)
+    with work.admitted(lambda n: admission.export_estimate(posterior, n, len(levels), count,
+                                                           searched=points is None),
+                       grid, "points", unit="points"):
+        if points is None:
+            table = export.default_table(posterior, low, high, largest, target, levels, count,
+                                         seed)
         else:
-            would = f"about {needed} points would meet it"
-            if needed > largest:
-                would += f"; the limit for this request is {largest} points"
-        raise _invalid("max_interpolation_error",
-                       f"{table.points} points give an interpolation error of "
-                       f"{table.max_interpolation_error:.3g} total SD > {target:g}; {would}")
-    meta = export.ExportMeta(ref.name, ref.version, ref.sha256,
-                             export.Definitions.from_manifest(posterior.spec),
-                             posterior.domain)
-    content = export.render(format, meta, table, first_curve_id)
+            table = export.build_table(posterior, low, high, points, levels, count, seed)
+        if max_interpolation_error is not None and table.max_interpolation_error > target:
+            _refuse_error_target(
+                table.points, table.max_interpolation_error, target,
+                export.needed_points(table.points, table.max_interpolation_error, target),
+                largest)
+        meta = export.ExportMeta(ref.name, ref.version, ref.sha256, definitions,
+                                 posterior.domain)
+        stable_range = (0.0 if stable_strain_min is None else stable_strain_min,
+                        0.0 if stable_strain_max is None else stable_strain_max)
+        cards = None if form is None else export.fit_cards(meta, table, form, volumetric,
+                                                           stable_range)
+        content = export.render(format, meta, table, first_curve_id, cards)
     record_model_version(request, ref.name, ref.version, 2 * table.points - 1)
     return Response(content, media_type=export.MEDIA_TYPES[format], headers={
         "content-disposition": f'attachment; filename="{ref.name}-v{ref.version}.'
