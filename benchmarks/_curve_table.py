@@ -64,9 +64,8 @@ def law_table(law: str, materials: int, latent_members: int, held_out: int = HEL
     train = _data(LAWS[law](materials=materials, points=50, seed=101))
     test = _data(LAWS[law](materials=held_out, points=50, seed=202))
     started = time.perf_counter()
-    artifact = fit_data(train, BNNConfig(), holdout=0.0).artifact
+    posterior = fit_data(train, BNNConfig(), holdout=0.0).posterior
     fit_seconds = time.perf_counter() - started
-    posterior = Posterior(artifact)
     curve = posterior.curve
     started = time.perf_counter()
     latent = fit_latent(train.x, train.y, train.groups,
@@ -97,7 +96,7 @@ def law_table(law: str, materials: int, latent_members: int, held_out: int = HEL
             "latent_fit_s": latent_seconds, "scores": mean,
             "conditioning": conditioning,
             "latent_conditioning": latent_conditioning(latent, held),
-            "marginals": marginal_checks(law, artifact, posterior, latent, train, test)}
+            "marginals": marginal_checks(law, posterior, latent, train, test)}
 
 
 def latent_conditioning(latent: Any, held: list[tuple[np.ndarray, np.ndarray]]
@@ -117,8 +116,8 @@ def latent_conditioning(latent: Any, held: list[tuple[np.ndarray, np.ndarray]]
             "coverage_95_conditioned": float(coverage)}
 
 
-def marginal_checks(law: str, artifact: Any, posterior: Posterior, latent: Any,
-                    train: TrainingData, test: TrainingData) -> dict[str, Any]:
+def marginal_checks(law: str, posterior: Posterior, latent: Any, train: TrainingData,
+                    test: TrainingData) -> dict[str, Any]:
     from service.inference.curves import scatter_split
 
     grid = np.linspace(train.x.min(), train.x.max(), 101)
@@ -128,7 +127,7 @@ def marginal_checks(law: str, artifact: Any, posterior: Posterior, latent: Any,
     scale = population["sd"] / np.sqrt(np.unique(train.groups).size)
     latent_moments = latent.moments(grid)
     strains, empirical = calibration.empirical_sd_by_strain(train.x, train.y)
-    held = calibration.evaluate(artifact, test.x, test.y)
+    held = calibration.evaluate(posterior, test.x, test.y)
     reference = calibration.score(test.y, _empirical_gaussian(train, test.x))
     return {
         "epistemic_ratio": float(np.median(prediction.epistemic_sd / scale)),
@@ -141,7 +140,7 @@ def marginal_checks(law: str, artifact: Any, posterior: Posterior, latent: Any,
                                              population["within_sd"]),
         "aleatoric_error_population": _relative_rms(prediction.aleatoric_sd,
                                                     population["sd"]),
-        "aleatoric_error_training": calibration.aleatoric_sd_error(artifact, strains,
+        "aleatoric_error_training": calibration.aleatoric_sd_error(posterior, strains,
                                                                    empirical),
         "coverage_95": held["coverage"]["0.95"], "nlpd": held["nlpd"],
         "empirical_coverage_95": reference["coverage"]["0.95"],

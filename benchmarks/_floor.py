@@ -63,7 +63,7 @@ def floors() -> Iterator[dict[str, str]]:
             sys.executable, "-m", "uvicorn", "benchmarks._floor:app", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--lifespan", "off"],
         "bare uvloop socket": lambda port: [sys.executable, "-m", "benchmarks._floor",
-                                             str(port)],
+                                            str(port)],
     }
     with tempfile.TemporaryDirectory(prefix="surrogate-floor-") as tmp, ExitStack() as stack:
         urls = {}

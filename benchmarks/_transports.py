@@ -22,8 +22,8 @@ from benchmarks._server import LIGHT_MODEL, MODEL, Server
 OUTPUTS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "outside_training_domain")
 
 
-def _best(repeats: int, call: Callable[[], tuple[dict, int, int]]) -> tuple[float, dict, int,
-                                                                             int]:
+def _best(repeats: int,
+          call: Callable[[], tuple[dict, int, int]]) -> tuple[float, dict, int, int]:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()

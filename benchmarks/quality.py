@@ -78,7 +78,7 @@ def bnn_method(**overrides: object) -> Method:
         extrapolation = trained.artifact.manifest["metrics"]["epistemic_extrapolation"]
         note.append(f"epi x{min(extrapolation['low_ratio'], extrapolation['high_ratio']):.1f}"
                     f" of {extrapolation['inside_mean']:.4f} inside")
-        return calibration.predictive_draws(trained.artifact, x_eval), ", ".join(note)
+        return calibration.predictive_draws(trained.posterior, x_eval), ", ".join(note)
     return run
 
 

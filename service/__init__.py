@@ -1,4 +1,5 @@
-"""HTTP service for uncertainty-aware material surrogates (numpy only, never PyMC)."""
+"""HTTP service for uncertainty-aware material surrogates. It reads fits as artifacts and
+never imports PyMC, PyTensor, ArviZ or `training` (an import contract checks it)."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -19,6 +19,7 @@ import json
 import math
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -80,13 +81,21 @@ class Artifact:
     """Posterior draws (float64, per layer) and the manifest that describes them.
 
     `manifest` is the JSON document as stored (training adds free-form sections to it);
-    `spec` is the same document validated and typed, which is what computations read.
+    `spec` is the same document validated and typed, which is what computations read. It
+    is parsed once, at its first use, and kept: a manifest is never changed in place once
+    an artifact holds it (training builds a new artifact, `from_spec`, for each addition).
     """
 
     manifest: dict[str, Any]
     arrays: dict[str, np.ndarray]
 
-    @property
+    @classmethod
+    def from_spec(cls, spec: Manifest, arrays: dict[str, np.ndarray]) -> Artifact:
+        """The artifact of a typed manifest (what training builds); it is validated again
+        at the first `spec`, since a copied-and-updated model is not."""
+        return cls(manifest=spec.model_dump(mode="json", exclude_none=True), arrays=arrays)
+
+    @cached_property
     def spec(self) -> Manifest:
         """The manifest, typed; ArtifactError naming the field if it is incomplete."""
         try:

@@ -1,11 +1,19 @@
-"""One exception hierarchy for the whole service; one handler maps it to HTTP.
+"""One exception hierarchy for the whole service, and the one error body.
 
-Every error body has the same shape: {"error": {"code", "message", "details"}}.
+Every error body has the same shape, built by `error_body` whichever layer answers (the
+FastAPI handlers, the body guard, the OIP binary layer, the HTTP protocol's deadlines):
+{"error": {"code", "message", "details"}}.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+
+def error_body(code: str, message: str,
+               details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The error body every transport sends."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
 
 
 class SurrogateError(Exception):
@@ -20,6 +28,9 @@ class SurrogateError(Exception):
         self.message = message
         self.details = details or []
 
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
 
 class NotFoundError(SurrogateError):
     status_code = 404
@@ -29,6 +40,13 @@ class NotFoundError(SurrogateError):
 class InvalidInputError(SurrogateError):
     status_code = 422
     code = "invalid_input"
+
+
+class UnsupportedMediaTypeError(SurrogateError):
+    """A body in a content type or encoding the route does not read."""
+
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class ConflictError(SurrogateError):
@@ -41,10 +59,16 @@ class PayloadTooLargeError(SurrogateError):
     code = "payload_too_large"
 
 
-class ModelLoadError(SurrogateError):
-    """A stored version could not be loaded (e.g. its blob fails the checksum)."""
+class UnavailableError(SurrogateError):
+    """The service cannot answer this now; another replica, or a later try, may."""
 
     status_code = 503
+    code = "unavailable"
+
+
+class ModelLoadError(UnavailableError):
+    """A stored version could not be loaded (e.g. its blob fails the checksum)."""
+
     code = "model_unavailable"
 
 
@@ -61,3 +85,30 @@ class ForbiddenError(SurrogateError):
 
     status_code = 403
     code = "forbidden"
+
+
+class ServiceBusyError(UnavailableError):
+    """Every slot for heavy work is taken: come back after `retry_after_s` seconds."""
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: int,
+                 details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class RequestInterruptedError(SurrogateError):
+    """The request's deadline passed while it was computing: the work stopped there."""
+
+    status_code = 504
+    code = "deadline_exceeded"
+
+
+class ClientClosedError(RequestInterruptedError):
+    """The client went away while its request was computing: the work stopped there (the
+    status is for the logs and metrics only; nobody reads the answer)."""
+
+    status_code = 499
+    code = "client_closed_request"

@@ -22,11 +22,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
-from service.main import create_app
-from service.registry.db import make_engine, make_session_factory, upgrade_to_head
-from service.registry.tables import Base
-from service.settings import Settings
-from tests.postgres_server import PostgresServer, find_pg_bin
+from tests.parallel import pytensor_compiledir_per_worker, start_kernel_warmup
+
+pytensor_compiledir_per_worker()  # before any test imports PyTensor
+from service.main import create_app  # noqa: E402
+from service.registry.db import make_engine, make_session_factory, upgrade_to_head  # noqa: E402
+from service.registry.tables import Base  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from tests.postgres_server import PostgresServer, find_pg_bin  # noqa: E402
 
 PG_TEMPLATE = "registry_template"
 _database_numbers = itertools.count(1)
@@ -36,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "backends(*names): run database tests against these registries "
         "(sqlite, postgresql)")
+    start_kernel_warmup(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -35,6 +35,7 @@ STRAIN = np.linspace(-0.6, 0.6, 257)  # crosses the training domain's edges (fla
 class Service:
     http_url: str
     grpc_address: str
+    log: Path
 
     @property
     def http_address(self) -> str:
@@ -69,7 +70,7 @@ def live_service(folder: Path, covariate_model: Artifact | None = None) -> Itera
         folder / "server.log")
     try:
         running.wait_until_ok()
-        yield Service(running.url, f"127.0.0.1:{grpc_port}")
+        yield Service(running.url, f"127.0.0.1:{grpc_port}", running.log)
     finally:
         running.stop()
 

@@ -87,11 +87,34 @@ def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.0
             "within_log_variance": [float(np.log(level))] * basis}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now and that this process has not handed
+    out before (a caller may take several before starting anything on them).
+
+    Between this probe and the server's own bind the port is free for anyone: under
+    pytest-xdist, worker k of n only takes ports p with (p // 2) % n == k, so that two
+    workers never race for the same port. (Halved: Linux hands bind() odd ports.)"""
+    slot, slots = xdist_slot()
+    for _ in range(10_000):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if (port // 2) % slots == slot and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port for this worker")
+
+
+def xdist_slot() -> tuple[int, int]:
+    """(index of this pytest-xdist worker, number of workers); (0, 1) outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return 0, 1
+    slots = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    return int(worker[2:]) % slots, slots  # a replacement for a crashed worker counts on
 
 
 def seed_registry(database_url: str, name: str, artifacts: Sequence[Artifact],

@@ -81,9 +81,10 @@ def test_empirical_sd_by_strain_matches_pandas_and_skips_sparse_strains() -> Non
     np.testing.assert_allclose(sd, expected.loc[[0.0, 0.1]].to_numpy())
 
 
-def _artifact_from_outputs(draws: int, chains_offset: float):  # type: ignore[no-untyped-def]
+def _posterior_from_outputs(draws: int, chains_offset: float):  # type: ignore[no-untyped-def]
     """A 1-unit network whose mean head bias differs between two chains by an offset."""
     from service.artifact import Artifact
+    from service.inference.posterior import Posterior
 
     rng = np.random.default_rng(5)
     half = draws // 2
@@ -100,25 +101,25 @@ def _artifact_from_outputs(draws: int, chains_offset: float):  # type: ignore[no
         "normalisation": {"x_mean": 0.0, "x_scale": 1.0, "y_mean": 0.0, "y_scale": 1.0},
         "training_domain": {"min": -1.0, "max": 1.0},
     }
-    return Artifact(manifest=manifest, arrays=arrays)
+    return Posterior(Artifact(manifest=manifest, arrays=arrays))
 
 
 def test_function_space_r_hat_flags_chains_that_disagree_on_the_function() -> None:
-    agreeing = calibration.function_space_diagnostics(_artifact_from_outputs(400, 0.0), 2,
+    agreeing = calibration.function_space_diagnostics(_posterior_from_outputs(400, 0.0), 2,
                                                       -1.0, 1.0)
-    disagreeing = calibration.function_space_diagnostics(_artifact_from_outputs(400, 1.0),
+    disagreeing = calibration.function_space_diagnostics(_posterior_from_outputs(400, 1.0),
                                                          2, -1.0, 1.0)
     assert agreeing["r_hat_max"] < 1.02
     assert disagreeing["r_hat_max"] > 1.5
-    assert calibration.function_space_diagnostics(_artifact_from_outputs(400, 0.0), 1,
+    assert calibration.function_space_diagnostics(_posterior_from_outputs(400, 0.0), 1,
                                                   -1.0, 1.0) == {}
 
 
 def test_evaluate_reports_every_score_from_the_service_forward_pass() -> None:
-    artifact = _artifact_from_outputs(100, 0.0)
+    posterior = _posterior_from_outputs(100, 0.0)
     x = np.linspace(-1, 1, 50)
     y = np.tanh(x) + np.random.default_rng(6).normal(size=50)  # sigma = exp(0) = 1
-    scores = calibration.evaluate(artifact, x, y, y_scale=2.0)
+    scores = calibration.evaluate(posterior, x, y, y_scale=2.0)
     assert set(scores["coverage"]) == {"0.50", "0.90", "0.95"}
     assert scores["nlpd_standardised"] == pytest.approx(scores["nlpd"] + np.log(2.0))
     assert scores["nlpd"] == pytest.approx(-norm.logpdf(y, np.tanh(x), 1.0).mean(), abs=0.05)

@@ -180,7 +180,7 @@ def test_abaqus_and_lsdyna_parse_into_the_csv_numbers(client: TestClient, models
 
 
 def test_curves_are_the_noise_free_predictive_samples_on_the_grid(client: TestClient,
-                                                                   models) -> None:
+                                                                  models) -> None:
     body = get(client, format="json", points=11, curves=3, seed=5).json()
     grid = np.linspace(-0.5, 0.5, 11)
     both = np.sort(np.concatenate([grid, 0.5 * (grid[:-1] + grid[1:])]))
@@ -194,7 +194,7 @@ def test_curves_are_the_noise_free_predictive_samples_on_the_grid(client: TestCl
 
 
 def test_curves_of_a_group_fit_are_smooth_material_laws(client: TestClient,
-                                                       session: Session) -> None:
+                                                        session: Session) -> None:
     from tests.test_curves import curved_artifact
 
     register(session, "curvy", curved_artifact().to_bytes(), actor="test")
@@ -218,7 +218,7 @@ def test_no_unstable_range_for_a_rising_model(client: TestClient, models) -> Non
 
 
 def test_the_falling_range_of_a_non_monotone_model_is_named(client: TestClient,
-                                                             models) -> None:
+                                                            models) -> None:
     fine = np.linspace(-0.5, 0.5, 200_001)
     tangent = Posterior(models["dip"]).predict_reference(fine, tangent=True).tangent
     falling = fine[tangent <= 0]
@@ -261,7 +261,7 @@ def test_the_falling_range_of_a_non_monotone_model_is_named(client: TestClient,
     ({"max_interpolation_error": 0}, "max_interpolation_error"),
 ])
 def test_bad_queries_get_a_422_naming_the_parameter(client: TestClient, models, query,
-                                                     field: str) -> None:
+                                                    field: str) -> None:
     response = get(client, **query)
     assert response.status_code == 422, response.text
     error = response.json()["error"]

@@ -168,8 +168,8 @@ def test_readiness_never_shows_the_database_host_or_port(database_url: str,
     assert str(port) not in body and "127.0.0.1" not in body
 
 
-def test_a_deleted_sqlite_registry_is_noticed_not_recreated(tmp_path: Path,
-                                                           migrated_template: Path) -> None:
+def test_a_deleted_sqlite_registry_is_noticed_not_recreated(
+        tmp_path: Path, migrated_template: Path) -> None:
     path = tmp_path / "registry.db"
     path.write_bytes(migrated_template.read_bytes())
     url = f"sqlite:///{path}"

@@ -176,6 +176,62 @@ def test_grpc_errors_map_to_status_codes(service: Service) -> None:
     assert client.infer("demo", [one]).as_numpy("mean").shape == (1,)
 
 
+@pytest.mark.parametrize("method,payload", [
+    ("ModelInfer", b"\xff\xff\xff\xff garbage"),
+    ("ModelInfer", b"\x0a\x05demo\x2a\x80"),  # a field cut off mid-length
+    ("ModelMetadata", b"\x0a\xff\xff"),
+    ("ServerLive", b"\x08"),
+])
+def test_a_malformed_protobuf_is_invalid_argument_without_an_error_log(
+        service: Service, method: str, payload: bytes) -> None:
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
+        with pytest.raises(grpc.RpcError) as error:
+            call(payload, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value
+    assert "not a valid inference." in error.value.details()
+    time.sleep(0.2)  # the access line is written after the status is sent
+    errors = [line for line in service.log.read_text().splitlines()
+              if '"level": "error"' in line or "Traceback" in line]
+    assert errors == []
+
+
+def test_a_request_id_longer_than_http_allows_is_invalid_argument(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    strain = grpcclient.InferInput("strain", [1], "FP64")
+    strain.set_data_from_numpy(np.array([0.1]))
+    assert client.infer("demo", [strain], request_id="i" * 256).get_response().id == "i" * 256
+    error = grpc_error(lambda: client.infer("demo", [strain], request_id="i" * 257))
+    assert error.status() == "StatusCode.INVALID_ARGUMENT" and "id:" in error.message()
+    http = httpx.post(f"{service.http_url}/v2/models/demo/infer", timeout=10, json={
+        "id": "i" * 257, "inputs": [{"name": "strain", "shape": [1], "datatype": "FP64",
+                                     "data": [0.1]}]})
+    assert http.status_code == 422  # the same bound
+
+
+def test_a_grpc_call_over_the_work_budget_is_resource_exhausted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    seed_registry(url, "demo", [random_artifact(draws=200, seed=71)])
+    port, grpc_port = free_port(), free_port()
+    running = ServerProcess.launch(
+        service_command(port), port,
+        {"SURROGATE_DATABASE_URL": url, "SURROGATE_GRPC_PORT": str(grpc_port),
+         "SURROGATE_REQUEST_TIME_BUDGET_S": "0.01"}, tmp_path / "server.log")
+    try:
+        running.wait_until_ok("/readyz")
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        big = grpcclient.InferInput("strain", [100_000], "FP64")
+        big.set_data_from_numpy(np.zeros(100_000))
+        error = grpc_error(lambda: client.infer("demo", [big]))
+        assert error.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert "reduce inputs[0].shape" in error.message()
+        small = grpcclient.InferInput("strain", [10], "FP64")
+        small.set_data_from_numpy(np.zeros(10))
+        assert client.infer("demo", [small]).as_numpy("mean").shape == (10,)
+    finally:
+        running.stop()
+
+
 def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(
         tmp_path: Path) -> None:
     bin_dir = find_pg_bin()

@@ -39,7 +39,8 @@ def test_fit_writes_report_figures_records_them_and_the_registry_serves_them(
     recorded = {f["file"]: f["sha256"] for f in manifest["report"]["files"]}
     assert recorded == {p.name: sha256_hex(p.read_bytes()) for p in report.iterdir()}
     assert manifest["metrics"]["split"]["by"] == "group"
-    assert manifest["metrics"]["held_out"]["rows"] == 12
+    assert manifest["metrics"]["held_out"]["rows"] == 60  # two folds: every material once
+    assert "held-out (5 materials in 2 folds)" in result.output
 
     # Registered with the version (same transaction): any replica serves them.
     listed = client.get("/v1/models/rubber/versions/1/files").json()

@@ -63,7 +63,7 @@ def test_cli_fit_registers_and_the_service_predicts_it(
 def test_homoskedastic_fit_has_constant_aleatoric_sd(small_csv: Path) -> None:
     config = BNNConfig().with_overrides(noise="homoskedastic", hidden_sizes=(4,),
                                         max_steps=300, draws=20)
-    trained = fit_data(load_csv(small_csv), config)
+    trained = fit_data(load_csv(small_csv), config, folds=1)
     assert np.all(trained.artifact.arrays["sigma_head.W"] == 0)
     from service.inference.posterior import Posterior
 
@@ -121,7 +121,7 @@ def test_demo_fit_recovers_input_dependent_scatter(tmp_path: Path) -> None:
     path = tmp_path / "demo.csv"
     frame.to_csv(path, index=False)
     config = BNNConfig().with_overrides(draws=200)
-    trained = fit_data(load_csv(path), config)
+    trained = fit_data(load_csv(path), config, folds=1)
     from service.inference.posterior import Posterior
 
     strains = np.sort(frame["strain"].unique())

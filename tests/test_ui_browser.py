@@ -216,9 +216,8 @@ def test_model_page_table_and_charts_show_the_api_values(page: Any,
     x, y = page.execute_script(
         "var p = window.surrogateUi.plots.nlpd, i = p.data[0].indexOf(2);"
         "return [p.valToPos(2, 'x'), p.valToPos(p.data[1][i], 'y')]")
-    ActionChains(page).move_to_element_with_offset(
-        over, round(x - over.size["width"] / 2), round(y - over.size["height"] / 2)).click(
-        ).perform()
+    offset = (round(x - over.size["width"] / 2), round(y - over.size["height"] / 2))
+    ActionChains(page).move_to_element_with_offset(over, *offset).click().perform()
     wait(page, lambda d: d.current_url == f"{server.url}/ui/models/rubber/versions/2")
 
 
@@ -286,8 +285,8 @@ def test_version_page_summary_lineage_figures_and_downloads(page: Any,
 
 def assert_close(got: list[float], want: list[float]) -> None:
     assert len(got) == len(want)
-    assert all(math.isclose(g, w, rel_tol=1e-12, abs_tol=1e-12) for g, w in zip(got, want,
-                                                                                 strict=True))
+    assert all(math.isclose(g, w, rel_tol=1e-12, abs_tol=1e-12)
+               for g, w in zip(got, want, strict=True))
 
 
 def test_try_it_draws_what_the_predict_api_answers(page: Any, server: ServerProcess) -> None:

@@ -10,8 +10,7 @@ if "PYTENSOR_FLAGS" not in os.environ and glob.glob("/usr/lib/*/libopenblas.so")
     os.environ["PYTENSOR_FLAGS"] = "blas__ldflags=-lopenblas"
 
 # The network's matrices are tiny (thousands of rows by tens of units): BLAS threads only
-# add synchronisation, and on a busy 2-core machine they made every log-density gradient
-# about 7x slower (measured: 3418 L-BFGS evaluations took 16 s with the default threads,
-# 2.2 s with one). Unless the user chose otherwise, use one BLAS thread per process.
+# add synchronisation, which made every log-density gradient several times slower
+# (docs/calibration.md). Unless the user chose otherwise, use one BLAS thread per process.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")

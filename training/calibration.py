@@ -26,7 +26,6 @@ import numpy as np
 import scoringrules
 from scipy.special import logsumexp, ndtr
 
-from service.artifact import Artifact
 from service.inference.posterior import Posterior
 
 NOMINAL_LEVELS = np.round(np.linspace(0.01, 0.99, 99), 2)
@@ -42,10 +41,9 @@ class PredictiveDraws:
     sigma: np.ndarray
 
 
-def predictive_draws(artifact: Artifact, x: np.ndarray,
+def predictive_draws(posterior: Posterior, x: np.ndarray,
                      covariates: np.ndarray | None = None) -> PredictiveDraws:
     """Per-draw outputs at x (and, for a covariate model, at the rows' covariates)."""
-    posterior = Posterior(artifact)
     x = np.asarray(x, dtype=float)
     parts = [posterior.network_outputs(
         x[i:i + _POINTS_PER_CHUNK],
@@ -84,15 +82,22 @@ def miscalibration_area(pit_values: np.ndarray) -> float:
 
 def crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
          seed: int = 0) -> float:
-    """Mean CRPS of the mixture, estimated from `samples_per_draw` predictive samples per
-    draw (scoringrules; its PWM estimator equals the fair, unbiased one in O(M log M))."""
+    """Mean CRPS of the mixture (`pointwise_crps` averaged)."""
+    return float(np.mean(pointwise_crps(y, draws, samples_per_draw, seed)))
+
+
+def pointwise_crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
+                   seed: int = 0) -> np.ndarray:
+    """CRPS of the mixture per observation, estimated from `samples_per_draw` predictive
+    samples per draw (scoringrules; its PWM estimator equals the fair, unbiased one in
+    O(M log M))."""
     rng = np.random.default_rng(seed)
     per_draw = max(1, samples_per_draw)
     # At least ~1000 samples per observation, whatever the number of draws.
     per_draw = max(per_draw, -(-1000 // draws.mu.shape[0]))
     noise = rng.standard_normal((per_draw, *draws.mu.shape))
     samples = (draws.mu[None] + draws.sigma[None] * noise).reshape(-1, y.size)
-    return float(np.mean(scoringrules.crps_ensemble(y, samples.T, estimator="pwm")))
+    return np.asarray(scoringrules.crps_ensemble(y, samples.T, estimator="pwm"), dtype=float)
 
 
 def empirical_sd_by_strain(x: np.ndarray, y: np.ndarray, min_repeats: int = 3
@@ -123,30 +128,34 @@ def empirical_sd_by_condition(x: np.ndarray, y: np.ndarray, covariates: np.ndarr
     return unique[keep, 0], np.sqrt(np.maximum(variance[keep], 0.0)), conditions
 
 
-def aleatoric_sd_error(artifact: Artifact, strains: np.ndarray, reference_sd: np.ndarray,
+def aleatoric_sd_error(posterior: Posterior, strains: np.ndarray, reference_sd: np.ndarray,
                        covariates: np.ndarray | None = None) -> float | None:
     """RMS relative error of the predicted aleatoric SD against a reference SD."""
     if strains.size == 0:
         return None
-    predicted = Posterior(artifact).predict(strains, covariates=covariates).aleatoric_sd
+    predicted = posterior.predict(strains, covariates=covariates).aleatoric_sd
     return float(np.sqrt(np.mean((predicted / reference_sd - 1.0) ** 2)))
 
 
-def evaluate(artifact: Artifact, x: np.ndarray, y: np.ndarray,
+def evaluate(posterior: Posterior, x: np.ndarray, y: np.ndarray,
              y_scale: float | None = None,
              covariates: np.ndarray | None = None) -> dict[str, Any]:
-    """All held-out scores of `artifact` on (x, y), JSON-ready. NLPD is in the units of y;
-    `nlpd_standardised` (given `y_scale`) is in units of the training data's SD."""
+    """All held-out scores of `posterior` on (x, y), JSON-ready. NLPD is in the units of
+    y; `nlpd_standardised` (given `y_scale`) is in units of the training data's SD."""
+    return summarise(pointwise_scores(posterior, x, y, covariates), y_scale)
+
+
+def pointwise_scores(posterior: Posterior, x: np.ndarray, y: np.ndarray,
+                     covariates: np.ndarray | None = None) -> Pointwise:
+    """Each observation's scores under `posterior` (`evaluate` before averaging)."""
     x = np.asarray(x, dtype=float)
-    return score(np.asarray(y, dtype=float), predictive_draws(artifact, x, covariates),
-                 y_scale)
+    return pointwise(np.asarray(y, dtype=float), predictive_draws(posterior, x, covariates))
 
 
-def representative(artifact: Artifact, condition: Any = None) -> Posterior:
+def representative(posterior: Posterior, condition: Any = None) -> Posterior:
     """The posterior, or for a covariate model its view at `condition` (default: the
     central tested condition): what strain-only summaries (extrapolation, function-space
     diagnostics, the report's figures) describe."""
-    posterior = Posterior(artifact)
     if posterior.conditions is None:
         return posterior
     return posterior.at(posterior.conditions.central() if condition is None else condition)
@@ -156,18 +165,46 @@ def score(y: np.ndarray, draws: PredictiveDraws, y_scale: float | None = None
           ) -> dict[str, Any]:
     """Scores of any predictive given as Gaussian components (a single-Normal model such
     as NGBoost is one draw), so every method in a comparison is scored by the same code."""
-    pits = pit(y, draws)
-    coverage = central_coverage(pits, np.array(REPORTED_LEVELS))
+    return summarise(pointwise(y, draws), y_scale)
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    """Each observation's log predictive density, PIT and CRPS: what every score is a mean
+    or a fraction of, so the scores of several held-out fits pool row by row and split
+    by material (`training.folds`)."""
+
+    log_predictive: np.ndarray
+    pit: np.ndarray
+    crps: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Pointwise:
+        return Pointwise(self.log_predictive[rows], self.pit[rows], self.crps[rows])
+
+    @staticmethod
+    def concatenate(parts: list[Pointwise]) -> Pointwise:
+        return Pointwise(*(np.concatenate([getattr(p, name) for p in parts])
+                           for name in ("log_predictive", "pit", "crps")))
+
+
+def pointwise(y: np.ndarray, draws: PredictiveDraws) -> Pointwise:
+    return Pointwise(pointwise_log_predictive(y, draws), pit(y, draws),
+                     pointwise_crps(y, draws))
+
+
+def summarise(points: Pointwise, y_scale: float | None = None) -> dict[str, Any]:
+    """The stored held-out scores of these observations, JSON-ready."""
+    coverage = central_coverage(points.pit, np.array(REPORTED_LEVELS))
     scores: dict[str, Any] = {
-        "rows": int(y.size),
-        "nlpd": nlpd(y, draws),
-        "crps": crps(y, draws),
+        "rows": int(points.pit.size),
+        "nlpd": float(-np.mean(points.log_predictive)),
+        "crps": float(np.mean(points.crps)),
         "coverage": {f"{level:.2f}": float(c) for level, c in zip(REPORTED_LEVELS, coverage,
                                                                   strict=True)},
-        "miscalibration_area": miscalibration_area(pits),
+        "miscalibration_area": miscalibration_area(points.pit),
         "calibration_curve": {
             "nominal": NOMINAL_LEVELS[::2].tolist(),
-            "observed": central_coverage(pits, NOMINAL_LEVELS[::2]).round(4).tolist(),
+            "observed": central_coverage(points.pit, NOMINAL_LEVELS[::2]).round(4).tolist(),
         },
     }
     if y_scale:
@@ -175,7 +212,7 @@ def score(y: np.ndarray, draws: PredictiveDraws, y_scale: float | None = None
     return scores
 
 
-def function_space_diagnostics(artifact: Artifact, chains: int, x_min: float, x_max: float,
+def function_space_diagnostics(posterior: Posterior, chains: int, x_min: float, x_max: float,
                                points: int = 9) -> dict[str, Any]:
     """R-hat and ESS of mu(x) and log sigma(x) on a grid of strains.
 
@@ -184,11 +221,11 @@ def function_space_diagnostics(artifact: Artifact, chains: int, x_min: float, x_
     predictions are what must converge. Needs >= 2 chains of >= 4 draws (chain-major)."""
     import arviz as az
 
-    total = artifact.draws
+    total = posterior.draws
     if chains < 2 or total // chains < 4:
         return {}
     grid = np.linspace(x_min, x_max, points)
-    mu, sigma, _ = representative(artifact).network_outputs(grid)
+    mu, sigma, _ = posterior.network_outputs(grid)
     per_chain = total // chains
     shaped = {
         "mu": mu[: chains * per_chain].reshape(chains, per_chain, points),
@@ -209,19 +246,17 @@ def function_space_diagnostics(artifact: Artifact, chains: int, x_min: float, x_
     }
 
 
-def epistemic_extrapolation(artifact: Artifact, beyond: float = 0.25) -> dict[str, Any]:
+def epistemic_extrapolation(posterior: Posterior, beyond: float = 0.25) -> dict[str, Any]:
     """Epistemic SD `beyond` x (training range) past each end of the training domain,
     relative to its average inside the domain: a fit that knows where it has seen no
     data reports ratios well above 1."""
-    domain = artifact.spec.training_domain
-    low, high = domain.min, domain.max
+    low, high = posterior.domain
     span = high - low
-    posterior = representative(artifact)
     inside = posterior.predict(np.linspace(low, high, 101)).epistemic_sd.mean()
     ends = posterior.predict(np.array([low - beyond * span, high + beyond * span]))
     out = {"beyond_fraction": beyond, "inside_mean": float(inside),
            "low_ratio": float(ends.epistemic_sd[0] / inside),
            "high_ratio": float(ends.epistemic_sd[1] / inside)}
-    if posterior.condition is not None:
+    if posterior.condition is not None:  # a covariate model's view (`representative`)
         out["condition"] = list(posterior.condition)
     return out

@@ -26,6 +26,10 @@ NOISE_MODELS: tuple[str, ...] = get_args(Noise)
 NOISE_LINKS: tuple[str, ...] = get_args(NoiseLink)
 # Methods whose draws are MAP fits (one per member) rather than posterior samples.
 MAP_ENSEMBLES = ("bootstrap", "ensemble")
+# Held-out fits that score a version: K folds by material (training.folds). Five give
+# every material a held-out score from a fit on 80% of the others, at the cost of six
+# fits in all (docs/calibration.md, "Held-out figures and their spread").
+DEFAULT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,8 @@ class ModelConfig:
     noise_link: NoiseLink = "exp"
     input_weight_prior_sd: float = 4.0
     # Wide enough that hidden units can switch anywhere across the standardised domain
-    # and beyond it. mcycle NLPD (4 folds) of an 8-member bootstrap: 0.401/0.398/0.396
-    # (seeds 0/1/2) with SD 3, 0.383/0.386 with SD 5 - but SD 5 raised the Mooney-Rivlin
-    # aleatoric error to 5.3% (4.9% with SD 3); the MAP ensemble scored 0.485 with SD 1.
+    # and beyond it; wider priors traded the Mooney-Rivlin scatter for mcycle's NLPD
+    # (docs/calibration.md, "Bias prior SD 3").
     bias_prior_sd: float = 3.0
     # Prior centre of log sigma in normalised units: noise a third of the data's SD.
     log_sigma_prior_mean: float = -1.0
@@ -50,18 +53,16 @@ class MapSettings:
 
     map_max_iterations: int = 3000
     # L-BFGS stops when one iteration improves the log posterior by less than this
-    # fraction of it (scipy's ftol). Its default 2.2e-9 ran every member into the
-    # iteration cap (3000, ~4 s each) for < 1 nat per 1000 iterations; 1e-6 stopped after
-    # ~500 iterations 10-20 nats short (aleatoric error 5.3% vs 4.9%); 1e-7 scores as the
-    # cap did (5.0%, mcycle 0.395) in half the time.
+    # fraction of it (scipy's ftol): scipy's default runs every member into the iteration
+    # cap for almost no gain, a looser one stops short; this one scores as the cap did in
+    # half the time (docs/calibration.md, "MAP tolerance").
     map_tolerance: float = 1e-7
 
 
 @dataclass(frozen=True)
 class BootstrapSettings:
-    # Members = stored draws. 16 bootstrap members: aleatoric error 4.6%/4.9% and mcycle
-    # NLPD 0.396/0.388 (seeds 0/1) in ~25 s on the demo group; 8 members were cheaper but
-    # noisier (5.3-5.4% and up to 0.401).
+    # Members = stored draws. Fewer were cheaper but noisier from seed to seed
+    # (docs/calibration.md, 8 members against 16).
     ensemble_members: int = 16
 
 
@@ -190,3 +191,40 @@ class BNNConfig:
         data["hidden_sizes"] = list(self.model.hidden_sizes)
         data["learning_rate_decay"] = list(self.advi.learning_rate_decay)
         return data
+
+
+# The config key behind each method-specific option of `surrogate-train fit`.
+_OPTION_KEYS = {
+    "--steps": "max_steps", "--draws": "draws", "--tune": "tune", "--chains": "chains",
+    "--target-accept": "target_accept", "--members": "ensemble_members",
+}
+
+
+def check_method_options(method: str, given: dict[str, object]) -> None:
+    """Refuse an option the chosen method would silently ignore (e.g. --draws with the
+    default bootstrap, which stores one draw per member)."""
+    for option, value in given.items():
+        applies = methods_using(_OPTION_KEYS[option])
+        if value is not None and method not in applies:
+            raise ValueError(f"{option} does not apply to --method {method}; it applies to "
+                             f"{', '.join(applies)}")
+
+
+def config_from_fit_options(*, noise: str, hidden: str, method: str | None,
+                            steps: int | None, draws: int | None, tune: int | None,
+                            chains: int | None, target_accept: float | None,
+                            members: int | None, seed: int) -> BNNConfig:
+    """The config that `surrogate-train fit`'s options (and a fit-many plan entry's, which
+    are the same options) describe; ValueError names a bad or inapplicable option."""
+    try:
+        hidden_sizes = tuple(int(h) for h in hidden.split(","))
+    except ValueError:
+        raise ValueError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
+    config = BNNConfig().with_overrides(
+        noise=noise, hidden_sizes=hidden_sizes, method=method, max_steps=steps, draws=draws,
+        tune=tune, chains=chains, target_accept=target_accept, ensemble_members=members,
+        seed=seed)
+    check_method_options(config.method, {"--steps": steps, "--draws": draws, "--tune": tune,
+                                         "--chains": chains, "--target-accept": target_accept,
+                                         "--members": members})
+    return config

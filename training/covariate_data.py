@@ -52,6 +52,10 @@ FILLER_RANGE = (0.05, 0.30)
 TEMPERATURE_RANGE = (TEMPERATURES[0], TEMPERATURES[-1])
 RATE_RANGE = (1e-3, 1e-1)
 STRETCH_RANGE = (0.5, 1.5)
+# Strains per curve by default: a fit's cost grows with its rows, and 25 strains resolve
+# a smooth hyperelastic curve (40 compounds x 5 temperatures = 5,000 rows; the curve
+# model thins longer curves to 60 points anyway).
+POINTS = 25
 DESIGNS = ("compound", "specimen")
 COLUMNS = ("temperature", "rate", "filler")
 UNITS = {"temperature": "K", "rate": "1/s", "filler": "1"}
@@ -80,7 +84,7 @@ def curve(stretch: np.ndarray, modulus: float, ratio: float) -> np.ndarray:
 
 def make_covariate_group(
     materials: int = 40,
-    points: int = 50,
+    points: int = POINTS,
     seed: int = 0,
     design: str = "compound",
     temperatures: Sequence[float] = TEMPERATURES,

@@ -190,6 +190,14 @@ class TrainingData:
     covariate_columns: tuple[CovariateColumn, ...] = ()
 
 
+def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
+    """The rows `rows` of `data` (a split, a fold, the rows at one condition)."""
+    groups = None if data.groups is None else data.groups[rows]
+    covariates = None if data.covariates is None else data.covariates[rows]
+    return TrainingData(data.x[rows], data.y[rows], groups, data.x_name, data.y_name,
+                        data.sha256, int(rows.size), covariates, data.covariate_columns)
+
+
 def load_csv(path: Path, x: str = "strain", y: str = "stress",
              group: str | None = "material",
              covariates: Sequence[CovariateColumn] = ()) -> TrainingData:

@@ -39,7 +39,6 @@ Everything here works on normalised data; `training.pipeline` handles units.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,10 +61,12 @@ from training.config import (  # noqa: F401  (re-exported: callers import them f
 )
 from training.methods import advi, ensemble, nuts
 from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
-from training.methods.map import LIKELIHOOD_WEIGHTS, MapFit, map_fit
+from training.methods.map import LIKELIHOOD_WEIGHTS, map_fit
 from training.methods.nuts import nuts_diagnostics  # noqa: F401
+from training.methods.target import Fitter, MapFit
 
-Fitter = Callable[["HeteroskedasticBNN", pm.Model], tuple[Any, dict[str, Any], Any, int]]
+# Every method works on the model through training.methods.target.FitTarget, which
+# HeteroskedasticBNN provides.
 FITTERS: dict[str, Fitter] = {
     "advi": advi.fit, "fullrank_advi": advi.fit, "nuts": nuts.fit,
     "ensemble": ensemble.fit, "bootstrap": ensemble.fit,
@@ -132,7 +133,7 @@ class HeteroskedasticBNN:
                 # The same likelihood with a weight w_i on each row's log density (all 1
                 # until a member draws its own). A potential, not an observed variable:
                 # one log density per row (an observed y plus a (w_i - 1) correction
-                # computed it twice and made each MAP evaluation 1.6x slower).
+                # computes it twice; docs/calibration.md has the cost).
                 weights = pm.Data(LIKELIHOOD_WEIGHTS, np.ones(np.size(y)))
                 log_density = pm.logp(pm.Normal.dist(mu=mu, sigma=sigma), y)
                 pm.Potential("weighted_log_likelihood", (weights * log_density).sum())

@@ -6,7 +6,8 @@
 - ``sd.png``: aleatoric and epistemic SD against strain next to the empirical per-strain
   SD of the training data (the picture the textbook BNN gets wrong).
 - ``calibration.png``: observed vs nominal central-interval coverage, training and
-  held-out.
+  held-out, with the held-out curve's 95% interval over materials and the held-out NLPD
+  and 95% coverage with theirs.
 - ``convergence.png``: ADVI loss trace per step (with its smoothed curve); for NUTS the
   per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
   member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
@@ -31,49 +32,48 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from service.artifact import Artifact, sha256_hex  # noqa: E402
+from service.artifact import sha256_hex  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
-from training import calibration  # noqa: E402
-from training.data import TrainingData  # noqa: E402
+from training import calibration, report_covariates, report_curves  # noqa: E402
+from training.curve_metrics import ConditioningExample  # noqa: E402
+from training.data import TrainingData, subset  # noqa: E402
 
 
-def _labels(artifact: Artifact) -> tuple[str, str]:
-    arch = artifact.spec.architecture
+def _labels(posterior: Posterior) -> tuple[str, str]:
+    arch = posterior.spec.architecture
     return (f"{arch.input_name} [{arch.input_unit}]",
             f"{arch.output_name} [{arch.output_unit}]")
 
 
-def write_report(artifact: Artifact, result: Any, train: TrainingData, data: TrainingData,
-                 split: Any, out_dir: Path, held_out_artifact: Artifact | None = None
-                 ) -> list[dict[str, str]]:
-    """Write the report PNGs into `out_dir`; return [{file, sha256}] for the manifest."""
+def write_report(posterior: Posterior, result: Any, data: TrainingData, out_dir: Path,
+                 conditioning: ConditioningExample | None = None) -> list[dict[str, str]]:
+    """Write the report PNGs of the fit whose posterior (with its manifest's metrics and
+    diagnostics) is `posterior` into `out_dir`; return [{file, sha256}] for the manifest.
+    `conditioning` is the held-out fit's example, when there is one."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    x_label, y_label = _labels(artifact)
-    title = f"{artifact.spec.architecture.noise} BNN, {artifact.spec.inference.method}"
-    every_row, model_title = data, title
-    if artifact.spec.covariates:
-        # A covariate model is drawn at its central tested condition, with that
-        # condition's rows.
-        condition = calibration.representative(artifact).condition
-        train, data, split = _rows_at(condition, train, data, split)
+    x_label, y_label = _labels(posterior)
+    spec = posterior.spec
+    title = f"{spec.architecture.noise} BNN, {spec.inference.method}"
+    model, every_row, model_title = posterior, data, title
+    if spec.covariates:
+        # A covariate model is drawn at its central tested condition, with its rows there.
+        posterior = calibration.representative(posterior)
+        assert posterior.condition is not None and data.covariates is not None
+        data = subset(data, np.flatnonzero(np.all(data.covariates == posterior.condition,
+                                                  axis=1)))
         title += " at " + ", ".join(f"{c.name}={v:g} {c.unit}" for c, v in
-                                     zip(artifact.spec.covariates, condition, strict=True))
+                                     zip(spec.covariates, posterior.condition, strict=True))
     figures = {
         # The served fit trained on every row; the split belongs to the held-out fit.
-        "fit.png": _fit_figure(artifact, data, _all_rows(data), x_label, y_label, title),
-        "sd.png": _sd_figure(artifact, train, x_label, y_label, title),
-        "calibration.png": _calibration_figure(artifact, title),
-        "convergence.png": _convergence_figure(artifact, result, x_label, y_label, title),
+        "fit.png": _fit_figure(posterior, data, x_label, y_label, title),
+        "sd.png": _sd_figure(posterior, data, x_label, y_label, title),
+        "calibration.png": _calibration_figure(posterior, title),
+        "convergence.png": _convergence_figure(posterior, result, x_label, y_label, title),
     }
-    from training import report_curves
-
-    figures.update(report_curves.figures(artifact, data, split, held_out_artifact,
-                                         x_label, y_label, title))
-    from training import report_covariates
-
-    figures.update(report_covariates.figures(Posterior(artifact), every_row, x_label,
-                                             y_label, model_title))
+    figures.update(report_curves.figures(posterior, data, conditioning, x_label, y_label,
+                                         title))
+    figures.update(report_covariates.figures(model, every_row, x_label, y_label, model_title))
     files = []
     for name, figure in figures.items():
         path = out_dir / name
@@ -83,47 +83,18 @@ def write_report(artifact: Artifact, result: Any, train: TrainingData, data: Tra
     return files
 
 
-def _rows_at(condition: Any, train: TrainingData, data: TrainingData, split: Any
-             ) -> tuple[TrainingData, TrainingData, Any]:
-    """The data (and the split's rows) at one condition."""
-    from training.pipeline import Split, subset
-
-    def at(frame: TrainingData) -> np.ndarray:
-        assert frame.covariates is not None
-        return np.flatnonzero(np.all(frame.covariates == np.asarray(condition), axis=1))
-
-    rows = at(data)
-    renumber = np.full(data.rows, -1)
-    renumber[rows] = np.arange(rows.size)
-    kept = Split(*(renumber[part][renumber[part] >= 0] for part in (split.train, split.test)),
-                 split.by, split.held_out_groups)
-    return subset(train, at(train)), subset(data, rows), kept
-
-
-def _all_rows(data: TrainingData) -> Any:
-    from training.pipeline import Split
-
-    everything = np.arange(data.rows)
-    return Split(everything, everything[:0], "none", [])
-
-
-def _grid(artifact: Artifact, beyond: float = 0.25, points: int = 400) -> np.ndarray:
-    domain = artifact.spec.training_domain
-    low, high = domain.min, domain.max
+def _grid(posterior: Posterior, beyond: float = 0.25, points: int = 400) -> np.ndarray:
+    low, high = posterior.domain
     span = high - low
     return np.linspace(low - beyond * span, high + beyond * span, points)
 
 
-def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str,
-                y_label: str, title: str) -> plt.Figure:
-    grid = _grid(artifact)
-    prediction = calibration.representative(artifact).predict(grid)
+def _fit_figure(posterior: Posterior, data: TrainingData, x_label: str, y_label: str,
+                title: str) -> plt.Figure:
+    grid = _grid(posterior)
+    prediction = posterior.predict(grid)
     figure, axis = plt.subplots(figsize=(8, 5))
-    axis.scatter(data.x[split.train], data.y[split.train], s=4, color="0.55", alpha=0.5,
-                 label="training data")
-    if split.test.size:
-        axis.scatter(data.x[split.test], data.y[split.test], s=6, color="tab:orange",
-                     alpha=0.6, marker="x", label="held-out data")
+    axis.scatter(data.x, data.y, s=4, color="0.55", alpha=0.5, label="training data")
     mean, total, aleatoric = prediction.mean, prediction.total_sd, prediction.aleatoric_sd
     axis.fill_between(grid, mean - 2 * total, mean + 2 * total, color="tab:blue", alpha=0.2,
                       label="mean ± 2 total SD")
@@ -131,9 +102,7 @@ def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str
     axis.plot(grid, mean + 2 * aleatoric, "--", color="tab:green", lw=1,
               label="mean ± 2 aleatoric SD")
     axis.plot(grid, mean, color="tab:blue", lw=2, label="predictive mean")
-    domain = artifact.spec.training_domain
-    low, high = domain.min, domain.max
-    for edge in (low, high):
+    for edge in posterior.domain:
         axis.axvline(edge, color="0.3", lw=0.8, ls=":")
     axis.set(xlabel=x_label, ylabel=y_label,
              title=f"{title}: data and predictive bands (dotted: training domain)")
@@ -141,10 +110,10 @@ def _fit_figure(artifact: Artifact, data: TrainingData, split: Any, x_label: str
     return figure
 
 
-def _sd_figure(artifact: Artifact, train: TrainingData, x_label: str, y_label: str,
+def _sd_figure(posterior: Posterior, train: TrainingData, x_label: str, y_label: str,
                title: str) -> plt.Figure:
-    grid = _grid(artifact)
-    prediction = calibration.representative(artifact).predict(grid)
+    grid = _grid(posterior)
+    prediction = posterior.predict(grid)
     strains, empirical = calibration.empirical_sd_by_strain(train.x, train.y)
     figure, axis = plt.subplots(figsize=(8, 5))
     axis.plot(grid, prediction.aleatoric_sd, color="tab:green", lw=2, label="aleatoric SD")
@@ -152,7 +121,7 @@ def _sd_figure(artifact: Artifact, train: TrainingData, x_label: str, y_label: s
     if strains.size:
         axis.plot(strains, empirical, "o", ms=3, color="k",
                   label="empirical SD per strain (training data)")
-    error = artifact.manifest.get("metrics", {}).get("aleatoric_sd_error")
+    error = posterior.spec.metrics.get("aleatoric_sd_error")
     note = f"; aleatoric RMS rel. error {error:.1%}" if error is not None else ""
     axis.set_yscale("log")
     axis.set(xlabel=x_label, ylabel=f"standard deviation of {y_label}",
@@ -161,8 +130,8 @@ def _sd_figure(artifact: Artifact, train: TrainingData, x_label: str, y_label: s
     return figure
 
 
-def _calibration_figure(artifact: Artifact, title: str) -> plt.Figure:
-    metrics = artifact.manifest.get("metrics", {})
+def _calibration_figure(posterior: Posterior, title: str) -> plt.Figure:
+    metrics = posterior.spec.metrics
     figure, axis = plt.subplots(figsize=(5, 5))
     axis.plot([0, 1], [0, 1], color="0.5", lw=1, label="perfect calibration")
     for key, colour in (("training", "0.3"), ("held_out", "tab:red")):
@@ -171,6 +140,16 @@ def _calibration_figure(artifact: Artifact, title: str) -> plt.Figure:
             area = metrics[key]["miscalibration_area"]
             axis.plot(curve["nominal"], curve["observed"], color=colour, lw=2,
                       label=f"{key.replace('_', '-')} (miscal. area {area:.3f})")
+    held = metrics.get("held_out") or {}
+    spread = held.get("spread")
+    if spread:
+        curve = held["calibration_curve"]
+        axis.fill_between(curve["nominal"], curve["low_95"], curve["high_95"],
+                          color="tab:red", alpha=0.15, lw=0,
+                          label=f"95% interval over {spread['units']} held-out "
+                                f"{spread['unit']}s")
+        axis.text(0.98, 0.02, held_out_summary(held), transform=axis.transAxes, ha="right",
+                  va="bottom", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     axis.set(xlabel="nominal central-interval probability [1]",
              ylabel="observed fraction inside [1]", xlim=(0, 1), ylim=(0, 1),
              title=f"{title}: calibration")
@@ -178,10 +157,24 @@ def _calibration_figure(artifact: Artifact, title: str) -> plt.Figure:
     return figure
 
 
-def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: str,
+def held_out_summary(held: dict[str, Any]) -> str:
+    """The held-out scores with their 95% intervals over units, one per line."""
+    spread = held["spread"]
+    nlpd, coverage = spread["nlpd"], spread["coverage"]["0.95"]
+    lines = [f"held out: {spread['units']} {spread['unit']}s in {spread['folds']} fold"
+             f"{'s' if spread['folds'] != 1 else ''}",
+             f"NLPD {held['nlpd']:.3f}" + (f" [{nlpd['low_95']:.3f}, {nlpd['high_95']:.3f}]"
+                                           if nlpd["low_95"] is not None else ""),
+             f"95% coverage {held['coverage']['0.95']:.3f} "
+             f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]
+    return "\n".join(lines)
+
+
+def _convergence_figure(posterior: Posterior, result: Any, x_label: str, y_label: str,
                         title: str) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(8, 4))
-    method = artifact.spec.inference.method
+    spec = posterior.spec
+    method = spec.inference.method
     if result.loss_trace is not None and result.loss_trace.size:
         losses = result.loss_trace
         axis.plot(losses, color="0.7", lw=0.5, label="loss per step")
@@ -191,38 +184,36 @@ def _convergence_figure(artifact: Artifact, result: Any, x_label: str, y_label: 
                   label=f"mean of {window} steps")
         low, high = np.percentile(losses, [1, 99.5])
         axis.set_ylim(low - 0.05 * abs(low), high + 0.05 * abs(high))
-        done = artifact.spec.diagnostics.get("converged")
+        done = spec.diagnostics.get("converged")
         axis.set(xlabel="ADVI step [1]", ylabel="negative ELBO [nats, standardised data]",
                  title=f"{title}: loss trace (converged={done})")
         axis.legend(fontsize=8)
     elif method == "nuts":
         chains = result.chains
-        domain = artifact.spec.training_domain
-        strains = np.linspace(domain.min, domain.max, 3)
-        mu, _, _ = calibration.representative(artifact).network_outputs(strains)
+        strains = np.linspace(*posterior.domain, 3)
+        mu, _, _ = posterior.network_outputs(strains)
         per_chain = mu.shape[0] // chains
         for k, strain in enumerate(strains):
             for c in range(chains):
                 axis.plot(mu[c * per_chain:(c + 1) * per_chain, k], lw=0.6,
                           color=f"C{k}", alpha=0.4 + 0.6 * c / max(1, chains - 1),
                           label=f"{x_label} = {strain:.3g}" if c == 0 else None)
-        r_hat = artifact.spec.diagnostics.get("function_space", {}).get("r_hat_max")
+        r_hat = spec.diagnostics.get("function_space", {}).get("r_hat_max")
         axis.set(xlabel="draw in chain [1]", ylabel=f"mu(x) [{y_label}]",
                  title=f"{title}: function-space traces (max R-hat {r_hat})")
         axis.legend(fontsize=8)
     elif method == "bootstrap":
         # Each member is one draw: their spread is the epistemic SD, so show the curves,
         # over the training domain and a quarter of it beyond either end.
-        domain = artifact.spec.training_domain
-        strains = _grid(artifact, points=200)
-        mu, _, _ = calibration.representative(artifact).network_outputs(strains)
+        strains = _grid(posterior, points=200)
+        mu, _, _ = posterior.network_outputs(strains)
         axis.plot(strains, mu.T, lw=0.8, color="tab:blue", alpha=0.6)
-        for edge in (domain.min, domain.max):
+        for edge in posterior.domain:
             axis.axvline(edge, color="0.4", ls="--", lw=1)
         axis.set(xlabel=x_label, ylabel=f"mu(x) per member, {y_label}",
                  title=f"{title}: {mu.shape[0]} bootstrap members (dashed: training domain)")
     else:
-        values = np.asarray(artifact.spec.diagnostics.get("member_log_posterior", []))
+        values = np.asarray(spec.diagnostics.get("member_log_posterior", []))
         # The gap to the best member: a member stuck in a poor optimum stands out.
         axis.bar(np.arange(values.size), values.max() - values if values.size else [],
                  color="tab:blue")

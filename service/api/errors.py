@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.body_guard import BodyRefused
 from service.api.responses import OrjsonResponse
-from service.errors import SurrogateError
+from service.errors import SurrogateError, UnsupportedMediaTypeError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,12 @@ _UNPARSABLE = {
 
 def _error(status: int, code: str, message: str, details: list | None = None,
            headers: dict[str, str] | None = None) -> OrjsonResponse:
-    return OrjsonResponse(
-        {"error": {"code": code, "message": message, "details": details or []}},
-        status_code=status, headers=headers,
-    )
+    return OrjsonResponse(error_body(code, message, details), status_code=status,
+                          headers=headers)
+
+
+def error_response(exc: SurrogateError) -> OrjsonResponse:
+    return OrjsonResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
 def _field_path(location: tuple) -> str:
@@ -65,7 +67,7 @@ def is_json_media_type(content_type: str | None) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SurrogateError)
     async def surrogate_error(_: Request, exc: SurrogateError) -> OrjsonResponse:
-        return _error(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:
@@ -81,10 +83,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(tuple(e["loc"]) == ("body",) and e["type"] != "missing" for e in errors) \
                 and not is_json_media_type(content_type):
             # FastAPI hands a non-JSON body to the model as raw bytes: say what is wrong.
-            return _error(415, "unsupported_media_type",
-                          f"request body must be JSON (content-type: application/json), "
-                          f"not {content_type or 'unlabelled'}",
-                          [{"field": "content-type", "message": "must be application/json"}])
+            return error_response(UnsupportedMediaTypeError(
+                f"request body must be JSON (content-type: application/json), "
+                f"not {content_type or 'unlabelled'}",
+                [{"field": "content-type", "message": "must be application/json"}]))
         return invalid_input_response(errors)
 
     @app.exception_handler(StarletteHTTPException)

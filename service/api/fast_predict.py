@@ -22,7 +22,9 @@ the response come from service.prediction and service.api.responses, like the ro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -32,10 +34,12 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api import json_body
+from service.api.deps import work_of
 from service.api.errors import invalid_input_response, is_json_media_type
 from service.api.responses import predict_answer
 from service.errors import SurrogateError
-from service.prediction import conditions, pipeline
+from service.prediction import pipeline
 from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 # Body fields the lean path answers; any other field set (even to its default) goes to
@@ -88,32 +92,42 @@ class FastPredict:
         name: str = child_scope["path_params"]["name"]
         if len(name) > MAX_NAME_LENGTH:
             return None
-        body = _plain_request(b"".join(m.get("body", b"") for m in messages))
+        raw = b"".join(m.get("body", b"") for m in messages)
+        if len(raw) <= json_body.INLINE_DECODE_BYTES:
+            body = _plain_request(raw)
+        else:  # decoded off the loop, once: the route reuses the outcome
+            value, error = await json_body.decode(scope, raw)
+            if error is not None:
+                return None
+            body = await run_in_threadpool(_plain_decoded, value)
         if body is None:
             return None
         if isinstance(body, NotANumber):
             scope.update(child_scope)
             return invalid_input_response([{"loc": ("body", "strain", body.index),
                                             "msg": body.message}])
-        state = scope["app"].state
         try:
-            pipeline.check_limits(body, state.settings)
+            if len(body.strain) <= INLINE_MAX_POINTS:
+                return _predict(scope, child_scope, name, body)
+            return await run_in_threadpool(_predict, scope, child_scope, name, body)
         except SurrogateError:
-            return None
-        found = pipeline.resolve_loaded(state.live_registry, name, body.version, body.alias,
-                                        state.settings)
-        if found is None:
-            return None  # unknown here, or not loaded: the route asks the database
-        ref, posterior = found
-        try:
-            conditions.placement(body, posterior, ref)
-        except SurrogateError:
-            return None  # covariates that do not fit the model: FastAPI's 422
+            return None  # over a limit: FastAPI answers with the route's error
+
+
+def _predict(scope: Scope, child_scope: Scope, name: str,
+             body: PredictRequest) -> Response | None:
+    """The route's response computed from memory (encoding included, so a large batch is
+    encoded off the event loop too); None when the version is unknown here or not
+    loaded, so the route asks the database."""
+    state = scope["app"].state
+    request = Request(scope)
+
+    def encode(result: dict[str, Any]) -> Response:
         scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
-        request = Request(scope)
-        if len(body.strain) <= INLINE_MAX_POINTS:
-            return predict_answer(request, body, ref, posterior)
-        return await run_in_threadpool(predict_answer, request, body, ref, posterior)
+        return predict_answer(request, result)
+
+    return pipeline.predict_loaded(state.live_registry, name, body, state.settings,
+                                   work_of(request), encode)
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,15 @@ class NotANumber:
 
 
 def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
+    return _plain(lambda: PredictRequest.model_validate_json(raw))
+
+
+def _plain_decoded(value: object) -> PredictRequest | NotANumber | None:
+    """`_plain_request` for a body already decoded (as FastAPI validates it: same errors)."""
+    return _plain(lambda: PredictRequest.model_validate(value))
+
+
+def _plain(validate: Callable[[], PredictRequest]) -> PredictRequest | NotANumber | None:
     """The body validated by the route's own schema, if it uses only PLAIN_FIELDS; or its
     one error, when that error is a value in `strain` that is not a number at all.
 
@@ -133,12 +156,15 @@ def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
     invalid body goes to FastAPI, whose decoder differs from pydantic-core's in corners
     (NaN, a byte-order mark, integers too long to convert).
 
-    pydantic-core's JSON parser is used rather than orjson: the same rules with no second
-    copy of them, and no slower. Where it disagrees with FastAPI's decoder (a UTF-8
-    byte-order mark, say), it refuses, so FastAPI answers. A list of bad values costs its
+    A small body is parsed by pydantic-core's JSON parser, on the loop: rather than orjson,
+    the same rules with no second copy of them, and no slower. A large one is decoded off
+    the loop by FastAPI's own decoder (service.api.json_body), once, and validated here
+    in the thread pool; the route reuses the decoded value when it answers instead. Where
+    pydantic-core disagrees with FastAPI's decoder (a UTF-8 byte-order mark, say), it
+    refuses, so FastAPI answers. A list of bad values costs its
     first error only (the schema fails fast), so a huge bad body is refused cheaply."""
     try:
-        body = PredictRequest.model_validate_json(raw)
+        body = validate()
     except ValidationError as exc:
         if exc.error_count() != 1:
             return None

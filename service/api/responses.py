@@ -10,11 +10,7 @@ import orjson
 from fastapi.responses import Response
 from starlette.requests import Request
 
-from service.inference.posterior import Posterior
 from service.observability import record_model_version
-from service.prediction.pipeline import predict_result
-from service.prediction.request import PredictRequest
-from service.registry.reads import VersionRef
 
 
 class OrjsonResponse(Response):
@@ -24,11 +20,9 @@ class OrjsonResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def predict_answer(request: Request, body: PredictRequest, ref: VersionRef,
-                   posterior: Posterior) -> OrjsonResponse:
-    """The HTTP response to a checked native request, with the version and the number of
-    points recorded for the metrics: the route and the lean path both answer with it, so
-    their bytes are the same."""
-    response = OrjsonResponse(predict_result(body, ref, posterior))
-    record_model_version(request, ref.name, ref.version, len(body.strain))
-    return response
+def predict_answer(request: Request, result: dict[str, Any]) -> OrjsonResponse:
+    """The HTTP response to a native predict result (service.prediction.pipeline), with
+    the version and the number of points recorded for the metrics: the route and the lean
+    path both answer with it, so their bytes are the same."""
+    record_model_version(request, result["model"], result["version"], len(result["strain"]))
+    return OrjsonResponse(result)

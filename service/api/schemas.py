@@ -5,7 +5,7 @@ service.prediction.request; the Open Inference Protocol's bodies are in service.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -88,3 +88,8 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a route: each status code answers with the error body."""
+    return {code: {"model": ErrorBody} for code in codes}

@@ -12,10 +12,11 @@ A Marlow data line is: nominal stress, nominal strain, then optional nominal lat
 strain, temperature and field variables. A table at one condition (or of a model without
 covariates) depends on none of those, so each line has the first two entries only: Abaqus
 then takes the material as incompressible (Standard) or uses its default compressibility
-(Explicit), with no temperature dependence. Tension and compression are both allowed,
-compression as negative values; Marlow needs the nominal strains and stresses in ascending
-order, so a curve listed in unstable_strain_ranges is refused by Abaqus (a comment above
-that material says so).
+(Explicit), with no temperature dependence.
+With `form=` the fragment holds fitted forms instead (service.export.cards).
+Tension and compression are both allowed, compression as negative values;
+Marlow needs the nominal strains and stresses in ascending order, so a curve listed in
+unstable_strain_ranges is refused by Abaqus (a comment above that material says so).
 
 Tables over a covariate (conditions.OverTables) put its value in the data lines' own
 column, one block of lines per value: the temperature (4th entry) when the covariate is a
@@ -27,26 +28,31 @@ Abaqus/Standard assumes for the two-entry lines.
 
 from __future__ import annotations
 
-import re
-
+from service.export.cards import material_lines, wrap_comments
 from service.export.conditions import OverTables
+from service.export.fit import Card
 from service.export.header import ExportMeta, header_lines
+from service.export.labels import material_label
 from service.export.table import ExportTable
 
-# Keyword and data lines are limited to 256 characters; labels to 80.
-MAX_LABEL = 80
 # The Poisson's ratio written with a temperature or field-variable column (see above).
 OVER_POISSON = 0.5
 
 
-def material_label(model: str, version: int, column: str) -> str:
-    """<MODEL>_V<version>_<COLUMN>: letters, digits and underscores only (no quoting
-    needed), starting with a letter; q0.05 -> Q0P05, curve_3 -> CURVE_3."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", model).upper()
-    if not base[:1].isalpha():
-        base = "M" + base
-    suffix = f"_V{version}_" + column.upper().replace(".", "P").replace("-", "M")
-    return base[: MAX_LABEL - len(suffix)] + suffix
+def fitted_file(meta: ExportMeta, table: ExportTable, cards: list[Card], solver: str) -> bytes:
+    """An input-file fragment of fitted *HYPERELASTIC cards (the same syntax for CalculiX
+    and Abaqus), one *MATERIAL per curve."""
+    d = meta.definitions
+    lines = wrap_comments([
+        *header_lines(meta, table),
+        f"{solver} fragment for *INCLUDE: one *MATERIAL per curve (mean, quantiles, "
+        "curves), a fitted hyperelastic form each; assign one with *SOLID SECTION, "
+        "ELSET=..., MATERIAL=<name>.",
+        f"Fitted to nominal stress [{d.output_unit}] against nominal strain "
+        f"[{d.input_unit}] on the grid above; {d.describe()}.",
+    ])
+    lines += material_lines(meta, table, cards)
+    return ("\n".join(lines) + "\n").encode("ascii", errors="replace")
 
 
 def is_temperature(name: str, unit: str) -> bool:
@@ -55,7 +61,11 @@ def is_temperature(name: str, unit: str) -> bool:
     return name.lower().startswith("temp") or unit in ("K", "degC", "C")
 
 
-def to_abaqus(meta: ExportMeta, table: ExportTable) -> bytes:
+def to_abaqus(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = None) -> bytes:
+    """Marlow test data by default (over a covariate: its column); fitted forms when
+    `cards` are given."""
+    if cards is not None:
+        return fitted_file(meta, table, cards, "Abaqus")
     d = meta.definitions
     over = meta.condition if isinstance(meta.condition, OverTables) else None
     lines = [f"** {line}" for line in header_lines(meta, table)]
@@ -80,9 +90,9 @@ def to_abaqus(meta: ExportMeta, table: ExportTable) -> bytes:
         for value, block in blocks:
             strain = d.nominal_strain(block.strain)
             stress = d.nominal_stress(block.columns[column], block.strain)
-            tail = "" if value is None else _tail(over, value)
-            lines += [f"{s!r}, {e!r}{tail}" for s, e in zip(stress.tolist(), strain.tolist(),
-                                                             strict=True)]
+            tail = "" if over is None or value is None else _tail(over, value)
+            lines += [f"{s!r}, {e!r}{tail}"
+                      for s, e in zip(stress.tolist(), strain.tolist(), strict=True)]
     return ("\n".join(lines) + "\n").encode("ascii", errors="replace")
 
 

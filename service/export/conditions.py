@@ -28,8 +28,8 @@ import numpy as np
 
 from service.export.table import (
     ExportTable,
-    UnstableRange,
     assemble_table,
+    build_table,
     curve_column,
     default_table,
     evaluate,
@@ -37,6 +37,7 @@ from service.export.table import (
 )
 from service.inference import at_conditions
 from service.inference.posterior import Posterior
+from service.inference.stability import UnstableRange
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,25 @@ def tables_over(posterior: Posterior, over: str, values: np.ndarray, strain_min:
             columns.update({curve_column(j + 1): block[:, j] for j in range(curves)})
         tables.append(assemble_table(grid, columns, list(levels), curves, seed))
     return OverTables(over, conditions, tables)
+
+
+def tables_at(posterior: Posterior, where: np.ndarray | None, over: str | None,
+              strain_min: float, strain_max: float, points: int | None, largest: int,
+              target: float, levels: Sequence[float], curves: int = 0,
+              seed: int | None = None) -> tuple[ExportTable, Condition | OverTables | None]:
+    """An export's table and where it stands: the model itself (`where` None), its view at
+    the one condition of `where`, or with `over` one table per row of `where` (then the
+    table returned is their combined header view, OverTables.combined)."""
+    if where is not None and over is not None:
+        tables = tables_over(posterior, over, where, strain_min, strain_max, points, largest,
+                             target, levels, curves, seed)
+        return tables.combined(), tables
+    condition = None if where is None else conditions_of(posterior, where)[0]
+    answering = posterior if condition is None else posterior.at(condition.values)
+    if points is None:
+        table = default_table(answering, strain_min, strain_max, largest, target,
+                              list(levels), curves, seed)
+    else:
+        table = build_table(answering, strain_min, strain_max, points, list(levels), curves,
+                            seed)
+    return table, condition

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.inference import predictive
+from service.inference import interrupt, predictive
 from service.inference.posterior import Posterior
+from service.inference.stability import UnstableRange, unstable_ranges
 
 # The default grid's target: interpolation error at most this many total SDs.
 DEFAULT_MAX_ERROR = 1e-3
@@ -37,17 +38,6 @@ UNREACHABLE_POINTS = 2**62
 SUMMARY_COLUMNS = ("mean", "aleatoric_sd", "epistemic_sd", "total_sd", "tangent",
                    "tangent_epistemic_sd")
 _NOT_STRESS = ("tangent", "tangent_epistemic_sd")
-
-
-@dataclass(frozen=True)
-class UnstableRange:
-    curve: str
-    strain_min: float
-    strain_max: float
-
-    def as_dict(self) -> dict[str, float | str]:
-        return {"curve": self.curve, "strain_min": self.strain_min,
-                "strain_max": self.strain_max}
 
 
 @dataclass(frozen=True)
@@ -173,6 +163,15 @@ def _bound(deviation: np.ndarray) -> float:
     return float(np.max(np.abs(deviation) + 0.5 * near))
 
 
+def probe_points(posterior: Posterior, strain_min: float, strain_max: float,
+                 target: float) -> int:
+    """The grid size h^2 scaling predicts for `target`, from the summaries' error on a
+    coarse grid (a few hundred kernel evaluations): what a default grid will be, and
+    whether a target can be met at all, before the grid is built."""
+    probe = build_table(posterior, strain_min, strain_max, _FIRST_POINTS, [])
+    return needed_points(probe.points, probe.max_interpolation_error, target)
+
+
 def default_table(posterior: Posterior, strain_min: float, strain_max: float,
                   max_points: int, target: float, levels: list[float], curves: int = 0,
                   seed: int | None = None) -> ExportTable:
@@ -189,6 +188,7 @@ def default_table(posterior: Posterior, strain_min: float, strain_max: float,
     for _ in range(_MAX_REFINEMENTS):
         if table.max_interpolation_error <= target or table.points >= max_points:
             break
+        interrupt.checkpoint()
         finer = build(min(max_points, needed_points(table.points, table.max_interpolation_error,
                                                     target)))
         # A column whose error does not fall with the grid (not resolved at this scale,
@@ -200,30 +200,3 @@ def default_table(posterior: Posterior, strain_min: float, strain_max: float,
         if stalled:
             break
     return table
-
-
-def unstable_ranges(strain: np.ndarray, values: np.ndarray | None,
-                    tangent: np.ndarray | None, curve: str) -> list[UnstableRange]:
-    """Strain ranges of a curve whose slope is not positive: runs of consecutive grid
-    intervals whose secant slope (values, ascending strains) is <= 0, and runs of strains
-    where the tangent (when given) is <= 0. Each range runs from the first to the last
-    strain of its run."""
-    spans: list[tuple[int, int]] = []
-    if values is not None and strain.size > 1:
-        spans += [(i, j + 1) for i, j in _runs(np.diff(values) <= 0)]
-    if tangent is not None:
-        spans += _runs(tangent <= 0)
-    merged: list[list[int]] = []
-    for start, stop in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], stop)
-        else:
-            merged.append([start, stop])
-    return [UnstableRange(curve, float(strain[a]), float(strain[b])) for a, b in merged]
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) index of every run of True in `mask`."""
-    padded = np.concatenate(([False], mask, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return [(int(a), int(b) - 1) for a, b in zip(edges[0::2], edges[1::2], strict=True)]

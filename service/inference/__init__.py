@@ -1,2 +1,3 @@
-"""Prediction from stored posterior draws: the loaded posterior, its compiled kernel and
-the predictive distribution beyond two moments (numpy/numba only, never PyMC)."""
+"""Prediction from stored posterior draws: the loaded posterior, its compiled kernels, the
+predictive distribution beyond two moments and the curve model (numpy, scipy and Numba;
+never PyMC)."""

@@ -1,4 +1,4 @@
-"""Whole curves: the material as a random effect over strain (numpy/scipy only).
+"""Whole curves: the material as a random effect over strain (numpy and scipy).
 
 The BNN gives, per posterior draw s, the marginal Normal(mu_s(x), sigma_s(x)) at every
 strain. Readings of one material are not independent: a stiff material is stiff at every
@@ -45,6 +45,8 @@ import numpy as np
 from scipy.interpolate import BSpline
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
+from service.errors import InvalidInputError
+from service.inference import interrupt
 from service.manifest import CURVE_DEGREE, CurveModelSection
 
 # Linear interpolation on this many strains across the domain: the loadings are cubic
@@ -166,8 +168,13 @@ class Conditioned:
 
 
 def condition(posterior: DrawNetwork, curve: CurveModel, observed: Observed) -> Conditioned:
+    """The material's loadings given its observed points; 422 naming observed.stress when
+    a stress, finite or not, is too far from every draw's curve to condition on."""
     mu, sigma = draw_outputs(posterior, observed.strain)
-    z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    if not np.all(np.isfinite(z)):  # 1e308 - mu or (1e300 - mu) / 1e-10 overflow
+        raise too_extreme_to_condition()
     a = curve.loadings(observed.strain)  # (n_o, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
     scaled = a / within[:, None]
@@ -178,6 +185,12 @@ def condition(posterior: DrawNetwork, curve: CurveModel, observed: Observed) -> 
     lower = np.tril(factor[0])
     root = solve_triangular(lower, np.eye(curve.rank), lower=True, trans="T")
     return Conditioned(means, factor, root)
+
+
+def too_extreme_to_condition() -> InvalidInputError:
+    return InvalidInputError(
+        "observed.stress is too far from the model's curves to condition on (the update "
+        "overflows)", [{"field": "observed.stress", "message": "too extreme to condition on"}])
 
 
 @dataclass(frozen=True)
@@ -224,6 +237,7 @@ def conditional_predict(posterior: DrawNetwork, curve: CurveModel, strain: np.nd
                                                   "within")}
     step = chunk_size(posterior, 0)
     for start in range(0, strain.size, step):
+        interrupt.checkpoint()
         part = slice(start, start + step)
         mean, between, within = conditional_draws(posterior, curve, conditioned,
                                                   strain[part])
@@ -255,6 +269,7 @@ def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray,
     out = np.empty((strain.size, count))
     step = chunk_size(posterior, count)
     for start in range(0, strain.size, step):
+        interrupt.checkpoint()
         part = slice(start, start + step)
         mu, sigma = draw_outputs(posterior, strain[part])
         a = curve.loadings(strain[part])

@@ -38,6 +38,7 @@ from service.inference.curves import (
     DrawNetwork,
     Observed,
     chunk_size,
+    too_extreme_to_condition,
 )
 
 # Distinct conditions observed points may come from: theta has k (1 + J) entries.
@@ -100,7 +101,10 @@ def condition_across(posterior: ConditionNetwork, curve: CurveModel, rho: float,
     for d, condition in enumerate(unique):
         rows = np.flatnonzero(index == d)
         mu, sigma, _ = posterior.at(condition).network_outputs(observed.strain[rows])
-        z[:, rows] = (observed.stress[None, rows] - mu) / sigma
+        with np.errstate(over="ignore", invalid="ignore"):
+            z[:, rows] = (observed.stress[None, rows] - mu) / sigma
+    if not np.all(np.isfinite(z)):
+        raise too_extreme_to_condition()
     a = curve.loadings(observed.strain)  # (n, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
     design = np.zeros((n, k * blocks))

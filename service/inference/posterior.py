@@ -27,6 +27,7 @@ per-strain covariates answers each distinct condition by its view.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.artifact import Artifact, layer_names
-from service.inference import kernel
+from service.inference import interrupt, kernel
 from service.inference.conditions import Conditions, distinct
 from service.inference.curves import CurveModel
 from service.manifest import Manifest
@@ -43,6 +44,10 @@ from service.manifest import Manifest
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
 _MAX_ACTIVATION_ELEMENTS = 4_000_000
+# Work of the numpy forward pass per strain, posterior draw and network unit
+# (kernel.network_units), in nanoseconds on the reference machine (docs/performance.md):
+# one core, float64, temporaries; benchmarks/admission.py measures it.
+NUMPY_NS_PER_UNIT = 0.7
 # Hidden activations (draws x strains x width) per block of the forward pass: about 2 MB,
 # so a block stays in cache (2-3x faster than whole chunks for thousands of strains).
 _BLOCK_ELEMENTS = 262_144
@@ -100,6 +105,7 @@ class Posterior:
         self.x_mean, self.x_scale = norm.x_mean, norm.x_scale
         self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
+        self.units = kernel.network_units(hidden_sizes)  # size per strain and draw
         self.domain = (spec.training_domain.min, spec.training_domain.max)
         self.curve = curve
         # A view answers at one condition (physical units) and takes the strain alone;
@@ -120,6 +126,26 @@ class Posterior:
                 # the compiled code (compiled when service.inference.kernel was imported)
                 # already exercised.
                 self.kernel.summaries(np.zeros(1), tangent=True)
+
+    def described_by(self, spec: Manifest) -> Posterior:
+        """This posterior under a later manifest of the same network - training adds the
+        curve model, the metrics and the report after the network exists - sharing its
+        weights and warmed kernel: nothing is validated, packed or compiled again, and
+        only the curve model is read from `spec`. ValueError if `spec` describes another
+        network."""
+        network = ("architecture", "normalisation", "training_domain", "covariates",
+                   "tested_conditions")
+        if (any(getattr(spec, part) != getattr(self.spec, part) for part in network)
+                or spec.inference.draws != self.draws):
+            raise ValueError("the manifest describes another network than this posterior's")
+        described = copy.copy(self)
+        described.spec = spec
+        described.curve = (None if spec.curve_model is None
+                           else CurveModel.from_section(spec.curve_model))
+        # Views hold the curve model too: the described posterior builds its own.
+        described._views = OrderedDict()
+        described._views_lock = threading.Lock()
+        return described
 
     # --- covariates ------------------------------------------------------------------
 
@@ -252,6 +278,7 @@ class Posterior:
         out = {key: np.empty_like(strain) for key in
                ("mean", "aleatoric_sd", "epistemic_sd", "tangent", "tangent_epistemic_sd")}
         for start in range(0, strain.size, chunk):
+            interrupt.checkpoint()
             part = slice(start, start + chunk)
             mu, sigma, d_mu = self.network_outputs(
                 strain[part], with_tangent=tangent,

@@ -16,9 +16,9 @@ places them (service.prediction.conditions).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -27,12 +27,16 @@ from service import __version__
 from service.errors import InvalidInputError
 from service.inference.posterior import Posterior
 from service.oip.outputs import MAX_INPUTS, OUTPUTS, WIRE_DTYPES, Computed, default_outputs
+from service.oip.schemas import MAX_REQUEST_ID_LENGTH
+from service.prediction import admission
+from service.prediction.admission import Work
 from service.prediction.conditions import covariate_matrix, reject_outside
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
+T = TypeVar("T")
 SERVER_NAME = "material-surrogate"
 SERVER_VERSION = __version__
 # Triton's name for the binary tensor data extension, reported in the server metadata.
@@ -41,6 +45,15 @@ PLATFORM = "numpy_heteroskedastic_bnn"
 INPUT_NAME = "strain"
 # How many offending elements an error names.
 _MAX_NAMED = 20
+
+
+def check_request_id(request_id: str) -> str:
+    """The request `id` to echo back; 422 when longer than HTTP's schema allows."""
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidInputError(
+            f"id: at most {MAX_REQUEST_ID_LENGTH} characters, not {len(request_id)}",
+            [{"field": "id", "limit": MAX_REQUEST_ID_LENGTH, "message": "too long"}])
+    return request_id
 
 
 @dataclass(frozen=True)
@@ -192,11 +205,13 @@ def check_outputs(names: Sequence[str], field: str = "outputs") -> list[str]:
 
 def infer(session: Session, live_registry: LiveRegistry, settings: Settings, name: str,
           version: int | None, alias: str | None, extrapolation: str, strain: np.ndarray,
-          outputs: Sequence[str], data_field: str = "inputs[0].data",
-          covariates: dict[str, np.ndarray] | None = None) -> Inference:
+          outputs: Sequence[str], work: Work, encode: Callable[[Inference], T],
+          data_field: str = "inputs[0].data",
+          covariates: dict[str, np.ndarray] | None = None) -> T:
     """The outputs for checked strains (and covariate tensors by name, each 1 or n
-    values): resolves the version (alias only without one), places the covariates,
-    applies the extrapolation policy, predicts."""
+    values), encoded by the transport's `encode`: resolves the version (alias only without
+    one), places the covariates, applies the extrapolation policy, admits the work by its
+    cost (prediction and encoding: 413 over budget, 503 when busy), predicts."""
     ref, posterior = resolve(live_registry, session, name, version,
                              alias if version is None else None, settings)
     target = _covariate_rows(posterior, ref, strain.size, covariates or {})
@@ -215,10 +230,16 @@ def infer(session: Session, live_registry: LiveRegistry, settings: Settings, nam
                 f"{ref.name!r} is not)",
                 [{"field": f"outputs[{index}].name", "message": f"needs {needs}"}])
     tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
-    computed = Computed(posterior, strain,
-                        posterior.predict(strain, tangent=tangent, covariates=target), target)
-    return Inference(ref, [Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
-                           for n in outputs])
+    shape_field = data_field.rsplit(".", 1)[0] + ".shape"  # the strain tensor's shape
+    with work.admitted(lambda count: admission.oip_estimate(posterior, count, len(outputs),
+                                                            tangent),
+                       strain.size, shape_field):
+        computed = Computed(posterior, strain,
+                            posterior.predict(strain, tangent=tangent, covariates=target),
+                            target)
+        return encode(Inference(ref, [
+            Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
+            for n in outputs]))
 
 
 def _covariate_rows(posterior: Posterior, ref: VersionRef, count: int,

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import InvalidInputError, SurrogateError
+from service.errors import InvalidInputError, SurrogateError, UnsupportedMediaTypeError
 from service.oip.core import Output
 from service.oip.outputs import WIRE_DTYPES
 
@@ -148,12 +148,6 @@ def _split(body: bytes, declared: bytes) -> tuple[bytes, memoryview]:
     return body[:length], memoryview(body)[length:]
 
 
-class UnsupportedMediaTypeError(SurrogateError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
 def _error(exc: SurrogateError) -> Response:
-    return Response(orjson.dumps({"error": {"code": exc.code, "message": exc.message,
-                                            "details": exc.details}}),
-                    status_code=exc.status_code, media_type="application/json")
+    return Response(orjson.dumps(exc.body()), status_code=exc.status_code,
+                    media_type="application/json")

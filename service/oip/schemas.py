@@ -11,6 +11,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat,
 from service.oip.outputs import DEFAULT_OUTPUTS, MAX_INPUTS, OUTPUTS
 from service.prediction.request import refuse_many_unknown_fields
 
+# Longest request `id` echoed back (a longer one is a 422 naming `id`), on every transport.
+MAX_REQUEST_ID_LENGTH = 256
+
 
 class OipServerMetadata(BaseModel):
     name: str
@@ -144,7 +147,7 @@ class OipInferRequest(BaseModel):
         }]},
     )
 
-    id: str | None = Field(None, max_length=256)
+    id: str | None = Field(None, max_length=MAX_REQUEST_ID_LENGTH)
     parameters: OipInferParameters | None = None
     inputs: list[OipInputTensor] = Field(
         ..., min_length=1, max_length=MAX_INPUTS, description="`strain`, and for a model "

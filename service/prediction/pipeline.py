@@ -11,21 +11,25 @@ request and returns numpy arrays; turning them into bytes is the protocols' job.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInputError, PayloadTooLargeError
-from service.export.table import unstable_ranges
-from service.inference import at_conditions, predictive
+from service.inference import at_conditions, curves, predictive
 from service.inference.at_conditions import Placement
-from service.inference.posterior import Posterior
-from service.prediction import conditions, curve_options
+from service.inference.posterior import Posterior, Prediction
+from service.inference.stability import unstable_ranges
+from service.prediction import admission, conditions
+from service.prediction.admission import Work
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
+
+T = TypeVar("T")
 
 # How many offending points an error names: the message stays readable for 10^6 points.
 MAX_NAMED_POINTS = 20
@@ -47,7 +51,13 @@ def check_limits(body: PredictRequest, settings: Settings) -> None:
     """413 when a native predict request asks for more work than one request may."""
     points = len(body.strain)
     check_point_count(points, settings)
-    curve_options.check_observed_count(body, settings)
+    if body.observed is not None and len(body.observed.strain) > settings.max_observed_points:
+        raise InvalidInputError(
+            f"observed.strain has {len(body.observed.strain)} points; the limit is "
+            f"{settings.max_observed_points} per request",
+            [{"field": "observed.strain", "limit": settings.max_observed_points,
+              "message": "too many observed points"}],
+        )
     if body.draws is not None and points * body.draws > settings.max_samples_per_request:
         raise PayloadTooLargeError(
             f"{points} strains x {body.draws} draws = {points * body.draws} samples; the "
@@ -102,11 +112,49 @@ def reject_extrapolation(posterior: Posterior, strain: np.ndarray, ref: VersionR
 
 # --- the native response -----------------------------------------------------------------
 
+def predict(live: LiveRegistry, session: Session, name: str, body: PredictRequest,
+            settings: Settings, work: Work, encode: Callable[[dict[str, Any]], T]) -> T:
+    """The native response to a request, encoded by the protocol's `encode`: its limits
+    checked, its version resolved (from the database if needed), its cost admitted, its
+    numbers computed."""
+    check_limits(body, settings)
+    ref, posterior = resolve(live, session, name, body.version, body.alias, settings)
+    return answer(body, ref, posterior, work, encode)
+
+
+def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest, settings: Settings,
+                   work: Work, encode: Callable[[dict[str, Any]], T]) -> T | None:
+    """`predict` from memory alone: None when the version would need the database or a
+    load."""
+    check_limits(body, settings)
+    found = resolve_loaded(live, name, body.version, body.alias, settings)
+    return None if found is None else answer(body, *found, work, encode)
+
+
+def predict_estimate(body: PredictRequest, posterior: Posterior,
+                     strains: int) -> admission.Estimate:
+    """What this request would cost with `strains` strains (admission by cost)."""
+    return admission.predict_estimate(
+        posterior, strains, levels=len(body.quantiles or ()), draws=body.draws or 0,
+        observed=len(body.observed.strain) if body.observed is not None else 0,
+        tangent=body.tangent)
+
+
+def answer(body: PredictRequest, ref: VersionRef, posterior: Posterior, work: Work,
+           encode: Callable[[dict[str, Any]], T]) -> T:
+    """The result computed and encoded within the request's admission: over the budget
+    a 413, out of heavy-work slots a 503, past its deadline a 504 (service.prediction.
+    admission); the encoding is part of the cost, so it is inside too."""
+    with work.admitted(lambda n: predict_estimate(body, posterior, n), len(body.strain),
+                       "strain"):
+        return encode(predict_result(body, ref, posterior))
+
+
 def predict_result(body: PredictRequest, ref: VersionRef,
                    posterior: Posterior) -> dict[str, Any]:
     """The native response body (numpy arrays inside) of a checked request."""
     strain = np.asarray(body.strain, dtype=np.float64)
-    observed = curve_options.observed_input(body, posterior, ref.name, ref.version)
+    observed = _observed(body, posterior, ref)
     where = conditions.placement(body, posterior, ref)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
@@ -117,19 +165,10 @@ def predict_result(body: PredictRequest, ref: VersionRef,
             if where.observed is not None:
                 conditions.reject_outside(posterior, where.observed, ref,
                                           "observed.covariates")
-    if where is not None and where.single() is not None:
-        # One condition throughout: its strain-only view answers like any such model.
-        result = predict_result(body.model_copy(update={"covariates": None,
-                                                        "observed": _without_covariates(body)}),
-                                ref, posterior.at(where.single()))
-        result.update(conditions.condition_fields(
-            posterior, strain, None if observed is None else observed.strain, where,
-            body.extrapolation))
-        return result
     if where is not None:
-        return _predict_across(body, ref, posterior, strain, observed, where)
+        return _predict_at_conditions(body, ref, posterior, strain, observed, where)
     prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
-                  else curve_options.conditional(posterior, strain, observed))
+                  else _conditional(posterior, strain, observed))
     result: dict[str, Any] = {
         "model": ref.name,
         "version": ref.version,
@@ -141,9 +180,10 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     }
     if body.extrapolation == "flag":
         result["outside_training_domain"] = posterior.outside_domain(strain)
-    result.update(curve_options.scatter_fields(posterior, strain, prediction, observed,
-                                               body.extrapolation))
+    result.update(_scatter_fields(posterior, strain, prediction, observed,
+                                  body.extrapolation))
     if body.tangent:
+        assert isinstance(prediction, Prediction)  # tangent excludes observed (the schema)
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
         # Where the mean does not rise among the requested strains (in ascending order):
@@ -163,33 +203,105 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     return result
 
 
+# --- whole curves: `observed` and the scatter split -------------------------------------
+# A plain request pays one attribute test here when the model has no curve model, and one
+# table lookup per strain when it has (service.inference.curves).
 
-def _without_covariates(body: PredictRequest) -> Any:
-    return (None if body.observed is None
-            else body.observed.model_copy(update={"covariates": None}))
+def _observed(body: PredictRequest, posterior: Posterior,
+              ref: VersionRef) -> curves.Observed | None:
+    """The request's observed curve as arrays; 422 when the model cannot condition."""
+    if body.observed is None:
+        return None
+    if posterior.curve is None:
+        raise InvalidInputError(
+            f"model {ref.name!r} version {ref.version} has no curve model (it was fitted "
+            "without a group column, or before curve models existed), so it cannot "
+            "condition on observed points",
+            [{"field": "observed", "message": "not supported by this version"}],
+        )
+    return curves.Observed(np.asarray(body.observed.strain, dtype=np.float64),
+                           np.asarray(body.observed.stress, dtype=np.float64))
 
 
-def _predict_across(body: PredictRequest, ref: VersionRef, posterior: Posterior,
-                    strain: np.ndarray, observed: Any, where: Placement) -> dict[str, Any]:
-    """The answer of a covariate model whose strains (or observed points) are at several
-    conditions (service.inference.at_conditions)."""
-    if observed is None:
-        prediction: Any = posterior.predict(strain, tangent=body.tangent,
-                                            covariates=where.target)
+def _conditional(posterior: Posterior, strain: np.ndarray,
+                 observed: curves.Observed) -> curves.CurvePrediction:
+    curve = posterior.curve
+    assert curve is not None  # _observed checked it
+    return _checked(lambda: curves.conditional_predict(posterior, curve, strain, observed))
+
+
+def _checked(compute: Callable[[], curves.CurvePrediction]) -> curves.CurvePrediction:
+    """A conditioned prediction, or a 422 when the observed stresses overflow it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        prediction = compute()
+    if not (np.all(np.isfinite(prediction.mean))
+            and np.all(np.isfinite(prediction.epistemic_sd))):
+        # Finite inputs can still overflow: a stress of 1e300 is 1e300 SDs from the curve.
+        raise curves.too_extreme_to_condition()
+    return prediction
+
+
+def _scatter_fields(posterior: Posterior, strain: np.ndarray,
+                    prediction: Prediction | curves.CurvePrediction,
+                    observed: curves.Observed | None, extrapolation: str) -> dict[str, Any]:
+    """between_material_sd / within_material_sd (models with a curve model) and the
+    observed strains' extrapolation flags."""
+    if posterior.curve is None:
+        return {}
+    if isinstance(prediction, curves.CurvePrediction):
+        fields: dict[str, Any] = {"between_material_sd": prediction.between_material_sd,
+                                  "within_material_sd": prediction.within_material_sd}
     else:
-        prediction = curve_options.checked(
+        between, within = curves.scatter_split(posterior.curve, strain,
+                                               prediction.aleatoric_sd)
+        fields = {"between_material_sd": between, "within_material_sd": within}
+    if observed is not None and extrapolation == "flag":
+        fields["observed_outside_training_domain"] = posterior.outside_domain(observed.strain)
+    return fields
+
+
+# --- covariates: answers at conditions (service.prediction.conditions) ------------------
+
+def _predict_at_conditions(body: PredictRequest, ref: VersionRef, posterior: Posterior,
+                           strain: np.ndarray, observed: curves.Observed | None,
+                           where: Placement) -> dict[str, Any]:
+    """A covariate model's answer. One condition throughout: its strain-only view answers
+    like any strain-only model. Several (or observed points elsewhere): per condition,
+    with the random effect shared across conditions (service.inference.at_conditions)."""
+    single = where.single()
+    if single is not None:
+        plain = body.model_copy(update={
+            "covariates": None,
+            "observed": (None if body.observed is None
+                         else body.observed.model_copy(update={"covariates": None}))})
+        result = predict_result(plain, ref, posterior.at(single))
+    else:
+        result = _answer_across(body, ref, posterior, strain, observed, where)
+    result.update(conditions.condition_fields(
+        posterior, strain, None if observed is None else observed.strain, where,
+        body.extrapolation))
+    return result
+
+
+def _answer_across(body: PredictRequest, ref: VersionRef, posterior: Posterior,
+                   strain: np.ndarray, observed: curves.Observed | None,
+                   where: Placement) -> dict[str, Any]:
+    """Strains at several conditions. `unstable_strain_ranges` is left out: a range of
+    strains means nothing across conditions."""
+    prediction: Prediction | curves.CurvePrediction
+    if observed is None:
+        prediction = posterior.predict(strain, tangent=body.tangent, covariates=where.target)
+    else:
+        prediction = _checked(
             lambda: at_conditions.conditional(posterior, strain, observed, where))
     result: dict[str, Any] = {
         "model": ref.name, "version": ref.version, "strain": strain,
         "mean": prediction.mean, "aleatoric_sd": prediction.aleatoric_sd,
         "epistemic_sd": prediction.epistemic_sd, "total_sd": prediction.total_sd,
     }
-    result.update(conditions.condition_fields(
-        posterior, strain, None if observed is None else observed.strain, where,
-        body.extrapolation))
-    fields = curve_options.scatter_fields(posterior, strain, prediction, None, "allow")
-    result.update(fields)
+    result.update(_scatter_fields(posterior, strain, prediction, None, "allow"))
     if body.tangent:
+        assert isinstance(prediction, Prediction)  # tangent excludes observed (the schema)
         result["tangent"] = prediction.tangent
         result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
     if body.quantiles is not None:

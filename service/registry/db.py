@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +17,9 @@ from service.settings import PROJECT_ROOT
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 MIGRATE_COMMAND = "surrogate-serve migrate"
+# PostgreSQL channel on which writes announce routing changes at commit and replicas
+# LISTEN (routing.LiveRegistry).
+NOTIFY_CHANNEL = "surrogate_registry"
 
 
 class SchemaNotAtHeadError(RuntimeError):
@@ -73,6 +76,13 @@ def make_engine(url: str, connect_timeout: float = 10.0, *,
                                          "replaced")
 
     return engine
+
+
+def announce_change(session: Session) -> None:
+    """Tell listening replicas that aliases or versions changed. PostgreSQL delivers the
+    notification at commit (and drops it on rollback); elsewhere replicas just poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def _identity(path: str) -> tuple[int, int] | None:

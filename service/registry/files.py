@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.artifact import ArtifactError, sha256_hex
+from service.artifact import sha256_hex
 from service.errors import ConflictError, InvalidInputError
 from service.png import check_png
 from service.registry.reads import get_version
@@ -52,8 +52,10 @@ def insert_if_absent(session: Session, entity: type[Any], values: dict[str, Any]
 def check_inference_data(data: bytes) -> None:
     """Refuse anything that is not a netCDF file (it is served back as is, never parsed)."""
     if not data.startswith(_NETCDF_MAGICS):
-        raise ArtifactError("inference data is not a netCDF file (expected the netCDF-4/HDF5 "
-                            "or classic netCDF signature)")
+        problem = ("not a netCDF file (expected the netCDF-4/HDF5 or classic netCDF "
+                   "signature)")
+        raise InvalidInputError(f"inference data rejected: {problem}",
+                                [{"field": "inference_data", "message": problem}])
 
 
 def check_version_file(path: str, data: bytes) -> str:

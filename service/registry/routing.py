@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from service.errors import ModelLoadError
 from service.inference.posterior import Posterior
 from service.registry.cache import ModelCache
+from service.registry.db import NOTIFY_CHANNEL
 from service.registry.reads import (
     RegistrySnapshot,
     VersionRef,
@@ -233,8 +234,6 @@ class LiveRegistry:
         just means waiting for the next regular poll while reconnecting."""
         import psycopg
         from sqlalchemy.engine import make_url
-
-        from service.registry.writes import NOTIFY_CHANNEL
 
         conninfo = make_url(self.listen_url).set(drivername="postgresql").render_as_string(
             hide_password=False)

@@ -8,19 +8,22 @@ and always closes the session, giving its connection back to the pool. The funct
 unit is (the admin API: one request; `surrogate-train`: a version with its files), as
 SQLAlchemy advises - the session's lifecycle stays outside the functions that use it.
 
-On SQLite the unit starts with `BEGIN IMMEDIATE`, taking the database's write lock before
-the first read. Writers then queue on the lock (the engine's busy timeout) instead of
-reading, deciding, and failing with "database is locked" when another writer committed in
-between (WAL mode cannot upgrade a read snapshot that went stale). PostgreSQL needs no
-such step: the writes lock the rows they decide on.
+On SQLite the unit's transaction starts with `BEGIN IMMEDIATE`, taking the database's
+write lock with its first statement, before its first read. Writers then queue on the lock
+(the engine's busy timeout) instead of reading, deciding, and failing with "database is
+locked" when another writer committed in between (WAL mode cannot upgrade a read snapshot
+that went stale). Work before the first statement (checking an uploaded artifact) holds
+no lock. PostgreSQL needs no such step: the writes lock the rows they decide on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 SessionFactory = Callable[[], Session]
@@ -31,9 +34,9 @@ def unit_of_work(sessions: SessionFactory) -> Iterator[Session]:
     """A session whose work is committed at the end of the block, or rolled back if the
     block raises; closed either way."""
     session = sessions()
+    if session.get_bind().dialect.name == "sqlite":
+        event.listen(session, "after_begin", _take_sqlite_write_lock)
     try:
-        if session.get_bind().dialect.name == "sqlite":
-            session.execute(text("BEGIN IMMEDIATE"))
         yield session
         session.commit()
     except BaseException:
@@ -41,3 +44,10 @@ def unit_of_work(sessions: SessionFactory) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def _take_sqlite_write_lock(_session: Session, _transaction: Any,
+                            connection: Connection) -> None:
+    # The driver has not begun a transaction yet (it does so before the first write
+    # only): this one begins it, holding the write lock.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -17,26 +17,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from service.artifact import Artifact, ArtifactError, sha256_hex
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 from service.registry import files as version_files
+from service.registry.db import announce_change
+from service.registry.files import insert_if_absent
 from service.registry.names import check_actor, check_alias, check_model_name
 from service.registry.reads import aliases_of, file_summary, require_model
 from service.registry.tables import (
     AuditEntry,
     ModelAlias,
-    ModelBlob,
     ModelInferenceData,
     ModelVersion,
     RegisteredModel,
     VersionStatus,
 )
+from service.registry.versions import store_version
 
-# PostgreSQL channel on which routing changes are announced (see LiveRegistry).
-NOTIFY_CHANNEL = "surrogate_registry"
 # An alias that is deleted and re-created between this write's two statements sends it
 # round again; more rounds than this would need a writer storm on one alias.
 _ALIAS_ROUNDS = 20
@@ -73,10 +73,10 @@ def register(
         raise InvalidInputError(f"artifact rejected, nothing was registered: {exc}",
                                 [{"field": "artifact", "message": str(exc)}]) from exc
     if inference_data is not None:
-        _check_inference_data(inference_data)
+        version_files.check_inference_data(inference_data)
     for path, data in (files or {}).items():
         version_files.check_version_file(path, data)
-    version = _store_version(session, name, artifact, artifact_bytes, description=description,
+    version = store_version(session, name, artifact, artifact_bytes, description=description,
                              tags=tags, source=source, registered_by=actor)
     if alias is not None:
         _point_alias(session, name, alias, version)
@@ -93,10 +93,10 @@ def attach_inference_data(session: Session, name: str, version: int, data: bytes
                           actor: str) -> None:
     """Store the fit's ArviZ InferenceData with a version, once (versions are immutable)."""
     check_actor(actor)
-    _check_inference_data(data)
+    version_files.check_inference_data(data)
     _version_row(session, name, version)
     digest = sha256_hex(data)
-    inserted = version_files.insert_if_absent(session, ModelInferenceData, {
+    inserted = insert_if_absent(session, ModelInferenceData, {
         "name": name, "version": version, "sha256": digest, "data": data},
         ["name", "version"])
     if not inserted:
@@ -145,7 +145,7 @@ def delete_alias(session: Session, name: str, alias: str, *, actor: str) -> int:
     if previous is None:
         require_model(session, name)
         raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-    _announce_change(session)
+    announce_change(session)
     _audit(session, actor, "delete_alias", name, previous, alias)
     return previous
 
@@ -191,20 +191,12 @@ def update_version(session: Session, name: str, version: int, *, actor: str,
         row.status = status
     session.flush()
     if status is not None:
-        _announce_change(session)
+        announce_change(session)
     _audit(session, actor, "update_version", name, version,
            details=_given(description=description, tags=tags, status=status))
 
 
 # --- steps of the writes above ------------------------------------------------------------
-
-
-def _check_inference_data(data: bytes) -> None:
-    try:
-        version_files.check_inference_data(data)
-    except ArtifactError as exc:
-        raise InvalidInputError(f"inference data rejected: {exc}",
-                                [{"field": "inference_data", "message": str(exc)}]) from exc
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -226,44 +218,6 @@ def _version_row(session: Session, name: str, version: int,
     return row
 
 
-def _store_version(session: Session, name: str, artifact: Artifact, artifact_bytes: bytes, *,
-                   description: str | None, tags: dict[str, str] | None, source: str | None,
-                   registered_by: str) -> int:
-    """The artifact as the next version of `name` (its row and blob)."""
-    spec = artifact.spec
-    version = _allocate_version(session, name)
-    session.add(ModelVersion(
-        name=name, version=version, status=VersionStatus.READY, description=description,
-        manifest=artifact.manifest, metrics=spec.metrics, sha256=sha256_hex(artifact_bytes),
-        size_bytes=len(artifact_bytes), tags=dict(tags or {}), source=source,
-        data_sha256=_data_sha256(spec.data), lineage=lineage_from_manifest(artifact.manifest),
-        registered_by=registered_by,
-    ))
-    session.flush()
-    session.add(ModelBlob(name=name, version=version, data=artifact_bytes))
-    session.flush()
-    _announce_change(session)
-    return version
-
-
-def _allocate_version(session: Session, name: str) -> int:
-    """Next version number for `name`.
-
-    A single UPDATE ... RETURNING increments the counter: PostgreSQL holds the row lock and
-    SQLite the database write lock until commit, so concurrent registrations serialise and
-    get consecutive, distinct numbers.
-    """
-    version_files.insert_if_absent(session, RegisteredModel, {"name": name, "last_version": 0},
-                           ["name"])
-    statement = (
-        update(RegisteredModel)
-        .where(RegisteredModel.name == name)
-        .values(last_version=RegisteredModel.last_version + 1)
-        .returning(RegisteredModel.last_version)
-    )
-    return int(session.execute(statement).scalar_one())
-
-
 def _point_alias(session: Session, name: str, alias: str, version: int) -> int | None:
     """Point the alias at `version`; returns where it pointed before (None: new).
 
@@ -273,16 +227,16 @@ def _point_alias(session: Session, name: str, alias: str, version: int) -> int |
     """
     key = (ModelAlias.name == name, ModelAlias.alias == alias)
     for _ in range(_ALIAS_ROUNDS):
-        if version_files.insert_if_absent(session, ModelAlias,
-                                  {"name": name, "alias": alias, "version": version},
-                                  ["name", "alias"]):
-            _announce_change(session)
+        if insert_if_absent(session, ModelAlias,
+                            {"name": name, "alias": alias, "version": version},
+                            ["name", "alias"]):
+            announce_change(session)
             return None
         previous = session.scalar(select(ModelAlias.version).where(*key).with_for_update())
         if previous is not None:
             session.execute(update(ModelAlias).where(*key).values(version=version)
                             .execution_options(synchronize_session=False))
-            _announce_change(session)
+            announce_change(session)
             return previous
     raise ConflictError(f"alias {alias!r} of {name!r} kept changing under this write; "
                         "try again")
@@ -294,22 +248,3 @@ def _audit(session: Session, actor: str, action: str, name: str | None = None,
     session.add(AuditEntry(actor=actor, action=action, model_name=name, version=version,
                            alias=alias, details=details or {}))
     session.flush()
-
-
-def _announce_change(session: Session) -> None:
-    """Tell listening replicas that aliases or versions changed. PostgreSQL delivers the
-    notification at commit (and drops it on rollback); elsewhere replicas just poll."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-
-
-def lineage_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a manifest that say where a fit came from."""
-    keys = ("config", "library_versions", "inference", "data")
-    return {key: manifest[key] for key in keys if key in manifest}
-
-
-def _data_sha256(data: dict[str, Any] | None) -> str | None:
-    """The training data's sha256 as the manifest records it, if it looks like one."""
-    value = (data or {}).get("sha256")
-    return value if isinstance(value, str) and len(value) == 64 else None

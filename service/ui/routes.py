@@ -126,6 +126,10 @@ def model_view(name: NamePath, session: SessionDep, settings: SettingsDep) -> HT
         "nlpd": [row.nlpd for row in page.versions],
         "coverage_95": [row.coverage_95 for row in page.versions],
         "aleatoric_sd_error": [row.aleatoric_sd_error for row in page.versions],
+        # 95% intervals over held-out materials, drawn as bands (null: none stored)
+        **{f"{metric}_{end}": [getattr(row.spread, f"{metric}_{end}", None)
+                               for row in page.versions]
+           for metric in ("nlpd", "coverage_95") for end in ("low", "high")},
         "production": page.aliases.get(settings.default_alias),
         "production_alias": settings.default_alias,
     }

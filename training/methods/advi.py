@@ -10,13 +10,12 @@ ADVI then only has to learn the spread around it."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pymc as pm
 
-if TYPE_CHECKING:
-    from training.model import HeteroskedasticBNN
+from training.methods.target import FitTarget
 
 
 class LossPlateau:
@@ -52,7 +51,7 @@ class LossPlateau:
             raise StopIteration(f"loss plateau at step {i}")
 
 
-def fit(bnn: HeteroskedasticBNN, model: pm.Model
+def fit(bnn: FitTarget, model: pm.Model
         ) -> tuple[Any, dict[str, Any], np.ndarray, int]:
     method, seed, advi = bnn.config.method, bnn.config.model.seed, bnn.config.advi
     map_started = time.perf_counter()

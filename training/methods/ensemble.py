@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pymc as pm
 
 from training.config import BootstrapSettings, EnsembleSettings
 from training.methods.map import map_starts
-
-if TYPE_CHECKING:
-    from training.model import HeteroskedasticBNN
+from training.methods.target import FitTarget
 
 
-def fit(bnn: HeteroskedasticBNN, model: pm.Model) -> tuple[Any, dict[str, Any], None, int]:
+def fit(bnn: FitTarget, model: pm.Model) -> tuple[Any, dict[str, Any], None, int]:
     import arviz as az
 
     cfg = bnn.config

@@ -5,25 +5,16 @@ without recompiling for every restart of an ensemble)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pymc as pm
 from scipy.optimize import minimize
 
 from training.config import MapSettings
-
-if TYPE_CHECKING:
-    from training.model import HeteroskedasticBNN
+from training.methods.target import FitTarget, MapFit
 
 LIKELIHOOD_WEIGHTS = "likelihood_weights"
-
-
-class MapFit(NamedTuple):
-    point: dict[str, np.ndarray]
-    log_posterior: float
-    evaluations: int
-    converged: bool  # L-BFGS met its tolerance (False: it hit map_max_iterations)
 
 
 def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
@@ -55,7 +46,7 @@ def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
 STRANDED_NATS_PER_ROW = 0.2
 
 
-def map_starts(bnn: HeteroskedasticBNN, model: pm.Model, count: int) -> list[MapFit]:
+def map_starts(bnn: FitTarget, model: pm.Model, count: int) -> list[MapFit]:
     """`count` MAP fits: the model's initial point, then fresh random starts; for the
     bootstrap each under its own likelihood weights. A member stranded in a poor optimum
     is fitted once more from a fresh start (same weights), keeping the better of the two."""
@@ -90,7 +81,7 @@ def map_starts(bnn: HeteroskedasticBNN, model: pm.Model, count: int) -> list[Map
     return fits
 
 
-def _unweighted_log_posteriors(bnn: HeteroskedasticBNN, model: pm.Model,
+def _unweighted_log_posteriors(bnn: FitTarget, model: pm.Model,
                                fits: list[MapFit], bootstrap: bool) -> list[float]:
     """Each member's log posterior with every row weighted 1: comparable across members
     (their own weighted values are not)."""

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pymc as pm
 
 from training.methods.map import map_starts
-
-if TYPE_CHECKING:
-    from training.model import HeteroskedasticBNN
+from training.methods.target import FitTarget
 
 
-def fit(bnn: HeteroskedasticBNN, model: pm.Model) -> tuple[Any, dict[str, Any], None, int]:
+def fit(bnn: FitTarget, model: pm.Model) -> tuple[Any, dict[str, Any], None, int]:
     import nutpie
 
     nuts = bnn.config.nuts

@@ -65,6 +65,14 @@
     holder.querySelectorAll(".plot").forEach(function (element) {
       var metric = element.getAttribute("data-metric");
       var values = chart[metric];
+      // The 95% interval over held-out materials, where versions stored one: a band.
+      var lows = chart[metric + "_low"], highs = chart[metric + "_high"];
+      var banded = Boolean(lows && lows.some(function (v) { return v !== null; }));
+      var bound = function (label) {
+        return { label: label, stroke: "rgba(31, 78, 121, 0.45)", width: 1, spanGaps: false,
+                 value: function (u, v) { return v == null ? "—" : v.toFixed(3); },
+                 points: { show: false } };
+      };
       var options = {
         width: widthOf(element, 360), height: 200,
         legend: { show: true, live: true },
@@ -88,7 +96,13 @@
                        [5 * devicePixelRatio, 4 * devicePixelRatio]);
         }] },
       };
-      var plot = (ui.plots[metric] = new uPlot(options, [versions, values], element));
+      var data = [versions, values];
+      if (banded) {
+        options.series.push(bound("95% interval low"), bound("95% interval high"));
+        options.bands = [{ series: [3, 2], fill: "rgba(31, 78, 121, 0.15)" }];
+        data.push(lows, highs);
+      }
+      var plot = (ui.plots[metric] = new uPlot(options, data, element));
       // Clicking a point opens that version's page.
       plot.over.addEventListener("click", function () {
         var index = plot.cursor.idx;

@@ -23,9 +23,10 @@ import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep, work_of
+from service.api.json_body import JsonRoute
 from service.api.responses import OrjsonResponse
-from service.api.schemas import ErrorBody
+from service.api.schemas import error_responses
 from service.errors import InvalidInputError
 from service.observability import record_model_version
 from service.oip import core, http_binary
@@ -43,15 +44,15 @@ from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 # Without a content type the body is read as JSON, as OIP clients (tritonclient) send it.
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
-                   strict_content_type=False)
+                   strict_content_type=False, route_class=JsonRoute)
 
-ERRORS = {code: {"model": ErrorBody} for code in (404, 422, 503)}
+ERRORS = error_responses(404, 422, 503)
 INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The outputs as JSON, or (binary tensor data extension) the JSON "
           "header followed by the binary outputs",
-          "content": {http_binary.MEDIA_TYPE: {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-    **{code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)},
+          "content": {http_binary.MEDIA_TYPE: {
+              "schema": {"type": "string", "format": "binary"}}}},
+    **error_responses(404, 413, 415, 422, 503, 504),
 }
 INFER_DESCRIPTION = (
     "Input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]) and, for a model with "
@@ -191,21 +192,24 @@ def _infer(request: Request, body: OipInferRequest, session, live_registry, sett
     parameters = body.parameters or OipInferParameters()
     requested = body.outputs or []
     names = core.check_outputs([o.name for o in requested])
-    result = core.infer(session, live_registry, settings, name, version, parameters.alias,
-                        parameters.extrapolation, strain, names, f"inputs[{at}].data",
-                        covariates)
     binary: dict[str, bool] = {}
     for output in requested:  # an output's own binary_data overrides binary_data_output
         own = output.parameters.binary_data if output.parameters is not None else None
         binary.setdefault(output.name, parameters.binary_data_output if own is None else own)
-    response: dict[str, Any] = {"model_name": result.ref.name,
-                                "model_version": str(result.ref.version)}
-    if body.id is not None:
-        response["id"] = body.id
-    record_model_version(request, result.ref.name, result.ref.version, counts[at])
-    return http_binary.encode(
-        response, body.inputs[at].shape, result.outputs,
-        [binary.get(o.name, parameters.binary_data_output) for o in result.outputs])
+
+    def encode(result: core.Inference) -> Response:
+        response: dict[str, Any] = {"model_name": result.ref.name,
+                                    "model_version": str(result.ref.version)}
+        if body.id is not None:
+            response["id"] = body.id
+        record_model_version(request, result.ref.name, result.ref.version, counts[at])
+        return http_binary.encode(
+            response, body.inputs[at].shape, result.outputs,
+            [binary.get(o.name, parameters.binary_data_output) for o in result.outputs])
+
+    return core.infer(session, live_registry, settings, name, version, parameters.alias,
+                      parameters.extrapolation, strain, names, work_of(request), encode,
+                      f"inputs[{at}].data", covariates)
 
 
 @router.post("/models/{name}/infer", response_model=OipInferResponse,
