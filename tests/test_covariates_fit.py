@@ -23,7 +23,7 @@ TEMPERATURES = (273.15, 296.15, 323.15)
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, object]:
     folder = tmp_path_factory.mktemp("covariate-fit")
-    frame = make_covariate_group(materials=8, points=12, seed=5, temperatures=TEMPERATURES)
+    frame = make_covariate_group(materials=8, points=25, seed=5, temperatures=TEMPERATURES)
     path = folder / "group.csv"
     frame.to_csv(path, index=False)
     config = BNNConfig().with_overrides(hidden_sizes=(8,), ensemble_members=4, seed=2)
@@ -76,7 +76,7 @@ def test_the_served_fit_answers_at_conditions_over_http(fitted, session: Session
     assert beyond["outside_training_domain"] == [True]
     # Three points of one material at 273 K inform its curve at 323 K.
     material = frame[(frame["material"] == 0) & np.isclose(frame["temperature"], 273.15)]
-    given = material.iloc[[2, 6, 10]]
+    given = material.iloc[[4, 12, 20]]
     body = {"strain": strain, "covariates": {"temperature": 323.15}, "draws": 20, "seed": 4,
             "observed": {"strain": given["strain"].tolist(), "stress": given["stress"].tolist(),
                          "covariates": {"temperature": 273.15}}}
