@@ -11,6 +11,7 @@ from service.artifact import Artifact, sha256_hex
 from service.main import create_app
 from service.settings import Settings
 from tests.cli_helpers import CliFit, make_group_csv, runner
+from tests.service_process import random_artifact
 from training.cli import cli
 
 FIGURES = {"fit.png", "sd.png", "calibration.png", "convergence.png", "curves.png",
@@ -28,7 +29,7 @@ def test_fit_writes_report_figures_records_them_and_the_registry_serves_them(
 ) -> None:
     report = shared_tiny_fit.report
     output = shared_tiny_fit.output
-    assert "held-out NLPD" in output and f"report: {report}" in output
+    assert "held-out (" in output and f"report: {report}" in output
     assert {p.name for p in report.iterdir()} == FIGURES
     for png in report.iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -65,3 +66,34 @@ def test_fit_without_report_option_still_stores_a_report(
     folders = list((tmp_path / "var" / "reports" / "rubber").iterdir())
     assert len(folders) == 1
     assert {p.name for p in folders[0].iterdir()} == FIGURES
+
+
+def test_a_covariate_fit_reports_mean_curves_across_each_covariate(covariate_fit) -> None:
+    from service.inference.posterior import Posterior
+    from training import report_covariates
+
+    report = covariate_fit.artifact.manifest["report"]
+    files = {f["file"] for f in report["files"]}
+    assert {"covariate_temperature.png", "covariate_rate.png"} <= files
+    png = Path(report["dir"]) / "covariate_temperature.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+    figure = report_covariates.figures(Posterior(covariate_fit.artifact), covariate_fit.data,
+                                       "strain [1]", "stress [MPa]", "t")[
+        "covariate_temperature.png"]
+    left, right = figure.axes
+    # Curves at the tested values (solid), between them and beyond (dashed, untested).
+    labels = {line.get_label(): line.get_linestyle() for line in left.get_lines()}
+    assert labels["temperature=296.15"] == "-"
+    assert labels["temperature=309.65 (untested)"] == "--"
+    assert labels["temperature=335.65 (untested)"] == "--"  # a quarter of the range beyond
+    # Across the covariate: the tested values marked, half the range beyond either end.
+    marked = sorted(line.get_xdata()[0] for line in right.get_lines()
+                    if line.get_linestyle() == ":")
+    assert marked == [273.15, 296.15, 323.15]
+    low, high = right.get_xlim()
+    assert low <= 273.15 - 25 and high >= 323.15 + 25
+    assert "rate=0.01 1/s" in figure.get_suptitle()
+    plain = report_covariates.figures(Posterior(random_artifact()), covariate_fit.data, "x",
+                                      "y", "t")
+    assert plain == {}
