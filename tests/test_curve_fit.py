@@ -41,7 +41,8 @@ def _materials_at_conditions(rho: float, seed: int, section: dict) -> list:
         shared = rng.standard_normal(gamma.size)
         for _ in range(5):
             w = np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.standard_normal(gamma.size)
-            curves.append((strain, phi @ chol @ w + noise * rng.standard_normal(30), material))
+            curves.append((strain, phi @ chol @ w + noise * rng.standard_normal(30), material,
+                           len(curves) % 5))
     return curves
 
 
@@ -56,7 +57,7 @@ def test_rho_is_recovered_from_materials_tested_at_several_conditions(rho: float
 
 def test_rho_is_zero_and_unidentified_when_each_material_has_one_condition() -> None:
     section = smooth_curve_section(basis=8, level=0.05)
-    curves = [(x, z, index) for index, (x, z, _) in
+    curves = [(x, z, index, condition) for index, (x, z, _, condition) in
               enumerate(_materials_at_conditions(0.9, 2, section))]
     fitted, summary = fit_condition_correlation(curves, section, 8)
     assert fitted == 0.0 and summary["identified"] is False

@@ -45,17 +45,20 @@ def residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(strains, z) per material (per material and condition with covariates) with at
     least 2 points, strains sorted."""
-    return [(strain, z) for strain, z, _ in
+    return [(strain, z) for strain, z, _, _ in
             material_residual_curves(posterior, x, y, groups, covariates)]
 
 
 def material_residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
                              groups: np.ndarray, covariates: np.ndarray | None = None
-                             ) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """`residual_curves`, each with its material (index into the sorted group labels)."""
+                             ) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """`residual_curves`, each with its material (index into the sorted group labels) and
+    its condition (index into the distinct covariate rows; 0 without covariates)."""
     prediction = posterior.predict(x, covariates=covariates)
     z = (y - prediction.mean) / prediction.aleatoric_sd
     material = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    condition = (np.zeros(x.size, dtype=np.int64) if covariates is None
+                 else np.unique(covariates, axis=0, return_inverse=True)[1].reshape(-1))
     curves = []
     for rows in curve_rows(groups, covariates):
         if rows.size < 2:
@@ -64,7 +67,7 @@ def material_residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
         if rows.size > MAX_POINTS_PER_MATERIAL:
             rows = rows[np.linspace(0, rows.size - 1, MAX_POINTS_PER_MATERIAL).round()
                         .astype(int)]
-        curves.append((x[rows], z[rows], int(material[rows[0]])))
+        curves.append((x[rows], z[rows], int(material[rows[0]]), int(condition[rows[0]])))
     return curves
 
 
@@ -206,7 +209,7 @@ def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
         return None
     curves = material_residual_curves(posterior, x, y, np.asarray(groups), covariates)
     low, high = float(np.min(x)), float(np.max(x))
-    section = fit_curve_model([(strain, z) for strain, z, _ in curves], low, high,
+    section = fit_curve_model([(strain, z) for strain, z, _, _ in curves], low, high,
                               basis_size)
     if section is not None and covariates is not None:
         from training.condition_correlation import fit_condition_correlation
