@@ -76,6 +76,11 @@ def test_label_folds_leave_one_label_out() -> None:
     for k in range(3):
         assert np.unique(labels[folds.test_rows(k)]).size == 1
     assert folds.split(1).held_out_groups == [0, 2]
+    conditions = np.column_stack([labels, [0.01, 0.1, 0.1, 0.01, 0.1, 0.01]])
+    by_row = label_folds(conditions, materials, "condition", "material")
+    assert by_row.count == 4  # (293, .01), (293, .1), (323, .1), (353, .01)
+    for k in range(by_row.count):
+        assert np.unique(conditions[by_row.test_rows(k)], axis=0).shape[0] == 1
 
 
 def test_cluster_se_is_the_se_of_unit_means_or_of_rows() -> None:

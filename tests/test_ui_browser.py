@@ -194,11 +194,17 @@ def test_model_page_table_and_charts_show_the_api_values(page: Any,
         held = detail["metrics"]["held_out"]
         cell = {c.get_attribute("data-col"): c.text
                 for c in row.find_elements(By.CSS_SELECTOR, "td[data-col]")}
+        spread = held.get("spread")  # versions 1 and 2 were stored without one
+        coverage = spread["coverage"]["0.95"] if spread else None
         assert cell == {
             "method": detail["manifest"]["inference"]["method"],
             "fit_time": f"{detail['manifest']['inference']['wall_time_s']:.1f} s",
             "nlpd": f"{held['nlpd']:.3f}",
+            "nlpd_se": f"± {spread['nlpd']['se']:.3f}" if spread else "—",
             "coverage_95": f"{held['coverage']['0.95']:.3f}",
+            "coverage_95_interval": (f"{coverage['low_95']:.3f}–{coverage['high_95']:.3f}"
+                                     if spread else "—"),
+            "held_out_units": "40 materials" if spread else "—",
             "aleatoric_sd_error": pct(detail["metrics"]["aleatoric_sd_error"]),
         }
         badges = [b.text for b in row.find_elements(By.CSS_SELECTOR, ".badge.alias")]
@@ -208,6 +214,11 @@ def test_model_page_table_and_charts_show_the_api_values(page: Any,
         plotted = page.execute_script(
             "return window.surrogateUi.plots.nlpd.data[1][arguments[0]]", index)
         assert plotted == held["nlpd"]
+        band = page.execute_script(
+            "var d = window.surrogateUi.plots.nlpd.data;"
+            "return [d[2][arguments[0]], d[3][arguments[0]]]", index)
+        assert band == ([spread["nlpd"]["low_95"], spread["nlpd"]["high_95"]] if spread
+                        else [None, None])
     assert "production" in rows[1].get_attribute("class")
     canvases = page.find_elements(By.CSS_SELECTOR, "#metrics-charts canvas")
     assert len(canvases) == 3 and all(c.size["width"] > 200 for c in canvases)
@@ -396,6 +407,11 @@ def test_a_real_fit_shows_its_metrics_figures_and_prediction(page: Any,
     row = page.find_element(By.CSS_SELECTOR, '#versions tr[data-version="1"]')
     held = detail["metrics"]["held_out"]
     assert row.find_element(By.CSS_SELECTOR, '[data-col="nlpd"]').text == f"{held['nlpd']:.3f}"
+    coverage = held["spread"]["coverage"]["0.95"]  # two folds of 8 materials
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="coverage_95_interval"]').text == (
+        f"{coverage['low_95']:.3f}–{coverage['high_95']:.3f}")
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="held_out_units"]').text == (
+        "8 materials")
     assert row.find_element(By.CSS_SELECTOR, '[data-col="aleatoric_sd_error"]').text == (
         pct(detail["metrics"]["aleatoric_sd_error"]))
     page.get(f"{server.url}/ui/models/{REAL_FIT_MODEL}/versions/1")
