@@ -29,7 +29,7 @@ def test_fit_writes_report_figures_records_them_and_the_registry_serves_them(
 ) -> None:
     report = shared_tiny_fit.report
     output = shared_tiny_fit.output
-    assert "held-out NLPD" in output and f"report: {report}" in output
+    assert "held-out (" in output and f"report: {report}" in output
     assert {p.name for p in report.iterdir()} == FIGURES
     for png in report.iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
