@@ -10,7 +10,9 @@ dict changed in place), and the posterior takes the new manifest without being r
 from __future__ import annotations
 
 import multiprocessing
+import os
 import platform
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -125,12 +127,24 @@ def _submit_held_out(*args: Any) -> Future:
             # spawn, not fork: the parent may already run numba's OpenMP threads, which a
             # forked child would inherit in an undefined state.
             _held_out_pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"))
+                1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent, initargs=(os.getpid(),))
         try:
             return _held_out_pool.submit(held_out_fit, *args)
         except BrokenProcessPool:
             _held_out_pool = None
     raise BrokenProcessPool("the held-out fit's process could not be started")
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the held-out fit's process: exit once the process that started it is gone
+    (killed, say), rather than wait for work forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _result(future: Future) -> Any:
