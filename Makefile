@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml scripts/system-deps.sh
 	./scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,test,bench]' -e clients/python
+	$(BIN)/pip install -q -e '.[train,test,bench,fe]' -e clients/python
 	touch $(STAMP)
 
 # Migrate the embedded registry, fit the demo model once if absent, then serve it.
@@ -24,7 +24,7 @@ run: install
 	$(BIN)/surrogate-serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 lint: install
 	$(BIN)/ruff check service training tests benchmarks
@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/http.py
 	$(BIN)/python benchmarks/vs_pymc.py
 	$(BIN)/python benchmarks/ui.py
+	$(BIN)/python benchmarks/cards.py
 
 # Regenerate the committed gRPC modules (service/oip/*_pb2*.py) from grpc_predict_v2.proto.
 proto: install

@@ -46,7 +46,7 @@ from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 # for less than FastAPI itself holds it per request. Everything else goes to the thread
 # pool like the route (the kernels release the GIL), so one big request never stalls the
 # others. docs/architecture.md has the figures.
-PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
+PLAIN_FIELDS = frozenset({"strain", "version", "alias", "covariates"})
 INLINE_MAX_POINTS = 8
 # Larger bodies are parsed off the event loop.
 INLINE_PARSE_BYTES = 64 * 1024

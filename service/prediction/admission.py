@@ -109,12 +109,18 @@ def _answer(numbers: float, field: str = "strain") -> Term:
                 _encoding_bytes(numbers))
 
 
+def _compiled(posterior: Posterior) -> bool:
+    """Whether the compiled kernels answer: the model's own kernel, or (a model with
+    covariates) the strain-only views it answers each condition with."""
+    return posterior.kernel is not None or getattr(posterior, "conditions", None) is not None
+
+
 def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
                      draws: int = 0, observed: int = 0, tangent: bool = False) -> Estimate:
     """A native predict request's cost (levels: quantile levels, draws: samples asked,
     observed: the material's measured points)."""
     n, s, u = strains, posterior.draws, posterior.units
-    numpy_path = observed > 0 or posterior.kernel is None
+    numpy_path = observed > 0 or not _compiled(posterior)
     terms = [Term("request", "strain", 0.0, (n + 2 * observed) * REQUEST_BYTES_PER_NUMBER)]
     if numpy_path:
         terms.append(Term("summaries (numpy path)", "strain",
@@ -139,7 +145,7 @@ def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
 def _quantiles(posterior: Posterior, points: int, levels: int, conditioned: bool,
                field: str = "quantiles") -> Term:
     s, u = posterior.draws, posterior.units
-    if conditioned or posterior.kernel is None:
+    if conditioned or not _compiled(posterior):
         ns = points * s * (u * NUMPY_NS_PER_UNIT + levels * predictive.MIXTURE_LEVEL_NS)
         memory = NUMPY_WORKING_BYTES
     else:
@@ -162,7 +168,7 @@ def _samples(posterior: Posterior, points: int, draws: int, field: str) -> Term:
 def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool) -> Estimate:
     """An Open Inference Protocol request's cost (any transport; JSON answer assumed)."""
     factor = kernel.TANGENT_FACTOR if tangent else 1.0
-    if posterior.kernel is None:
+    if not _compiled(posterior):
         work = strains * posterior.draws * posterior.units * NUMPY_NS_PER_UNIT
     else:
         work = strains * posterior.draws * posterior.units * kernel.SUMMARY_NS_PER_UNIT * factor
@@ -174,10 +180,11 @@ def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool
 
 
 def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
-                    searched: bool) -> Estimate:
+                    searched: bool, tables: int = 1) -> Estimate:
     """An export's cost on `points` grid points (evaluated with their midpoints); a
-    `searched` (default) grid is built several times on the way."""
-    evaluated = 2 * points - 1
+    `searched` (default) grid is built several times on the way. `tables` over a
+    covariate's values each cost one table, all held until the file is written."""
+    evaluated = tables * (2 * points - 1)
     repeat = GRID_SEARCH_FACTOR if searched else 1.0
     s, u = posterior.draws, posterior.units
     terms = [Term("summaries and tangent", "points", repeat * _ns(
@@ -190,7 +197,7 @@ def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
     if curves:
         sampled = _samples(posterior, evaluated, curves, "curves")
         terms.append(Term(sampled.what, "curves", repeat * sampled.seconds, sampled.bytes))
-    cells = points * (7 + levels + curves)
+    cells = tables * points * (7 + levels + curves)
     terms.append(Term("writing the table", "points", _ns(cells * RENDER_NS_PER_CELL),
                       3 * cells * RENDER_BYTES_PER_CELL))
     return Estimate(tuple(terms))
