@@ -299,7 +299,8 @@ def grpc_infer(count: int) -> Sender:
 
 
 def zeros_body(prefix: bytes, size: int, suffix: bytes) -> bytes:
-    count = (size - len(prefix) - len(suffix)) // 2
+    """`0,0,...,0` between prefix and suffix, at most `size` bytes in all."""
+    count = (size - len(prefix) - len(suffix) - 1) // 2
     return prefix + b"0," * count + b"0" + suffix
 
 
