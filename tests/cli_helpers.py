@@ -34,9 +34,10 @@ class CliFit:
 
 
 def tiny_cli_fit(folder: Path, database_url: str) -> CliFit:
-    """A TINY fit of a 4-material group (48 rows) with --report and --artifact-out,
-    registered as version 1 of 'rubber' with alias production into `database_url`."""
-    csv = make_group_csv(folder / "group.csv", 4, 12, 3)
+    """A TINY fit of a 6-material group (72 rows) with --report and --artifact-out,
+    registered as version 1 of 'rubber' with alias production into `database_url`. Each of
+    its 2 folds trains on 3 materials, the fewest a curve model is fitted to."""
+    csv = make_group_csv(folder / "group.csv", 6, 12, 3)
     artifact, report = folder / "fit.npz", folder / "report"
     result = runner.invoke(cli, ["fit", str(csv), "--name", "rubber", "--alias", "production",
                                  "--report", str(report), "--database-url", database_url,

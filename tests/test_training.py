@@ -43,7 +43,7 @@ def test_cli_fit_registers_and_the_service_predicts_it(shared_tiny_fit: CliFit) 
 
     manifest = Artifact.from_bytes(shared_tiny_fit.artifact.read_bytes()).manifest
     assert manifest["architecture"]["hidden_sizes"] == [4]
-    assert manifest["data"]["rows"] == 48
+    assert manifest["data"]["rows"] == 72
     assert manifest["training_domain"] == {"min": -0.5, "max": 0.5}
     assert manifest["diagnostics"]["steps"] <= 300
 

@@ -125,8 +125,8 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
         from training.report import write_report
 
         files = write_report(trained.posterior, trained.result, data, report_dir,
-                             results["held_out"][0]["conditioning"]
-                             if results["held_out"] else None)
+                             next((result["conditioning"] for result in results["held_out"]
+                                   if result["conditioning"] is not None), None))
         trained = trained.updated(report={"dir": str(Path(report_dir).resolve()),
                                           "files": files})
     trained.artifact.validate()
