@@ -50,7 +50,7 @@ def too_large(limit: int) -> BodyRefused:
 
 def too_many_values(limit: int) -> BodyRefused:
     return BodyRefused(413, "payload_too_large",
-                       f"request body holds more than {limit} values", limit)
+                       f"request body holds more than {limit} values, the limit per request", limit)
 
 
 def _counts_values(scope: Scope) -> bool:
