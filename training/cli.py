@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import typer
 
+from training import covariate_data
 from training.config import DEFAULT_FOLDS
 from training.data import LAWS
 
@@ -24,17 +26,62 @@ def make_data(
     out: Path = typer.Option(..., help="CSV file to write."),
     law: str = typer.Option("mooney-rivlin", help=f"Material law: {', '.join(LAWS)}."),
     materials: int = typer.Option(40, min=1),
-    points: int = typer.Option(50, min=2),
+    points: int | None = typer.Option(None, min=2, help="Strains per curve [default: 50; "
+                                      "25 with --covariates]."),
     seed: int = typer.Option(0),
+    covariates: bool = typer.Option(False, "--covariates", help="Curves that depend on "
+                                    "temperature [K], strain rate [1/s] and filler fraction "
+                                    "[1] (columns temperature, rate, filler; "
+                                    "docs/covariates.md); --law does not apply."),
+    design: str = typer.Option("compound", help="With --covariates: compound (every "
+                               "material tested at every condition of the grid) | specimen "
+                               "(one curve per specimen at its own random condition)."),
+    temperatures: str | None = typer.Option(None, help="With --covariates --design "
+                                            "compound: temperatures [K], comma separated "
+                                            "[default: 253.15,273.15,296.15,323.15,353.15]."),
+    rates: str | None = typer.Option(None, help="With --covariates --design compound: "
+                                     "strain rates [1/s], comma separated [default: 0.01]."),
 ) -> None:
-    """Write a synthetic group of materials (columns strain, stress, material)."""
+    """Write a synthetic group of materials (columns strain, stress, material; with
+    --covariates also temperature, rate, filler)."""
+    if covariates:
+        points = points or covariate_data.POINTS
+        frame = _covariate_frame(materials, points, seed, design, temperatures, rates)
+        conditions = frame.groupby(["material", "temperature", "rate"]).ngroups
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+        typer.echo(f"wrote {len(frame)} rows ({conditions} curves of {points} strains, "
+                   f"{materials} materials, design {design}) to {out}")
+        return
     if law not in LAWS:
         raise typer.BadParameter(f"unknown law {law!r}; choose from {list(LAWS)}",
                                  param_hint="--law")
+    points = points or 50
     frame = LAWS[law](materials=materials, points=points, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     typer.echo(f"wrote {len(frame)} rows ({materials} materials x {points} strains) to {out}")
+
+
+def _covariate_frame(materials: int, points: int, seed: int, design: str,
+                     temperatures: str | None, rates: str | None):  # type: ignore[no-untyped-def]
+    if design not in covariate_data.DESIGNS:
+        raise typer.BadParameter(f"unknown design {design!r}; choose from "
+                                 f"{list(covariate_data.DESIGNS)}", param_hint="--design")
+    grid = {}
+    for option, text in (("--temperatures", temperatures), ("--rates", rates)):
+        if text is None:
+            continue
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers",
+                                     param_hint=option) from None
+        if not all(np.isfinite(v) and v > 0 for v in values):
+            raise typer.BadParameter("values must be positive (kelvin, 1/s)",
+                                     param_hint=option)
+        grid[option.strip("-")] = values
+    return covariate_data.make_covariate_group(materials, points, seed, design, **grid)
 
 
 @cli.command()
@@ -81,6 +128,10 @@ def fit(
         "instead of writing to the database."),
     token: str | None = typer.Option(None, envvar="SURROGATE_ADMIN_TOKEN",
                                      help="Admin token for --register-url."),
+    covariate: list[str] = typer.Option([], "--covariate", help="NAME[:UNIT]: a numeric "
+                                        "column that enters the network beside the strain "
+                                        "(repeatable, e.g. --covariate temperature:K "
+                                        "--covariate rate:1/s); docs/covariates.md."),
 ) -> None:
     """Fit the BNN on CSV data and register it as the next version of NAME."""
     if register_url and not token:
@@ -88,6 +139,7 @@ def fit(
         raise typer.Exit(2)
     from service.errors import SurrogateError
     from training.config import config_from_fit_options
+    from training.data import CovariateColumn
     from training.fit_outputs import default_report_dir, inference_data_bytes
     from training.pipeline import Units, fit_csv
     from training.registration import FitRegistration, check_names, report_files
@@ -99,9 +151,10 @@ def fit(
             chains=chains, target_accept=target_accept, members=members, seed=seed)
         if not register_url:
             _check_registry(database_url)  # before the fit, which takes far longer
+        columns = [CovariateColumn.parse(option) for option in covariate]
         report_dir = report or default_report_dir(name)
         trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir,
-                          folds)
+                          folds, columns)
     except (ValueError, SurrogateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -157,6 +210,9 @@ def _fit_summary(artifact: object) -> str:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
     if spec.curve_model is not None and spec.curve_model.fit:
         parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
+    if spec.covariates and spec.tested_conditions:
+        parts.append(f"covariates {', '.join(c.name for c in spec.covariates)} at "
+                     f"{len(spec.tested_conditions)} tested conditions")
     return ", ".join(parts)
 
 
@@ -285,12 +341,14 @@ def demo(
         typer.echo(f"registry already holds model {DEMO_NAME!r}; not refitting")
         return
     csv = data_dir / "demo.csv"
-    make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0)
+    make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0,
+              covariates=False, design="compound", temperatures=None, rates=None)
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
         method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
         members=None, folds=DEFAULT_FOLDS, holdout=0.2, report=None, seed=0,
-        database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None)
+        database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None,
+        covariate=[])
 
 
 plan_cli = typer.Typer(no_args_is_help=True, help="Check the plan files of fit-many.")

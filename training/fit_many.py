@@ -8,9 +8,9 @@ with a fingerprint of its data and options.
 - A group's data is hashed (sha256 of the bytes fitted) and its fit options too; both go
   into the version's tags at registration (`fit_data_sha256`, `fit_options_sha256`). A
   re-run skips a group whose newest ready version carries the same two, unless `force`.
-- Two fits per group (the served fit and the held-out one) run side by side, as in `fit`,
-  only when the cores allow two processes per group in flight; otherwise one after the
-  other, so that groups, not held-out splits, fill the cores.
+- A group's held-out fits (its folds) run beside its served fit in worker processes, as
+  in `fit`, only when the cores allow two processes per group in flight; otherwise one
+  after the other in the group's process, so that groups, not folds, fill the cores.
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ def prepare(entry: PlanEntry, target: RegistryTarget, force: bool,
                                         f"{newest['version']}")
     return GroupJob(entry.index, entry.name, options, data, tags, target)
 
+
 def _in_own_process(job: GroupJob, compile_dirs: CompileDirs,
                     status_queue: Any) -> GroupOutcome:
     """One fresh process for one group: its compile directory is set before PyTensor is
@@ -149,9 +150,10 @@ def _in_own_process(job: GroupJob, compile_dirs: CompileDirs,
             try:
                 return pool.submit(fit_group, job).result()
             except BrokenProcessPool:
-                return GroupOutcome(job.index, job.name, "failed",
-                                    message="the worker process died (killed, or out of "
-                                            "memory?)")
+                message = "the worker process died (killed, or out of memory?)"
+            except Exception as exc:  # noqa: BLE001  (the others go on)
+                message = f"the worker process failed: {type(exc).__name__}: {exc}"
+    return GroupOutcome(job.index, job.name, "failed", message=message)
 
 
 def run_jobs(jobs: list[GroupJob], workers: int, compile_dirs: CompileDirs,

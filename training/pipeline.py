@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -21,7 +22,9 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact
 from service.manifest import (
+    MAX_TESTED_CONDITIONS,
     Architecture,
+    Covariate,
     CurveModelSection,
     Inference,
     Manifest,
@@ -29,7 +32,7 @@ from service.manifest import (
     TrainingDomain,
 )
 from training.config import DEFAULT_FOLDS
-from training.data import TrainingData, load_csv
+from training.data import CovariateColumn, TrainingData, load_csv, subset
 from training.folds import Folds, Split, plan_folds
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
@@ -68,12 +71,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
-    groups = None if data.groups is None else data.groups[rows]
-    return TrainingData(data.x[rows], data.y[rows], groups, data.x_name, data.y_name,
-                        data.sha256, int(rows.size))
-
-
 def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
              holdout: float = 0.2, report_dir: Path | None = None,
              parallel: bool = True, folds: int = DEFAULT_FOLDS) -> TrainedFit:
@@ -106,15 +103,19 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
             "folds": len(results["held_out"]),
             "train_rows": [result["fit"]["train_rows"] for result in results["held_out"]],
             "wall_time_s": [result["fit"]["wall_time_s"] for result in results["held_out"]]}
-    metrics["training"] = calibration.evaluate(posterior, data.x, data.y, y_scale)
-    strains, empirical = calibration.empirical_sd_by_strain(data.x, data.y)
+    metrics["training"] = calibration.evaluate(posterior, data.x, data.y, y_scale,
+                                               data.covariates)
+    strains, empirical, at = calibration.empirical_sd_by_condition(data.x, data.y,
+                                                                   data.covariates)
     metrics["aleatoric_sd_error"] = calibration.aleatoric_sd_error(posterior, strains,
-                                                                   empirical)
+                                                                   empirical, at)
     metrics["aleatoric_sd_error_strains"] = int(strains.size)
-    metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(posterior)
+    # Strain-only summaries of a covariate model describe its central tested condition.
+    representative = calibration.representative(posterior)
+    metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(representative)
     diagnostics = dict(spec.diagnostics)
     function_space = calibration.function_space_diagnostics(
-        posterior, trained.result.chains, float(np.min(data.x)), float(np.max(data.x)))
+        representative, trained.result.chains, float(np.min(data.x)), float(np.max(data.x)))
     if function_space:
         diagnostics["function_space"] = function_space
         diagnostics["converged"] = bool(diagnostics.get("converged", True)
@@ -139,7 +140,8 @@ def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
 
     trained = fit_training_rows(data, config, units, full_data)
     started = time.perf_counter()
-    section = fit_for_posterior(trained.posterior, data.x, data.y, data.groups)
+    section = fit_for_posterior(trained.posterior, data.x, data.y, data.groups,
+                                covariates=data.covariates)
     if section is None:
         return trained
     section["fit"]["wall_time_s"] = round(time.perf_counter() - started, 3)
@@ -183,14 +185,15 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
     train, test = subset(data, split.train), subset(data, split.test)
     started = time.perf_counter()
     posterior = fit_model(train, config, units, full_data=data).posterior
-    points = calibration.pointwise_scores(posterior, test.x, test.y)
+    points = calibration.pointwise_scores(posterior, test.x, test.y, test.covariates)
     metrics = calibration.summarise(points, posterior.y_scale)
     conditioning = None
     if posterior.curve is not None and test.groups is not None:
         metrics["curves"] = curve_metrics.evaluate(posterior, posterior.curve, test.x,
-                                                   test.y, test.groups, seed=config.model.seed)
+                                                   test.y, test.groups, seed=config.model.seed,
+                                                   covariates=test.covariates)
         conditioning = curve_metrics.conditioning_example(posterior, posterior.curve, test.x,
-                                                          test.y, test.groups)
+                                                          test.y, test.groups, test.covariates)
     return {"metrics": metrics, "pointwise": points,
             "fit": {"train_rows": train.rows, "wall_time_s": round(
                 time.perf_counter() - started, 3)},
@@ -206,8 +209,11 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     full = full_data or data
     x_mean, x_scale = float(np.mean(data.x)), float(np.std(data.x)) or 1.0
     y_mean, y_scale = float(np.mean(data.y)), float(np.std(data.y)) or 1.0
-    result = HeteroskedasticBNN(config).fit((data.x - x_mean) / x_scale,
-                                            (data.y - y_mean) / y_scale, data.groups)
+    inputs = (data.x - x_mean) / x_scale
+    sections: dict[str, Any] = {}  # none for strain-only data: its manifest is as it was
+    if data.covariates is not None:
+        inputs, sections = covariate_inputs(data, inputs)
+    result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups)
     spec = Manifest(
         schema_version=SCHEMA_VERSION,
         architecture=Architecture(
@@ -226,14 +232,42 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
               "groups": None if full.groups is None else int(len(np.unique(full.groups)))},
         library_versions=library_versions(),
         metrics={},
+        **sections,
     )
     artifact = Artifact.from_spec(spec, result.arrays)
     artifact.validate()
     return TrainedFit(artifact, result, Posterior(artifact))
 
 
+def covariate_inputs(data: TrainingData, strain: np.ndarray
+                     ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The network's input (rows, 1 + k): the standardised strain, then each covariate
+    standardised by its own mean and SD; and the manifest's `covariates` and
+    `tested_conditions` sections."""
+    assert data.covariates is not None
+    values = data.covariates
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero
+    tested = np.unique(values, axis=0)
+    if tested.shape[0] > MAX_TESTED_CONDITIONS:
+        raise ValueError(f"the data hold {tested.shape[0]} distinct covariate conditions; a "
+                         f"model lists at most {MAX_TESTED_CONDITIONS} (round the "
+                         "covariates to the precision they were controlled to)")
+    sections = {
+        "covariates": [
+            Covariate(name=column.name, unit=column.unit, mean=float(mean[j]),
+                      scale=float(scale[j]), min=float(values[:, j].min()),
+                      max=float(values[:, j].max()))
+            for j, column in enumerate(data.covariate_columns)],
+        "tested_conditions": tested.tolist(),
+    }
+    return np.column_stack([strain, (values - mean) / scale]), sections
+
+
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
             group: str | None = "material", units: Units = Units(), holdout: float = 0.2,
-            report_dir: Path | None = None, folds: int = DEFAULT_FOLDS) -> TrainedFit:
-    return fit_data(load_csv(path, x, y, group), config, units, holdout, report_dir,
-                    folds=folds)
+            report_dir: Path | None = None, folds: int = DEFAULT_FOLDS,
+            covariates: Sequence[CovariateColumn] = ()) -> TrainedFit:
+    return fit_data(load_csv(path, x, y, group, covariates), config, units, holdout,
+                    report_dir, folds=folds)

@@ -1,7 +1,8 @@
 """A lean path for the common prediction request, in front of FastAPI.
 
 Most traffic is `POST /v1/models/{name}/predict` with `{"strain": [...]}` and perhaps a
-`version` or `alias`, for a model version this replica has loaded. FastAPI answers it
+`version`, `alias` or the `covariates` of a condition, for a model version this replica
+has loaded. FastAPI answers it
 through routing, four dependencies, a JSON decode by the standard library, pydantic's
 validation of the decoded objects and a thread hop for the sync route: several times
 the prediction's own cost for one strain. This pure-ASGI layer answers exactly those
@@ -43,7 +44,7 @@ from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 # Body fields the lean path answers; any other field set (even to its default) goes to
 # FastAPI.
-PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
+PLAIN_FIELDS = frozenset({"strain", "version", "alias", "covariates"})
 # Up to this many strains the prediction runs on the event loop: it then holds the loop for
 # less than a hop to the thread pool would cost, and for less than FastAPI itself holds it
 # per request. Larger batches go to the thread pool like the route (the kernel releases the

@@ -92,6 +92,11 @@ class CurveModel:
         return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0))
 
     @property
+    def condition_correlation(self) -> float:
+        """rho across conditions (service.inference.curves_across); 0 when not fitted."""
+        return float(self.section.condition_correlation or 0.0)
+
+    @property
     def rank(self) -> int:
         return int(self.table_loadings.shape[1])
 
@@ -203,7 +208,8 @@ class CurvePrediction:
         return np.hypot(self.aleatoric_sd, self.epistemic_sd)
 
 
-def _chunk(posterior: DrawNetwork, width: int) -> int:
+def chunk_size(posterior: DrawNetwork, width: int) -> int:
+    """Strains per block so strains x max(draws x width, width) stays bounded."""
     return max(1, _MAX_ELEMENTS // max(posterior.draws * posterior.max_width, width, 1))
 
 
@@ -229,7 +235,7 @@ def conditional_predict(posterior: DrawNetwork, curve: CurveModel, strain: np.nd
     conditioned = condition(posterior, curve, observed)
     out = {key: np.empty_like(strain) for key in ("mean", "epistemic_sd", "between",
                                                   "within")}
-    step = _chunk(posterior, 0)
+    step = chunk_size(posterior, 0)
     for start in range(0, strain.size, step):
         interrupt.checkpoint()
         part = slice(start, start + step)
@@ -261,7 +267,7 @@ def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray,
         conditioned = condition(posterior, curve, observed)
         w = conditioned.means[:, chosen] + conditioned.inverse_root @ w
     out = np.empty((strain.size, count))
-    step = _chunk(posterior, count)
+    step = chunk_size(posterior, count)
     for start in range(0, strain.size, step):
         interrupt.checkpoint()
         part = slice(start, start + step)
