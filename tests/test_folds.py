@@ -12,8 +12,15 @@ from scipy import stats
 from tests.cli_helpers import TINY, make_group_csv, runner
 from training import calibration, curve_metrics, spread
 from training.cli import cli
-from training.data import TrainingData, make_mooney_rivlin_group
-from training.folds import held_out_section, holdout_split, label_folds, plan_folds
+from training.covariate_data import make_covariate_group
+from training.data import CovariateColumn, TrainingData, make_mooney_rivlin_group
+from training.folds import (
+    condition_folds,
+    held_out_section,
+    holdout_split,
+    label_folds,
+    plan_folds,
+)
 from training.model import BNNConfig
 from training.pipeline import fit_data
 
@@ -214,3 +221,52 @@ def test_cli_folds_zero_scores_nothing_and_one_is_a_single_split(
     result = runner.invoke(cli, [*base, "--folds", "1", "--holdout", "0.4"])
     assert result.exit_code == 0, result.output
     assert "held-out (2 materials in 1 fold)" in result.output
+
+
+def covariate_data(design: str = "compound", temperatures: tuple[float, ...] = (
+        253.15, 273.15, 296.15, 323.15, 353.15), materials: int = 6,
+        points: int = 8) -> TrainingData:
+    frame = make_covariate_group(materials=materials, points=points, seed=2, design=design,
+                                 temperatures=temperatures)
+    columns = (CovariateColumn("temperature", "K"), CovariateColumn("filler"))
+    return TrainingData(frame["strain"].to_numpy(), frame["stress"].to_numpy(),
+                        frame["material"].to_numpy(), "strain", "stress", "-", len(frame),
+                        frame[["temperature", "filler"]].to_numpy(), columns)
+
+
+def test_condition_folds_leave_out_interior_conditions_scored_by_material() -> None:
+    """Temperature varies within a compound, filler does not (a material property, held
+    out with its material): the folds leave out the three interior temperatures."""
+    data = covariate_data()
+    folds = condition_folds(data, folds=5, seed=0)
+    assert folds is not None and (folds.by, folds.count, folds.unit_name) == (
+        "condition", 3, "material")
+    left_out = sorted(np.unique(data.covariates[folds.fold >= 0, 0]))
+    assert left_out == [273.15, 296.15, 323.15]  # never 253.15 or 353.15: no extrapolation
+    for k in range(3):
+        temperatures = np.unique(data.covariates[folds.test_rows(k), 0])
+        assert temperatures.size == 1
+        assert folds.names[k] == f"temperature={temperatures[0]:g} K"
+        assert np.array_equal(np.unique(folds.unit[folds.test_rows(k)]), np.arange(6))
+    two = condition_folds(data, folds=2, seed=0)
+    assert two is not None and two.count == 2
+    assert sorted(two.names, key=len)[1].count(";") == 1  # one fold holds out two
+    assert condition_folds(data, folds=1, seed=0) is None
+    assert condition_folds(covariate_data(temperatures=(253.15, 353.15)), 5, 0) is None
+    assert condition_folds(covariate_data(design="specimen"), 5, 0) is None
+    assert condition_folds(group_data(materials=6), 5, 0) is None
+
+
+def test_a_covariate_fit_stores_scores_at_untested_conditions() -> None:
+    data = covariate_data()
+    metrics = fit_data(data, TINY_CONFIG, folds=2, parallel=False).artifact.manifest["metrics"]
+    assert metrics["held_out"]["rows"] == data.rows  # the folds of materials, as ever
+    conditions = metrics["held_out_conditions"]
+    assert conditions["rows"] == 6 * 3 * 8  # every curve at the 3 interior temperatures
+    assert conditions["spread"]["units"] == 6 and conditions["spread"]["folds"] == 2
+    named = [c for fold in conditions["folds"] for held in fold["held_out"]
+             for c in held.split("; ")]
+    assert sorted(named) == [f"temperature={t} K" for t in ("273.15", "296.15", "323.15")]
+    for fold in conditions["folds"]:
+        assert fold["train_rows"] == data.rows - fold["rows"]
+    assert np.isfinite(conditions["nlpd"]) and 0 <= conditions["coverage"]["0.95"] <= 1

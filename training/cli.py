@@ -208,6 +208,9 @@ def _fit_summary(artifact: object) -> str:
             gain = curves.get("conditioning", {}).get("gain_nats_per_point")
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
+    conditions = metrics.get("held_out_conditions")
+    if conditions:
+        parts.append(_held_out_scores(conditions, "untested interior conditions"))
     if spec.curve_model is not None and spec.curve_model.fit:
         parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
     if spec.covariates and spec.tested_conditions:
@@ -216,25 +219,11 @@ def _fit_summary(artifact: object) -> str:
     return ", ".join(parts)
 
 
-def _held_out_scores(held: dict) -> str:  # type: ignore[type-arg]
-    """Held-out NLPD, CRPS and 95% coverage, with their spread over materials when the
-    version has one: the SE of the means, the 95% interval of the coverage."""
-    spread = held.get("spread")
-    if not spread:
-        return (f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
-                f"95% coverage {held['coverage']['0.95']:.3f}")
-    coverage = spread["coverage"]["0.95"]
+def _held_out_scores(held: dict, what: str = "held-out") -> str:  # type: ignore[type-arg]
+    from training.folds import summary_parts
 
-    def se(key: str, spec: str) -> str:
-        value = spread[key]["se"]
-        return "" if value is None else f" ± {value:{spec}}"
-
-    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
-    return (f"held-out ({spread['units']} {spread['unit']}s in {folds}) "
-            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}, "
-            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}, "
-            f"95% coverage {held['coverage']['0.95']:.3f} "
-            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]")
+    first, *scores = summary_parts(held, what)
+    return f"{first} {', '.join(scores)}"
 
 
 def _check_registry(database_url: str | None) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from training import calibration, curve_metrics, spread
 from training.data import TrainingData
@@ -69,7 +70,8 @@ class Folds:
     fold: np.ndarray
     unit: np.ndarray
     unit_name: str
-    fraction: float  # of the rows' units held out by each fit
+    fraction: float  # of the rows' units (of the conditions, by condition) each fit holds out
+    names: tuple[str, ...] = ()  # what each fold holds out, when not its units (conditions)
 
     @property
     def count(self) -> int:
@@ -126,6 +128,43 @@ def plan_folds(data: TrainingData, folds: int, holdout: float, seed: int) -> Fol
     return Folds("rows", fold, np.arange(data.rows), "row", 1.0 / count)
 
 
+def condition_folds(data: TrainingData, folds: int, seed: int) -> Folds | None:
+    """Leave tested conditions out, scored by material: up to `folds` fits, each without
+    every curve at one interior condition (several when there are more interior
+    conditions than folds), scored on those curves.
+
+    A condition is a combination of the covariates that vary within a material (the
+    temperature and rate a compound was tested at); covariates fixed per material (its
+    filler fraction) are its properties, held out with it by the folds of materials.
+    Interior conditions lie strictly inside the tested range of every such covariate, so
+    each fit answers between tested conditions, as a user asking for an untested one
+    does. None without covariates, materials, a condition that varies within a material,
+    an interior condition, or `folds` >= 2."""
+    if data.covariates is None or data.groups is None or folds < 2:
+        return None
+    varying = [j for j in range(data.covariates.shape[1])
+               if pd.Series(data.covariates[:, j]).groupby(data.groups).nunique().max() > 1]
+    if not varying:
+        return None
+    values = data.covariates[:, varying]
+    conditions, inverse = np.unique(values, axis=0, return_inverse=True)
+    inside = np.all((conditions > values.min(axis=0)) & (conditions < values.max(axis=0)),
+                    axis=1)
+    interior = np.random.default_rng(seed).permutation(np.flatnonzero(inside))
+    if interior.size == 0:
+        return None
+    count = min(folds, interior.size)
+    fold_of = np.full(len(conditions), -1)
+    fold_of[interior] = np.arange(interior.size) % count
+    columns = [data.covariate_columns[j] for j in varying]
+    names = tuple("; ".join(", ".join(f"{c.name}={v:g} {c.unit}" for c, v in
+                                      zip(columns, conditions[i], strict=True))
+                            for i in np.sort(interior[np.arange(interior.size) % count == k]))
+                  for k in range(count))
+    return Folds("condition", fold_of[inverse.reshape(-1)], data.groups, "material",
+                 interior.size / count / len(conditions), names)
+
+
 def _single(data: TrainingData, split: Split, fraction: float) -> Folds:
     fold = np.full(data.rows, -1)
     fold[split.test] = 0
@@ -174,7 +213,8 @@ def held_out_section(folds: Folds, results: list[dict[str, Any]],
 def _fold_entry(folds: Folds, k: int, result: dict[str, Any]) -> dict[str, Any]:
     """One fold's own scores, as its fit alone would have stored them."""
     metrics = result["metrics"]
-    entry = {"fold": k + 1, "held_out": [str(g) for g in folds.split(k).held_out_groups],
+    held = [folds.names[k]] if folds.names else [str(g) for g in folds.split(k).held_out_groups]
+    entry = {"fold": k + 1, "held_out": held,
              "rows": metrics["rows"], "train_rows": result["fit"]["train_rows"],
              "wall_time_s": result["fit"]["wall_time_s"], "nlpd": metrics["nlpd"],
              "crps": metrics["crps"], "coverage": metrics["coverage"],
@@ -182,3 +222,25 @@ def _fold_entry(folds: Folds, k: int, result: dict[str, Any]) -> dict[str, Any]:
     if metrics.get("curves"):
         entry["curves"] = metrics["curves"]
     return entry
+
+
+def summary_parts(held: dict[str, Any], what: str = "held-out") -> list[str]:
+    """A held-out section's headline as text: what was held out (with its materials and
+    folds), then NLPD and CRPS with their standard errors and the 95% coverage with its
+    95% interval; without a spread (stored before folds), the scores alone."""
+    spread = held.get("spread")
+    if not spread:
+        return [what, f"NLPD {held['nlpd']:.3f}", f"CRPS {held['crps']:.4f}",
+                f"95% coverage {held['coverage']['0.95']:.3f}"]
+
+    def se(key: str, spec: str) -> str:
+        value = spread[key]["se"]
+        return "" if value is None else f" ± {value:{spec}}"
+
+    coverage = spread["coverage"]["0.95"]
+    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
+    return [f"{what} ({spread['units']} {spread['unit']}s in {folds})",
+            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}",
+            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}",
+            f"95% coverage {held['coverage']['0.95']:.3f} "
+            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]

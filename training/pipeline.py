@@ -33,7 +33,7 @@ from service.manifest import (
 )
 from training.config import DEFAULT_FOLDS
 from training.data import CovariateColumn, TrainingData, load_csv, subset
-from training.folds import Folds, Split, plan_folds
+from training.folds import Folds, Split, condition_folds, plan_folds
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     # Each plan of held-out fits becomes the metrics section of its name (another way to
     # split, e.g. `training.folds.label_folds` by tested condition, is one more entry).
     plans = {"held_out": plan_folds(data, folds, holdout, config.model.seed)}
+    if holdout > 0 and (conditions := condition_folds(data, folds, config.model.seed)):
+        plans["held_out_conditions"] = conditions
     trained, results = fit_with_folds(data, plans, config, units, parallel)
     posterior, spec = trained.posterior, trained.artifact.spec
     y_scale = spec.normalisation.y_scale

@@ -37,6 +37,7 @@ from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration, report_covariates, report_curves  # noqa: E402
 from training.curve_metrics import ConditioningExample  # noqa: E402
 from training.data import TrainingData, subset  # noqa: E402
+from training.folds import summary_parts  # noqa: E402
 
 
 def _labels(posterior: Posterior) -> tuple[str, str]:
@@ -148,26 +149,14 @@ def _calibration_figure(posterior: Posterior, title: str) -> plt.Figure:
                           color="tab:red", alpha=0.15, lw=0,
                           label=f"95% interval over {spread['units']} held-out "
                                 f"{spread['unit']}s")
-        axis.text(0.98, 0.02, held_out_summary(held), transform=axis.transAxes, ha="right",
+        axis.text(0.98, 0.02, "\n".join(summary_parts(held)), transform=axis.transAxes,
+                  ha="right",
                   va="bottom", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     axis.set(xlabel="nominal central-interval probability [1]",
              ylabel="observed fraction inside [1]", xlim=(0, 1), ylim=(0, 1),
              title=f"{title}: calibration")
     axis.legend(loc="upper left", fontsize=8)
     return figure
-
-
-def held_out_summary(held: dict[str, Any]) -> str:
-    """The held-out scores with their 95% intervals over units, one per line."""
-    spread = held["spread"]
-    nlpd, coverage = spread["nlpd"], spread["coverage"]["0.95"]
-    lines = [f"held out: {spread['units']} {spread['unit']}s in {spread['folds']} fold"
-             f"{'s' if spread['folds'] != 1 else ''}",
-             f"NLPD {held['nlpd']:.3f}" + (f" [{nlpd['low_95']:.3f}, {nlpd['high_95']:.3f}]"
-                                           if nlpd["low_95"] is not None else ""),
-             f"95% coverage {held['coverage']['0.95']:.3f} "
-             f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]
-    return "\n".join(lines)
 
 
 def _convergence_figure(posterior: Posterior, result: Any, x_label: str, y_label: str,
