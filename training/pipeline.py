@@ -80,9 +80,10 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     further fits of the same configuration, each without one fold of the materials and
     scored on it (`training.folds`; `folds` 1 holds out the fraction `holdout` once):
     they estimate, with their spread over materials, how a fit of this kind does on new
-    materials. The fits run in worker processes beside the served fit (`parallel`), one
-    per core. `holdout=0` or `folds=0` runs only the served fit and stores no held-out
-    metrics.
+    materials. A covariate model is also scored at interior tested conditions left out
+    (`training.folds.condition_folds`, metrics `held_out_conditions`). The fits run in
+    worker processes beside the served fit (`parallel`). `holdout=0` or `folds=0` runs
+    only the served fit and stores no held-out metrics.
     """
     from training import calibration
     from training.folds import held_out_section, split_section
