@@ -138,8 +138,8 @@ def condition_folds(data: TrainingData, folds: int, seed: int) -> Folds | None:
     filler fraction) are its properties, held out with it by the folds of materials.
     Interior conditions lie strictly inside the tested range of every such covariate, so
     each fit answers between tested conditions, as a user asking for an untested one
-    does. None without covariates, materials, a condition that varies within a material,
-    an interior condition, or `folds` >= 2."""
+    does. None without covariates, materials, a condition that varies within a material
+    or an interior condition, and with `folds` below 2."""
     if data.covariates is None or data.groups is None or folds < 2:
         return None
     varying = [j for j in range(data.covariates.shape[1])
