@@ -22,7 +22,7 @@ from tests.service_process import ServerProcess, free_port, service_command
 from training.cli import cli, fit
 from training.compile_dirs import claim_slot, flags_with_compile_dir
 from training.fit_group import GroupJob, RegistryTarget
-from training.fit_many import DATA_TAG, OPTIONS_TAG, prepare
+from training.fit_many import DATA_TAG, OPTIONS_TAG, fingerprint, prepare
 from training.plan import load_plan
 
 # A fit of seconds, as tests/cli_helpers.TINY, one fit per group (no held-out split).
@@ -188,6 +188,30 @@ def test_an_indexed_pod_registers_through_the_admin_api(
                    "version 1" in output
     finally:
         server.stop()
+
+
+def test_covariates_reach_the_groups_data_and_its_fingerprint(tmp_path: Path) -> None:
+    """A plan's `covariate` option reads those columns as `fit --covariate` does (the job
+    carries them to the worker's fit) and is part of the options' fingerprint."""
+    made = runner.invoke(cli, ["make-data", "--out", str(tmp_path / "c.csv"), "--covariates",
+                               "--materials", "3", "--points", "5"])
+    assert made.exit_code == 0, made.output
+    plan = write_plan(tmp_path, [
+        {"name": "with", "csv": "c.csv", "covariate": ["temperature:K", "rate:1/s"]},
+        {"name": "without", "csv": "c.csv"}])
+    work = tmp_path / "work"
+    work.mkdir()
+    target = RegistryTarget(database_url="unused: forced jobs read no registry")
+    jobs = [prepare(entry, target, True, work) for entry in load_plan(plan, fit).entries]
+    assert isinstance(jobs[0], GroupJob) and isinstance(jobs[1], GroupJob)
+    assert [(c.name, c.unit) for c in jobs[0].data.covariate_columns] == [
+        ("temperature", "K"), ("rate", "1/s")]
+    assert jobs[0].data.covariates.shape == (75, 2)
+    assert jobs[1].data.covariates is None
+    options, sha = jobs[0].options, jobs[0].data.sha256
+    assert fingerprint(options, sha) == jobs[0].tags
+    assert fingerprint({**options, "covariate": ["temperature:K"]}, sha)[OPTIONS_TAG] \
+        != jobs[0].tags[OPTIONS_TAG]
 
 
 def test_compile_slots_are_exclusive_reused_and_seeded(tmp_path: Path) -> None:

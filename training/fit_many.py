@@ -33,7 +33,7 @@ from training.config import config_from_fit_options
 from training.data import load_csv
 from training.data_source import DataSourceError, fetch
 from training.fit_group import GroupJob, GroupOutcome, RegistryTarget, fit_group, start_worker
-from training.plan import PlanEntry, problems_of
+from training.plan import PlanEntry, covariate_columns, problems_of
 
 DATA_TAG, OPTIONS_TAG = "fit_data_sha256", "fit_options_sha256"
 # Options that say where a fit's inputs and outputs are, not what is fitted: moving the
@@ -43,7 +43,7 @@ LOCATION_OPTIONS = ("csv", "report", "artifact_out", "idata_out")
 # option `fit` gains is refused in a plan entry until the fit below reads it too.
 APPLIED_OPTIONS = frozenset({
     *LOCATION_OPTIONS, "name", "x", "y", "group", "x_unit", "y_unit", "alias", "holdout",
-    "folds",
+    "folds", "covariate",
     *inspect.signature(config_from_fit_options).parameters,
 })
 
@@ -122,7 +122,8 @@ def prepare(entry: PlanEntry, target: RegistryTarget, force: bool,
     path = None
     try:  # read as `fit` reads it, so bad data fails here, before a process is started
         path = fetch(options["csv"], folder)
-        data = load_csv(path, options["x"], options["y"], options["group"])
+        data = load_csv(path, options["x"], options["y"], options["group"],
+                        covariate_columns(options))
     except (DataSourceError, ValueError) as exc:  # named by the plan's source, not a copy
         return failed(str(exc).replace(str(path), options["csv"]) if path else str(exc))
     tags = fingerprint(options, data.sha256)
