@@ -9,7 +9,6 @@ import numpy as np
 import typer
 
 from training import covariate_data
-from training.config import DEFAULT_FOLDS
 from training.data import LAWS
 
 if TYPE_CHECKING:
@@ -108,11 +107,14 @@ def fit(
                                                help="NUTS target acceptance rate."),
     members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits) "
                                        "of bootstrap/ensemble = stored draws."),
-    folds: int = typer.Option(DEFAULT_FOLDS, min=0, help="Score the fit by K further fits, "
-                              "each without one of K folds of the materials (rows without a "
-                              "group column) and scored on it: every material held out once, "
-                              "scores with their spread over materials. 1: one split of "
-                              "--holdout; 0: no held-out scores."),
+    folds: int | None = typer.Option(None, min=0, help="Score the fit by K further fits, "
+                                     "each without one of K folds of the materials (rows "
+                                     "without a group column) and scored on it: every "
+                                     "material held out once, scores with their spread over "
+                                     "materials; a covariate model also leaves up to K "
+                                     "interior tested conditions out. 1: one split of "
+                                     "--holdout; 0: no held-out scores. [default: 5, fewer "
+                                     "for data over 2,000 rows (docs/calibration.md)]"),
     holdout: float = typer.Option(0.2, min=0.0, max=0.9,
                                   help="With --folds 1: fraction of groups (else rows) held "
                                   "out. 0 scores nothing, whatever --folds."),
@@ -335,7 +337,7 @@ def demo(
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
         method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
-        members=None, folds=DEFAULT_FOLDS, holdout=0.2, report=None, seed=0,
+        members=None, folds=None, holdout=0.2, report=None, seed=0,
         database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None,
         covariate=[])
 
