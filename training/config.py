@@ -28,9 +28,8 @@ NOISE_LINKS: tuple[str, ...] = get_args(NoiseLink)
 MAP_ENSEMBLES = ("bootstrap", "ensemble")
 # Held-out fits that score a version (training.folds): K folds by material, at most five.
 # Left to its default, K is the largest that keeps the fold fits' training rows, in all,
-# within HELD_OUT_ROWS: five folds of the demo group (2,000 rows), fewer for more rows, so
-# that a default fit stays within about twice the served fit's time on two cores
-# (docs/calibration.md, "Held-out figures and their spread").
+# within HELD_OUT_ROWS: five folds of the demo group (2,000 rows), fewer for more rows, as
+# a fit's time grows with its rows (docs/calibration.md, "Held-out protocol").
 MAX_FOLDS = 5
 HELD_OUT_ROWS = 8_000
 
