@@ -12,8 +12,16 @@ from scipy import stats
 from tests.cli_helpers import TINY, make_group_csv, runner
 from training import calibration, curve_metrics, spread
 from training.cli import cli
-from training.data import TrainingData, make_mooney_rivlin_group
-from training.folds import held_out_section, holdout_split, label_folds, plan_folds
+from training.covariate_data import make_covariate_group
+from training.data import CovariateColumn, TrainingData, make_mooney_rivlin_group
+from training.folds import (
+    condition_folds,
+    held_out_plans,
+    held_out_section,
+    holdout_split,
+    label_folds,
+    plan_folds,
+)
 from training.model import BNNConfig
 from training.pipeline import fit_data
 
@@ -231,3 +239,70 @@ def test_cli_folds_zero_scores_nothing_and_one_is_a_single_split(
     result = runner.invoke(cli, [*base, "--folds", "1", "--holdout", "0.4"])
     assert result.exit_code == 0, result.output
     assert "held-out (2 materials in 1 fold)" in result.output
+
+
+def covariate_data(design: str = "compound", temperatures: tuple[float, ...] = (
+        253.15, 273.15, 296.15, 323.15, 353.15), materials: int = 6,
+        points: int = 8) -> TrainingData:
+    frame = make_covariate_group(materials=materials, points=points, seed=2, design=design,
+                                 temperatures=temperatures)
+    columns = (CovariateColumn("temperature", "K"), CovariateColumn("filler"))
+    return TrainingData(frame["strain"].to_numpy(), frame["stress"].to_numpy(),
+                        frame["material"].to_numpy(), "strain", "stress", "-", len(frame),
+                        frame[["temperature", "filler"]].to_numpy(), columns)
+
+
+def test_condition_folds_leave_out_interior_conditions_scored_by_material() -> None:
+    """Temperature varies within a compound, filler does not (a material property, held
+    out with its material): the folds leave out the three interior temperatures."""
+    data = covariate_data()
+    folds = condition_folds(data, count=5, seed=0)
+    assert folds is not None and (folds.by, folds.count, folds.unit_name) == (
+        "condition", 3, "material")
+    left_out = sorted(np.unique(data.covariates[folds.fold >= 0, 0]))
+    assert left_out == [273.15, 296.15, 323.15]  # never 253.15 or 353.15: no extrapolation
+    for k in range(3):
+        temperatures = np.unique(data.covariates[folds.test_rows(k), 0])
+        assert temperatures.size == 1
+        assert folds.names[k] == f"temperature={temperatures[0]:g} K"
+        assert np.array_equal(np.unique(folds.unit[folds.test_rows(k)]), np.arange(6))
+    one = condition_folds(data, count=1, seed=0)  # fewer fits: one condition each
+    assert one is not None and one.count == 1 and one.names[0] in folds.names
+    assert condition_folds(data, count=0, seed=0) is None
+    assert condition_folds(covariate_data(temperatures=(253.15, 353.15)), 5, 0) is None
+    assert condition_folds(covariate_data(design="specimen"), 5, 0) is None
+    assert condition_folds(group_data(materials=6), 5, 0) is None
+
+
+@pytest.mark.parametrize(("data", "folds", "expected"), [
+    (group_data(40, 50), None, (5, 0)),  # the demo group: 5 x 1,600 training rows
+    (group_data(100, 50), None, (2, 0)),  # 5,000 rows: two folds
+    (group_data(200, 50), None, (1, 0)),  # 10,000 rows: the single split
+    (group_data(100, 50), 5, (5, 0)),
+    (covariate_data(), None, (5, 3)),  # small: every fit the budget allows
+    (covariate_data(materials=40, points=25), None, (1, 1)),  # 5,000 rows: half each
+    (covariate_data(materials=40, points=25), 4, (4, 3)),
+    (covariate_data(), 1, (1, 0)),
+    (covariate_data(), 0, (0, 0)),
+])
+def test_held_out_plans_fit_a_budget_of_training_rows_unless_folds_are_given(
+        data: TrainingData, folds: int | None, expected: tuple[int, int]) -> None:
+    plans = held_out_plans(data, folds, holdout=0.2, seed=0)
+    conditions = plans.get("held_out_conditions")
+    assert (plans["held_out"].count, conditions.count if conditions else 0) == expected
+    assert held_out_plans(data, folds, holdout=0.0, seed=0)["held_out"].count == 0
+    assert "held_out_conditions" not in held_out_plans(data, folds, holdout=0.0, seed=0)
+
+
+def test_a_covariate_fit_stores_scores_at_untested_conditions() -> None:
+    data = covariate_data()
+    metrics = fit_data(data, TINY_CONFIG, folds=3, parallel=False).artifact.manifest["metrics"]
+    assert metrics["held_out"]["rows"] == data.rows  # the folds of materials, as ever
+    conditions = metrics["held_out_conditions"]
+    assert conditions["rows"] == 6 * 3 * 8  # every curve at the 3 interior temperatures
+    assert conditions["spread"]["units"] == 6 and conditions["spread"]["folds"] == 3
+    named = [held for fold in conditions["folds"] for held in fold["held_out"]]
+    assert sorted(named) == [f"temperature={t} K" for t in ("273.15", "296.15", "323.15")]
+    for fold in conditions["folds"]:
+        assert fold["train_rows"] == data.rows - fold["rows"]
+    assert np.isfinite(conditions["nlpd"]) and 0 <= conditions["coverage"]["0.95"] <= 1

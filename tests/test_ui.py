@@ -310,7 +310,8 @@ def test_version_page_shows_intervals_over_materials_and_each_fold(client: TestC
     detail = client.get("/v1/models/rubber/versions/4").json()
     held = detail["metrics"]["held_out"]
     html = client.get("/ui/models/rubber/versions/4").text
-    spread = cells(html, "data-spread", "data-metric")
+    table = html.split('id="metrics"', 1)[1].split("</table>", 1)[0]
+    spread = cells(table, "data-spread", "data-metric")
     nlpd = held["spread"]["nlpd"]
     assert spread[("nlpd", "nlpd")] == (
         f"{nlpd['low_95']:.3f} – {nlpd['high_95']:.3f} (SE {nlpd['se']:.3f})")
@@ -319,8 +320,27 @@ def test_version_page_shows_intervals_over_materials_and_each_fold(client: TestC
         f"{coverage['low_95']:.3f} – {coverage['high_95']:.3f}")
     assert spread[("rows", "rows")] == "40 materials"
     assert "2000 rows of 40 materials in 5 folds" in " ".join(html.split())
-    folds = re.findall(r'<tr data-fold="(\d+)">', html)
+    folds = re.findall(r'<tr data-fold="(\d+)">', html.split('id="folds"', 1)[1].split(
+        "</table>", 1)[0])
     assert folds == [str(fold["fold"]) for fold in held["folds"]] == ["1", "2", "3", "4", "5"]
+
+
+def test_version_page_shows_scores_at_untested_conditions_where_stored(
+        client: TestClient) -> None:
+    conditions = client.get("/v1/models/rubber/versions/4").json()["metrics"][
+        "held_out_conditions"]
+    html = client.get("/ui/models/rubber/versions/4").text
+    text = " ".join(html.split())
+    assert ("between the conditions it kept (temperature=273.15 K; temperature=296.15 K; "
+            "temperature=323.15 K)") in text
+    table = html.split('id="metrics-conditions"', 1)[1].split("</table>", 1)[0]
+    spread = cells(table, "data-spread", "data-metric")
+    coverage = conditions["spread"]["coverage"]["0.95"]
+    assert spread[("coverage_0.95", "coverage_0.95")].startswith(
+        f"{coverage['low_95']:.3f} – {coverage['high_95']:.3f}")
+    assert f"{conditions['nlpd']:.3f}" in table
+    assert 'id="folds-conditions"' in html
+    assert 'id="metrics-conditions"' not in client.get("/ui/models/rubber/versions/3").text
 
 
 def test_a_version_stored_before_folds_shows_its_single_split_without_a_spread(

@@ -57,12 +57,23 @@ def metrics_for(index: int) -> dict[str, Any]:
                       "nlpd": held["nlpd"] + 0.05 * (k - 2), "crps": held["crps"],
                       "coverage": held["coverage"], "miscalibration_area": 0.02}
                      for k in range(5)]
-    return {
+    metrics = {
         "split": {"by": "group", "folds": 5, "fraction": 0.2, "seed": index,
                   "test_rows": 2000, "held_out_groups": [f"m{k}" for k in range(40)]},
         "held_out": held,
         **common_metrics(rng, scores),
     }
+    if index == 4:  # a covariate model: also scored at interior conditions left out
+        conditions = scores(1200, -0.03)
+        conditions["spread"] = spread_for(conditions, rng)
+        conditions["folds"] = [
+            {"fold": k + 1, "held_out": [f"temperature={t} K"], "rows": 400,
+             "train_rows": 1600, "wall_time_s": 21.0, "nlpd": conditions["nlpd"],
+             "crps": conditions["crps"], "coverage": conditions["coverage"],
+             "miscalibration_area": 0.03}
+            for k, t in enumerate(("273.15", "296.15", "323.15"))]
+        metrics["held_out_conditions"] = conditions
+    return metrics
 
 
 def spread_for(held: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:

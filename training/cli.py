@@ -9,7 +9,6 @@ import numpy as np
 import typer
 
 from training import covariate_data
-from training.config import DEFAULT_FOLDS
 from training.data import LAWS
 
 if TYPE_CHECKING:
@@ -108,11 +107,14 @@ def fit(
                                                help="NUTS target acceptance rate."),
     members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits) "
                                        "of bootstrap/ensemble = stored draws."),
-    folds: int = typer.Option(DEFAULT_FOLDS, min=0, help="Score the fit by K further fits, "
-                              "each without one of K folds of the materials (rows without a "
-                              "group column) and scored on it: every material held out once, "
-                              "scores with their spread over materials. 1: one split of "
-                              "--holdout; 0: no held-out scores."),
+    folds: int | None = typer.Option(None, min=0, help="Score the fit by K further fits, "
+                                     "each without one of K folds of the materials (rows "
+                                     "without a group column) and scored on it: every "
+                                     "material held out once, scores with their spread over "
+                                     "materials; a covariate model also leaves up to K "
+                                     "interior tested conditions out. 1: one split of "
+                                     "--holdout; 0: no held-out scores. [default: 5, fewer "
+                                     "for data over 2,000 rows (docs/calibration.md)]"),
     holdout: float = typer.Option(0.2, min=0.0, max=0.9,
                                   help="With --folds 1: fraction of groups (else rows) held "
                                   "out. 0 scores nothing, whatever --folds."),
@@ -208,6 +210,9 @@ def _fit_summary(artifact: object) -> str:
             gain = curves.get("conditioning", {}).get("gain_nats_per_point")
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
+    conditions = metrics.get("held_out_conditions")
+    if conditions:
+        parts.append(_held_out_scores(conditions, "untested interior conditions"))
     if spec.curve_model is not None and spec.curve_model.fit:
         parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
     if spec.covariates and spec.tested_conditions:
@@ -216,25 +221,11 @@ def _fit_summary(artifact: object) -> str:
     return ", ".join(parts)
 
 
-def _held_out_scores(held: dict) -> str:  # type: ignore[type-arg]
-    """Held-out NLPD, CRPS and 95% coverage, with their spread over materials when the
-    version has one: the SE of the means, the 95% interval of the coverage."""
-    spread = held.get("spread")
-    if not spread:
-        return (f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
-                f"95% coverage {held['coverage']['0.95']:.3f}")
-    coverage = spread["coverage"]["0.95"]
+def _held_out_scores(held: dict, what: str = "held-out") -> str:  # type: ignore[type-arg]
+    from training.folds import summary_parts
 
-    def se(key: str, spec: str) -> str:
-        value = spread[key]["se"]
-        return "" if value is None else f" ± {value:{spec}}"
-
-    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
-    return (f"held-out ({spread['units']} {spread['unit']}s in {folds}) "
-            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}, "
-            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}, "
-            f"95% coverage {held['coverage']['0.95']:.3f} "
-            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]")
+    first, *scores = summary_parts(held, what)
+    return f"{first} {', '.join(scores)}"
 
 
 def _check_registry(database_url: str | None) -> None:
@@ -346,7 +337,7 @@ def demo(
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
         method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
-        members=None, folds=DEFAULT_FOLDS, holdout=0.2, report=None, seed=0,
+        members=None, folds=None, holdout=0.2, report=None, seed=0,
         database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None,
         covariate=[])
 

@@ -26,10 +26,12 @@ NOISE_MODELS: tuple[str, ...] = get_args(Noise)
 NOISE_LINKS: tuple[str, ...] = get_args(NoiseLink)
 # Methods whose draws are MAP fits (one per member) rather than posterior samples.
 MAP_ENSEMBLES = ("bootstrap", "ensemble")
-# Held-out fits that score a version: K folds by material (training.folds). Five give
-# every material a held-out score from a fit on 80% of the others, at the cost of six
-# fits in all (docs/calibration.md, "Held-out figures and their spread").
-DEFAULT_FOLDS = 5
+# Held-out fits that score a version (training.folds): K folds by material, at most five.
+# Left to its default, K is the largest that keeps the fold fits' training rows, in all,
+# within HELD_OUT_ROWS: five folds of the demo group (2,000 rows), fewer for more rows, as
+# a fit's time grows with its rows (docs/calibration.md, "Held-out protocol").
+MAX_FOLDS = 5
+HELD_OUT_ROWS = 8_000
 
 
 @dataclass(frozen=True)

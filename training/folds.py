@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from training import calibration, curve_metrics, spread
+from training.config import HELD_OUT_ROWS, MAX_FOLDS
 from training.data import TrainingData
 
 
@@ -69,7 +71,8 @@ class Folds:
     fold: np.ndarray
     unit: np.ndarray
     unit_name: str
-    fraction: float  # of the rows' units held out by each fit
+    fraction: float  # of the rows' units (by condition: of the conditions) each fit holds out
+    names: tuple[str, ...] = ()  # what each fold holds out, when not its units (conditions)
 
     @property
     def count(self) -> int:
@@ -102,6 +105,37 @@ def label_folds(labels: np.ndarray, units: np.ndarray, by: str, unit_name: str) 
     return Folds(by, fold.reshape(-1), np.asarray(units), unit_name, 1.0 / len(distinct))
 
 
+def held_out_plans(data: TrainingData, folds: int | None, holdout: float, seed: int
+                   ) -> dict[str, Folds]:
+    """The held-out fits of a version, by the metrics section each plan becomes:
+    `held_out` (folds of materials, `plan_folds`) and, for a covariate model,
+    `held_out_conditions` (`condition_folds`).
+
+    Given `folds` K >= 2: K folds of materials and up to K conditions left out. Not given
+    (None): the most that keeps all held-out fits' training rows within HELD_OUT_ROWS,
+    at most MAX_FOLDS of each; a covariate model gives half of them to leaving conditions
+    out, which only it can be asked about."""
+    if folds is not None or holdout <= 0:
+        plans = {"held_out": plan_folds(data, 0 if folds is None else folds, holdout, seed)}
+        conditions = condition_folds(data, folds if folds and folds >= 2 and holdout > 0
+                                     else 0, seed)
+    else:
+        probe = condition_folds(data, MAX_FOLDS, seed)
+        budget = HELD_OUT_ROWS // 2 if probe else HELD_OUT_ROWS
+        rows = max(data.rows, 1)
+        material = plan_folds(data, max(1, min(MAX_FOLDS, budget // rows + 1)), holdout, seed)
+        plans = {"held_out": material}
+        conditions = None
+        if probe:  # each held-out fit trains on the rows its fold does not hold out
+            used = material.count * data.rows - np.count_nonzero(material.fold >= 0)
+            per_condition = data.rows - np.count_nonzero(probe.fold >= 0) / probe.count
+            conditions = condition_folds(
+                data, min(MAX_FOLDS, int((HELD_OUT_ROWS - used) // per_condition)), seed)
+    if conditions is not None:
+        plans["held_out_conditions"] = conditions
+    return plans
+
+
 def plan_folds(data: TrainingData, folds: int, holdout: float, seed: int) -> Folds:
     """`folds` >= 2: K folds by material (by row without a material column), K at most the
     number of materials (rows); 1: the single split `holdout_split`; 0, or `holdout` 0:
@@ -124,6 +158,43 @@ def plan_folds(data: TrainingData, folds: int, holdout: float, seed: int) -> Fol
     fold = np.empty(data.rows, dtype=int)
     fold[rng.permutation(data.rows)] = np.arange(data.rows) % count
     return Folds("rows", fold, np.arange(data.rows), "row", 1.0 / count)
+
+
+def condition_folds(data: TrainingData, count: int, seed: int) -> Folds | None:
+    """Leave tested conditions out, one per fit, scored by material: up to `count` fits,
+    each without every curve at one interior condition (chosen at random, `seed`, when
+    there are more), scored on those curves.
+
+    A condition is a combination of the covariates that vary within a material (the
+    temperature and rate a compound was tested at); covariates fixed per material (its
+    filler fraction) are its properties, held out with it by the folds of materials.
+    Interior conditions lie strictly inside the tested range of every such covariate, so
+    each fit answers between tested conditions, as a user asking for an untested one
+    does. None without covariates, materials, a condition that varies within a material
+    or an interior condition, and with `count` 0."""
+    if data.covariates is None or data.groups is None or count < 1:
+        return None
+    varying = [j for j in range(data.covariates.shape[1])
+               if pd.Series(data.covariates[:, j]).groupby(data.groups).nunique().max() > 1]
+    if not varying:
+        return None
+    values = data.covariates[:, varying]
+    conditions, inverse = np.unique(values, axis=0, return_inverse=True)
+    inside = np.all((conditions > values.min(axis=0)) & (conditions < values.max(axis=0)),
+                    axis=1)
+    interior = np.flatnonzero(inside)
+    if interior.size == 0:
+        return None
+    if interior.size > count:
+        interior = np.sort(np.random.default_rng(seed).choice(interior, count, replace=False))
+    fold_of = np.full(len(conditions), -1)
+    fold_of[interior] = np.arange(interior.size)
+    columns = [data.covariate_columns[j] for j in varying]
+    names = tuple(", ".join(f"{c.name}={v:g} {c.unit}"
+                            for c, v in zip(columns, conditions[i], strict=True))
+                  for i in interior)
+    return Folds("condition", fold_of[inverse.reshape(-1)], data.groups, "material",
+                 1.0 / len(conditions), names)
 
 
 def _single(data: TrainingData, split: Split, fraction: float) -> Folds:
@@ -174,7 +245,8 @@ def held_out_section(folds: Folds, results: list[dict[str, Any]],
 def _fold_entry(folds: Folds, k: int, result: dict[str, Any]) -> dict[str, Any]:
     """One fold's own scores, as its fit alone would have stored them."""
     metrics = result["metrics"]
-    entry = {"fold": k + 1, "held_out": [str(g) for g in folds.split(k).held_out_groups],
+    held = [folds.names[k]] if folds.names else [str(g) for g in folds.split(k).held_out_groups]
+    entry = {"fold": k + 1, "held_out": held,
              "rows": metrics["rows"], "train_rows": result["fit"]["train_rows"],
              "wall_time_s": result["fit"]["wall_time_s"], "nlpd": metrics["nlpd"],
              "crps": metrics["crps"], "coverage": metrics["coverage"],
@@ -182,3 +254,25 @@ def _fold_entry(folds: Folds, k: int, result: dict[str, Any]) -> dict[str, Any]:
     if metrics.get("curves"):
         entry["curves"] = metrics["curves"]
     return entry
+
+
+def summary_parts(held: dict[str, Any], what: str = "held-out") -> list[str]:
+    """A held-out section's headline as text: what was held out (with its materials and
+    folds), then NLPD and CRPS with their standard errors and the 95% coverage with its
+    95% interval; without a spread (stored before folds), the scores alone."""
+    spread = held.get("spread")
+    if not spread:
+        return [what, f"NLPD {held['nlpd']:.3f}", f"CRPS {held['crps']:.4f}",
+                f"95% coverage {held['coverage']['0.95']:.3f}"]
+
+    def se(key: str, spec: str) -> str:
+        value = spread[key]["se"]
+        return "" if value is None else f" ± {value:{spec}}"
+
+    coverage = spread["coverage"]["0.95"]
+    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
+    return [f"{what} ({spread['units']} {spread['unit']}s in {folds})",
+            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}",
+            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}",
+            f"95% coverage {held['coverage']['0.95']:.3f} "
+            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]

@@ -31,9 +31,8 @@ from service.manifest import (
     Normalisation,
     TrainingDomain,
 )
-from training.config import DEFAULT_FOLDS
 from training.data import CovariateColumn, TrainingData, load_csv, subset
-from training.folds import Folds, Split, plan_folds
+from training.folds import Folds, Split, held_out_plans
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
 if TYPE_CHECKING:
@@ -73,27 +72,29 @@ def library_versions() -> dict[str, str]:
 
 def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
              holdout: float = 0.2, report_dir: Path | None = None,
-             parallel: bool = True, folds: int = DEFAULT_FOLDS) -> TrainedFit:
+             parallel: bool = True, folds: int | None = None) -> TrainedFit:
     """Fit the served version on ALL the data, and score separate fits on held-out folds.
 
     The served posterior uses every material. Its held-out metrics come from `folds`
-    further fits of the same configuration, each without one fold of the materials and
-    scored on it (`training.folds`; `folds` 1 holds out the fraction `holdout` once):
-    they estimate, with their spread over materials, how a fit of this kind does on new
-    materials. The fits run in worker processes beside the served fit (`parallel`), one
-    per core. `holdout=0` or `folds=0` runs only the served fit and stores no held-out
-    metrics.
+    further fits of the same configuration (None: as many as
+    `training.folds.held_out_plans` affords), each without one fold of the materials and
+    scored on it (`folds` 1 holds out the fraction `holdout` once): they estimate, with
+    their spread over materials, how a fit of this kind does on new materials. A
+    covariate model is also scored at interior tested conditions left out
+    (`training.folds.condition_folds`, metrics `held_out_conditions`). The fits run in
+    worker processes beside the served fit (`parallel`). `holdout=0` or `folds=0` runs
+    only the served fit and stores no held-out metrics.
     """
     from training import calibration
     from training.folds import held_out_section, split_section
 
-    # Each plan of held-out fits becomes the metrics section of its name (another way to
-    # split, e.g. `training.folds.label_folds` by tested condition, is one more entry).
-    plans = {"held_out": plan_folds(data, folds, holdout, config.model.seed)}
+    # Each plan of held-out fits becomes the metrics section of its name.
+    seed = config.model.seed
+    plans = held_out_plans(data, folds, holdout, seed)
     trained, results = fit_with_folds(data, plans, config, units, parallel)
     posterior, spec = trained.posterior, trained.artifact.spec
     y_scale = spec.normalisation.y_scale
-    metrics: dict[str, Any] = {"split": split_section(plans["held_out"], config.model.seed),
+    metrics: dict[str, Any] = {"split": split_section(plans["held_out"], seed),
                                "refit_on_all_data": True}
     for name, plan in plans.items():
         if results[name]:
@@ -267,7 +268,7 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
 
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
             group: str | None = "material", units: Units = Units(), holdout: float = 0.2,
-            report_dir: Path | None = None, folds: int = DEFAULT_FOLDS,
+            report_dir: Path | None = None, folds: int | None = None,
             covariates: Sequence[CovariateColumn] = ()) -> TrainedFit:
     return fit_data(load_csv(path, x, y, group, covariates), config, units, holdout,
                     report_dir, folds=folds)

@@ -6,8 +6,9 @@
 - ``sd.png``: aleatoric and epistemic SD against strain next to the empirical per-strain
   SD of the training data (the picture the textbook BNN gets wrong).
 - ``calibration.png``: observed vs nominal central-interval coverage, training and
-  held-out, with the held-out curve's 95% interval over materials and the held-out NLPD
-  and 95% coverage with theirs.
+  held-out (and, for a covariate model, at untested interior conditions), with each
+  held-out curve's 95% interval over materials and its NLPD, CRPS and 95% coverage with
+  their spread.
 - ``convergence.png``: ADVI loss trace per step (with its smoothed curve); for NUTS the
   per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
   member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
@@ -37,6 +38,7 @@ from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration, report_covariates, report_curves  # noqa: E402
 from training.curve_metrics import ConditioningExample  # noqa: E402
 from training.data import TrainingData, subset  # noqa: E402
+from training.folds import summary_parts  # noqa: E402
 
 
 def _labels(posterior: Posterior) -> tuple[str, str]:
@@ -134,40 +136,33 @@ def _calibration_figure(posterior: Posterior, title: str) -> plt.Figure:
     metrics = posterior.spec.metrics
     figure, axis = plt.subplots(figsize=(5, 5))
     axis.plot([0, 1], [0, 1], color="0.5", lw=1, label="perfect calibration")
-    for key, colour in (("training", "0.3"), ("held_out", "tab:red")):
+    curves = (("training", "training", "0.3"), ("held_out", "held-out", "tab:red"),
+              ("held_out_conditions", "untested conditions", "tab:purple"))
+    for key, label, colour in curves:
         if key in metrics:
             curve = metrics[key]["calibration_curve"]
             area = metrics[key]["miscalibration_area"]
             axis.plot(curve["nominal"], curve["observed"], color=colour, lw=2,
-                      label=f"{key.replace('_', '-')} (miscal. area {area:.3f})")
-    held = metrics.get("held_out") or {}
-    spread = held.get("spread")
-    if spread:
-        curve = held["calibration_curve"]
-        axis.fill_between(curve["nominal"], curve["low_95"], curve["high_95"],
-                          color="tab:red", alpha=0.15, lw=0,
-                          label=f"95% interval over {spread['units']} held-out "
-                                f"{spread['unit']}s")
-        axis.text(0.98, 0.02, held_out_summary(held), transform=axis.transAxes, ha="right",
+                      label=f"{label} (miscal. area {area:.3f})")
+    summary = []
+    for key, label, colour in curves[1:]:
+        held = metrics.get(key) or {}
+        spread = held.get("spread")
+        if spread:
+            curve = held["calibration_curve"]
+            axis.fill_between(curve["nominal"], curve["low_95"], curve["high_95"],
+                              color=colour, alpha=0.15, lw=0,
+                              label=f"{label}: 95% interval over {spread['units']} "
+                                    f"{spread['unit']}s")
+            summary += summary_parts(held, label)
+    if summary:
+        axis.text(0.98, 0.02, "\n".join(summary), transform=axis.transAxes, ha="right",
                   va="bottom", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     axis.set(xlabel="nominal central-interval probability [1]",
              ylabel="observed fraction inside [1]", xlim=(0, 1), ylim=(0, 1),
              title=f"{title}: calibration")
     axis.legend(loc="upper left", fontsize=8)
     return figure
-
-
-def held_out_summary(held: dict[str, Any]) -> str:
-    """The held-out scores with their 95% intervals over units, one per line."""
-    spread = held["spread"]
-    nlpd, coverage = spread["nlpd"], spread["coverage"]["0.95"]
-    lines = [f"held out: {spread['units']} {spread['unit']}s in {spread['folds']} fold"
-             f"{'s' if spread['folds'] != 1 else ''}",
-             f"NLPD {held['nlpd']:.3f}" + (f" [{nlpd['low_95']:.3f}, {nlpd['high_95']:.3f}]"
-                                           if nlpd["low_95"] is not None else ""),
-             f"95% coverage {held['coverage']['0.95']:.3f} "
-             f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]
-    return "\n".join(lines)
 
 
 def _convergence_figure(posterior: Posterior, result: Any, x_label: str, y_label: str,
