@@ -280,7 +280,7 @@ def main() -> None:
     only = {part.strip() for part in args.only.split(",")}
     print(f"cores: {os.cpu_count()}, load average: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    for name in (n.strip() for n in args.families.split(",")):
+    for name in (n.strip() for n in args.families.split(",") if n.strip()):
         family = FAMILIES[name]
         frame = family.make()
         print(f"\n{name}: covariates {', '.join(c.name for c in family.covariates)}; "
