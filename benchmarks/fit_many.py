@@ -14,8 +14,8 @@ then, with the load average before and after each step:
 4. as a pod of the Indexed Job runs it: `fit-many --index`-less with JOB_COMPLETION_INDEX
    set, registering through a live `surrogate-serve`'s admin API (a fresh registry),
    then again (skipped, read through the API).
-Small but real fits (the default bootstrap method with few members); timings on a shared
-machine are noisy, so compare the ratio of one run.
+Small but real fits (the default bootstrap method with few members, one held-out split
+unless --folds); timings on a shared machine are noisy, so compare the ratio of one run.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from service.errors import NotFoundError  # noqa: E402
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head  # noqa: E402
 from service.registry.reads import model_detail, version_detail  # noqa: E402
 from tests.service_process import ServerProcess, free_port, service_command  # noqa: E402
@@ -73,7 +74,11 @@ def registered(database_url: str, names: list[str]) -> None:
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
         for name in names:
-            newest = model_detail(session, name)["versions"][-1]["version"]
+            try:
+                newest = model_detail(session, name)["versions"][-1]["version"]
+            except NotFoundError:
+                print(f"  {name}: not registered")
+                continue
             detail = version_detail(session, name, newest)
             held = detail["metrics"].get("held_out", {})
             print(f"  {name} v{newest}: fit_data_sha256 {detail['tags']['fit_data_sha256'][:12]}"
@@ -91,6 +96,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=25)
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=1,
+                        help="held-out fits per group (fit's default is 5; 1 keeps it short)")
     args = parser.parse_args()
     laws = list(LAWS)
     with tempfile.TemporaryDirectory(prefix="fit-many-bench-") as folder:
@@ -105,20 +112,22 @@ def main() -> None:
                                          "0.3,2,0\n0.4,3,0\n")
         plan = work / "plan.yaml"
         plan.write_text(yaml.safe_dump({
-            "defaults": {"members": args.members, "alias": "production"},
+            "defaults": {"members": args.members, "folds": args.folds, "alias": "production"},
             "groups": [*({"name": name, "csv": f"{name}.csv"} for name in names),
                        {"name": "broken", "csv": "broken.csv"}]}))
         databases = {key: f"sqlite:///{work / key}.db" for key in ("seq", "many", "server")}
         for url in databases.values():
             upgrade_to_head(url)
         print(f"{args.groups} groups of {args.materials} materials x {args.points} strains, "
-              f"bootstrap with {args.members} members, {os.cpu_count()} cores; {load()}")
+              f"bootstrap with {args.members} members, {args.folds} held-out fold(s), "
+              f"{os.cpu_count()} cores; {load()}")
 
         print("\n1. one after another: surrogate-train fit, per group")
         sequential = 0.0
         for name in names:
             elapsed, _ = run([str(BIN / "surrogate-train"), "fit", f"{name}.csv", "--name",
-                              name, "--members", str(args.members), "--alias", "production",
+                              name, "--members", str(args.members), "--folds", str(args.folds),
+                              "--alias", "production",
                               "--database-url", databases["seq"]], work)
             sequential += elapsed
 

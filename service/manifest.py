@@ -121,6 +121,10 @@ class CurveDomain(BaseModel):
         return self
 
 
+# Bound on the curve model's log test-noise variances (training keeps its fit inside it).
+LOG_VARIANCE_BOUND = 50.0
+
+
 class CurveModelSection(BaseModel):
     """The manifest's `curve_model` section: what `training.curves` fitted."""
 
@@ -148,8 +152,9 @@ class CurveModelSection(BaseModel):
         if len(self.between_cholesky) != k or any(len(row) != k
                                                   for row in self.between_cholesky):
             raise ValueError(f"between_cholesky must be {k} x {k} (the basis size)")
-        if any(abs(g) > 50 for g in self.within_log_variance):
-            raise ValueError("within_log_variance entries must lie in [-50, 50]")
+        if any(abs(g) > LOG_VARIANCE_BOUND for g in self.within_log_variance):
+            raise ValueError(f"within_log_variance entries must lie in "
+                             f"[-{LOG_VARIANCE_BOUND:g}, {LOG_VARIANCE_BOUND:g}]")
         return self
 
 

@@ -22,14 +22,20 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
-from tests.parallel import pytensor_compiledir_per_worker, start_kernel_warmup
+from service.main import create_app
+from service.registry.db import make_engine, make_session_factory, upgrade_to_head
+from service.registry.tables import Base
+from service.settings import Settings
+from tests.cli_helpers import CliFit, tiny_cli_fit
+from tests.parallel import (
+    keep_module_fixtures_on_one_worker,
+    pytensor_compiledir_per_worker,
+    slow_first,
+    start_kernel_warmup,
+)
+from tests.postgres_server import PostgresServer, find_pg_bin
 
-pytensor_compiledir_per_worker()  # before any test imports PyTensor
-from service.main import create_app  # noqa: E402
-from service.registry.db import make_engine, make_session_factory, upgrade_to_head  # noqa: E402
-from service.registry.tables import Base  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from tests.postgres_server import PostgresServer, find_pg_bin  # noqa: E402
+pytensor_compiledir_per_worker()  # nothing above imports PyTensor; tests do, later
 
 PG_TEMPLATE = "registry_template"
 _database_numbers = itertools.count(1)
@@ -40,6 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "backends(*names): run database tests against these registries "
         "(sqlite, postgresql)")
     start_kernel_warmup(config)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker (`make test`)
+        slow_first(items)
+        keep_module_fixtures_on_one_worker(items)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -118,6 +131,16 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_tiny_fit(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> CliFit:
+    """One TINY `surrogate-train fit` into a registry of its own, for the tests that only
+    read what it wrote and registered. Mark them `xdist_group("tiny_cli_fit")`, so that
+    under pytest-xdist they share one worker and this one fit."""
+    folder = tmp_path_factory.mktemp("tiny-cli-fit")
+    shutil.copy(migrated_template, folder / "registry.db")
+    return tiny_cli_fit(folder, f"sqlite:///{folder / 'registry.db'}")
+
+
 @pytest.fixture
 def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if db_backend == "postgresql":
@@ -144,3 +167,12 @@ def settings(database_url: str) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def covariate_fit(tmp_path_factory: pytest.TempPathFactory):  # -> covariate_fit.CovariateFit
+    """One tiny real fit of a model with covariates (and its report) per test session
+    (about 20 s), shared by the export, OIP, web page and report tests."""
+    from tests.covariate_fit import fit_covariate_model
+
+    return fit_covariate_model(tmp_path_factory.mktemp("covariate_report"))

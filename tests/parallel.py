@@ -38,3 +38,19 @@ def start_kernel_warmup(config: pytest.Config) -> None:
     process = subprocess.Popen([str(Path(sys.executable).parent / "surrogate-serve"),
                                 "warmup"], stdout=subprocess.DEVNULL)
     config.add_cleanup(lambda: process.wait(timeout=600))
+
+
+def keep_module_fixtures_on_one_worker(items: list[pytest.Item]) -> None:
+    """Tests that share a module-scoped fixture (a live server, a fit, a browser) go to one
+    worker together (`--dist loadgroup`): split across workers, each would build it."""
+    for item in items:
+        definitions = item._fixtureinfo.name2fixturedefs.values()
+        if any(defs[-1].scope == "module" for defs in definitions if defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def slow_first(items: list[pytest.Item]) -> None:
+    """Tests marked slow (real fits, live topologies) first: the workers then end on many
+    short tests, which share out evenly, instead of one waiting for the other's long one.
+    (A group still runs as one batch, its slow tests first.)"""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -22,7 +22,7 @@ from tests.service_process import ServerProcess, free_port, service_command
 from training.cli import cli, fit
 from training.compile_dirs import claim_slot, flags_with_compile_dir
 from training.fit_group import GroupJob, RegistryTarget
-from training.fit_many import DATA_TAG, OPTIONS_TAG, prepare
+from training.fit_many import DATA_TAG, OPTIONS_TAG, fingerprint, prepare
 from training.plan import load_plan
 
 # A fit of seconds, as tests/cli_helpers.TINY, one fit per group (no held-out split).
@@ -77,6 +77,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_fit_many_registers_skips_refits_and_survives_failed_entries(
     tmp_path: Path, database_url: str, compile_root: Path, compile_seed: list[str]
 ) -> None:
@@ -84,7 +85,7 @@ def test_fit_many_registers_skips_refits_and_survives_failed_entries(
         make_group_csv(tmp_path / f"{name}.csv", materials=4, points=8, seed=seed)
     (tmp_path / "broken.csv").write_text("strain,stress\n0.1,abc\n0.2,1\n0.3,2\n0.4,3\n")
     plan = write_plan(tmp_path, [
-        {"name": "rubber-a", "csv": "a.csv", "holdout": 0.25},  # one material held out
+        {"name": "rubber-a", "csv": "a.csv", "holdout": 0.25, "folds": 1},  # 1 material out
         {"name": "rubber-b", "csv": "b.csv"},
         {"name": "broken", "csv": "broken.csv"},  # bad data: refused before it is fitted
         {"name": "late", "csv": "a.csv", "report": "plan.yaml"},  # fails after its fit
@@ -146,6 +147,7 @@ def test_fit_many_registers_skips_refits_and_survives_failed_entries(
     assert code == 2 and "there is no entry 7" in output
 
 
+@pytest.mark.slow
 def test_an_indexed_pod_registers_through_the_admin_api(
     tmp_path: Path, compile_root: Path, compile_seed: list[str]
 ) -> None:
@@ -186,6 +188,30 @@ def test_an_indexed_pod_registers_through_the_admin_api(
                    "version 1" in output
     finally:
         server.stop()
+
+
+def test_covariates_reach_the_groups_data_and_its_fingerprint(tmp_path: Path) -> None:
+    """A plan's `covariate` option reads those columns as `fit --covariate` does (the job
+    carries them to the worker's fit) and is part of the options' fingerprint."""
+    made = runner.invoke(cli, ["make-data", "--out", str(tmp_path / "c.csv"), "--covariates",
+                               "--materials", "3", "--points", "5"])
+    assert made.exit_code == 0, made.output
+    plan = write_plan(tmp_path, [
+        {"name": "with", "csv": "c.csv", "covariate": ["temperature:K", "rate:1/s"]},
+        {"name": "without", "csv": "c.csv"}])
+    work = tmp_path / "work"
+    work.mkdir()
+    target = RegistryTarget(database_url="unused: forced jobs read no registry")
+    jobs = [prepare(entry, target, True, work) for entry in load_plan(plan, fit).entries]
+    assert isinstance(jobs[0], GroupJob) and isinstance(jobs[1], GroupJob)
+    assert [(c.name, c.unit) for c in jobs[0].data.covariate_columns] == [
+        ("temperature", "K"), ("rate", "1/s")]
+    assert jobs[0].data.covariates.shape == (75, 2)
+    assert jobs[1].data.covariates is None
+    options, sha = jobs[0].options, jobs[0].data.sha256
+    assert fingerprint(options, sha) == jobs[0].tags
+    assert fingerprint({**options, "covariate": ["temperature:K"]}, sha)[OPTIONS_TAG] \
+        != jobs[0].tags[OPTIONS_TAG]
 
 
 def test_compile_slots_are_exclusive_reused_and_seeded(tmp_path: Path) -> None:

@@ -20,12 +20,17 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from tests.oip_live import (
+    HOT_OUTPUTS,
+    HOT_RATE,
+    HOT_STRAIN,
+    HOT_TEMPERATURE,
     MAX_BYTES,
     MAX_POINTS,
     OUTPUTS,
     STRAIN,
     Service,
     assert_same,
+    hot_native,
     live_service,
     native,
 )
@@ -40,9 +45,31 @@ from tests.service_process import (
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with live_service(tmp_path_factory.mktemp("oip-live")) as running:
+def service(tmp_path_factory: pytest.TempPathFactory, covariate_fit) -> Iterator[Service]:
+    with live_service(tmp_path_factory.mktemp("oip-live"),
+                      covariate_fit.artifact) as running:
         yield running
+
+
+def test_grpc_infer_with_covariate_tensors_equals_native(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    metadata = client.get_model_metadata("hot", as_json=True)
+    assert metadata["inputs"] == [{"name": n, "datatype": "FP64", "shape": ["-1"]}
+                                  for n in ("strain", "temperature", "rate")]
+    inputs = []
+    for name, values in (("rate", HOT_RATE), ("strain", HOT_STRAIN),
+                         ("temperature", np.array([HOT_TEMPERATURE]))):
+        tensor = grpcclient.InferInput(name, list(values.shape), "FP64")
+        tensor.set_data_from_numpy(values)
+        inputs.append(tensor)
+    result = client.infer("hot", inputs,
+                          outputs=[grpcclient.InferRequestedOutput(n) for n in HOT_OUTPUTS])
+    assert_same(result, hot_native(service), HOT_OUTPUTS)
+    # A missing covariate tensor is INVALID_ARGUMENT naming it.
+    with pytest.raises(InferenceServerException) as missing:
+        client.infer("hot", inputs[1:])
+    assert "StatusCode.INVALID_ARGUMENT" in missing.value.status()
+    assert "inputs.rate" in missing.value.message()
 
 
 def test_grpc_health_and_metadata(service: Service) -> None:

@@ -129,35 +129,43 @@ def test_an_unreadable_plan_is_named(tmp_path: Path) -> None:
 
 
 def fit_with_one_more_option() -> Any:
-    """`fit` as it would be with a repeatable `--covariate NAME[:UNIT]` option added."""
+    """`fit` as it would be with one more option, `--replicates N` (at least 1)."""
 
     def extended(**options: Any) -> None:
         """Stands in for a fit that has gained an option."""
 
     signature = inspect.signature(fit)
-    covariate = inspect.Parameter("covariate", inspect.Parameter.KEYWORD_ONLY,
-                                  default=typer.Option([], help="NAME[:UNIT]"),
-                                  annotation=list[str])
+    replicates = inspect.Parameter("replicates", inspect.Parameter.KEYWORD_ONLY,
+                                   default=typer.Option(1, min=1), annotation=int)
     extended.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), covariate])
-    extended.__annotations__ = {**typing.get_type_hints(fit), "covariate": list[str]}
+        parameters=[*signature.parameters.values(), replicates])
+    extended.__annotations__ = {**typing.get_type_hints(fit), "replicates": int}
     return extended
 
 
 def test_keys_come_from_the_fit_command_itself(tmp_path: Path, data: Path) -> None:
-    """An option added to fit (here a repeatable covariate naming columns) is accepted in
-    a plan with no change to the plan code, and the columns it names are checked."""
+    """An option added to fit is a plan key with fit's type, default and range, with no
+    change to the plan code; the real fit, without it, refuses the key."""
+    plan = write_plan(tmp_path, [{"name": "a", "csv": "a.csv", "replicates": 3},
+                                 {"name": "b", "csv": "a.csv", "replicates": 0},
+                                 {"name": "c", "csv": "a.csv"}])
+    a, b, c = load_plan(plan, fit_with_one_more_option()).entries
+    assert a.options["replicates"] == 3 and problems_of(a) == []
+    assert problems_of(b) == ["replicates: Input should be greater than or equal to 1"]
+    assert c.options["replicates"] == 1
+    assert "unknown key 'replicates'" in load_plan(plan, fit).entries[0].problems[0]
+
+
+def test_covariates_are_checked_as_fit_parses_them(tmp_path: Path, data: Path) -> None:
     plan = write_plan(tmp_path, [{"name": "a", "csv": "a.csv", "covariate": "material:1"},
                                  {"name": "b", "csv": "a.csv",
-                                  "covariate": ["temperature:K"]}])
-    entries = load_plan(plan, fit_with_one_more_option()).entries
-    assert entries[0].options["covariate"] == ["material:1"]
-    assert problems_of(entries[0]) == []
-    assert problems_of(entries[1]) == [
-        f"column 'temperature' (covariate) not in {data} "
-        "(columns: ['strain', 'stress', 'material'])"]
-    # the real fit has no such option: the same plan is refused
-    assert "unknown key 'covariate'" in load_plan(plan, fit).entries[0].problems[0]
+                                  "covariate": ["temperature:K"]},
+                                 {"name": "c", "csv": "a.csv", "covariate": "9lives"}])
+    a, b, c = load_plan(plan, fit).entries
+    assert a.options["covariate"] == ["material:1"] and problems_of(a) == []
+    assert problems_of(b) == [f"column 'temperature' (covariate) not in {data} "
+                              "(columns: ['strain', 'stress', 'material'])"]
+    assert "--covariate '9lives': the name must start with a letter" in problems_of(c)[0]
 
 
 def test_every_fit_option_is_applied_by_fit_many_or_belongs_to_the_run() -> None:

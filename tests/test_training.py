@@ -8,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.artifact import Artifact
-from tests.cli_helpers import TINY, make_group_csv, runner
+from service.main import create_app
+from service.settings import Settings
+from tests.cli_helpers import TINY, CliFit, make_group_csv, runner
 from training.cli import cli
 from training.data import load_csv, make_mooney_rivlin_group
 from training.model import BNNConfig
@@ -35,23 +37,20 @@ def test_make_data_scatter_is_larger_in_compression_than_in_tension() -> None:
     assert frame["strain"].max() == pytest.approx(0.5)
 
 
-def test_cli_fit_registers_and_the_service_predicts_it(
-    small_csv: Path, database_url: str, client: TestClient, tmp_path: Path
-) -> None:
-    artifact_path = tmp_path / "fit.npz"
-    result = runner.invoke(cli, ["fit", str(small_csv), "--name", "rubber", "--alias",
-                                 "production", "--database-url", database_url,
-                                 "--artifact-out", str(artifact_path), *TINY])
-    assert result.exit_code == 0, result.output
-    assert "registered rubber version 1 as 'production'" in result.output
+@pytest.mark.xdist_group("tiny_cli_fit")
+def test_cli_fit_registers_and_the_service_predicts_it(shared_tiny_fit: CliFit) -> None:
+    assert "registered rubber version 1 as 'production'" in shared_tiny_fit.output
 
-    manifest = Artifact.from_bytes(artifact_path.read_bytes()).manifest
+    manifest = Artifact.from_bytes(shared_tiny_fit.artifact.read_bytes()).manifest
     assert manifest["architecture"]["hidden_sizes"] == [4]
-    assert manifest["data"]["rows"] == 48
+    assert manifest["data"]["rows"] == 72
     assert manifest["training_domain"] == {"min": -0.5, "max": 0.5}
     assert manifest["diagnostics"]["steps"] <= 300
 
-    response = client.post("/v1/models/rubber/predict", json={"strain": [-0.4, 0.0, 0.4]})
+    settings = Settings(database_url=shared_tiny_fit.database_url)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/models/rubber/predict",
+                               json={"strain": [-0.4, 0.0, 0.4]})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["version"] == 1

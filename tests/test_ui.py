@@ -333,3 +333,56 @@ def test_a_version_stored_before_folds_shows_its_single_split_without_a_spread(
     assert 'id="folds"' not in html
     bare = client.get("/ui/models/gent/versions/1").text
     assert "No held-out scores were stored" in bare
+
+
+def test_a_covariate_version_page_lists_its_covariates_and_tested_conditions(
+    covariate_fit, database_url: str
+) -> None:
+    import json
+    import re
+    from html import unescape
+
+    from service.registry.db import make_engine, make_session_factory
+    from tests.covariate_fit import register_models
+
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        register_models(session, covariate_fit)
+    engine.dispose()
+    with app_client(database_url) as client:
+        html = client.get("/ui/models/hot/versions/1").text
+        rows = dict(re.findall(r'<tr data-covariate="(\w+)">(.*?)</tr>', html, re.S))
+        assert list(rows) == ["temperature", "rate"]
+
+        def cell(name: str, column: str) -> str:
+            found = re.search(rf'data-col="{column}">(.*?)</td>', rows[name], re.S)
+            assert found, (name, column)
+            return unescape(found.group(1)).strip()
+
+        assert cell("temperature", "unit") == "K" and cell("rate", "unit") == "1/s"
+        assert cell("temperature", "range") == "273.15 … 323.15"
+        assert cell("rate", "range") == "0.01 … 0.1"
+        assert cell("temperature", "tested") == "273.15, 296.15, 323.15"
+        table = html.split('id="tested-conditions"')[1].split("</table>")[0]
+        conditions = re.findall(r"<tr><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td>",
+                                table)
+        assert sorted((float(t), float(r)) for t, r in conditions) == sorted(
+            map(tuple, covariate_fit.artifact.manifest["tested_conditions"]))
+        # "Try it" has one input per covariate, at the central tested condition.
+        inputs = dict(re.findall(r'data-covariate="(\w+)" value="([^"]+)"', html))
+        assert inputs == {"temperature": "296.15", "rate": "0.01"}
+        config = json.loads(unescape(re.search(r"data-try-it='([^']*)'", html).group(1)))
+        assert [c["name"] for c in config["covariates"]] == ["temperature", "rate"]
+        assert config["covariates"][0]["min"] == 273.15
+        # The export links answer at that condition.
+        links = re.findall(r'href="(/v1/models/hot/export[^"]*)"', html)
+        assert len(links) == 4
+        for href in links:
+            href = unescape(href)
+            assert "covariates=temperature:296.15,rate:0.01" in href
+            response = client.get(href)
+            assert response.status_code == 200, response.text[:300]
+        # A model without covariates shows no covariate section and no covariate input.
+        plain = client.get("/ui/models/plain/versions/1").text
+        assert 'id="covariates"' not in plain and "data-covariate" not in plain
+        assert "covariates=" not in plain

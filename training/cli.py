@@ -149,6 +149,8 @@ def fit(
         config = config_from_fit_options(
             noise=noise, hidden=hidden, method=method, steps=steps, draws=draws, tune=tune,
             chains=chains, target_accept=target_accept, members=members, seed=seed)
+        if not register_url:
+            _check_registry(database_url)  # before the fit, which takes far longer
         columns = [CovariateColumn.parse(option) for option in covariate]
         report_dir = report or default_report_dir(name)
         trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir,
@@ -233,6 +235,21 @@ def _held_out_scores(held: dict) -> str:  # type: ignore[type-arg]
             f"CRPS {held['crps']:.4f}{se('crps', '.4f')}, "
             f"95% coverage {held['coverage']['0.95']:.3f} "
             f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]")
+
+
+def _check_registry(database_url: str | None) -> None:
+    """Exit 2 naming the fix when the registry's schema is not at head."""
+    from service.registry.db import SchemaNotAtHeadError, check_schema_at_head, make_engine
+    from service.settings import get_settings
+
+    engine = make_engine(database_url or get_settings().database_url)
+    try:
+        check_schema_at_head(engine)
+    except SchemaNotAtHeadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
 
 
 def _register(database_url: str | None, registration: FitRegistration) -> int:

@@ -22,7 +22,7 @@ from scipy.optimize import minimize
 
 from service.inference.curves import design, normalise
 from service.inference.posterior import Posterior
-from service.manifest import CURVE_MODEL_KIND
+from service.manifest import CURVE_MODEL_KIND, LOG_VARIANCE_BOUND
 
 # Basis functions over the training domain: enough for the sharp change of the
 # between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).
@@ -168,9 +168,15 @@ def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, hig
         return None
     batches = _batches(curves, low, high, basis_size)
     theta0 = _start(batches, basis_size)
-    result = minimize(negative_log_likelihood, theta0,
-                      args=(batches, basis_size, smoothing),
-                      jac=True, method="L-BFGS-B",
+    # The manifest accepts log variances within +-LOG_VARIANCE_BOUND: a basis function
+    # that no curve of a small fold reaches would otherwise run off towards -inf.
+    chol_entries = theta0.size - basis_size
+    bounds = ([(None, None)] * chol_entries
+              + [(-LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)] * basis_size)
+    theta0[chol_entries:] = np.clip(theta0[chol_entries:], -LOG_VARIANCE_BOUND,
+                                    LOG_VARIANCE_BOUND)
+    result = minimize(negative_log_likelihood, theta0, args=(batches, basis_size, smoothing),
+                      jac=True, method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": max_iterations, "ftol": 1e-10})
     chol, gamma = _unpack(result.x, basis_size)
     points = sum(b.z.size for b in batches)

@@ -8,9 +8,9 @@ with a fingerprint of its data and options.
 - A group's data is hashed (sha256 of the bytes fitted) and its fit options too; both go
   into the version's tags at registration (`fit_data_sha256`, `fit_options_sha256`). A
   re-run skips a group whose newest ready version carries the same two, unless `force`.
-- Two fits per group (the served fit and the held-out one) run side by side, as in `fit`,
-  only when the cores allow two processes per group in flight; otherwise one after the
-  other, so that groups, not held-out splits, fill the cores.
+- A group's held-out fits (its folds) run beside its served fit in worker processes, as
+  in `fit`, only when the cores allow two processes per group in flight; otherwise one
+  after the other in the group's process, so that groups, not folds, fill the cores.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from training.config import config_from_fit_options
 from training.data import load_csv
 from training.data_source import DataSourceError, fetch
 from training.fit_group import GroupJob, GroupOutcome, RegistryTarget, fit_group, start_worker
-from training.plan import PlanEntry, problems_of
+from training.plan import PlanEntry, covariate_columns, problems_of
 
 DATA_TAG, OPTIONS_TAG = "fit_data_sha256", "fit_options_sha256"
 # Options that say where a fit's inputs and outputs are, not what is fitted: moving the
@@ -43,7 +43,7 @@ LOCATION_OPTIONS = ("csv", "report", "artifact_out", "idata_out")
 # option `fit` gains is refused in a plan entry until the fit below reads it too.
 APPLIED_OPTIONS = frozenset({
     *LOCATION_OPTIONS, "name", "x", "y", "group", "x_unit", "y_unit", "alias", "holdout",
-    "folds",
+    "folds", "covariate",
     *inspect.signature(config_from_fit_options).parameters,
 })
 
@@ -122,7 +122,8 @@ def prepare(entry: PlanEntry, target: RegistryTarget, force: bool,
     path = None
     try:  # read as `fit` reads it, so bad data fails here, before a process is started
         path = fetch(options["csv"], folder)
-        data = load_csv(path, options["x"], options["y"], options["group"])
+        data = load_csv(path, options["x"], options["y"], options["group"],
+                        covariate_columns(options))
     except (DataSourceError, ValueError) as exc:  # named by the plan's source, not a copy
         return failed(str(exc).replace(str(path), options["csv"]) if path else str(exc))
     tags = fingerprint(options, data.sha256)
@@ -137,6 +138,7 @@ def prepare(entry: PlanEntry, target: RegistryTarget, force: bool,
                                         f"{newest['version']}")
     return GroupJob(entry.index, entry.name, options, data, tags, target)
 
+
 def _in_own_process(job: GroupJob, compile_dirs: CompileDirs,
                     status_queue: Any) -> GroupOutcome:
     """One fresh process for one group: its compile directory is set before PyTensor is
@@ -149,9 +151,10 @@ def _in_own_process(job: GroupJob, compile_dirs: CompileDirs,
             try:
                 return pool.submit(fit_group, job).result()
             except BrokenProcessPool:
-                return GroupOutcome(job.index, job.name, "failed",
-                                    message="the worker process died (killed, or out of "
-                                            "memory?)")
+                message = "the worker process died (killed, or out of memory?)"
+            except Exception as exc:  # noqa: BLE001  (the others go on)
+                message = f"the worker process failed: {type(exc).__name__}: {exc}"
+    return GroupOutcome(job.index, job.name, "failed", message=message)
 
 
 def run_jobs(jobs: list[GroupJob], workers: int, compile_dirs: CompileDirs,

@@ -93,10 +93,13 @@ def no_folds(data: TrainingData) -> Folds:
 
 
 def label_folds(labels: np.ndarray, units: np.ndarray, by: str, unit_name: str) -> Folds:
-    """One fold per distinct label: leave one label out (for example one tested
-    condition, with the held-out curves' materials as units)."""
-    distinct, fold = np.unique(labels, return_inverse=True)
-    return Folds(by, fold.reshape(-1), np.asarray(units), unit_name, 1.0 / distinct.size)
+    """One fold per distinct label, a value or a row of values: leave one label out. For
+    a covariate model, `label_folds(covariates, groups, "condition", "material")` leaves
+    one tested condition out per fold, scored by material."""
+    labels = np.asarray(labels)
+    distinct, fold = np.unique(labels, axis=0 if labels.ndim == 2 else None,
+                               return_inverse=True)
+    return Folds(by, fold.reshape(-1), np.asarray(units), unit_name, 1.0 / len(distinct))
 
 
 def plan_folds(data: TrainingData, folds: int, holdout: float, seed: int) -> Folds:

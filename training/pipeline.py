@@ -87,18 +87,22 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     from training import calibration
     from training.folds import held_out_section, split_section
 
-    plan = plan_folds(data, folds, holdout, config.model.seed)
-    trained, results = fit_with_folds(data, plan, config, units, parallel)
+    # Each plan of held-out fits becomes the metrics section of its name (another way to
+    # split, e.g. `training.folds.label_folds` by tested condition, is one more entry).
+    plans = {"held_out": plan_folds(data, folds, holdout, config.model.seed)}
+    trained, results = fit_with_folds(data, plans, config, units, parallel)
     posterior, spec = trained.posterior, trained.artifact.spec
     y_scale = spec.normalisation.y_scale
-    metrics: dict[str, Any] = {"split": split_section(plan, config.model.seed),
+    metrics: dict[str, Any] = {"split": split_section(plans["held_out"], config.model.seed),
                                "refit_on_all_data": True}
-    if results:
-        metrics["held_out"] = held_out_section(plan, results, y_scale)
+    for name, plan in plans.items():
+        if results[name]:
+            metrics[name] = held_out_section(plan, results[name], y_scale)
+    if results["held_out"]:
         metrics["held_out_fit"] = {
-            "folds": len(results),
-            "train_rows": [result["fit"]["train_rows"] for result in results],
-            "wall_time_s": [result["fit"]["wall_time_s"] for result in results]}
+            "folds": len(results["held_out"]),
+            "train_rows": [result["fit"]["train_rows"] for result in results["held_out"]],
+            "wall_time_s": [result["fit"]["wall_time_s"] for result in results["held_out"]]}
     metrics["training"] = calibration.evaluate(posterior, data.x, data.y, y_scale,
                                                data.covariates)
     strains, empirical, at = calibration.empirical_sd_by_condition(data.x, data.y,
@@ -121,7 +125,8 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
         from training.report import write_report
 
         files = write_report(trained.posterior, trained.result, data, report_dir,
-                             results[0]["conditioning"] if results else None)
+                             next((result["conditioning"] for result in results["held_out"]
+                                   if result["conditioning"] is not None), None))
         trained = trained.updated(report={"dir": str(Path(report_dir).resolve()),
                                           "files": files})
     trained.artifact.validate()
@@ -143,22 +148,29 @@ def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
     return trained.updated(curve_model=CurveModelSection.model_validate(section))
 
 
-def fit_with_folds(data: TrainingData, folds: Folds, config: BNNConfig, units: Units,
-                   parallel: bool = True) -> tuple[TrainedFit, list[dict[str, Any]]]:
-    """The served fit on all of `data`, and `held_out_fit` of every fold, in fold order.
+def fit_with_folds(data: TrainingData, plans: dict[str, Folds], config: BNNConfig,
+                   units: Units, parallel: bool = True
+                   ) -> tuple[TrainedFit, dict[str, list[dict[str, Any]]]]:
+    """The served fit on all of `data`, and `held_out_fit` of every fold of every plan
+    (per plan, in fold order).
 
     In parallel, worker processes (one per core but one) fit the folds while this process
     fits the served version, then takes folds too (`training.work_sharing`): on two cores
     5 folds take about as long as 2.5 fits one after the other (docs/calibration.md,
     "Held-out figures and their spread")."""
-    splits = [folds.split(k) for k in range(folds.count)]
-    if not splits or not parallel:
-        results = [held_out_fit(data, split, config, units) for split in splits]
-        return fit_model(data, config, units), results
-    from training.work_sharing import run_beside
+    jobs = [(name, plan.split(k)) for name, plan in plans.items() for k in range(plan.count)]
+    if not jobs or not parallel:
+        done = [held_out_fit(data, split, config, units) for _, split in jobs]
+        trained = fit_model(data, config, units)
+    else:
+        from training.work_sharing import run_beside
 
-    return run_beside(lambda: fit_model(data, config, units), held_out_fit,
-                      [(data, split, config, units) for split in splits])
+        trained, done = run_beside(lambda: fit_model(data, config, units), held_out_fit,
+                                   [(data, split, config, units) for _, split in jobs])
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in plans}
+    for (name, _), result in zip(jobs, done, strict=True):
+        results[name].append(result)
+    return trained, results
 
 
 def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,

@@ -32,6 +32,7 @@ from typer.models import ParameterInfo
 
 from service.errors import SurrogateError
 from training.config import BNNConfig, config_from_fit_options
+from training.data import CovariateColumn
 from training.data_source import DataSourceError, is_url, read_header
 from training.registration import check_names
 
@@ -193,6 +194,7 @@ def _validated(model: type[BaseModel], values: dict[str, Any],
     try:  # what `fit` checks before it starts
         check_names(options["name"], options["alias"])
         fit_config(options)
+        covariate_columns(options)
     except (ValueError, SurrogateError) as exc:
         problems.append(str(exc))
     return options
@@ -251,6 +253,12 @@ def fit_config(options: dict[str, Any]) -> BNNConfig:
     return config_from_fit_options(**{key: options[key] for key in accepted})
 
 
+def covariate_columns(options: dict[str, Any]) -> list[CovariateColumn]:
+    """The entry's covariates (`covariate: [temperature:K, ...]`), parsed as `fit` parses
+    `--covariate`; ValueError names a bad one."""
+    return [CovariateColumn.parse(spec) for spec in options.get("covariate") or ()]
+
+
 def named_columns(entry: PlanEntry) -> list[tuple[str, str]]:
     """(option, column) for every CSV column the entry names. The group column only when
     the plan names it: fit fits without groups when its default column is absent."""
@@ -258,9 +266,10 @@ def named_columns(entry: PlanEntry) -> list[tuple[str, str]]:
     columns = [("x", options["x"]), ("y", options["y"])]
     if "group" in entry.given:
         columns.append(("group", options["group"]))
-    # Covariates are NAME[:UNIT] (repeatable), on models that take them.
-    columns += [("covariate", str(spec).split(":", 1)[0])
-                for spec in options.get("covariate") or ()]
+    try:
+        columns += [("covariate", column.name) for column in covariate_columns(options)]
+    except ValueError:  # already an entry problem
+        pass
     return columns
 
 

@@ -17,6 +17,8 @@
 - ``conditioning.png`` (with a held-out split): one held-out material, 3 of its points
   given to the held-out fit, the band it then predicts for that material, and the
   material's other points.
+- ``covariate_<name>.png`` (models with covariates, one per covariate): mean curves with
+  bands across that covariate, tested values marked (training.report_covariates).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from service.artifact import sha256_hex  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
-from training import calibration, report_curves  # noqa: E402
+from training import calibration, report_covariates, report_curves  # noqa: E402
 from training.curve_metrics import ConditioningExample  # noqa: E402
 from training.data import TrainingData, subset  # noqa: E402
 
@@ -53,6 +55,7 @@ def write_report(posterior: Posterior, result: Any, data: TrainingData, out_dir:
     x_label, y_label = _labels(posterior)
     spec = posterior.spec
     title = f"{spec.architecture.noise} BNN, {spec.inference.method}"
+    model, every_row, model_title = posterior, data, title
     if spec.covariates:
         # A covariate model is drawn at its central tested condition, with its rows there.
         posterior = calibration.representative(posterior)
@@ -70,6 +73,7 @@ def write_report(posterior: Posterior, result: Any, data: TrainingData, out_dir:
     }
     figures.update(report_curves.figures(posterior, data, conditioning, x_label, y_label,
                                          title))
+    figures.update(report_covariates.figures(model, every_row, x_label, y_label, model_title))
     files = []
     for name, figure in figures.items():
         path = out_dir / name

@@ -45,12 +45,13 @@ class BodyRefused(HTTPException):
 
 def too_large(limit: int) -> BodyRefused:
     return BodyRefused(413, "payload_too_large",
-                       f"request body is larger than {limit} bytes", limit)
+                       f"request body is larger than {limit} bytes, the limit per request",
+                       limit)
 
 
 def too_many_values(limit: int) -> BodyRefused:
     return BodyRefused(413, "payload_too_large",
-                       f"request body holds more than {limit} values", limit)
+                       f"request body holds more than {limit} values, the limit per request", limit)
 
 
 def _counts_values(scope: Scope) -> bool:

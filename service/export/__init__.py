@@ -6,11 +6,18 @@ fitted hyperelastic card, which `calculix` (and `abaqus`, `text` with `form=`) w
 from service.export.abaqus import to_abaqus
 from service.export.calculix import to_calculix
 from service.export.cards import MAX_CARDS, card_dict, fit_cards
+from service.export.conditions import (
+    Condition,
+    OverTables,
+    conditions_of,
+    tables_at,
+    tables_over,
+)
 from service.export.definitions import Definitions
 from service.export.fit import DEFAULT_BULK_RATIO, TARGET_ERROR, Card, Volumetric
 from service.export.forms import FORMS
 from service.export.header import ExportMeta
-from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, to_lsdyna
+from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, last_id, to_lsdyna
 from service.export.table import (
     DEFAULT_MAX_ERROR,
     UNREACHABLE_POINTS,
@@ -24,6 +31,8 @@ from service.export.text import to_csv, to_json
 from service.inference.stability import unstable_ranges
 
 FORMATS = ("csv", "json", "abaqus", "lsdyna", "calculix")
+# The formats that write tables over a covariate (conditions.OverTables).
+OVER_FORMATS = ("csv", "json", "abaqus", "lsdyna")
 # The formats that carry fitted cards (`form=`), and the form each uses by default
 # (None: no cards unless asked).
 CARD_FORMATS = {"calculix": "auto", "abaqus": None, "json": None}
@@ -54,8 +63,9 @@ def render(fmt: str, meta: ExportMeta, table: ExportTable,
 __all__ = [
     "CARD_FORMATS", "DEFAULT_BULK_RATIO", "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR",
     "EXTENSIONS", "FORMATS", "FORM_NAMES", "MAX_CARDS", "MAX_CURVE_ID", "MEDIA_TYPES",
-    "TARGET_ERROR", "UNREACHABLE_POINTS", "Card", "Definitions", "ExportMeta", "ExportTable",
-    "Volumetric", "build_table", "card_dict", "default_table", "fit_cards", "needed_points",
-    "probe_points", "render", "to_abaqus", "to_calculix", "to_csv", "to_json", "to_lsdyna",
-    "unstable_ranges",
+    "OVER_FORMATS", "TARGET_ERROR", "UNREACHABLE_POINTS", "Card", "Condition", "Definitions",
+    "ExportMeta", "ExportTable", "OverTables", "Volumetric", "build_table", "card_dict",
+    "conditions_of", "default_table", "fit_cards", "last_id", "needed_points",
+    "probe_points", "render", "tables_at", "tables_over", "to_abaqus", "to_calculix", "to_csv",
+    "to_json", "to_lsdyna", "unstable_ranges",
 ]

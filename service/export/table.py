@@ -85,8 +85,9 @@ def needed_points(points: int, error: float, target: float) -> int:
     return math.ceil((points - 1) * factor) + 1
 
 
-def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], curves: int,
-              seed: int | None) -> dict[str, np.ndarray]:
+def evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], curves: int,
+             seed: int | None) -> dict[str, np.ndarray]:
+    """Every column of the table at `strain` (the grid and its midpoints)."""
     prediction = posterior.predict(strain, tangent=True)
     out = {
         "mean": prediction.mean,
@@ -107,15 +108,29 @@ def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], cur
     return out
 
 
-def build_table(posterior: Posterior, strain_min: float, strain_max: float, points: int,
-                levels: list[float], curves: int = 0, seed: int | None = None) -> ExportTable:
-    """The table on `points` uniform strains, with its interpolation error and unstable
-    ranges."""
+def grid_points(strain_min: float, strain_max: float, points: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The uniform grid and, interleaved with it, its midpoints (where the model is also
+    evaluated, to measure the interpolation error)."""
     grid = np.linspace(strain_min, strain_max, points)
     both = np.empty(2 * points - 1)
     both[0::2] = grid
     both[1::2] = 0.5 * (grid[:-1] + grid[1:])
-    values = _evaluate(posterior, both, levels, curves, seed)
+    return grid, both
+
+
+def build_table(posterior: Posterior, strain_min: float, strain_max: float, points: int,
+                levels: list[float], curves: int = 0, seed: int | None = None) -> ExportTable:
+    """The table on `points` uniform strains, with its interpolation error and unstable
+    ranges."""
+    grid, both = grid_points(strain_min, strain_max, points)
+    return assemble_table(grid, evaluate(posterior, both, levels, curves, seed), levels,
+                          curves, seed)
+
+
+def assemble_table(grid: np.ndarray, values: dict[str, np.ndarray], levels: list[float],
+                   curves: int, seed: int | None) -> ExportTable:
+    """The table from the columns' values on the grid and its midpoints (grid_points)."""
     columns = {name: np.ascontiguousarray(v[0::2]) for name, v in values.items()}
     at_mid = {name: v[1::2] for name, v in values.items()}
     scale = at_mid["total_sd"]

@@ -8,8 +8,9 @@ parameter) and limits are the HTTP routes'. Errors map to status codes: NOT_FOUN
 (unknown model or version), INVALID_ARGUMENT (bad input), RESOURCE_EXHAUSTED (over a
 limit: points, or the message size, which gRPC itself enforces from max_request_bytes),
 UNAVAILABLE (registry database down for a model not loaded, or a version that cannot be
-loaded). Outputs are sent as raw_output_contents (as Triton does); inputs may be raw or
-typed contents.
+loaded). Outputs are sent as raw_output_contents (as Triton does); inputs (`strain`, and for a
+model with covariates one tensor per covariate, service.oip.core) may be raw or typed
+contents.
 
 Messages are decoded here rather than by grpc: a request that is not a valid protobuf
 message is an INVALID_ARGUMENT like any bad input (grpc's own decoding answers UNKNOWN and
@@ -214,14 +215,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request_id = core.check_request_id(request.id)
         name = _name(request.model_name, "model_name")
         version = _version(request.model_version, "model_version")
-        if len(request.inputs) != 1:
-            raise InvalidInputError(
-                f"inputs: the model takes one input tensor, not {len(request.inputs)}",
-                [{"field": "inputs", "message": "must hold exactly one tensor"}])
-        tensor = request.inputs[0]
-        shape = list(tensor.shape)
-        count = core.check_input(tensor.name, tensor.datatype, shape, settings)
-        strain = self._strain(request, tensor, count)
+        at, counts = core.check_inputs([core.InputSpec(t.name, t.datatype, list(t.shape))
+                                        for t in request.inputs], settings)
+        values = self._inputs(request, counts)
+        strain, count, shape = values[at], counts[at], list(request.inputs[at].shape)
+        covariates = {t.name: v for i, (t, v) in enumerate(zip(request.inputs, values,
+                                                               strict=True)) if i != at}
         alias = _string_parameter(request.parameters, "alias")
         extrapolation = _string_parameter(request.parameters, "extrapolation") or "flag"
         if extrapolation not in _EXTRAPOLATION:
@@ -243,26 +242,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                     for o in result.outputs])
 
         return core.infer(session, self.state.live_registry, settings, name, version,
-                          alias, extrapolation, strain, names, work, encode)
+                          alias, extrapolation, strain, names, work, encode,
+                          f"inputs[{at}].contents", covariates)
 
     @staticmethod
-    def _strain(request: pb.ModelInferRequest, tensor: Any, count: int) -> np.ndarray:
-        if request.raw_input_contents:
-            if tensor.HasField("contents"):
-                raise InvalidInputError(
-                    "inputs[0].contents: give the data as contents or as raw_input_contents, "
-                    "not both", [{"field": "inputs[0].contents", "message": "not both"}])
-            if len(request.raw_input_contents) != 1:
-                raise InvalidInputError(
-                    "raw_input_contents: must hold one entry per input (1)",
-                    [{"field": "raw_input_contents", "message": "one entry per input"}])
-            return core.strain_from_bytes(request.raw_input_contents[0], tensor.datatype,
-                                          count, "inputs[0].contents",
-                                          "raw_input_contents[0]")
-        field = "fp64_contents" if tensor.datatype == "FP64" else "fp32_contents"
-        values = getattr(tensor.contents, field)
-        return core.strain_from_values(np.asarray(values, dtype=np.float64), tensor.datatype,
-                                       count, f"inputs[0].contents.{field}", "inputs[0].shape")
+    def _inputs(request: pb.ModelInferRequest, counts: list[int]) -> list[np.ndarray]:
+        """Every input's values: all from raw_input_contents (one entry per input, in
+        order, as tritonclient sends them) or all from typed contents."""
+        raw = request.raw_input_contents
+        if raw and len(raw) != len(request.inputs):
+            raise InvalidInputError(
+                f"raw_input_contents: must hold one entry per input ({len(request.inputs)})",
+                [{"field": "raw_input_contents", "message": "one entry per input"}])
+        values = []
+        for index, (tensor, count) in enumerate(zip(request.inputs, counts, strict=True)):
+            prefix = f"inputs[{index}]"
+            if raw:
+                if tensor.HasField("contents"):
+                    raise InvalidInputError(
+                        f"{prefix}.contents: give the data as contents or as "
+                        "raw_input_contents, not both",
+                        [{"field": f"{prefix}.contents", "message": "not both"}])
+                values.append(core.strain_from_bytes(raw[index], tensor.datatype, count,
+                                                     f"{prefix}.contents",
+                                                     f"raw_input_contents[{index}]"))
+                continue
+            field = "fp64_contents" if tensor.datatype == "FP64" else "fp32_contents"
+            given = getattr(tensor.contents, field)
+            values.append(core.strain_from_values(np.asarray(given, dtype=np.float64),
+                                                  tensor.datatype, count,
+                                                  f"{prefix}.contents.{field}",
+                                                  f"{prefix}.shape"))
+        return values
 
 
 class _Undecodable:

@@ -180,10 +180,11 @@ def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool
 
 
 def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
-                    searched: bool) -> Estimate:
+                    searched: bool, tables: int = 1) -> Estimate:
     """An export's cost on `points` grid points (evaluated with their midpoints); a
-    `searched` (default) grid is built several times on the way."""
-    evaluated = 2 * points - 1
+    `searched` (default) grid is built several times on the way. `tables` over a
+    covariate's values each cost one table, all held until the file is written."""
+    evaluated = tables * (2 * points - 1)
     repeat = GRID_SEARCH_FACTOR if searched else 1.0
     s, u = posterior.draws, posterior.units
     terms = [Term("summaries and tangent", "points", repeat * _ns(
@@ -196,7 +197,7 @@ def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
     if curves:
         sampled = _samples(posterior, evaluated, curves, "curves")
         terms.append(Term(sampled.what, "curves", repeat * sampled.seconds, sampled.bytes))
-    cells = points * (7 + levels + curves)
+    cells = tables * points * (7 + levels + curves)
     terms.append(Term("writing the table", "points", _ns(cells * RENDER_NS_PER_CELL),
                       3 * cells * RENDER_BYTES_PER_CELL))
     return Estimate(tuple(terms))
