@@ -240,7 +240,8 @@ def timing() -> None:
         from service.registry.db import upgrade_to_head
 
         upgrade_to_head(url)
-        command = [sys.executable, "-m", "training.cli", "fit", str(csv), "--name", "rubber",
+        command = [str(Path(sys.executable).parent / "surrogate-train"), "fit", str(csv),
+                   "--name", "rubber",
                    "--covariate", "temperature:K", "--covariate", "filler",
                    "--database-url", url, "--report", str(Path(folder) / "report")]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -253,7 +254,7 @@ def timing() -> None:
           f"temperatures x 25 strains), all defaults: {wall:.0f} s wall, {cpu:.0f} s CPU "
           f"over its processes ({cpu / wall:.2f} cores; load average "
           f"{os.getloadavg()[0]:.1f}); target <= 120 s wall")
-    print("   ", (done.stdout.strip().splitlines() or [done.stderr.strip()[-500:]])[0][:400])
+    print("   ", (done.stdout.strip().splitlines() or [done.stderr.strip()[-800:]])[0][:800])
 
 
 def within() -> None:
@@ -280,7 +281,7 @@ def main() -> None:
     only = {part.strip() for part in args.only.split(",")}
     print(f"cores: {os.cpu_count()}, load average: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    for name in (n.strip() for n in args.families.split(",")):
+    for name in (n.strip() for n in args.families.split(",") if n.strip()):
         family = FAMILIES[name]
         frame = family.make()
         print(f"\n{name}: covariates {', '.join(c.name for c in family.covariates)}; "

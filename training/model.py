@@ -67,6 +67,13 @@ from training.methods.target import Fitter, MapFit
 
 # Every method works on the model through training.methods.target.FitTarget, which
 # HeteroskedasticBNN provides.
+# Prior SD of the first layer's weights on the (standardised) covariates. The strain's
+# weights keep the wide prior (input_weight_prior_sd) that lets units switch sharply near
+# zero strain; a covariate's effect is smooth, and with the wide prior the bootstrap members
+# bent differently between tested temperatures, so the answer at an untested one was far
+# too wide (docs/covariates.md has the measurement).
+COVARIATE_WEIGHT_PRIOR_SD = 1.0
+
 FITTERS: dict[str, Fitter] = {
     "advi": advi.fit, "fullrank_advi": advi.fit, "nuts": nuts.fit,
     "ensemble": ensemble.fit, "bootstrap": ensemble.fit,
@@ -111,7 +118,11 @@ class HeteroskedasticBNN:
             fan_in = 1 if np.ndim(x) == 1 else int(np.shape(x)[1])
             for i, width in enumerate(cfg.hidden_sizes):
                 # Input layer sees standardised x; deeper layers scale by 1/sqrt(fan_in).
-                sd = cfg.input_weight_prior_sd if i == 0 else 1.0 / np.sqrt(fan_in)
+                sd: Any = cfg.input_weight_prior_sd if i == 0 else 1.0 / np.sqrt(fan_in)
+                if i == 0 and fan_in > 1:
+                    # Covariates' rows: smooth effects (COVARIATE_WEIGHT_PRIOR_SD).
+                    sd = np.full((fan_in, 1), COVARIATE_WEIGHT_PRIOR_SD)
+                    sd[0, 0] = cfg.input_weight_prior_sd
                 weight = self._normal(f"trunk{i}.W", 0.0, sd, (fan_in, width), rng)
                 bias = self._normal(f"trunk{i}.b", 0.0, cfg.bias_prior_sd, (width,), rng)
                 hidden = pt.tanh(hidden @ weight + bias)
@@ -141,7 +152,7 @@ class HeteroskedasticBNN:
                 pm.Normal("y", mu=mu, sigma=sigma, observed=y, shape=x_data.shape[0])
         return model
 
-    def _normal(self, name: str, mean: float, sd: float, shape: tuple[int, ...],
+    def _normal(self, name: str, mean: float, sd: float | np.ndarray, shape: tuple[int, ...],
                 rng: np.random.Generator, init_sd: float | None = None) -> pt.TensorVariable:
         # A random start breaks the permutation symmetry of the hidden units; the default
         # all-zero start is a saddle point where every unit gets the same gradient.
