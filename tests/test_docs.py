@@ -93,6 +93,10 @@ def module_exists(dotted: str) -> bool:
         if not ((ROOT / Path(*parts[:cut])).with_suffix(".py").exists()
                 or (ROOT / Path(*parts[:cut]) / "__init__.py").exists()):
             continue
+        if cut == len(parts):
+            # The module's file is there. Not imported: the gRPC modules cannot be, in a
+            # process that imported tritonclient.grpc before (another test, another order).
+            return True
         target: object = importlib.import_module(name)
         for attribute in parts[cut:]:
             if not hasattr(target, attribute):
