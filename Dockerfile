@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Two targets from one file:
 #   service  - the API image: numpy + FastAPI + registry, no PyMC/PyTensor, non-root.
-#   train    - adds PyMC/ArviZ and OpenBLAS to fit models (compose profile "train").
+#   train    - adds PyMC/ArviZ and OpenBLAS to fit models (compose profile "train", the
+#              Kubernetes training Job), with a warm PyTensor cache to seed pods from.
 # Settings come from SURROGATE_* environment variables at run time (nothing secret is
 # baked into the image).
 FROM python:3.11-slim AS base
@@ -41,6 +42,17 @@ FROM base AS train
 RUN apt-get update && apt-get install -y --no-install-recommends libopenblas-dev g++ \
     && rm -rf /var/lib/apt/lists/*
 RUN pip install -e '.[train]' && mkdir -p /app/var && chown surrogate /app/var
+# A warm PyTensor compile cache: `fit-many --compile-seed /app/pytensor-seed` copies it
+# into each pod's own compile directory (deploy/k8s/train-indexed-job.yaml), where a cold
+# one would compile for minutes. One small fit of the default method fills it (other
+# methods compile their own parts in the pod).
+RUN mkdir /tmp/warm && cd /tmp/warm \
+    && export SURROGATE_DATABASE_URL=sqlite:////tmp/warm/registry.db \
+        PYTENSOR_FLAGS=blas__ldflags=-lopenblas,base_compiledir=/tmp/warm/pytensor,compiledir=/app/pytensor-seed \
+    && surrogate-serve migrate \
+    && surrogate-train make-data --out group.csv --materials 6 --points 10 \
+    && surrogate-train fit group.csv --name warm --members 2 --report report \
+    && cd / && rm -rf /tmp/warm /app/pytensor-seed/lock_dir && chmod -R a+rX /app/pytensor-seed
 USER 10001
 ENTRYPOINT ["surrogate-train"]
 CMD ["--help"]

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml scripts/system-deps.sh
 	./scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,test,bench]' -e clients/python
+	$(BIN)/pip install -q -e '.[train,test,bench,fe]' -e clients/python
 	touch $(STAMP)
 
 # Migrate the embedded registry, fit the demo model once if absent, then serve it.
@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/http.py
 	$(BIN)/python benchmarks/vs_pymc.py
 	$(BIN)/python benchmarks/ui.py
+	$(BIN)/python benchmarks/cards.py
 
 # Regenerate the committed gRPC modules (service/oip/*_pb2*.py) from grpc_predict_v2.proto.
 proto: install

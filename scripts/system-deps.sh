@@ -6,12 +6,13 @@
 # wrk is the HTTP load generator of benchmarks/http.py (make bench). chromium and
 # chromium-driver run the web pages' browser tests (tests/test_ui_browser.py, headless).
 # haproxy: the balancer config is checked by, and the topology test runs, Debian's binary.
+# calculix-ccx (with --ci): CalculiX 2.20 runs the exported hyperelastic cards in the tests.
 # Installs only what is missing, and only when it can (root + apt); otherwise says what to do.
 set -euo pipefail
 
 packages=(libopenblas-dev docker-compose libcurl4-openssl-dev wrk chromium chromium-driver haproxy)
 if [[ "${1:-}" == "--ci" ]]; then
-  packages+=(postgresql)
+  packages+=(postgresql calculix-ccx)
 fi
 
 missing=()

@@ -114,7 +114,8 @@ class Artifact:
     def validate(self) -> None:
         """Check the whole manifest and every array's shape and finiteness."""
         spec = self.spec
-        shapes = expected_shapes(spec.inference.draws, 1, spec.architecture.hidden_sizes)
+        shapes = expected_shapes(spec.inference.draws, spec.input_dim,
+                                 spec.architecture.hidden_sizes)
         missing = sorted(set(shapes) - set(self.arrays))
         extra = sorted(set(self.arrays) - set(shapes))
         if missing or extra:

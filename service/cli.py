@@ -33,14 +33,22 @@ def serve(
     # body's size limit in the app (BodyGuard). uvicorn's own access lines are off: the
     # service writes one per request, with its request id (SURROGATE_ACCESS_LOG).
     options = {"host": host, "port": port, "http": ServiceProtocol, "access_log": False}
+    settings = get_settings()
     if workers > 1:
+        if settings.admin_port is not None:
+            raise typer.BadParameter("SURROGATE_ADMIN_PORT needs --workers 1")
         uvicorn.run("service.main:app", workers=workers, **options)
         return
     from service.lifecycle import DrainingServer
     from service.main import app
 
-    config = uvicorn.Config(app, **options)
-    DrainingServer(config, app.state.drain, get_settings().shutdown_drain_s).run()
+    config = uvicorn.Config(app, timeout_graceful_shutdown=settings.shutdown_grace_s, **options)
+    sockets = None
+    if settings.admin_port is not None:  # the admin API's own listener (admin_listener.py)
+        typer.echo(f"admin API: http://{shown}:{settings.admin_port}/admin", err=True)
+        sockets = [config.bind_socket(),
+                   uvicorn.Config(app, host=host, port=settings.admin_port).bind_socket()]
+    DrainingServer(config, app.state.drain, settings.shutdown_drain_s).run(sockets=sockets)
 
 
 @cli.command()

@@ -59,10 +59,16 @@ class PayloadTooLargeError(SurrogateError):
     code = "payload_too_large"
 
 
-class ModelLoadError(SurrogateError):
-    """A stored version could not be loaded (e.g. its blob fails the checksum)."""
+class UnavailableError(SurrogateError):
+    """The service cannot answer this now; another replica, or a later try, may."""
 
     status_code = 503
+    code = "unavailable"
+
+
+class ModelLoadError(UnavailableError):
+    """A stored version could not be loaded (e.g. its blob fails the checksum)."""
+
     code = "model_unavailable"
 
 
@@ -79,3 +85,30 @@ class ForbiddenError(SurrogateError):
 
     status_code = 403
     code = "forbidden"
+
+
+class ServiceBusyError(UnavailableError):
+    """Every slot for heavy work is taken: come back after `retry_after_s` seconds."""
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: int,
+                 details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class RequestInterruptedError(SurrogateError):
+    """The request's deadline passed while it was computing: the work stopped there."""
+
+    status_code = 504
+    code = "deadline_exceeded"
+
+
+class ClientClosedError(RequestInterruptedError):
+    """The client went away while its request was computing: the work stopped there (the
+    status is for the logs and metrics only; nobody reads the answer)."""
+
+    status_code = 499
+    code = "client_closed_request"

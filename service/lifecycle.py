@@ -8,13 +8,20 @@ requests it still routes here are answered. Responses in that window carry
 reconnect to another replica. Then uvicorn's own shutdown runs: the listener closes,
 requests in flight finish, the lifespan ends. A second SIGTERM, or SIGINT, skips the rest
 of the drain.
+
+The gRPC server (when on) follows the same schedule: it stops accepting calls at the
+moment the HTTP listener closes (`Drain.close_listeners`), not after the HTTP requests in
+flight are done, and its calls in flight get the same SURROGATE_SHUTDOWN_GRACE_S to finish
+as HTTP's.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -28,6 +35,7 @@ class Drain:
 
     def __init__(self) -> None:
         self.started_at: float | None = None
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def active(self) -> bool:
@@ -36,6 +44,15 @@ class Drain:
     def begin(self) -> None:
         if self.started_at is None:
             self.started_at = time.monotonic()
+
+    def on_listeners_closing(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the HTTP listener closes (other listeners close with it)."""
+        self._on_close.append(callback)
+
+    def close_listeners(self) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback()
 
 
 class CloseWhileDraining:
@@ -89,3 +106,7 @@ class DrainingServer(uvicorn.Server):
             logger.info("drained; closing the listener and finishing requests in flight")
             super().handle_exit(signal.SIGTERM, None)
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.drain.close_listeners()  # gRPC stops accepting now too
+        await super().shutdown(sockets)

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from service import __version__
+from service.api.admin_listener import AdminListenerGuard
 from service.api.body_guard import BodyGuard
 from service.api.errors import install_error_handlers
 from service.api.fast_predict import FastPredict
+from service.api.interrupts import RequestInterrupts
 from service.api.routes import admin, export, health, models, predict
 from service.inference import kernel_cache
 from service.lifecycle import CloseWhileDraining, Drain
@@ -20,6 +22,7 @@ from service.observability import Metrics, ObservabilityMiddleware, configure_lo
 from service.observability import router as metrics_router
 from service.oip import routes as oip
 from service.oip.http_binary import BinaryTensorBody
+from service.prediction.admission import WorkGate
 from service.registry.cache import ModelCache
 from service.registry.db import check_schema_at_head, make_engine, make_session_factory
 from service.registry.routing import LiveRegistry
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(app_settings.log_format, access_log=app_settings.access_log)
         logger.info(kernel_cache.report().describe())
         app.state.metrics.access_log = app_settings.access_log
+        app.state.work_gate = WorkGate(app_settings.max_heavy_requests)
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache()
         # Routing table polled from the registry: live alias changes, DB-outage tolerance.
@@ -61,17 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                listen_url=listen_url(engine)
                                                if app_settings.listen_for_changes else None)
         app.state.live_registry.start()
-        grpc_server = None
+        grpc_listener = None
         try:
             # Imported only when on: its protocol classes would clash with an OIP client's
             # (tritonclient.grpc) in the same process.
             if app_settings.grpc_port is not None:
-                from service.oip.grpc_server import start_grpc_server
-                grpc_server = await start_grpc_server(app)
+                from service.oip.grpc_server import GrpcListener
+                grpc_listener = await GrpcListener.start(app)
+                app.state.drain.on_listeners_closing(grpc_listener.close)
             yield
         finally:
-            if grpc_server is not None:
-                await grpc_server.stop(grace=5)
+            if grpc_listener is not None:
+                await grpc_listener.closed()
             app.state.live_registry.stop()
             engine.dispose()
 
@@ -101,8 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last middleware added is the outermost: the lean predict path runs inside the
     # observability layer, so its requests are counted, logged and size-guarded too.
     app.add_middleware(FastPredict, route=predict.route())
+    app.add_middleware(RequestInterrupts)  # deadline and disconnect of computing requests
     app.add_middleware(BinaryTensorBody)  # OIP binary tensors: JSON header to FastAPI
     app.add_middleware(BodyGuard)  # every body, the lean path's too, is size-bounded
+    app.add_middleware(AdminListenerGuard)  # /admin only on SURROGATE_ADMIN_PORT, if set
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(CloseWhileDraining, drain=app.state.drain)
     return app

@@ -7,6 +7,11 @@ diagnostics, config, report, data, library versions) are free-form JSON objects,
 training can record more without a service release; unknown top-level keys are kept as
 they are. The optional whole-curve model (`curve_model`, service.inference.curves) is
 computed with, so it is typed here too.
+
+Models with covariates (inputs beside the strain, e.g. temperature) add two strict
+sections, absent from strain-only models: `covariates` (name, unit, standardisation and
+training range of each, in the network's input order after the strain) and
+`tested_conditions` (the distinct covariate vectors of the training data, physical units).
 """
 
 from __future__ import annotations
@@ -26,8 +31,15 @@ SCHEMA_VERSION = 1
 # Deeper trunks than this are not a network anyone fits here; the bound also keeps a
 # hostile manifest from producing one error per list element.
 MAX_HIDDEN_LAYERS = 16
+# Covariates beside the strain, and distinct tested conditions a manifest may list: far
+# above any test programme, low enough that a distance to every tested condition per
+# requested strain stays cheap.
+MAX_COVARIATES = 16
+MAX_TESTED_CONDITIONS = 10_000
 
 PositiveFloat = Annotated[FiniteFloat, Field(gt=0)]
+# A JSON number, never a string or a boolean (sections that are not strict as a whole).
+StrictFiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 # The curve model's one kind, its spline degree and the largest basis it may have.
 CURVE_MODEL_KIND = "spline_factor_copula"
@@ -73,6 +85,23 @@ class TrainingDomain(_Section):
         return self
 
 
+class Covariate(_Section):
+    """One network input beside the strain: x_norm = (value - mean) / scale."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    unit: str = Field("1", max_length=64)
+    mean: FiniteFloat
+    scale: PositiveFloat
+    min: FiniteFloat = Field(description="Smallest value in the training data.")
+    max: FiniteFloat = Field(description="Largest value in the training data.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Covariate:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
 class Inference(_Section):
     draws: int = Field(ge=2, description="Posterior draws stored in the arrays.")
     method: str | None = None
@@ -92,6 +121,10 @@ class CurveDomain(BaseModel):
         return self
 
 
+# Bound on the curve model's log test-noise variances (training keeps its fit inside it).
+LOG_VARIANCE_BOUND = 50.0
+
+
 class CurveModelSection(BaseModel):
     """The manifest's `curve_model` section: what `training.curves` fitted."""
 
@@ -106,6 +139,9 @@ class CurveModelSection(BaseModel):
     within_log_variance: list[FiniteFloat] = Field(
         description="gamma (k): log of the test-noise variance of z, in the same basis.")
     fit: dict[str, Any] | None = Field(None, description="How the fit went (informative).")
+    condition_correlation: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = Field(
+        None, description="rho: correlation of one material's random effects at two "
+        "different conditions (models with covariates; service.inference.curves_across).")
 
     @model_validator(mode="after")
     def _shapes(self) -> CurveModelSection:
@@ -116,8 +152,9 @@ class CurveModelSection(BaseModel):
         if len(self.between_cholesky) != k or any(len(row) != k
                                                   for row in self.between_cholesky):
             raise ValueError(f"between_cholesky must be {k} x {k} (the basis size)")
-        if any(abs(g) > 50 for g in self.within_log_variance):
-            raise ValueError("within_log_variance entries must lie in [-50, 50]")
+        if any(abs(g) > LOG_VARIANCE_BOUND for g in self.within_log_variance):
+            raise ValueError(f"within_log_variance entries must lie in "
+                             f"[-{LOG_VARIANCE_BOUND:g}, {LOG_VARIANCE_BOUND:g}]")
         return self
 
 
@@ -139,6 +176,12 @@ class Manifest(BaseModel):
     # A whole-curve model fitted beside the pointwise network (models fitted on grouped
     # data; absent otherwise and in artifacts older than it).
     curve_model: CurveModelSection | None = None
+    # Inputs beside the strain, in the network's input order (None: strain only).
+    covariates: list[Covariate] | None = Field(None, min_length=1,
+                                               max_length=MAX_COVARIATES)
+    # The distinct covariate vectors of the training data (one entry per covariate each).
+    tested_conditions: list[list[StrictFiniteFloat]] | None = Field(
+        None, min_length=1, max_length=MAX_TESTED_CONDITIONS)
 
     @model_validator(mode="after")
     def _supported(self) -> Manifest:
@@ -146,6 +189,28 @@ class Manifest(BaseModel):
             raise ValueError(f"schema_version {self.schema_version} is not supported "
                              f"(expected {SCHEMA_VERSION})")
         return self
+
+    @model_validator(mode="after")
+    def _conditions(self) -> Manifest:
+        if (self.covariates is None) != (self.tested_conditions is None):
+            raise ValueError("covariates and tested_conditions come together (both or "
+                             "neither)")
+        if self.covariates is None or self.tested_conditions is None:
+            return self
+        names = [c.name for c in self.covariates]
+        if len(set(names)) != len(names) or self.architecture.input_name in names:
+            raise ValueError(f"covariate names must be distinct and differ from the input "
+                             f"{self.architecture.input_name!r}: {names}")
+        for i, row in enumerate(self.tested_conditions):
+            if len(row) != len(names):
+                raise ValueError(f"tested_conditions[{i}] has {len(row)} values; the model "
+                                 f"has {len(names)} covariates")
+        return self
+
+    @property
+    def input_dim(self) -> int:
+        """Network inputs: the strain, then every covariate."""
+        return 1 + len(self.covariates or ())
 
 
 class ManifestError(ValueError):

@@ -199,6 +199,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Characters that end or rewrite a terminal line: a path or message holding them could
+# otherwise write what looks like a log line of its own.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_controls(text: str) -> str:
+    return _LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                              text)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain text, one line per record: control characters in the message are escaped
+    (`\\n`), and a traceback's lines are indented, so only a record's first line starts at
+    column 0 and a URL holding `%0A` cannot forge a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = _escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + _escape_controls(line) for line in text.splitlines())
+
+
 class _RequestIdFilter(logging.Filter):
     """Adds the request id to plain-text log lines."""
 
@@ -219,7 +249,7 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO,
         handler.setFormatter(JsonFormatter())
     else:
         handler.addFilter(_RequestIdFilter())
-        handler.setFormatter(logging.Formatter(
+        handler.setFormatter(TextFormatter(
             "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +49,33 @@ class Settings(BaseSettings):
         "interpolation error, about twice predict's largest quantile request. It is allowed "
         "because a solver downloads a table once per analysis, not per evaluation.")
     max_request_bytes: int = Field(
-        64 * 1024 * 1024, gt=0, description="Largest request body outside the admin API, "
-        "counted as it arrives, chunked or not (more is a 413 before any parsing; 1,000,000 "
-        "strains at full precision take ~25 MB).")
+        0, ge=0, description="Largest request body outside the admin API, counted as it "
+        "arrives, chunked or not (more is a 413 before any parsing). 0 (the default): "
+        "derived from the point limits, JSON_BYTES_PER_NUMBER per strain and observed value "
+        "plus 64 KiB (26 MB for 1,000,000 strains).")
+    # Admission by cost (service/prediction/admission.py, docs/performance.md).
+    request_time_budget_s: float = Field(
+        10.0, gt=0, description="Most work one request may ask for, in seconds of the "
+        "reference machine (estimated from its shape before any work; more is a 413 that "
+        "says what to reduce). 10 s keeps an admissible request inside the balancer's 60 s "
+        "server timeout on a 2-core replica at a load of several times its cores.")
+    request_memory_mb: int = Field(
+        384, gt=0, description="Most memory one request may need (decoded request, results, "
+        "encoded answer; more is a 413). max_heavy_requests of these, plus the replica's "
+        "own memory, must fit the pod's memory limit (docs/performance.md).")
+    max_heavy_requests: int = Field(
+        2, ge=1, description="Requests above ~50 ms of work computing at once; another is a "
+        "503 with Retry-After (no queue). Light requests are not counted.")
+    request_deadline_s: float = Field(
+        50.0, gt=0, description="A request still computing this long after it was admitted "
+        "stops (504): the balancer's server timeout (60 s) has answered its client already. "
+        "A gRPC call's own deadline applies when shorter.")
+    max_head_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request head (request line and headers) "
+        "`surrogate-serve` reads; more is a 431 and the connection is closed. The same as "
+        "the balancer's buffer (tune.bufsize), for deployments that reach replicas without it.")
+    max_header_count: int = Field(
+        100, ge=10, description="Most header lines one request may have (more is a 431).")
     header_timeout_s: float = Field(
         10.0, gt=0, description="A connection that has not sent a complete request head "
         "this long after it opened (or after its previous response) is closed.")
@@ -76,7 +100,13 @@ class Settings(BaseSettings):
     grpc_port: int | None = Field(
         None, ge=1, le=65535, description="Also serve the Open Inference Protocol over gRPC "
         "on this port, in the same process (off when unset).")
-    grpc_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
+    admin_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the admin API (/admin) on this port only, a "
+        "second listener of `surrogate-serve` on the same interface, so a network policy "
+        "can keep it apart from predict clients (off when unset: /admin on the main port).")
+    grpc_host: str = Field(
+        "127.0.0.1", description="Interface the gRPC server binds: loopback, as "
+        "`surrogate-serve --host`; a container sets 0.0.0.0 (compose, deploy/k8s).")
     listen_for_changes: bool = Field(
         True, description="On PostgreSQL, also LISTEN for change announcements so replicas "
         "swap within milliseconds; polling stays the fallback.")
@@ -86,6 +116,29 @@ class Settings(BaseSettings):
         "this long before closing the listener, so a load balancer's health checks take the "
         "replica out before it stops accepting connections (docs/deployment.md). 0 exits at "
         "once (after the requests in flight).")
+    shutdown_grace_s: float = Field(
+        30.0, gt=0, le=600, description="After the drain, when the HTTP listener and the gRPC "
+        "server stop accepting, how long requests and calls in flight have to finish before "
+        "they are cancelled. The drain plus this must fit the orchestrator's grace period "
+        "(Kubernetes terminationGracePeriodSeconds, compose stop_grace_period).")
+
+
+    @model_validator(mode="after")
+    def _byte_limit_follows_the_point_limits(self) -> Settings:
+        if self.max_request_bytes == 0:
+            self.max_request_bytes = json_values_allowed(self) * JSON_BYTES_PER_NUMBER \
+                + 64 * 1024
+        return self
+
+
+# A double at full precision in JSON with its separator: "-1.2345678901234567e-123, ".
+JSON_BYTES_PER_NUMBER = 26
+
+
+def json_values_allowed(settings: Settings) -> int:
+    """Most numbers a predict or OIP JSON body may hold: the strains, the observed points
+    (strain and stress), and room for the options."""
+    return settings.max_points_per_request + 2 * settings.max_observed_points + 1024
 
 
 @lru_cache

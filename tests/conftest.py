@@ -167,3 +167,12 @@ def settings(database_url: str) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def covariate_fit(tmp_path_factory: pytest.TempPathFactory):  # -> covariate_fit.CovariateFit
+    """One tiny real fit of a model with covariates (and its report) per test session
+    (about 20 s), shared by the export, OIP, web page and report tests."""
+    from tests.covariate_fit import fit_covariate_model
+
+    return fit_covariate_model(tmp_path_factory.mktemp("covariate_report"))

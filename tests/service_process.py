@@ -31,12 +31,15 @@ def random_artifact(
     seed: int = 0,
     noise_link: str = "exp",
     domain: tuple[float, float] = (-0.5, 0.5),
+    covariates: int = 0,
 ) -> Artifact:
-    """An artifact whose weights are random draws, with a plausible manifest."""
+    """An artifact whose weights are random draws, with a plausible manifest; with
+    `covariates` k > 0, a model taking k covariates (temperature, rate, ...) tested at a
+    grid of 3 conditions per covariate (see COVARIATE_SPECS)."""
     rng = np.random.default_rng(seed)
     arrays = {
         name: rng.normal(0.0, 1.0 / np.sqrt(shape[1]) if name.endswith(".W") else 0.5, shape)
-        for name, shape in expected_shapes(draws, 1, list(hidden_sizes)).items()
+        for name, shape in expected_shapes(draws, 1 + covariates, list(hidden_sizes)).items()
     }
     arrays["sigma_head.b"] -= 1.5  # sigma well below the data scale, as in real fits
     manifest = {
@@ -52,7 +55,23 @@ def random_artifact(
         "diagnostics": {},
         "metrics": {},
     }
+    if covariates:
+        specs = COVARIATE_SPECS[:covariates]
+        manifest["covariates"] = [
+            {"name": name, "unit": unit, "mean": float(np.mean(levels)),
+             "scale": float(np.std(levels)), "min": min(levels), "max": max(levels)}
+            for name, unit, levels in specs]
+        grid = np.meshgrid(*(levels for _, _, levels in specs), indexing="ij")
+        manifest["tested_conditions"] = np.column_stack([g.ravel() for g in grid]).tolist()
     return Artifact(manifest=manifest, arrays=arrays)
+
+
+# (name, unit, tested levels) of the covariates `random_artifact` gives a model.
+COVARIATE_SPECS: list[tuple[str, str, list[float]]] = [
+    ("temperature", "K", [273.15, 296.15, 353.15]),
+    ("rate", "1/s", [0.001, 0.01, 0.1]),
+    ("filler", "1", [0.1, 0.2, 0.3]),
+]
 
 
 def smooth_curve_section(basis: int = 8, length: float = 0.4, level: float = 0.04,

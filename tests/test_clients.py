@@ -69,6 +69,7 @@ class _Flaky(BaseHTTPRequestHandler):
     `delay` seconds per request, then answers a fixed prediction."""
 
     failures, status, delay, calls = 0, 503, 0.0, 0
+    retry_after: str | None = None
     answer = {"model": "demo", "version": 1, "strain": [0.0], "mean": [1.0],
               "aleatoric_sd": [0.1], "epistemic_sd": [0.2], "total_sd": [0.25]}
 
@@ -80,6 +81,8 @@ class _Flaky(BaseHTTPRequestHandler):
             body = json.dumps({"error": {"code": "unavailable", "message": "try again",
                                          "details": []}}).encode()
             self.send_response(self.status)
+            if self.retry_after is not None:
+                self.send_header("retry-after", self.retry_after)
         else:
             body = json.dumps(self.answer).encode()
             self.send_response(200)
@@ -123,13 +126,52 @@ def test_python_client_does_not_retry_client_errors(flaky) -> None:
     assert handler.calls == 1 and error.value.status == 422
 
 
-def test_python_client_times_out_then_gives_up(flaky) -> None:
+def test_python_client_times_out_and_does_not_send_the_work_again(flaky) -> None:
     url, handler = flaky
     handler.delay = 2.0
     start = time.monotonic()
-    with pytest.raises(httpx.TimeoutException):
-        predict("demo", [0.0], base_url=url, timeout=0.3, retries=1)
-    assert handler.calls == 2 and time.monotonic() - start < 1.9
+    with pytest.raises(httpx.ReadTimeout):
+        predict("demo", [0.0], base_url=url, timeout=0.3, retries=3)
+    assert handler.calls == 1 and time.monotonic() - start < 1.9
+
+
+@pytest.mark.parametrize("status", [504, 413])
+def test_python_client_does_not_retry_a_gateway_timeout_or_an_over_budget_request(
+        flaky, status: int) -> None:
+    url, handler = flaky
+    handler.failures, handler.status = 5, status
+    with pytest.raises(SurrogateAPIError) as error:
+        predict("demo", [0.0], base_url=url, retries=3)
+    assert handler.calls == 1 and error.value.status == status
+
+
+def test_python_client_waits_as_long_as_retry_after_says(flaky) -> None:
+    url, handler = flaky
+    handler.failures, handler.retry_after = 1, "1"
+    start = time.monotonic()
+    with SurrogateClient(url, retries=3, backoff=0.01, max_backoff=5.0) as client:
+        assert client.predict("demo", [0.0]).mean.tolist() == [1.0]
+    assert handler.calls == 2 and time.monotonic() - start >= 1.0
+
+
+def test_python_client_gives_up_when_retry_after_is_longer_than_its_patience(flaky) -> None:
+    url, handler = flaky
+    handler.failures, handler.retry_after = 5, "30"
+    start = time.monotonic()
+    with pytest.raises(SurrogateAPIError) as error:
+        predict("demo", [0.0], base_url=url, retries=3)
+    assert handler.calls == 1 and error.value.status == 503
+    assert time.monotonic() - start < 5.0
+
+
+def test_python_client_backs_off_between_retries_of_503(flaky) -> None:
+    url, handler = flaky
+    handler.failures = 3
+    start = time.monotonic()
+    with SurrogateClient(url, retries=3, backoff=0.2, max_backoff=5.0) as client:
+        client.predict("demo", [0.0])
+    # Waits of 0.2, 0.4 and 0.8 s, each jittered down to half at most.
+    assert handler.calls == 4 and time.monotonic() - start >= 0.7
 
 
 def _c_toolchain_ready() -> bool:

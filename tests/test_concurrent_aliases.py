@@ -1,11 +1,13 @@
 """Alias writes racing each other through the real HTTP server, on SQLite and PostgreSQL:
 every call is a 200 or a 404 (a delete that found nothing), never a 500, and the audit log
-replays to the alias's final state."""
+replays to the alias's final state. Archiving racing an alias move never leaves an alias
+on an archived version."""
 
 from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,6 +75,7 @@ def test_racing_alias_puts_and_deletes_are_200_or_404_and_replay_from_the_audit_
                 responses = list(pool.map(call, calls, timeout=300))
             audit = client.get("/admin/audit", params={"model": "steel", "limit": 1000}).json()
             final = client.get("/v1/models/steel").json()["aliases"].get("production")
+            archive_race = race_archive_against_alias_moves(client)
     finally:
         server.stop()
     outcomes = [(method, response.status_code) for (method, _), response
@@ -94,7 +97,38 @@ def test_racing_alias_puts_and_deletes_are_200_or_404_and_replay_from_the_audit_
                       else e["version"]) or 0) for e in changes)
     assert told == logged
     assert replay(audit) == final
+    assert set(archive_race) <= {("PATCH", 200), ("PATCH", 409), ("PUT", 200), ("PUT", 422)}, \
+        archive_race
     print(f"\n{RACERS} racing alias writes: "
           f"{sum(s == 200 for _, s in outcomes)} x 200, "
           f"{sum(s == 404 for _, s in outcomes)} x 404 (deletes that found nothing), "
-          f"{sum(s >= 500 for _, s in outcomes)} x 5xx")
+          f"{sum(s >= 500 for _, s in outcomes)} x 5xx; archive race: "
+          f"{sorted(Counter(archive_race).items())}")
+
+
+def race_archive_against_alias_moves(client: httpx.Client) -> list[tuple[str, int]]:
+    """Archive and restore version 3 while `candidate` is moved to it, all at once: an
+    archive that loses is a 409 (an alias holds the version), a move that loses a 422
+    (the version is archived). Afterwards no alias points at an archived version."""
+    client.delete("/admin/models/steel/aliases/production")  # only `candidate` holds v3
+    jobs = [("PATCH", {"status": "archived" if i % 4 == 0 else "ready"}) if i % 2 == 0
+            else ("PUT", {"version": VERSIONS}) for i in range(RACERS // 2)]
+    start = threading.Barrier(len(jobs))
+
+    def call(job: tuple[str, dict]) -> tuple[str, int]:
+        method, body = job
+        start.wait(timeout=60)
+        if method == "PATCH":
+            response = client.patch(f"/admin/models/steel/versions/{VERSIONS}", json=body)
+            return method, response.status_code
+        response = client.put("/admin/models/steel/aliases/candidate", json=body)
+        # Deleted again at once (200, or 404 when another call did), so archives can win.
+        client.delete("/admin/models/steel/aliases/candidate")
+        return method, response.status_code
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        outcomes = list(pool.map(call, jobs, timeout=300))
+    model = client.get("/v1/models/steel").json()
+    archived = {v["version"] for v in model["versions"] if v["status"] == "archived"}
+    assert not archived & set(model["aliases"].values()), model
+    return outcomes

@@ -114,6 +114,16 @@ def test_non_finite_observed_numbers_are_a_422(client: TestClient, curved) -> No
     assert extreme.json()["error"]["details"][0]["field"] == "observed.stress"
 
 
+@pytest.mark.parametrize("stress", [[1e308, 0.0], [-1e308, 1e308], [1e200, 0.0]])
+@pytest.mark.parametrize("options", [{}, {"draws": 5}, {"quantiles": [0.5]}])
+def test_an_observed_stress_that_overflows_the_update_is_a_422_not_a_500(
+        client: TestClient, curved, stress: list[float], options: dict) -> None:
+    answer = predict(client, {"strain": [0.0, 0.1], **options,
+                              "observed": {"strain": [0.1, 0.2], "stress": stress}})
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["error"]["details"][0]["field"] == "observed.stress"
+
+
 def test_the_extrapolation_policy_applies_to_observed_strains(
     client: TestClient, curved
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor version still supported when written
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+# The training Job (tests/test_train_job.py) is not part of the service's deployment.
+SERVICE_MANIFESTS = [p for p in MANIFESTS if p.name != "train-indexed-job.yaml"]
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -29,7 +32,7 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 
 def all_resources() -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for path in MANIFESTS for doc in documents(path)}
+    return {doc["kind"]: doc for path in SERVICE_MANIFESTS for doc in documents(path)}
 
 
 def compose() -> dict[str, Any]:
@@ -52,9 +55,10 @@ def test_the_validator_rejects_a_manifest_with_a_misspelt_field() -> None:
 def test_the_manifests_hold_every_piece_of_a_cluster_deployment() -> None:
     resources = all_resources()
     assert set(resources) == {"ConfigMap", "Secret", "Job", "Deployment", "Service",
-                              "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+                              "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                              "NetworkPolicy"}
     kustomized = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
-    steps_of_their_own = {"secret.template.yaml", "migrate-job.yaml"}
+    steps_of_their_own = {"secret.template.yaml", "migrate-job.yaml", "train-indexed-job.yaml"}
     assert sorted(kustomized) == [p.name for p in MANIFESTS if p.name not in steps_of_their_own]
     pod = resources["Deployment"]["spec"]["template"]["spec"]
     (api,) = pod["containers"]
@@ -62,12 +66,44 @@ def test_the_manifests_hold_every_piece_of_a_cluster_deployment() -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["topologySpreadConstraints"]
-    assert {p["containerPort"] for p in api["ports"]} == {8000, 8001}
-    assert {p["port"] for p in resources["Service"]["spec"]["ports"]} == {8000, 8001}
+    assert {p["containerPort"] for p in api["ports"]} == {8000, 8001, 8002}
+    assert {p["port"] for p in resources["Service"]["spec"]["ports"]} == {8000, 8001, 8002}
     assert resources["Job"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "surrogate-serve", "migrate"]
     assert set(resources["Secret"]["stringData"]) == {"SURROGATE_ADMIN_TOKEN",
                                                       "SURROGATE_DATABASE_URL"}
+
+
+def test_the_network_policy_keeps_grpc_and_the_admin_api_to_labelled_pods() -> None:
+    resources = all_resources()
+    policy = resources["NetworkPolicy"]["spec"]
+    pod = resources["Deployment"]["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["policyTypes"] == ["Ingress"]  # what no rule admits is refused
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    config = resources["ConfigMap"]["data"]
+    assert ports["grpc"] == int(config["SURROGATE_GRPC_PORT"])
+    assert ports["admin"] == int(config["SURROGATE_ADMIN_PORT"])
+    peers_by_port: dict[str, list[dict]] = {}
+    for rule in policy["ingress"]:
+        for port in rule["ports"]:
+            peers_by_port.setdefault(port["port"], []).extend(rule["from"])
+    assert set(peers_by_port) == set(ports)  # every named port, nothing else
+    assert peers_by_port["http"] == [{"namespaceSelector": {}}]  # the whole cluster
+    for name, label in (("grpc", "material-surrogate/grpc-client"),
+                        ("admin", "material-surrogate/admin-client")):
+        (peer,) = peers_by_port[name]
+        assert peer["podSelector"] == {"matchLabels": {label: "true"}}, name
+
+
+def test_every_image_the_manifests_run_is_the_pinned_release() -> None:
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    resources = all_resources()
+    images = [c["image"] for kind in ("Deployment", "Job")
+              for c in resources[kind]["spec"]["template"]["spec"]["containers"]]
+    assert images and all(image == f"material-surrogate:{release}" for image in images)
+    kustomized = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
+    assert kustomized == [{"name": "material-surrogate", "newTag": release}]
 
 
 def setting_names() -> set[str]:
@@ -147,19 +183,24 @@ def default_of(value: str) -> str:
     return match[1] if match else str(value)
 
 
-def test_drain_outlasts_the_balancers_detection_and_grace_periods_outlast_the_drain() -> None:
+def test_drain_outlasts_the_balancers_detection_and_grace_periods_outlast_drain_and_grace(
+        ) -> None:
     cfg = HAPROXY_CFG.read_text()
     inter = seconds(re.search(r"default-server inter (\S+)", cfg)[1])
     fall = int(re.search(r"default-server .* fall (\d+)", cfg)[1])
     api = compose()["services"]["api"]
     compose_drain = float(default_of(api["environment"]["SURROGATE_SHUTDOWN_DRAIN_S"]))
-    assert inter * fall < compose_drain < seconds(api["stop_grace_period"])
+    compose_grace = float(default_of(api["environment"]["SURROGATE_SHUTDOWN_GRACE_S"]))
+    assert inter * fall < compose_drain
+    assert compose_drain + compose_grace < seconds(api["stop_grace_period"])
     resources = all_resources()
-    k8s_drain = float(resources["ConfigMap"]["data"]["SURROGATE_SHUTDOWN_DRAIN_S"])
+    config = resources["ConfigMap"]["data"]
+    k8s_drain = float(config["SURROGATE_SHUTDOWN_DRAIN_S"])
+    k8s_grace = float(config["SURROGATE_SHUTDOWN_GRACE_S"])
     pod = resources["Deployment"]["spec"]["template"]["spec"]
     readiness = pod["containers"][0]["readinessProbe"]
     assert readiness["periodSeconds"] * readiness["failureThreshold"] < k8s_drain
-    assert k8s_drain + 10 <= pod["terminationGracePeriodSeconds"]
+    assert k8s_drain + k8s_grace < pod["terminationGracePeriodSeconds"]
 
 
 def test_compose_serves_every_replica_through_one_host_port() -> None:
@@ -183,3 +224,52 @@ def test_system_dependencies_install_haproxy() -> None:
     assert re.search(r"^packages=\(.*\bhaproxy\b.*\)$", script, re.M)
     done = subprocess.run(["bash", "-n", str(ROOT / "scripts" / "system-deps.sh")])
     assert done.returncode == 0
+
+
+def budget_table() -> dict[str, float]:
+    """docs/performance.md's budget table: row label -> its number."""
+    text = (ROOT / "docs" / "performance.md").read_text()
+    section = text[text.index("| budget | value |"):]
+    rows = {}
+    for line in section.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        label, value = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[label] = float(value.split()[0])
+    return rows
+
+
+def row(rows: dict[str, float], start: str) -> float:
+    (value,) = [v for label, v in rows.items() if label.startswith(start)]
+    return value
+
+
+def test_the_pod_memory_limit_is_derived_from_the_budgets_the_docs_give() -> None:
+    rows = budget_table()
+    config = all_resources()["ConfigMap"]["data"]
+    defaults = Settings(database_url="sqlite://")
+    slots = row(rows, "heavy requests at once")
+    share = row(rows, "memory per request")
+    assert slots == int(config["SURROGATE_MAX_HEAVY_REQUESTS"]) == defaults.max_heavy_requests
+    assert share == int(config["SURROGATE_REQUEST_MEMORY_MB"]) == defaults.request_memory_mb
+    limit = all_resources()["Deployment"]["spec"]["template"]["spec"]["containers"][0][
+        "resources"]["limits"]["memory"]
+    assert limit.endswith("Mi")
+    assert float(limit[:-2]) == row(rows, "pod memory limit") \
+        == row(rows, "replica at rest") + slots * share
+
+
+def test_the_time_budgets_fit_inside_the_balancers_timeout() -> None:
+    rows = budget_table()
+    config = all_resources()["ConfigMap"]["data"]
+    defaults = Settings(database_url="sqlite://")
+    timeout = seconds(re.search(r"timeout server (\S+)", HAPROXY_CFG.read_text())[1])
+    assert row(rows, "balancer server timeout") == timeout
+    budget = row(rows, "time per request")
+    deadline = row(rows, "deadline per request")
+    assert budget == float(config["SURROGATE_REQUEST_TIME_BUDGET_S"]) \
+        == defaults.request_time_budget_s
+    assert deadline == float(config["SURROGATE_REQUEST_DEADLINE_S"]) \
+        == defaults.request_deadline_s
+    assert 5 * budget <= timeout  # margin for a replica several times slower
+    assert budget < deadline < timeout

@@ -5,7 +5,7 @@ follows matches it."""
 
 from __future__ import annotations
 
-import importlib
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -84,24 +84,43 @@ def exists(path: str) -> bool:
     return (ROOT / path).exists()
 
 
+def _defined_names(body: list[ast.stmt]) -> dict[str, list[ast.stmt] | None]:
+    """Names a module or class body defines, with the body of each class (None otherwise)."""
+    names: dict[str, list[ast.stmt] | None] = {}
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            names[node.name] = node.body
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names[node.name] = None
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                names.update({n.id: None for n in ast.walk(target) if isinstance(n, ast.Name)})
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = None
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update({(a.asname or a.name).split(".")[0]: None for a in node.names})
+    return names
+
+
 def module_exists(dotted: str) -> bool:
     """`service.a.b` names a module, or a module followed by names defined in it
-    (`service.inference.predictive.samples`)."""
+    (`service.inference.predictive.samples`). Read from the source, not imported: the
+    generated gRPC modules and tritonclient's register the same protobuf names, so
+    importing both in one test process fails."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
-        name = ".".join(parts[:cut])
-        if not ((ROOT / Path(*parts[:cut])).with_suffix(".py").exists()
-                or (ROOT / Path(*parts[:cut]) / "__init__.py").exists()):
-            continue
-        if cut == len(parts):
-            # The module's file is there. Not imported: the gRPC modules cannot be, in a
-            # process that imported tritonclient.grpc before (another test, another order).
-            return True
-        target: object = importlib.import_module(name)
+        module = ROOT / Path(*parts[:cut])
+        source = module.with_suffix(".py")
+        if not source.exists():
+            source = module / "__init__.py"
+            if not source.exists():
+                continue
+        body: list[ast.stmt] | None = ast.parse(source.read_text()).body
         for attribute in parts[cut:]:
-            if not hasattr(target, attribute):
+            names = _defined_names(body or [])
+            if attribute not in names:
                 return False
-            target = getattr(target, attribute)
+            body = names[attribute]
         return True
     return False
 

@@ -101,3 +101,74 @@ def test_sigterm_drains_then_finishes_the_request_in_flight_and_exits(tmp_path: 
         httpx.get(f"{server.url}/healthz", timeout=2)
     log = server.log.read_text()
     assert log.index("draining for 3.0 s") < log.index("drained; closing the listener")
+
+
+def _grpc_call(address: str, strain: np.ndarray) -> tuple[str, float]:
+    """One ModelInfer: ('ok' or its status code, when it ended)."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(address)
+    tensor = grpcclient.InferInput("strain", [len(strain)], "FP64")
+    tensor.set_data_from_numpy(strain)
+    try:
+        answer = client.infer("steel", [tensor], client_timeout=120)
+        outcome = "ok" if answer.as_numpy("mean").shape == strain.shape else "short"
+    except InferenceServerException as exc:
+        outcome = str(exc.status())
+    finally:
+        client.close()
+    return outcome, time.monotonic()
+
+
+def test_sigterm_closes_grpc_with_http_and_calls_in_flight_on_both_finish(
+        tmp_path: Path) -> None:
+    """At the end of the drain both listeners close at once, even while an HTTP request is
+    in flight (gRPC used to keep accepting until HTTP was done), and gRPC calls in flight
+    then finish in full (they used to get 5 s, then UNAVAILABLE)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    seed_registry(url, "steel", [random_artifact(draws=1000, hidden_sizes=(32,))])
+    port, grpc_port = free_port(), free_port()
+    address = f"127.0.0.1:{grpc_port}"
+    server = ServerProcess.launch(service_command(port), port, {
+        "SURROGATE_DATABASE_URL": url, "SURROGATE_SHUTDOWN_DRAIN_S": str(DRAIN_S),
+        "SURROGATE_SHUTDOWN_GRACE_S": "90", "SURROGATE_GRPC_PORT": str(grpc_port),
+        "SURROGATE_MAX_HEAVY_REQUESTS": "4",  # the three calls in flight at once
+        "SURROGATE_LOG_FORMAT": "text"}, tmp_path / "replica.log")
+    try:
+        server.wait_until_ok("/readyz", timeout_s=120)
+        # Calls that take ~2 s here, whatever the machine's load.
+        started = time.monotonic()
+        assert _grpc_call(address, np.linspace(-0.4, 0.4, 20_000))[0] == "ok"
+        points = int(min(1_000_000, 20_000 * max(1.0, 2.0 / (time.monotonic() - started))))
+        strain = np.linspace(-0.4, 0.4, points)
+        body = json.dumps({"strain": [0.1] * 100}).encode()
+        http_call = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        http_call.putrequest("POST", "/v1/models/steel/predict")
+        http_call.putheader("Content-Type", "application/json")
+        http_call.putheader("Content-Length", str(len(body)))
+        http_call.endheaders()
+        http_call.send(body[:10])  # in flight across the end of the drain
+
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            time.sleep(max(0.0, signalled + DRAIN_S - 0.3 - time.monotonic()))
+            in_flight = [pool.submit(_grpc_call, address, strain) for _ in range(3)]
+            time.sleep(max(0.0, signalled + DRAIN_S + 0.7 - time.monotonic()))
+            late, refused_at = _grpc_call(address, strain[:10])
+            http_call.send(body[10:])
+            response = http_call.getresponse()
+            http_status = response.status
+            http_call.close()
+            outcomes = [call.result() for call in in_flight]
+        code = server.process.wait(timeout=120)
+    finally:
+        server.stop()
+    assert late == "StatusCode.UNAVAILABLE"  # gRPC no longer accepted, HTTP still in flight
+    assert http_status == 200
+    assert [outcome for outcome, _ in outcomes] == ["ok"] * 3
+    assert all(ended > refused_at for _, ended in outcomes)  # in flight when it closed
+    assert code in (0, -signal.SIGTERM)

@@ -9,8 +9,9 @@ from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from training.config import NutsSettings, methods_using
 from training.data import TrainingData
+from training.folds import holdout_split
 from training.model import BNNConfig, HeteroskedasticBNN, LossPlateau
-from training.pipeline import fit_data, holdout_split
+from training.pipeline import fit_data
 
 
 def tiny_data(rows: int = 40, groups: bool = False) -> TrainingData:
@@ -147,20 +148,23 @@ def test_holdout_without_groups_takes_random_rows_and_zero_means_none() -> None:
 
 
 def test_fit_stores_held_out_metrics_in_the_manifest() -> None:
-    """The served fit uses all 40 rows; a second fit on 30 (in a worker process) is
-    scored on the 10 held out."""
+    """The served fit uses all 40 rows; one further fit per material (5 folds asked, 4
+    materials), each on the other 30 rows in a worker process, scores the 10 it did not
+    see: every row is held out once."""
     config = BNNConfig().with_overrides(hidden_sizes=(3,), max_steps=300,
                                         convergence_window=100, draws=30)
     manifest = fit_data(tiny_data(groups=True), config, holdout=0.25).artifact.manifest
     metrics = manifest["metrics"]
-    assert metrics["split"]["by"] == "group" and metrics["split"]["test_rows"] == 10
+    assert metrics["split"]["by"] == "group" and metrics["split"]["test_rows"] == 40
+    assert metrics["split"]["folds"] == 4
     held = metrics["held_out"]
     for key in ("nlpd", "crps", "miscalibration_area"):
         assert np.isfinite(held[key])
     assert set(held["coverage"]) == {"0.50", "0.90", "0.95"}
+    assert held["spread"]["units"] == 4 and held["spread"]["folds"] == 4
     assert metrics["aleatoric_sd_error"] is not None and metrics["aleatoric_sd_error"] >= 0
     assert manifest["data"]["training_rows"] == 40 and manifest["data"]["rows"] == 40
-    assert metrics["refit_on_all_data"] and metrics["held_out_fit"]["train_rows"] == 30
+    assert metrics["refit_on_all_data"] and metrics["held_out_fit"]["train_rows"] == [30] * 4
     assert metrics["epistemic_extrapolation"]["inside_mean"] > 0
 
 

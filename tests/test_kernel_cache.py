@@ -63,6 +63,13 @@ def test_warmup_fills_the_cache_and_a_read_only_replica_loads_it_without_compili
     assert int(line.split("kernel: ")[1].split()[0]) > 0  # variants loaded from the cache
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == before
 
+    damage(cache, ".nbc", None)  # a warmup cut short by a full disk
+    repaired = warmup(cache)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "unreadable cache entries skipped" in repaired.stdout, repaired.stdout
+    assert "cannot be read" in repaired.stderr
+    assert "entries skipped" not in warmup(cache).stdout
+
 
 TINY = """
 import logging
@@ -131,3 +138,40 @@ def test_an_unusable_cache_directory_means_no_cache_not_a_failure(
     blocked.write_text("not a directory")
     done = run_tiny(tiny, blocked / "cache")
     assert "1 compiled; no cache directory" in done.stdout
+
+
+def damage(cache: Path, suffix: str, content: bytes | None) -> None:
+    """Truncate (content None) or overwrite every cache file with this suffix."""
+    files = list(cache.rglob(f"*{suffix}"))
+    assert files
+    for path in files:
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]
+                         if content is None else content)
+
+
+@pytest.mark.parametrize(("suffix", "content"), [(".nbc", None), (".nbi", b"garbage\x00"),
+                                                 (".nbi", None)])
+def test_an_unreadable_cache_file_is_skipped_compiled_in_memory_and_rewritten(
+        tiny: Path, tmp_path: Path, suffix: str, content: bytes | None) -> None:
+    cache = tmp_path / "cache"
+    run_tiny(tiny, cache)
+    damage(cache, suffix, content)
+    done = run_tiny(tiny, cache)  # would raise at import without the guard
+    assert "0 variants loaded from the cache, 1 compiled" in done.stdout
+    assert "unreadable cache entries skipped" in done.stdout and ".nbi" in done.stdout
+    assert "cannot be read" in done.stderr and "compiles in memory" in done.stderr
+    again = run_tiny(tiny, cache)  # the writable directory was repaired
+    assert "1 variants loaded from the cache, 0 compiled" in again.stdout
+    assert "entries skipped" not in again.stdout
+
+
+def test_an_unreadable_cache_file_in_a_read_only_directory_is_skipped(
+        tiny: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    run_tiny(tiny, cache)
+    damage(cache, ".nbi", b"\x80\x05garbage")
+    with read_only_directory(cache) as prefix:
+        done = run_tiny(tiny, cache, prefix)
+    assert "0 variants loaded from the cache, 1 compiled" in done.stdout
+    assert "unreadable cache entries skipped" in done.stdout
+    assert "cannot be read" in done.stderr

@@ -90,3 +90,43 @@ def test_access_log_is_a_json_line_with_the_request_id(
     assert (line["status"], line["model"], line["version"]) == (200, "demo", 1)
     assert line["route"] == "/v1/models/{name}/predict" and line["duration_ms"] > 0
     assert "s3cret" not in json.dumps(line)
+
+
+def test_a_text_log_line_cannot_be_forged_through_the_path(tmp_path) -> None:
+    """SURROGATE_LOG_FORMAT=text: a `%0A` (or CR, or U+2028) in the URL stays inside its
+    access line, escaped; a traceback's lines are indented."""
+    import re
+
+    import httpx
+
+    from tests.live_server import live_server
+
+    with live_server(tmp_path, SURROGATE_ACCESS_LOG="true",
+                     SURROGATE_LOG_FORMAT="text") as server:
+        for path in ("/healthz%0AFORGED%20INFO%20line", "/x%0D%0AFORGED%20crlf",
+                     "/y%E2%80%A8FORGED%20ls"):
+            assert httpx.get(server.base_url + path, timeout=10).status_code == 404
+        log = server.log.read_text()
+    lines = log.splitlines()
+    assert not [line for line in lines if line.startswith("FORGED")], log[-2000:]
+    assert any("/healthz\\nFORGED INFO line 404" in line for line in lines), log[-2000:]
+    assert any("/x\\r\\nFORGED crlf 404" in line for line in lines)
+    assert any("/y\\u2028FORGED ls 404" in line for line in lines)
+    service_lines = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d ", line)]
+    assert len(service_lines) >= 3
+
+
+def test_the_text_format_escapes_messages_and_indents_tracebacks() -> None:
+    from service.observability import TextFormatter
+
+    record = logging.LogRecord("service.x", logging.ERROR, __file__, 1, "boom %s",
+                               ("a\nb",), None)
+    try:
+        raise ValueError("bad\nFORGED")
+    except ValueError:
+        import sys
+        record.exc_info = sys.exc_info()
+    text = TextFormatter("%(levelname)s %(message)s").format(record)
+    first, *rest = text.split("\n")
+    assert first == "ERROR boom a\\nb"
+    assert rest and all(line.startswith("    ") for line in rest)

@@ -1,6 +1,7 @@
 """The Open Inference Protocol over HTTP through the real client (tritonclient.http)
 against a live service: every combination of JSON and binary inputs and outputs, FP64 and
-FP32, gives the native endpoint's numbers; routing, limits and errors."""
+FP32, gives the native endpoint's numbers, also with covariate tensors for a model with
+covariates; routing, limits and errors."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.oip_live import (
+    HOT_OUTPUTS,
+    HOT_RATE,
+    HOT_STRAIN,
+    HOT_TEMPERATURE,
     MAX_BYTES,
     MAX_POINTS,
     NUMERIC,
@@ -19,15 +24,38 @@ from tests.oip_live import (
     STRAIN,
     Service,
     assert_same,
+    hot_native,
     live_service,
     native,
 )
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with live_service(tmp_path_factory.mktemp("oip-live")) as running:
+def service(tmp_path_factory: pytest.TempPathFactory, covariate_fit) -> Iterator[Service]:
+    with live_service(tmp_path_factory.mktemp("oip-live"),
+                      covariate_fit.artifact) as running:
         yield running
+
+
+@pytest.mark.parametrize("binary_in", [False, True])
+def test_http_infer_with_covariate_tensors_equals_native(service: Service,
+                                                         binary_in: bool) -> None:
+    client = httpclient.InferenceServerClient(service.http_address)
+    metadata = client.get_model_metadata("hot")
+    assert [i["name"] for i in metadata["inputs"]] == ["strain", "temperature", "rate"]
+    inputs = []
+    for name, values, datatype in (("strain", HOT_STRAIN, "FP64"),
+                                   ("temperature", np.array([HOT_TEMPERATURE]), "FP64"),
+                                   ("rate", HOT_RATE.astype(np.float32), "FP32")):
+        tensor = httpclient.InferInput(name, list(values.shape), datatype)
+        tensor.set_data_from_numpy(values, binary_data=binary_in)
+        inputs.append(tensor)
+    result = client.infer("hot", inputs, outputs=[
+        httpclient.InferRequestedOutput(n, binary_data=not binary_in) for n in HOT_OUTPUTS])
+    # The FP32 rates as the client's tensor holds them.
+    assert_same(result, hot_native(service, HOT_RATE.astype(np.float32).astype(np.float64)),
+                HOT_OUTPUTS)
+    assert result.as_numpy("outside_training_domain")[-1]  # rate 0.15: beyond the tests
 
 
 @pytest.mark.parametrize("datatype", ["FP64", "FP32"])

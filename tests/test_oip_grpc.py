@@ -20,12 +20,17 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from tests.oip_live import (
+    HOT_OUTPUTS,
+    HOT_RATE,
+    HOT_STRAIN,
+    HOT_TEMPERATURE,
     MAX_BYTES,
     MAX_POINTS,
     OUTPUTS,
     STRAIN,
     Service,
     assert_same,
+    hot_native,
     live_service,
     native,
 )
@@ -40,9 +45,31 @@ from tests.service_process import (
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with live_service(tmp_path_factory.mktemp("oip-live")) as running:
+def service(tmp_path_factory: pytest.TempPathFactory, covariate_fit) -> Iterator[Service]:
+    with live_service(tmp_path_factory.mktemp("oip-live"),
+                      covariate_fit.artifact) as running:
         yield running
+
+
+def test_grpc_infer_with_covariate_tensors_equals_native(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    metadata = client.get_model_metadata("hot", as_json=True)
+    assert metadata["inputs"] == [{"name": n, "datatype": "FP64", "shape": ["-1"]}
+                                  for n in ("strain", "temperature", "rate")]
+    inputs = []
+    for name, values in (("rate", HOT_RATE), ("strain", HOT_STRAIN),
+                         ("temperature", np.array([HOT_TEMPERATURE]))):
+        tensor = grpcclient.InferInput(name, list(values.shape), "FP64")
+        tensor.set_data_from_numpy(values)
+        inputs.append(tensor)
+    result = client.infer("hot", inputs,
+                          outputs=[grpcclient.InferRequestedOutput(n) for n in HOT_OUTPUTS])
+    assert_same(result, hot_native(service), HOT_OUTPUTS)
+    # A missing covariate tensor is INVALID_ARGUMENT naming it.
+    with pytest.raises(InferenceServerException) as missing:
+        client.infer("hot", inputs[1:])
+    assert "StatusCode.INVALID_ARGUMENT" in missing.value.status()
+    assert "inputs.rate" in missing.value.message()
 
 
 def test_grpc_health_and_metadata(service: Service) -> None:
@@ -147,6 +174,62 @@ def test_grpc_errors_map_to_status_codes(service: Service) -> None:
     assert size.status() == "StatusCode.RESOURCE_EXHAUSTED"
     # And the service still answers.
     assert client.infer("demo", [one]).as_numpy("mean").shape == (1,)
+
+
+@pytest.mark.parametrize("method,payload", [
+    ("ModelInfer", b"\xff\xff\xff\xff garbage"),
+    ("ModelInfer", b"\x0a\x05demo\x2a\x80"),  # a field cut off mid-length
+    ("ModelMetadata", b"\x0a\xff\xff"),
+    ("ServerLive", b"\x08"),
+])
+def test_a_malformed_protobuf_is_invalid_argument_without_an_error_log(
+        service: Service, method: str, payload: bytes) -> None:
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
+        with pytest.raises(grpc.RpcError) as error:
+            call(payload, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value
+    assert "not a valid inference." in error.value.details()
+    time.sleep(0.2)  # the access line is written after the status is sent
+    errors = [line for line in service.log.read_text().splitlines()
+              if '"level": "error"' in line or "Traceback" in line]
+    assert errors == []
+
+
+def test_a_request_id_longer_than_http_allows_is_invalid_argument(service: Service) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc_address)
+    strain = grpcclient.InferInput("strain", [1], "FP64")
+    strain.set_data_from_numpy(np.array([0.1]))
+    assert client.infer("demo", [strain], request_id="i" * 256).get_response().id == "i" * 256
+    error = grpc_error(lambda: client.infer("demo", [strain], request_id="i" * 257))
+    assert error.status() == "StatusCode.INVALID_ARGUMENT" and "id:" in error.message()
+    http = httpx.post(f"{service.http_url}/v2/models/demo/infer", timeout=10, json={
+        "id": "i" * 257, "inputs": [{"name": "strain", "shape": [1], "datatype": "FP64",
+                                     "data": [0.1]}]})
+    assert http.status_code == 422  # the same bound
+
+
+def test_a_grpc_call_over_the_work_budget_is_resource_exhausted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    seed_registry(url, "demo", [random_artifact(draws=200, seed=71)])
+    port, grpc_port = free_port(), free_port()
+    running = ServerProcess.launch(
+        service_command(port), port,
+        {"SURROGATE_DATABASE_URL": url, "SURROGATE_GRPC_PORT": str(grpc_port),
+         "SURROGATE_REQUEST_TIME_BUDGET_S": "0.01"}, tmp_path / "server.log")
+    try:
+        running.wait_until_ok("/readyz")
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        big = grpcclient.InferInput("strain", [100_000], "FP64")
+        big.set_data_from_numpy(np.zeros(100_000))
+        error = grpc_error(lambda: client.infer("demo", [big]))
+        assert error.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert "reduce inputs[0].shape" in error.message()
+        small = grpcclient.InferInput("strain", [10], "FP64")
+        small.set_data_from_numpy(np.zeros(10))
+        assert client.infer("demo", [small]).as_numpy("mean").shape == (10,)
+    finally:
+        running.stop()
 
 
 def test_grpc_unavailable_when_the_registry_is_down_and_the_version_not_loaded(

@@ -132,6 +132,50 @@ def test_a_client_that_never_finishes_its_body_gets_a_408(server: LiveServer) ->
     assert received.startswith(b"HTTP/1.1 408"), received[:200]
 
 
+def _head_answer(server: LiveServer, head: bytes) -> tuple[bool, bytes]:
+    """Send a request head (in pieces, as a slow or hostile client would), then read."""
+    with _socket_to(server) as sock:
+        try:
+            for start in range(0, len(head), 65_536):
+                sock.sendall(head[start:start + 65_536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the head was all sent
+        return _closed_within(sock, 6.0)
+
+
+def _get(path: bytes, headers: list[bytes], body: bytes = b"") -> bytes:
+    return (b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        h + b"\r\n" for h in headers) + b"connection: close\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("head,field", [
+    (_get(b"/healthz", [b"x-big: " + b"a" * 8_000_000]), b"max_head_bytes"),
+    (_get(b"/healthz?" + b"q" * 100_000, []), b"max_head_bytes"),
+    (_get(b"/healthz", [b"x-h%d: 1" % i for i in range(20_000)]), b"max_header_count"),
+    (_get(b"/healthz", [b"x-h%d: 1" % i for i in range(101)]), b"max_header_count"),
+])
+def test_a_request_head_over_the_limits_is_a_431_and_the_connection_closes(
+        server: LiveServer, head: bytes, field: bytes) -> None:
+    started = time.monotonic()
+    closed, received = _head_answer(server, head)
+    assert closed
+    assert received.startswith(b"HTTP/1.1 431"), received[:200]
+    assert field in received
+    assert time.monotonic() - started < 3.0  # refused at the limit, not after parsing it all
+    assert server.alive()
+
+
+def test_a_head_within_the_limits_is_served_with_its_body(server: LiveServer) -> None:
+    body = b'{"strain": [0.1, 0.2]}'
+    head = (b"POST /v1/models/demo/predict HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"x-h%d: 1\r\n" % i for i in range(95))
+            + b"x-pad: " + b"p" * 12_000 + b"\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body))
+    closed, received = _head_answer(server, head + body)  # head and body in one write
+    assert closed and received.startswith(b"HTTP/1.1 200"), received[:300]
+    assert b'"mean"' in received
+
+
 @pytest.fixture
 def demo(session: Session) -> None:
     register(session, "demo", random_artifact(seed=1).to_bytes(), actor="test")

@@ -43,7 +43,7 @@ def test_cli_fit_registers_and_the_service_predicts_it(shared_tiny_fit: CliFit) 
 
     manifest = Artifact.from_bytes(shared_tiny_fit.artifact.read_bytes()).manifest
     assert manifest["architecture"]["hidden_sizes"] == [4]
-    assert manifest["data"]["rows"] == 48
+    assert manifest["data"]["rows"] == 72
     assert manifest["training_domain"] == {"min": -0.5, "max": 0.5}
     assert manifest["diagnostics"]["steps"] <= 300
 
@@ -62,7 +62,7 @@ def test_cli_fit_registers_and_the_service_predicts_it(shared_tiny_fit: CliFit) 
 def test_homoskedastic_fit_has_constant_aleatoric_sd(small_csv: Path) -> None:
     config = BNNConfig().with_overrides(noise="homoskedastic", hidden_sizes=(4,),
                                         max_steps=300, draws=20)
-    trained = fit_data(load_csv(small_csv), config)
+    trained = fit_data(load_csv(small_csv), config, folds=1)
     assert np.all(trained.artifact.arrays["sigma_head.W"] == 0)
     from service.inference.posterior import Posterior
 
@@ -120,7 +120,7 @@ def test_demo_fit_recovers_input_dependent_scatter(tmp_path: Path) -> None:
     path = tmp_path / "demo.csv"
     frame.to_csv(path, index=False)
     config = BNNConfig().with_overrides(draws=200)
-    trained = fit_data(load_csv(path), config)
+    trained = fit_data(load_csv(path), config, folds=1)
     from service.inference.posterior import Posterior
 
     strains = np.sort(frame["strain"].unique())

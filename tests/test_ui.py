@@ -3,10 +3,14 @@ headers, escaping, errors, and a bounded number of database queries per page."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -188,8 +192,19 @@ def test_versions_table_reads_the_metrics_the_api_returns(database_url: str, db_
             inference["method"], inference["wall_time_s"], held["nlpd"],
             held["coverage"]["0.95"], held["crps"], detail["metrics"]["aleatoric_sd_error"],
             detail["aliases"], detail["status"], detail["registered_by"])
+        spread = held.get("spread")
+        assert (row.spread is None) == (spread is None)  # none before folds (v1, v2)
+        if spread is not None:
+            coverage = spread["coverage"]["0.95"]
+            assert (row.spread.units, row.spread.unit, row.spread.nlpd_se, row.spread.nlpd_low,
+                    row.spread.nlpd_high, row.spread.coverage_95_low,
+                    row.spread.coverage_95_high) == (
+                spread["units"], spread["unit"], spread["nlpd"]["se"],
+                spread["nlpd"]["low_95"], spread["nlpd"]["high_95"], coverage["low_95"],
+                coverage["high_95"])
     bare = model_page(session, "gent").versions[0]
     assert (bare.nlpd, bare.coverage_95, bare.aleatoric_sd_error) == (None, None, None)
+    assert bare.spread is None
     overview = {row.name: row for row in models_overview(session)}
     assert sorted(overview) == ["gent", HOSTILE_MODEL, "rubber"]
     assert (overview["rubber"].latest_version, overview["rubber"].version_count,
@@ -227,3 +242,147 @@ def test_export_links_only_when_the_service_has_the_export_route() -> None:
     bare.add_api_route("/v1/models/{name}", lambda name: name, methods=["GET"])
     assert not has_public_path(bare, EXPORT_PATH)
     assert has_public_path(create_app(Settings()), EXPORT_PATH)
+
+
+class _Cells(HTMLParser):
+    """The text of every element carrying `attribute`, keyed by (the value of `row` on its
+    enclosing row, the attribute's value)."""
+
+    def __init__(self, attribute: str, row: str) -> None:
+        super().__init__()
+        self.attribute, self.row = attribute, row
+        self.cells: dict[tuple[str | None, str], str] = {}
+        self._row: str | None = None
+        self._open: tuple[str | None, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "tr" and self.row in found:
+            self._row = found[self.row]
+        if self.attribute in found:
+            self._open = (self._row, found[self.attribute] or "")
+            self.cells[self._open] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "dd"):
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self.cells[self._open] += data
+
+
+def cells(html: str, attribute: str, row: str) -> dict[tuple[str | None, str], str]:
+    parser = _Cells(attribute, row)
+    parser.feed(html)
+    return {key: " ".join(text.split()) for key, text in parser.cells.items()}
+
+
+def test_model_page_shows_the_spread_of_held_out_scores_and_dashes_without_one(
+        client: TestClient) -> None:
+    """Versions 3 and 4 were stored with folds and a spread over materials, 1 and 2
+    before there was one: the table and the chart bands show each as stored."""
+    html = client.get("/ui/models/rubber").text
+    table = cells(html, "data-col", "data-version")
+    chart = json.loads(unescape(re.search(r"data-chart='([^']*)'", html).group(1)))
+    for version in (1, 2, 3, 4):
+        held = client.get(f"/v1/models/rubber/versions/{version}").json()["metrics"]["held_out"]
+        index = chart["versions"].index(version)
+        row = {col: text for (v, col), text in table.items() if v == str(version)}
+        spread = held.get("spread")
+        if spread is None:
+            assert (row["nlpd_se"], row["coverage_95_interval"], row["held_out_units"]) == (
+                "—", "—", "—")
+            assert chart["nlpd_low"][index] is None and chart["coverage_95_high"][index] is None
+            continue
+        coverage = spread["coverage"]["0.95"]
+        assert row["nlpd_se"] == f"± {spread['nlpd']['se']:.3f}"
+        assert row["coverage_95_interval"] == (
+            f"{coverage['low_95']:.3f}–{coverage['high_95']:.3f}")
+        assert row["held_out_units"] == "40 materials"
+        assert (chart["nlpd_low"][index], chart["nlpd_high"][index]) == (
+            spread["nlpd"]["low_95"], spread["nlpd"]["high_95"])
+        assert (chart["coverage_95_low"][index], chart["coverage_95_high"][index]) == (
+            coverage["low_95"], coverage["high_95"])
+
+
+def test_version_page_shows_intervals_over_materials_and_each_fold(client: TestClient) -> None:
+    detail = client.get("/v1/models/rubber/versions/4").json()
+    held = detail["metrics"]["held_out"]
+    html = client.get("/ui/models/rubber/versions/4").text
+    spread = cells(html, "data-spread", "data-metric")
+    nlpd = held["spread"]["nlpd"]
+    assert spread[("nlpd", "nlpd")] == (
+        f"{nlpd['low_95']:.3f} – {nlpd['high_95']:.3f} (SE {nlpd['se']:.3f})")
+    coverage = held["spread"]["coverage"]["0.95"]
+    assert spread[("coverage_0.95", "coverage_0.95")].startswith(
+        f"{coverage['low_95']:.3f} – {coverage['high_95']:.3f}")
+    assert spread[("rows", "rows")] == "40 materials"
+    assert "2000 rows of 40 materials in 5 folds" in " ".join(html.split())
+    folds = re.findall(r'<tr data-fold="(\d+)">', html)
+    assert folds == [str(fold["fold"]) for fold in held["folds"]] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_version_stored_before_folds_shows_its_single_split_without_a_spread(
+        client: TestClient) -> None:
+    html = client.get("/ui/models/rubber/versions/2").text
+    spread = cells(html, "data-spread", "data-metric")
+    assert spread and set(spread.values()) == {"—"}
+    text = " ".join(html.split())
+    assert "one split (3 materials)" in text and "without the spread" in text
+    assert 'id="folds"' not in html
+    bare = client.get("/ui/models/gent/versions/1").text
+    assert "No held-out scores were stored" in bare
+
+
+def test_a_covariate_version_page_lists_its_covariates_and_tested_conditions(
+    covariate_fit, database_url: str
+) -> None:
+    import json
+    import re
+    from html import unescape
+
+    from service.registry.db import make_engine, make_session_factory
+    from tests.covariate_fit import register_models
+
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        register_models(session, covariate_fit)
+    engine.dispose()
+    with app_client(database_url) as client:
+        html = client.get("/ui/models/hot/versions/1").text
+        rows = dict(re.findall(r'<tr data-covariate="(\w+)">(.*?)</tr>', html, re.S))
+        assert list(rows) == ["temperature", "rate"]
+
+        def cell(name: str, column: str) -> str:
+            found = re.search(rf'data-col="{column}">(.*?)</td>', rows[name], re.S)
+            assert found, (name, column)
+            return unescape(found.group(1)).strip()
+
+        assert cell("temperature", "unit") == "K" and cell("rate", "unit") == "1/s"
+        assert cell("temperature", "range") == "273.15 … 323.15"
+        assert cell("rate", "range") == "0.01 … 0.1"
+        assert cell("temperature", "tested") == "273.15, 296.15, 323.15"
+        table = html.split('id="tested-conditions"')[1].split("</table>")[0]
+        conditions = re.findall(r"<tr><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td>",
+                                table)
+        assert sorted((float(t), float(r)) for t, r in conditions) == sorted(
+            map(tuple, covariate_fit.artifact.manifest["tested_conditions"]))
+        # "Try it" has one input per covariate, at the central tested condition.
+        inputs = dict(re.findall(r'data-covariate="(\w+)" value="([^"]+)"', html))
+        assert inputs == {"temperature": "296.15", "rate": "0.01"}
+        config = json.loads(unescape(re.search(r"data-try-it='([^']*)'", html).group(1)))
+        assert [c["name"] for c in config["covariates"]] == ["temperature", "rate"]
+        assert config["covariates"][0]["min"] == 273.15
+        # The export links answer at that condition.
+        links = re.findall(r'href="(/v1/models/hot/export[^"]*)"', html)
+        assert len(links) == 4
+        for href in links:
+            href = unescape(href)
+            assert "covariates=temperature:296.15,rate:0.01" in href
+            response = client.get(href)
+            assert response.status_code == 200, response.text[:300]
+        # A model without covariates shows no covariate section and no covariate input.
+        plain = client.get("/ui/models/plain/versions/1").text
+        assert 'id="covariates"' not in plain and "data-covariate" not in plain
+        assert "covariates=" not in plain

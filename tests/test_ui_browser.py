@@ -50,13 +50,22 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+COVARIATE_MODEL = "hot"
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, covariate_fit) -> Iterator[ServerProcess]:
+    from training.registration import FitRegistration, register_in_database, report_files
+
     folder = tmp_path_factory.mktemp("ui")
     url = f"sqlite:///{folder / 'registry.db'}"
     build_ui_registry(url)
     add_real_fit(url, folder)
+    # A tiny real fit with covariates (temperature, rate) and its report.
+    manifest = covariate_fit.artifact.manifest
+    register_in_database(url, FitRegistration(
+        COVARIATE_MODEL, covariate_fit.artifact.to_bytes(), alias="production",
+        files=report_files(manifest)))
     port = free_port()
     running = ServerProcess.launch(service_command(port), port,
                                    {"SURROGATE_DATABASE_URL": url,
@@ -185,11 +194,17 @@ def test_model_page_table_and_charts_show_the_api_values(page: Any,
         held = detail["metrics"]["held_out"]
         cell = {c.get_attribute("data-col"): c.text
                 for c in row.find_elements(By.CSS_SELECTOR, "td[data-col]")}
+        spread = held.get("spread")  # versions 1 and 2 were stored without one
+        coverage = spread["coverage"]["0.95"] if spread else None
         assert cell == {
             "method": detail["manifest"]["inference"]["method"],
             "fit_time": f"{detail['manifest']['inference']['wall_time_s']:.1f} s",
             "nlpd": f"{held['nlpd']:.3f}",
+            "nlpd_se": f"± {spread['nlpd']['se']:.3f}" if spread else "—",
             "coverage_95": f"{held['coverage']['0.95']:.3f}",
+            "coverage_95_interval": (f"{coverage['low_95']:.3f}–{coverage['high_95']:.3f}"
+                                     if spread else "—"),
+            "held_out_units": "40 materials" if spread else "—",
             "aleatoric_sd_error": pct(detail["metrics"]["aleatoric_sd_error"]),
         }
         badges = [b.text for b in row.find_elements(By.CSS_SELECTOR, ".badge.alias")]
@@ -199,6 +214,11 @@ def test_model_page_table_and_charts_show_the_api_values(page: Any,
         plotted = page.execute_script(
             "return window.surrogateUi.plots.nlpd.data[1][arguments[0]]", index)
         assert plotted == held["nlpd"]
+        band = page.execute_script(
+            "var d = window.surrogateUi.plots.nlpd.data;"
+            "return [d[2][arguments[0]], d[3][arguments[0]]]", index)
+        assert band == ([spread["nlpd"]["low_95"], spread["nlpd"]["high_95"]] if spread
+                        else [None, None])
     assert "production" in rows[1].get_attribute("class")
     canvases = page.find_elements(By.CSS_SELECTOR, "#metrics-charts canvas")
     assert len(canvases) == 3 and all(c.size["width"] > 200 for c in canvases)
@@ -345,15 +365,19 @@ def test_screenshots_of_the_three_page_types(page: Any, server: ServerProcess) -
         "model.png": "/ui/models/rubber",
         "version.png": f"/ui/models/{REAL_FIT_MODEL}/versions/1",
         "version-compare.png": "/ui/models/rubber/versions/4?compare=3",
+        "version-covariates.png": f"/ui/models/{COVARIATE_MODEL}/versions/1",
     }
     for file, path in shots.items():
         page.get(f"{server.url}{path}")
         if "versions" in path:
             wait(page, lambda d: d.find_element(By.ID, "try-it-chart")
                  .get_attribute("data-state") == "drawn")
+            for image in page.find_elements(By.CSS_SELECTOR, "#figures img"):
+                page.execute_script("arguments[0].scrollIntoView()", image)  # lazy images
             wait(page, lambda d: all(d.execute_script(
                 "return arguments[0].complete && arguments[0].naturalWidth > 0", image)
                 for image in d.find_elements(By.CSS_SELECTOR, "#figures img")))
+            page.execute_script("window.scrollTo(0, 0)")
         height = page.execute_script("return document.documentElement.scrollHeight")
         page.set_window_size(1280, min(max(height + 200, 800), 4000))
         assert page.save_screenshot(str(SCREENSHOTS / file))
@@ -383,6 +407,11 @@ def test_a_real_fit_shows_its_metrics_figures_and_prediction(page: Any,
     row = page.find_element(By.CSS_SELECTOR, '#versions tr[data-version="1"]')
     held = detail["metrics"]["held_out"]
     assert row.find_element(By.CSS_SELECTOR, '[data-col="nlpd"]').text == f"{held['nlpd']:.3f}"
+    coverage = held["spread"]["coverage"]["0.95"]  # two folds of 8 materials
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="coverage_95_interval"]').text == (
+        f"{coverage['low_95']:.3f}–{coverage['high_95']:.3f}")
+    assert row.find_element(By.CSS_SELECTOR, '[data-col="held_out_units"]').text == (
+        "8 materials")
     assert row.find_element(By.CSS_SELECTOR, '[data-col="aleatoric_sd_error"]').text == (
         pct(detail["metrics"]["aleatoric_sd_error"]))
     page.get(f"{server.url}/ui/models/{REAL_FIT_MODEL}/versions/1")
@@ -401,3 +430,52 @@ def test_a_real_fit_shows_its_metrics_figures_and_prediction(page: Any,
                                            timeout=10).json()
     assert page.find_element(By.CSS_SELECTOR, '[data-field="data_sha256"]').text == (
         detail["data_sha256"])
+
+
+def test_a_covariate_version_shows_its_covariates_and_tries_them(page: Any,
+                                                                 server: ServerProcess) -> None:
+    detail = api(server, f"/v1/models/{COVARIATE_MODEL}/versions/1")
+    covariates = detail["manifest"]["covariates"]
+    page.get(f"{server.url}/ui/models/{COVARIATE_MODEL}/versions/1")
+    rows = page.find_elements(By.CSS_SELECTOR, "#covariates tbody tr")
+    assert [r.get_attribute("data-covariate") for r in rows] == [c["name"] for c in covariates]
+    for row, covariate in zip(rows, covariates, strict=True):
+        cell = {c.get_attribute("data-col"): c.text
+                for c in row.find_elements(By.CSS_SELECTOR, "td[data-col]")}
+        assert cell["unit"] == covariate["unit"]
+        assert cell["range"] == f"{covariate['min']:.6g} … {covariate['max']:.6g}"
+    tested = page.find_elements(By.CSS_SELECTOR, "#tested-conditions tbody tr")
+    assert len(tested) == len(detail["manifest"]["tested_conditions"])
+    # The report's covariate figures are shown and decoded.
+    alts = [i.get_attribute("alt") for i in page.find_elements(By.CSS_SELECTOR, "#figures img")]
+    assert "report/covariate_temperature.png" in alts
+
+    chart = page.find_element(By.ID, "try-it-chart")
+    wait(page, lambda d: chart.get_attribute("data-state") == "drawn")
+    state = page.execute_script("return window.surrogateUi.tryIt")
+    assert state["request"]["covariates"] == {"temperature": 296.15, "rate": 0.01}
+    answer = httpx.post(f"{server.url}{state['url']}", json=state["request"],
+                        timeout=10).json()
+    assert state["response"] == answer and answer["condition_distance"][0] == 0.0
+    status = page.find_element(By.ID, "try-it-status").text
+    assert "temperature=296.15 K, rate=0.01 1/s" in status and "condition distance 0" in status
+
+    # A temperature between the tested ones: the request and the chart follow the inputs.
+    field = page.find_element(By.CSS_SELECTOR, 'input[data-covariate="temperature"]')
+    field.clear()
+    field.send_keys("310")
+    page.find_element(By.ID, "try-it-run").click()
+    wait(page, lambda d: d.execute_script(
+        "return window.surrogateUi.tryIt.request.covariates.temperature") == 310)
+    wait(page, lambda d: chart.get_attribute("data-state") == "drawn")
+    state = page.execute_script("return window.surrogateUi.tryIt")
+    answer = httpx.post(f"{server.url}{state['url']}", json=state["request"],
+                        timeout=10).json()
+    assert state["response"] == answer and answer["condition_distance"][0] > 0
+    data = page.execute_script("return window.surrogateUi.plots.tryIt.data")
+    assert_close(data[-1], answer["mean"])
+    # Every covariate input is required: an empty one keeps the form from being sent.
+    field.clear()
+    assert page.execute_script("return arguments[0].validity.valueMissing", field) is True
+    assert page.execute_script(
+        "return document.getElementById('try-it-form').checkValidity()") is False

@@ -43,10 +43,44 @@ def metrics_for(index: int) -> dict[str, Any]:
                                   "observed": np.clip(nominal + shift, 0, 1).round(4).tolist()},
         }
 
+    if index < 3:  # stored before held-out scores had folds and a spread
+        return {
+            "split": {"by": "groups", "fraction": 0.2, "seed": index, "train_rows": 1600,
+                      "test_rows": 400, "held_out_groups": ["m3", "m11", "m17"]},
+            "held_out": scores(400, -0.01 * (index % 3)),
+            **common_metrics(rng, scores),
+        }
+    held = scores(2000, -0.01 * (index % 3))
+    held["spread"] = spread_for(held, rng)
+    held["folds"] = [{"fold": k + 1, "held_out": [f"m{k + 5 * j}" for j in range(8)],
+                      "rows": 400, "train_rows": 1600, "wall_time_s": 20.0 + k,
+                      "nlpd": held["nlpd"] + 0.05 * (k - 2), "crps": held["crps"],
+                      "coverage": held["coverage"], "miscalibration_area": 0.02}
+                     for k in range(5)]
     return {
-        "split": {"by": "groups", "fraction": 0.2, "seed": index, "train_rows": 1600,
-                  "test_rows": 400, "held_out_groups": ["m3", "m11", "m17"]},
-        "held_out": scores(400, -0.01 * (index % 3)),
+        "split": {"by": "group", "folds": 5, "fraction": 0.2, "seed": index,
+                  "test_rows": 2000, "held_out_groups": [f"m{k}" for k in range(40)]},
+        "held_out": held,
+        **common_metrics(rng, scores),
+    }
+
+
+def spread_for(held: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """A spread over 40 materials in 5 folds, shaped as `training.folds` stores it."""
+    def around(value: float, se: float) -> dict[str, Any]:
+        return {"se": se, "sd_between": se * 40**0.5, "min": value - 3 * se,
+                "max": value + 3 * se, "low_95": value - 2.02 * se, "high_95": value + 2.02 * se}
+
+    coverage = {level: {**around(c, 0.01), "low_95": max(0.0, c - 0.03),
+                        "high_95": min(1.0, c + 0.02)}
+                for level, c in held["coverage"].items()}
+    return {"unit": "material", "units": 40, "folds": 5,
+            "nlpd": around(held["nlpd"], float(0.02 + 0.02 * rng.random())),
+            "crps": around(held["crps"], 0.003), "coverage": coverage}
+
+
+def common_metrics(rng: np.random.Generator, scores: Any) -> dict[str, Any]:
+    return {
         "training": scores(1600, 0.0),
         "aleatoric_sd_error": float(0.04 + 0.03 * rng.random()),
         "aleatoric_sd_error_strains": 50,
@@ -168,7 +202,7 @@ def add_real_fit(database_url: str, folder: Path) -> int:
                                                                     index=False)
     config = BNNConfig().with_overrides(hidden_sizes=(4,), ensemble_members=4, max_steps=400,
                                         seed=0)
-    trained = fit_csv(folder / "group.csv", config, holdout=0.25, report_dir=folder / "report")
+    trained = fit_csv(folder / "group.csv", config, report_dir=folder / "report", folds=2)
     return register_in_database(database_url, FitRegistration(
         REAL_FIT_MODEL, trained.artifact.to_bytes(), alias="production",
         files=report_files(trained.artifact.manifest)))

@@ -41,10 +41,14 @@ class PredictiveDraws:
     sigma: np.ndarray
 
 
-def predictive_draws(posterior: Posterior, x: np.ndarray) -> PredictiveDraws:
+def predictive_draws(posterior: Posterior, x: np.ndarray,
+                     covariates: np.ndarray | None = None) -> PredictiveDraws:
+    """Per-draw outputs at x (and, for a covariate model, at the rows' covariates)."""
     x = np.asarray(x, dtype=float)
-    parts = [posterior.network_outputs(x[i:i + _POINTS_PER_CHUNK])[:2]
-             for i in range(0, x.size, _POINTS_PER_CHUNK)]
+    parts = [posterior.network_outputs(
+        x[i:i + _POINTS_PER_CHUNK],
+        covariates=None if covariates is None else covariates[i:i + _POINTS_PER_CHUNK])[:2]
+        for i in range(0, x.size, _POINTS_PER_CHUNK)]
     return PredictiveDraws(np.concatenate([p[0] for p in parts], axis=1),
                            np.concatenate([p[1] for p in parts], axis=1))
 
@@ -78,62 +82,129 @@ def miscalibration_area(pit_values: np.ndarray) -> float:
 
 def crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
          seed: int = 0) -> float:
-    """Mean CRPS of the mixture, estimated from `samples_per_draw` predictive samples per
-    draw (scoringrules; its PWM estimator equals the fair, unbiased one in O(M log M))."""
+    """Mean CRPS of the mixture (`pointwise_crps` averaged)."""
+    return float(np.mean(pointwise_crps(y, draws, samples_per_draw, seed)))
+
+
+def pointwise_crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
+                   seed: int = 0) -> np.ndarray:
+    """CRPS of the mixture per observation, estimated from `samples_per_draw` predictive
+    samples per draw (scoringrules; its PWM estimator equals the fair, unbiased one in
+    O(M log M))."""
     rng = np.random.default_rng(seed)
     per_draw = max(1, samples_per_draw)
     # At least ~1000 samples per observation, whatever the number of draws.
     per_draw = max(per_draw, -(-1000 // draws.mu.shape[0]))
     noise = rng.standard_normal((per_draw, *draws.mu.shape))
     samples = (draws.mu[None] + draws.sigma[None] * noise).reshape(-1, y.size)
-    return float(np.mean(scoringrules.crps_ensemble(y, samples.T, estimator="pwm")))
+    return np.asarray(scoringrules.crps_ensemble(y, samples.T, estimator="pwm"), dtype=float)
 
 
 def empirical_sd_by_strain(x: np.ndarray, y: np.ndarray, min_repeats: int = 3
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Unique strains with at least `min_repeats` observations and the SD (ddof=1) there."""
-    strains, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    strains, sd, _ = empirical_sd_by_condition(x, y, None, min_repeats)
+    return strains, sd
+
+
+def empirical_sd_by_condition(x: np.ndarray, y: np.ndarray, covariates: np.ndarray | None,
+                              min_repeats: int = 3
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`empirical_sd_by_strain` per (strain, condition) when there are covariates: the
+    strains, the SDs and the conditions (None without covariates)."""
+    if covariates is None:
+        strains, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+        unique = strains[:, None]
+    else:
+        unique, inverse, counts = np.unique(np.column_stack([x, covariates]), axis=0,
+                                            return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
     keep = counts >= min_repeats
     sums = np.bincount(inverse, y)
     squares = np.bincount(inverse, y * y)
     means = sums / counts
     variance = (squares - counts * means**2) / np.maximum(counts - 1, 1)
-    return strains[keep], np.sqrt(np.maximum(variance[keep], 0.0))
+    conditions = None if covariates is None else unique[keep, 1:]
+    return unique[keep, 0], np.sqrt(np.maximum(variance[keep], 0.0)), conditions
 
 
-def aleatoric_sd_error(posterior: Posterior, strains: np.ndarray, reference_sd: np.ndarray
-                       ) -> float | None:
+def aleatoric_sd_error(posterior: Posterior, strains: np.ndarray, reference_sd: np.ndarray,
+                       covariates: np.ndarray | None = None) -> float | None:
     """RMS relative error of the predicted aleatoric SD against a reference SD."""
     if strains.size == 0:
         return None
-    predicted = posterior.predict(strains).aleatoric_sd
+    predicted = posterior.predict(strains, covariates=covariates).aleatoric_sd
     return float(np.sqrt(np.mean((predicted / reference_sd - 1.0) ** 2)))
 
 
 def evaluate(posterior: Posterior, x: np.ndarray, y: np.ndarray,
-             y_scale: float | None = None) -> dict[str, Any]:
+             y_scale: float | None = None,
+             covariates: np.ndarray | None = None) -> dict[str, Any]:
     """All held-out scores of `posterior` on (x, y), JSON-ready. NLPD is in the units of
     y; `nlpd_standardised` (given `y_scale`) is in units of the training data's SD."""
+    return summarise(pointwise_scores(posterior, x, y, covariates), y_scale)
+
+
+def pointwise_scores(posterior: Posterior, x: np.ndarray, y: np.ndarray,
+                     covariates: np.ndarray | None = None) -> Pointwise:
+    """Each observation's scores under `posterior` (`evaluate` before averaging)."""
     x = np.asarray(x, dtype=float)
-    return score(np.asarray(y, dtype=float), predictive_draws(posterior, x), y_scale)
+    return pointwise(np.asarray(y, dtype=float), predictive_draws(posterior, x, covariates))
+
+
+def representative(posterior: Posterior, condition: Any = None) -> Posterior:
+    """The posterior, or for a covariate model its view at `condition` (default: the
+    central tested condition): what strain-only summaries (extrapolation, function-space
+    diagnostics, the report's figures) describe."""
+    if posterior.conditions is None:
+        return posterior
+    return posterior.at(posterior.conditions.central() if condition is None else condition)
 
 
 def score(y: np.ndarray, draws: PredictiveDraws, y_scale: float | None = None
           ) -> dict[str, Any]:
     """Scores of any predictive given as Gaussian components (a single-Normal model such
     as NGBoost is one draw), so every method in a comparison is scored by the same code."""
-    pits = pit(y, draws)
-    coverage = central_coverage(pits, np.array(REPORTED_LEVELS))
+    return summarise(pointwise(y, draws), y_scale)
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    """Each observation's log predictive density, PIT and CRPS: what every score is a mean
+    or a fraction of, so the scores of several held-out fits pool row by row and split
+    by material (`training.folds`)."""
+
+    log_predictive: np.ndarray
+    pit: np.ndarray
+    crps: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Pointwise:
+        return Pointwise(self.log_predictive[rows], self.pit[rows], self.crps[rows])
+
+    @staticmethod
+    def concatenate(parts: list[Pointwise]) -> Pointwise:
+        return Pointwise(*(np.concatenate([getattr(p, name) for p in parts])
+                           for name in ("log_predictive", "pit", "crps")))
+
+
+def pointwise(y: np.ndarray, draws: PredictiveDraws) -> Pointwise:
+    return Pointwise(pointwise_log_predictive(y, draws), pit(y, draws),
+                     pointwise_crps(y, draws))
+
+
+def summarise(points: Pointwise, y_scale: float | None = None) -> dict[str, Any]:
+    """The stored held-out scores of these observations, JSON-ready."""
+    coverage = central_coverage(points.pit, np.array(REPORTED_LEVELS))
     scores: dict[str, Any] = {
-        "rows": int(y.size),
-        "nlpd": nlpd(y, draws),
-        "crps": crps(y, draws),
+        "rows": int(points.pit.size),
+        "nlpd": float(-np.mean(points.log_predictive)),
+        "crps": float(np.mean(points.crps)),
         "coverage": {f"{level:.2f}": float(c) for level, c in zip(REPORTED_LEVELS, coverage,
                                                                   strict=True)},
-        "miscalibration_area": miscalibration_area(pits),
+        "miscalibration_area": miscalibration_area(points.pit),
         "calibration_curve": {
             "nominal": NOMINAL_LEVELS[::2].tolist(),
-            "observed": central_coverage(pits, NOMINAL_LEVELS[::2]).round(4).tolist(),
+            "observed": central_coverage(points.pit, NOMINAL_LEVELS[::2]).round(4).tolist(),
         },
     }
     if y_scale:
@@ -183,6 +254,9 @@ def epistemic_extrapolation(posterior: Posterior, beyond: float = 0.25) -> dict[
     span = high - low
     inside = posterior.predict(np.linspace(low, high, 101)).epistemic_sd.mean()
     ends = posterior.predict(np.array([low - beyond * span, high + beyond * span]))
-    return {"beyond_fraction": beyond, "inside_mean": float(inside),
-            "low_ratio": float(ends.epistemic_sd[0] / inside),
-            "high_ratio": float(ends.epistemic_sd[1] / inside)}
+    out = {"beyond_fraction": beyond, "inside_mean": float(inside),
+           "low_ratio": float(ends.epistemic_sd[0] / inside),
+           "high_ratio": float(ends.epistemic_sd[1] / inside)}
+    if posterior.condition is not None:  # a covariate model's view (`representative`)
+        out["condition"] = list(posterior.condition)
+    return out

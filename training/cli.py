@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import typer
 
+from training import covariate_data
+from training.config import DEFAULT_FOLDS
 from training.data import LAWS
 
 if TYPE_CHECKING:
@@ -23,17 +26,62 @@ def make_data(
     out: Path = typer.Option(..., help="CSV file to write."),
     law: str = typer.Option("mooney-rivlin", help=f"Material law: {', '.join(LAWS)}."),
     materials: int = typer.Option(40, min=1),
-    points: int = typer.Option(50, min=2),
+    points: int | None = typer.Option(None, min=2, help="Strains per curve [default: 50; "
+                                      "25 with --covariates]."),
     seed: int = typer.Option(0),
+    covariates: bool = typer.Option(False, "--covariates", help="Curves that depend on "
+                                    "temperature [K], strain rate [1/s] and filler fraction "
+                                    "[1] (columns temperature, rate, filler; "
+                                    "docs/covariates.md); --law does not apply."),
+    design: str = typer.Option("compound", help="With --covariates: compound (every "
+                               "material tested at every condition of the grid) | specimen "
+                               "(one curve per specimen at its own random condition)."),
+    temperatures: str | None = typer.Option(None, help="With --covariates --design "
+                                            "compound: temperatures [K], comma separated "
+                                            "[default: 253.15,273.15,296.15,323.15,353.15]."),
+    rates: str | None = typer.Option(None, help="With --covariates --design compound: "
+                                     "strain rates [1/s], comma separated [default: 0.01]."),
 ) -> None:
-    """Write a synthetic group of materials (columns strain, stress, material)."""
+    """Write a synthetic group of materials (columns strain, stress, material; with
+    --covariates also temperature, rate, filler)."""
+    if covariates:
+        points = points or covariate_data.POINTS
+        frame = _covariate_frame(materials, points, seed, design, temperatures, rates)
+        conditions = frame.groupby(["material", "temperature", "rate"]).ngroups
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+        typer.echo(f"wrote {len(frame)} rows ({conditions} curves of {points} strains, "
+                   f"{materials} materials, design {design}) to {out}")
+        return
     if law not in LAWS:
         raise typer.BadParameter(f"unknown law {law!r}; choose from {list(LAWS)}",
                                  param_hint="--law")
+    points = points or 50
     frame = LAWS[law](materials=materials, points=points, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     typer.echo(f"wrote {len(frame)} rows ({materials} materials x {points} strains) to {out}")
+
+
+def _covariate_frame(materials: int, points: int, seed: int, design: str,
+                     temperatures: str | None, rates: str | None):  # type: ignore[no-untyped-def]
+    if design not in covariate_data.DESIGNS:
+        raise typer.BadParameter(f"unknown design {design!r}; choose from "
+                                 f"{list(covariate_data.DESIGNS)}", param_hint="--design")
+    grid = {}
+    for option, text in (("--temperatures", temperatures), ("--rates", rates)):
+        if text is None:
+            continue
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers",
+                                     param_hint=option) from None
+        if not all(np.isfinite(v) and v > 0 for v in values):
+            raise typer.BadParameter("values must be positive (kelvin, 1/s)",
+                                     param_hint=option)
+        grid[option.strip("-")] = values
+    return covariate_data.make_covariate_group(materials, points, seed, design, **grid)
 
 
 @cli.command()
@@ -60,9 +108,14 @@ def fit(
                                                help="NUTS target acceptance rate."),
     members: int | None = typer.Option(None, min=2, help="Ensemble members (MAP fits) "
                                        "of bootstrap/ensemble = stored draws."),
+    folds: int = typer.Option(DEFAULT_FOLDS, min=0, help="Score the fit by K further fits, "
+                              "each without one of K folds of the materials (rows without a "
+                              "group column) and scored on it: every material held out once, "
+                              "scores with their spread over materials. 1: one split of "
+                              "--holdout; 0: no held-out scores."),
     holdout: float = typer.Option(0.2, min=0.0, max=0.9,
-                                  help="Fraction of groups (else rows) held out to score "
-                                  "the fit; 0 trains on everything."),
+                                  help="With --folds 1: fraction of groups (else rows) held "
+                                  "out. 0 scores nothing, whatever --folds."),
     report: Path | None = typer.Option(None, help="Write the fit report (PNG figures) here "
                                        "[default: var/reports/NAME/<UTC time>]."),
     seed: int = typer.Option(0),
@@ -75,30 +128,33 @@ def fit(
         "instead of writing to the database."),
     token: str | None = typer.Option(None, envvar="SURROGATE_ADMIN_TOKEN",
                                      help="Admin token for --register-url."),
+    covariate: list[str] = typer.Option([], "--covariate", help="NAME[:UNIT]: a numeric "
+                                        "column that enters the network beside the strain "
+                                        "(repeatable, e.g. --covariate temperature:K "
+                                        "--covariate rate:1/s); docs/covariates.md."),
 ) -> None:
     """Fit the BNN on CSV data and register it as the next version of NAME."""
     if register_url and not token:
         typer.echo("error: --register-url needs --token (or SURROGATE_ADMIN_TOKEN)", err=True)
         raise typer.Exit(2)
     from service.errors import SurrogateError
-    from training.model import BNNConfig
+    from training.config import config_from_fit_options
+    from training.data import CovariateColumn
+    from training.fit_outputs import default_report_dir, inference_data_bytes
     from training.pipeline import Units, fit_csv
     from training.registration import FitRegistration, check_names, report_files
 
     try:
         check_names(name, alias)
-        config = BNNConfig().with_overrides(
-            noise=noise, hidden_sizes=tuple(int(h) for h in hidden.split(",")),
-            method=method, max_steps=steps, draws=draws, tune=tune, chains=chains,
-            target_accept=target_accept, ensemble_members=members, seed=seed)
-        check_method_options(config.method, {"--steps": steps, "--draws": draws,
-                                             "--tune": tune, "--chains": chains,
-                                             "--target-accept": target_accept,
-                                             "--members": members})
+        config = config_from_fit_options(
+            noise=noise, hidden=hidden, method=method, steps=steps, draws=draws, tune=tune,
+            chains=chains, target_accept=target_accept, members=members, seed=seed)
         if not register_url:
             _check_registry(database_url)  # before the fit, which takes far longer
-        report_dir = report or _default_report_dir(name, config)
-        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir)
+        columns = [CovariateColumn.parse(option) for option in covariate]
+        report_dir = report or default_report_dir(name)
+        trained = fit_csv(csv, config, x, y, group, Units(x_unit, y_unit), holdout, report_dir,
+                          folds, columns)
     except (ValueError, SurrogateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -108,7 +164,7 @@ def fit(
     if idata_out:
         trained.result.inference_data.to_netcdf(str(idata_out))
     registration = FitRegistration(
-        name, data, alias, inference_data=_inference_data_bytes(trained, idata_out),
+        name, data, alias, inference_data=inference_data_bytes(trained.result, idata_out),
         files=report_files(trained.artifact.manifest))  # the figures, stored with it
     if register_url:
         version = _register_via_api(register_url, token or "", registration)
@@ -117,33 +173,6 @@ def fit(
     typer.echo(f"registered {name} version {version}"
                f"{f' as {alias!r}' if alias else ''}: {_fit_summary(trained.artifact)}")
     typer.echo(f"report: {trained.artifact.spec.report['dir']}")
-
-
-def _default_report_dir(name: str, config: object) -> Path:
-    """A fresh folder per fit under var/reports/NAME (the manifest records which)."""
-    import time
-
-    return Path("var") / "reports" / name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
-
-# The config key behind each method-specific option of `fit` (training.config knows
-# which methods' settings hold it).
-_OPTION_KEYS = {
-    "--steps": "max_steps", "--draws": "draws", "--tune": "tune", "--chains": "chains",
-    "--target-accept": "target_accept", "--members": "ensemble_members",
-}
-
-
-def check_method_options(method: str, given: dict[str, object]) -> None:
-    """Refuse an option the chosen method would silently ignore (e.g. --draws with the
-    default bootstrap, which stores one draw per member)."""
-    from training.config import methods_using
-
-    for option, value in given.items():
-        applies = methods_using(_OPTION_KEYS[option])
-        if value is not None and method not in applies:
-            raise ValueError(f"{option} does not apply to --method {method}; it applies to "
-                             f"{', '.join(applies)}")
 
 
 def _fit_summary(artifact: object) -> str:
@@ -169,8 +198,7 @@ def _fit_summary(artifact: object) -> str:
                      f"/x{growth['high_ratio']:.1f} (high end) of its mean inside")
     held = metrics.get("held_out")
     if held:
-        parts.append(f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
-                     f"95% coverage {held['coverage']['0.95']:.3f}")
+        parts.append(_held_out_scores(held))
         curves = held.get("curves")
         if curves:
             parts.append(f"held-out curves: variogram score {curves['variogram_score']:.3g} "
@@ -182,7 +210,31 @@ def _fit_summary(artifact: object) -> str:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
     if spec.curve_model is not None and spec.curve_model.fit:
         parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
+    if spec.covariates and spec.tested_conditions:
+        parts.append(f"covariates {', '.join(c.name for c in spec.covariates)} at "
+                     f"{len(spec.tested_conditions)} tested conditions")
     return ", ".join(parts)
+
+
+def _held_out_scores(held: dict) -> str:  # type: ignore[type-arg]
+    """Held-out NLPD, CRPS and 95% coverage, with their spread over materials when the
+    version has one: the SE of the means, the 95% interval of the coverage."""
+    spread = held.get("spread")
+    if not spread:
+        return (f"held-out NLPD {held['nlpd']:.3f}, CRPS {held['crps']:.4f}, "
+                f"95% coverage {held['coverage']['0.95']:.3f}")
+    coverage = spread["coverage"]["0.95"]
+
+    def se(key: str, spec: str) -> str:
+        value = spread[key]["se"]
+        return "" if value is None else f" ± {value:{spec}}"
+
+    folds = f"{spread['folds']} fold{'s' if spread['folds'] != 1 else ''}"
+    return (f"held-out ({spread['units']} {spread['unit']}s in {folds}) "
+            f"NLPD {held['nlpd']:.3f}{se('nlpd', '.3f')}, "
+            f"CRPS {held['crps']:.4f}{se('crps', '.4f')}, "
+            f"95% coverage {held['coverage']['0.95']:.3f} "
+            f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]")
 
 
 def _check_registry(database_url: str | None) -> None:
@@ -211,18 +263,6 @@ def _register(database_url: str | None, registration: FitRegistration) -> int:
     except SchemaNotAtHeadError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-
-def _inference_data_bytes(trained, idata_out: Path | None) -> bytes | None:  # type: ignore[no-untyped-def]
-    """The fit's InferenceData as netCDF bytes, registered with the artifact."""
-    import tempfile
-
-    if idata_out is not None:
-        return idata_out.read_bytes()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fit.nc"
-        trained.result.inference_data.to_netcdf(str(path))
-        return path.read_bytes()
 
 
 def _register_via_api(url: str, token: str, registration: FitRegistration) -> int:
@@ -301,14 +341,61 @@ def demo(
         typer.echo(f"registry already holds model {DEMO_NAME!r}; not refitting")
         return
     csv = data_dir / "demo.csv"
-    make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0)
+    make_data(out=csv, law="mooney-rivlin", materials=40, points=50, seed=0,
+              covariates=False, design="compound", temperatures=None, rates=None)
     fit(csv=csv, name=DEMO_NAME, x="strain", y="stress", group="material", x_unit="1",
         y_unit="MPa", alias="production", noise="heteroskedastic", hidden="16",
         method=None, steps=None, draws=None, tune=None, chains=None, target_accept=None,
-        members=None, holdout=0.2, report=None, seed=0, database_url=url, artifact_out=None,
-        idata_out=None,
-        register_url=None, token=None)
+        members=None, folds=DEFAULT_FOLDS, holdout=0.2, report=None, seed=0,
+        database_url=url, artifact_out=None, idata_out=None, register_url=None, token=None,
+        covariate=[])
 
+
+plan_cli = typer.Typer(no_args_is_help=True, help="Check the plan files of fit-many.")
+cli.add_typer(plan_cli, name="plan")
+
+
+@plan_cli.command("validate")
+def plan_validate(plan: Path = typer.Argument(..., help="Plan file (YAML).")) -> None:
+    """Check a plan without fitting: keys, values, names, data files and their columns."""
+    from training import fit_many_command
+
+    raise typer.Exit(fit_many_command.validate(plan, fit))
+
+
+@plan_cli.command("count")
+def plan_count(plan: Path = typer.Argument(..., help="Plan file (YAML).")) -> None:
+    """Print the number of groups (an Indexed Job's `completions`)."""
+    from training import fit_many_command
+
+    raise typer.Exit(fit_many_command.count(plan, fit))
+
+
+@cli.command("fit-many")
+def fit_many(
+    plan: Path = typer.Argument(..., help="Plan file (YAML): `defaults` and `groups`."),
+    workers: int | None = typer.Option(None, min=1, help="Groups fitted at once "
+                                       "(default: the number of cores)."),
+    index: int | None = typer.Option(None, min=0, envvar="JOB_COMPLETION_INDEX",
+                                     help="Fit only this entry (0-based)."),
+    force: bool = typer.Option(False, "--force", help="Refit unchanged groups too."),
+    compile_dir: Path = typer.Option(Path("var/pytensor"), help="Root of the processes' "
+                                     "own PyTensor compile directories."),
+    compile_seed: Path | None = typer.Option(None, exists=True, file_okay=False, help="A "
+                                             "warm PyTensor compiledir, copied into new ones."),
+    database_url: str | None = typer.Option(None, envvar="SURROGATE_DATABASE_URL",
+                                            help="Registry URL (default: embedded SQLite)."),
+    register_url: str | None = typer.Option(None, help="Register via this admin API."),
+    token: str | None = typer.Option(None, envvar="SURROGATE_ADMIN_TOKEN",
+                                     help="Admin token for --register-url."),
+) -> None:
+    """Fit each group of a plan as `fit` would, in parallel; skip unchanged groups."""
+    from training import fit_many_command
+
+    raise typer.Exit(fit_many_command.run(
+        plan, fit, index=index, workers=workers, force=force, compile_dir=compile_dir,
+        compile_seed=compile_seed, database_url=database_url, register_url=register_url,
+        token=token))
 
 def main() -> None:
     cli()

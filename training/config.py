@@ -26,6 +26,10 @@ NOISE_MODELS: tuple[str, ...] = get_args(Noise)
 NOISE_LINKS: tuple[str, ...] = get_args(NoiseLink)
 # Methods whose draws are MAP fits (one per member) rather than posterior samples.
 MAP_ENSEMBLES = ("bootstrap", "ensemble")
+# Held-out fits that score a version: K folds by material (training.folds). Five give
+# every material a held-out score from a fit on 80% of the others, at the cost of six
+# fits in all (docs/calibration.md, "Held-out figures and their spread").
+DEFAULT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -187,3 +191,40 @@ class BNNConfig:
         data["hidden_sizes"] = list(self.model.hidden_sizes)
         data["learning_rate_decay"] = list(self.advi.learning_rate_decay)
         return data
+
+
+# The config key behind each method-specific option of `surrogate-train fit`.
+_OPTION_KEYS = {
+    "--steps": "max_steps", "--draws": "draws", "--tune": "tune", "--chains": "chains",
+    "--target-accept": "target_accept", "--members": "ensemble_members",
+}
+
+
+def check_method_options(method: str, given: dict[str, object]) -> None:
+    """Refuse an option the chosen method would silently ignore (e.g. --draws with the
+    default bootstrap, which stores one draw per member)."""
+    for option, value in given.items():
+        applies = methods_using(_OPTION_KEYS[option])
+        if value is not None and method not in applies:
+            raise ValueError(f"{option} does not apply to --method {method}; it applies to "
+                             f"{', '.join(applies)}")
+
+
+def config_from_fit_options(*, noise: str, hidden: str, method: str | None,
+                            steps: int | None, draws: int | None, tune: int | None,
+                            chains: int | None, target_accept: float | None,
+                            members: int | None, seed: int) -> BNNConfig:
+    """The config that `surrogate-train fit`'s options (and a fit-many plan entry's, which
+    are the same options) describe; ValueError names a bad or inapplicable option."""
+    try:
+        hidden_sizes = tuple(int(h) for h in hidden.split(","))
+    except ValueError:
+        raise ValueError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
+    config = BNNConfig().with_overrides(
+        noise=noise, hidden_sizes=hidden_sizes, method=method, max_steps=steps, draws=draws,
+        tune=tune, chains=chains, target_accept=target_accept, ensemble_members=members,
+        seed=seed)
+    check_method_options(config.method, {"--steps": steps, "--draws": draws, "--tune": tune,
+                                         "--chains": chains, "--target-accept": target_accept,
+                                         "--members": members})
+    return config

@@ -71,11 +71,15 @@ def ensemble_scores(observed: np.ndarray, samples: np.ndarray) -> tuple[float, f
 
 def sample_scores(posterior: Posterior, curve: CurveModel,
                   materials: list[tuple[np.ndarray, np.ndarray]],
-                  count: int = CURVES_PER_MATERIAL, seed: int = 0) -> dict[str, Any]:
+                  count: int = CURVES_PER_MATERIAL, seed: int = 0,
+                  views: list[Posterior] | None = None) -> dict[str, Any]:
+    """`views`: per material, the posterior that answers for it (a covariate model's view
+    at the material's condition); default `posterior` for all."""
     energy, variogram, energy_ind, variogram_ind = [], [], [], []
     for i, (x, y) in enumerate(materials):
-        model = curve_samples(posterior, curve, x, count, seed + i).T
-        independent = independent_samples(posterior, x, count, seed + i).T
+        answering = posterior if views is None else views[i]
+        model = curve_samples(answering, curve, x, count, seed + i).T
+        independent = independent_samples(answering, x, count, seed + i).T
         es, vs = ensemble_scores(y, model)
         energy.append(es)
         variogram.append(vs)
@@ -96,19 +100,21 @@ def given_positions(points: int, given: int = GIVEN_POINTS) -> np.ndarray:
 
 def conditioning_scores(posterior: Posterior, curve: CurveModel,
                         materials: list[tuple[np.ndarray, np.ndarray]],
-                        given: int = GIVEN_POINTS) -> dict[str, Any]:
+                        given: int = GIVEN_POINTS,
+                        views: list[Posterior] | None = None) -> dict[str, Any]:
     conditioned_lp, unconditioned_lp, pits = [], [], []
-    for x, y in materials:
+    for i, (x, y) in enumerate(materials):
         if x.size < given + 2:
             continue
+        answering = posterior if views is None else views[i]
         pick = given_positions(x.size, given)
         rest = np.setdiff1d(np.arange(x.size), pick)
-        state = condition(posterior, curve, Observed(x[pick], y[pick]))
-        mean, between, within = conditional_draws(posterior, curve, state, x[rest])
+        state = condition(answering, curve, Observed(x[pick], y[pick]))
+        mean, between, within = conditional_draws(answering, curve, state, x[rest])
         draws = calibration.PredictiveDraws(mean, np.sqrt(between + within))
         conditioned_lp.append(calibration.pointwise_log_predictive(y[rest], draws))
         pits.append(calibration.pit(y[rest], draws))
-        mu, sigma, _ = posterior.network_outputs(x[rest])
+        mu, sigma, _ = answering.network_outputs(x[rest])
         unconditioned_lp.append(calibration.pointwise_log_predictive(
             y[rest], calibration.PredictiveDraws(mu, sigma)))
     if not conditioned_lp:
@@ -117,17 +123,66 @@ def conditioning_scores(posterior: Posterior, curve: CurveModel,
     unconditioned = -float(np.mean(np.concatenate(unconditioned_lp)))
     coverage = calibration.central_coverage(np.concatenate(pits), np.array([0.95]))[0]
     return {"given_points": given, "materials": len(conditioned_lp),
+            "points": int(sum(lp.size for lp in conditioned_lp)),
             "nlpd_conditioned": conditioned, "nlpd_unconditioned": unconditioned,
             "gain_nats_per_point": unconditioned - conditioned,
             "coverage_95_conditioned": float(coverage)}
 
 
 def evaluate(posterior: Posterior, curve: CurveModel, x: np.ndarray, y: np.ndarray,
-             groups: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """All whole-curve scores on held-out materials (x, y, groups), JSON-ready."""
-    materials = material_curves(np.asarray(x, float), np.asarray(y, float), groups)
-    return {**sample_scores(posterior, curve, materials, seed=seed),
-            "conditioning": conditioning_scores(posterior, curve, materials)}
+             groups: np.ndarray, seed: int = 0,
+             covariates: np.ndarray | None = None) -> dict[str, Any]:
+    """All whole-curve scores on held-out materials (x, y, groups), JSON-ready. With
+    covariates a curve is a material at one condition, scored by the view there."""
+    materials, views = curves_and_views(posterior, x, y, groups, covariates)
+    return {**sample_scores(posterior, curve, materials, seed=seed, views=views),
+            "conditioning": conditioning_scores(posterior, curve, materials, views=views)}
+
+
+def curves_and_views(posterior: Posterior, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                     covariates: np.ndarray | None = None
+                     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Posterior] | None]:
+    """`material_curves`; with covariates, a curve per material and condition, each with
+    the view of the posterior at its condition."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if covariates is None:
+        return material_curves(x, y, groups), None
+    from training.curves import curve_rows
+
+    materials, views = [], []
+    for rows in curve_rows(groups, covariates):
+        rows = rows[np.argsort(x[rows], kind="stable")]
+        materials.append((x[rows], y[rows]))
+        views.append(posterior.at(covariates[rows[0]]))
+    return materials, views
+
+
+_PER_MATERIAL = ("energy_score", "variogram_score", "independent_energy_score",
+                 "independent_variogram_score")
+_PER_POINT = ("nlpd_conditioned", "nlpd_unconditioned", "coverage_95_conditioned")
+
+
+def pool(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scores of several held-out fits' materials (`evaluate` answers) as one answer
+    over all of them: means over materials weighted by materials, conditioned scores by
+    the points they average."""
+    materials = np.array([part["materials"] for part in parts], dtype=float)
+    pooled: dict[str, Any] = {"materials": int(materials.sum()),
+                              "curves_per_material": parts[0]["curves_per_material"]}
+    for key in _PER_MATERIAL:
+        pooled[key] = float(np.average([part[key] for part in parts], weights=materials))
+    conditioned = [part["conditioning"] for part in parts if part.get("conditioning")]
+    pooled["conditioning"] = {}
+    if conditioned:
+        points = np.array([c["points"] for c in conditioned], dtype=float)
+        joined: dict[str, Any] = {"given_points": conditioned[0]["given_points"],
+                                  "materials": int(sum(c["materials"] for c in conditioned)),
+                                  "points": int(points.sum())}
+        for key in _PER_POINT:
+            joined[key] = float(np.average([c[key] for c in conditioned], weights=points))
+        joined["gain_nats_per_point"] = joined["nlpd_unconditioned"] - joined["nlpd_conditioned"]
+        pooled["conditioning"] = joined
+    return pooled
 
 
 @dataclass(frozen=True)
@@ -145,10 +200,14 @@ class ConditioningExample:
 
 
 def conditioning_example(posterior: Posterior, curve: CurveModel, x: np.ndarray,
-                         y: np.ndarray, groups: np.ndarray) -> ConditioningExample:
-    """The held-out material with the most points, conditioned on 3 of them."""
-    materials = material_curves(np.asarray(x, float), np.asarray(y, float), groups)
-    strains, stresses = max(materials, key=lambda material: material[0].size)
+                         y: np.ndarray, groups: np.ndarray,
+                         covariates: np.ndarray | None = None) -> ConditioningExample:
+    """The held-out material with the most points, conditioned on 3 of them (with
+    covariates: the material's curve with the most points, at its condition)."""
+    materials, views = curves_and_views(posterior, x, y, groups, covariates)
+    best = max(range(len(materials)), key=lambda i: materials[i][0].size)
+    strains, stresses = materials[best]
+    posterior = posterior if views is None else views[best]
     pick = given_positions(strains.size)
     rest = np.setdiff1d(np.arange(strains.size), pick)
     low, high = posterior.domain

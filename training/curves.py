@@ -7,7 +7,9 @@ material's strains. Sigma = L L^T and gamma maximise the exact Gaussian likeliho
 materials' residual vectors (L-BFGS with the analytic gradient:
 dNLL/dK_m = (K_m^-1 - alpha alpha^T)/2, alpha = K_m^-1 z_m, then the chain rule to L and
 gamma). Materials that share their strains share K, so a group tested on one grid costs
-one Cholesky factorisation per evaluation.
+one Cholesky factorisation per evaluation. A smoothness penalty on gamma (a random-walk
+prior on the log test-noise spline, NOISE_SMOOTHING) keeps the noise from collapsing where
+materials tested at scattered strains leave few points.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scipy.optimize import minimize
 
 from service.inference.curves import design, normalise
 from service.inference.posterior import Posterior
-from service.manifest import CURVE_MODEL_KIND
+from service.manifest import CURVE_MODEL_KIND, LOG_VARIANCE_BOUND
 
 # Basis functions over the training domain: enough for the sharp change of the
 # between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).
@@ -29,23 +31,43 @@ DEFAULT_BASIS = 12
 # of one evaluation at any test density; neighbouring points of a smooth curve add little.
 MAX_POINTS_PER_MATERIAL = 60
 MIN_MATERIALS = 3
+# Penalty on the roughness of the log test-noise spline (second differences of gamma): a
+# random-walk prior. Without it, materials tested at a few scattered strains each let the
+# noise variance collapse where few points fall (the between-material part took it over):
+# within-material SD 32-41% off the test noise on Gent/Ogden groups of 6-20 random strains
+# per material, 23-29% with it, and held-out likelihood up 0.02-0.10 nats per point; on
+# groups of 50 strains it costs <= 0.006 nats per point (docs/covariates.md).
+NOISE_SMOOTHING = 10.0
 
 
 def residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
-                    groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(strains, z) per material with at least 2 points, strains sorted."""
-    prediction = posterior.predict(x)
+                    groups: np.ndarray, covariates: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(strains, z) per material (per material and condition with covariates) with at
+    least 2 points, strains sorted."""
+    return [(strain, z) for strain, z, _, _ in
+            material_residual_curves(posterior, x, y, groups, covariates)]
+
+
+def material_residual_curves(posterior: Posterior, x: np.ndarray, y: np.ndarray,
+                             groups: np.ndarray, covariates: np.ndarray | None = None
+                             ) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """`residual_curves`, each with its material (index into the sorted group labels) and
+    its condition (index into the distinct covariate rows; 0 without covariates)."""
+    prediction = posterior.predict(x, covariates=covariates)
     z = (y - prediction.mean) / prediction.aleatoric_sd
+    material = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    condition = (np.zeros(x.size, dtype=np.int64) if covariates is None
+                 else np.unique(covariates, axis=0, return_inverse=True)[1].reshape(-1))
     curves = []
-    for label in np.unique(groups):
-        rows = np.flatnonzero(groups == label)
+    for rows in curve_rows(groups, covariates):
         if rows.size < 2:
             continue
         rows = rows[np.argsort(x[rows], kind="stable")]
         if rows.size > MAX_POINTS_PER_MATERIAL:
             rows = rows[np.linspace(0, rows.size - 1, MAX_POINTS_PER_MATERIAL).round()
                         .astype(int)]
-        curves.append((x[rows], z[rows]))
+        curves.append((x[rows], z[rows], int(material[rows[0]]), int(condition[rows[0]])))
     return curves
 
 
@@ -78,14 +100,17 @@ def _unpack(theta: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return chol, theta[rows.size:]
 
 
-def negative_log_likelihood(theta: np.ndarray, batches: list[_Batch], k: int
-                            ) -> tuple[float, np.ndarray]:
-    """NLL of all residual curves (without the 2 pi constant) and its gradient."""
+def negative_log_likelihood(theta: np.ndarray, batches: list[_Batch], k: int,
+                            smoothing: float = NOISE_SMOOTHING) -> tuple[float, np.ndarray]:
+    """Penalised NLL of all residual curves (without the 2 pi constant) and its gradient:
+    the Gaussian NLL plus smoothing/2 |D2 gamma|^2, D2 the second differences of the
+    log-noise coefficients."""
     chol, gamma = _unpack(theta, k)
     sigma = chol @ chol.T
-    total = 0.0
+    second = np.diff(gamma, 2)
+    total = 0.5 * smoothing * float(second @ second)
+    d_gamma = smoothing * _second_difference_transpose(second, k)
     d_sigma = np.zeros((k, k))
-    d_gamma = np.zeros(k)
     for batch in batches:
         phi = batch.basis
         noise = np.exp(phi @ gamma)
@@ -105,6 +130,15 @@ def negative_log_likelihood(theta: np.ndarray, batches: list[_Batch], k: int
     d_chol = 2.0 * d_sigma @ chol
     rows, cols = np.tril_indices(k)
     return total, np.concatenate([d_chol[rows, cols], d_gamma])
+
+
+def _second_difference_transpose(second: np.ndarray, k: int) -> np.ndarray:
+    """D^T v for the second-difference operator D (k-2 x k)."""
+    out = np.zeros(k)
+    out[:-2] += second
+    out[1:-1] -= 2.0 * second
+    out[2:] += second
+    return out
 
 
 def _start(batches: list[_Batch], k: int) -> np.ndarray:
@@ -127,15 +161,22 @@ def _start(batches: list[_Batch], k: int) -> np.ndarray:
 
 
 def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, high: float,
-                    basis_size: int = DEFAULT_BASIS, max_iterations: int = 1000
-                    ) -> dict[str, Any] | None:
+                    basis_size: int = DEFAULT_BASIS, max_iterations: int = 1000,
+                    smoothing: float = NOISE_SMOOTHING) -> dict[str, Any] | None:
     """The manifest's `curve_model` section, or None with fewer than MIN_MATERIALS."""
     if len(curves) < MIN_MATERIALS:
         return None
     batches = _batches(curves, low, high, basis_size)
     theta0 = _start(batches, basis_size)
-    result = minimize(negative_log_likelihood, theta0, args=(batches, basis_size),
-                      jac=True, method="L-BFGS-B",
+    # The manifest accepts log variances within +-LOG_VARIANCE_BOUND: a basis function
+    # that no curve of a small fold reaches would otherwise run off towards -inf.
+    chol_entries = theta0.size - basis_size
+    bounds = ([(None, None)] * chol_entries
+              + [(-LOG_VARIANCE_BOUND, LOG_VARIANCE_BOUND)] * basis_size)
+    theta0[chol_entries:] = np.clip(theta0[chol_entries:], -LOG_VARIANCE_BOUND,
+                                    LOG_VARIANCE_BOUND)
+    result = minimize(negative_log_likelihood, theta0, args=(batches, basis_size, smoothing),
+                      jac=True, method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": max_iterations, "ftol": 1e-10})
     chol, gamma = _unpack(result.x, basis_size)
     points = sum(b.z.size for b in batches)
@@ -147,16 +188,39 @@ def fit_curve_model(curves: list[tuple[np.ndarray, np.ndarray]], low: float, hig
         "within_log_variance": gamma.tolist(),
         "fit": {"materials": len(curves), "points": int(points),
                 "log_likelihood_per_point": round(
-                    -float(result.fun) / points - 0.5 * np.log(2 * np.pi), 5),
+                    -negative_log_likelihood(result.x, batches, basis_size, 0.0)[0] / points
+                    - 0.5 * np.log(2 * np.pi), 5),
                 "iterations": int(result.nit), "converged": bool(result.success)},
     }
 
 
+def curve_rows(groups: np.ndarray, covariates: np.ndarray | None = None
+               ) -> list[np.ndarray]:
+    """Row indices of each curve: a material's rows, or with covariates a material's rows
+    at one condition."""
+    if covariates is None:
+        return [np.flatnonzero(groups == label) for label in np.unique(groups)]
+    _, material = np.unique(groups, return_inverse=True)
+    keys = np.column_stack([material.reshape(-1), covariates])
+    _, curve = np.unique(keys, axis=0, return_inverse=True)
+    curve = curve.reshape(-1)
+    return [np.flatnonzero(curve == index) for index in range(int(curve.max()) + 1)]
+
+
 def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
-                      groups: np.ndarray | None, basis_size: int = DEFAULT_BASIS
-                      ) -> dict[str, Any] | None:
+                      groups: np.ndarray | None, basis_size: int = DEFAULT_BASIS,
+                      covariates: np.ndarray | None = None) -> dict[str, Any] | None:
     """Fit the curve model to a fitted posterior's training data (None without groups)."""
     if groups is None:
         return None
-    curves = residual_curves(posterior, x, y, np.asarray(groups))
-    return fit_curve_model(curves, float(np.min(x)), float(np.max(x)), basis_size)
+    curves = material_residual_curves(posterior, x, y, np.asarray(groups), covariates)
+    low, high = float(np.min(x)), float(np.max(x))
+    section = fit_curve_model([(strain, z) for strain, z, _, _ in curves], low, high,
+                              basis_size)
+    if section is not None and covariates is not None:
+        from training.condition_correlation import fit_condition_correlation
+
+        rho, summary = fit_condition_correlation(curves, section, basis_size)
+        section["condition_correlation"] = rho
+        section["fit"]["condition_correlation"] = summary
+    return section

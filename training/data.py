@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +157,25 @@ LAWS = {"mooney-rivlin": make_mooney_rivlin_group, "gent": _law("gent"),
 
 
 @dataclass(frozen=True)
+class CovariateColumn:
+    """A numeric CSV column that enters the network beside the strain."""
+
+    name: str
+    unit: str = "1"
+
+    @classmethod
+    def parse(cls, option: str) -> CovariateColumn:
+        """`NAME[:UNIT]`, as `surrogate-train fit --covariate` takes it."""
+        name, _, unit = option.partition(":")
+        name, unit = name.strip(), unit.strip() or "1"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", name):
+            raise ValueError(f"--covariate {option!r}: the name must start with a letter or "
+                             "underscore and hold only letters, digits, '_', '.', '-' (at "
+                             "most 64 characters)")
+        return cls(name, unit)
+
+
+@dataclass(frozen=True)
 class TrainingData:
     x: np.ndarray
     y: np.ndarray
@@ -163,10 +184,23 @@ class TrainingData:
     y_name: str
     sha256: str
     rows: int
+    # (rows, k) physical values of the covariate columns, in `covariate_columns` order;
+    # None for strain-only data.
+    covariates: np.ndarray | None = None
+    covariate_columns: tuple[CovariateColumn, ...] = ()
+
+
+def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
+    """The rows `rows` of `data` (a split, a fold, the rows at one condition)."""
+    groups = None if data.groups is None else data.groups[rows]
+    covariates = None if data.covariates is None else data.covariates[rows]
+    return TrainingData(data.x[rows], data.y[rows], groups, data.x_name, data.y_name,
+                        data.sha256, int(rows.size), covariates, data.covariate_columns)
 
 
 def load_csv(path: Path, x: str = "strain", y: str = "stress",
-             group: str | None = "material") -> TrainingData:
+             group: str | None = "material",
+             covariates: Sequence[CovariateColumn] = ()) -> TrainingData:
     """Read the columns a fit needs, refusing missing columns and non-finite values."""
     raw = Path(path).read_bytes()
     frame = pd.read_csv(path)
@@ -182,4 +216,44 @@ def load_csv(path: Path, x: str = "strain", y: str = "stress",
     if len(xs) < 4:
         raise ValueError(f"{path} has {len(xs)} rows; a fit needs at least 4")
     groups = frame[group].to_numpy() if group and group in frame.columns else None
-    return TrainingData(xs, ys, groups, x, y, sha256_hex(raw), len(xs))
+    values = (covariate_values(path, covariates, reserved=(x, y, group))
+              if covariates else None)
+    return TrainingData(xs, ys, groups, x, y, sha256_hex(raw), len(xs), values,
+                        tuple(covariates))
+
+
+def covariate_values(path: Path, columns: Sequence[CovariateColumn],
+                     reserved: Sequence[str | None] = ()) -> np.ndarray:
+    """(rows, k) float values of the covariate columns; ValueError naming the column and
+    the CSV line of the first missing, non-numeric or non-finite value."""
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--covariate names a column twice: {names}")
+    for name in names:
+        if name in reserved:
+            raise ValueError(f"covariate {name!r} is already the strain, stress or group "
+                             "column")
+    # As text, so an empty cell (missing) is told from "abc" or "inf".
+    text = pd.read_csv(path, dtype=str, keep_default_na=False)
+    out = np.empty((len(text), len(columns)))
+    for j, name in enumerate(names):
+        if name not in text.columns:
+            raise ValueError(f"covariate column {name!r} not in {path} (columns: "
+                             f"{list(text.columns)})")
+        for row, cell in enumerate(text[name]):
+            problem = _covariate_problem(cell)
+            if problem:
+                raise ValueError(f"covariate column {name!r} of {path}, line {row + 2} "
+                                 f"(data row {row + 1}): {problem}")
+            out[row, j] = float(cell)
+    return out
+
+
+def _covariate_problem(cell: str) -> str | None:
+    if not cell.strip():
+        return "the value is missing"
+    try:
+        value = float(cell)
+    except ValueError:
+        return f"{cell!r} is not a number"
+    return None if np.isfinite(value) else f"{cell!r} is not a finite number"

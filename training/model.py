@@ -98,14 +98,17 @@ class HeteroskedasticBNN:
         self.group_index: np.ndarray | None = None
 
     def build_model(self, x: np.ndarray, y: np.ndarray) -> pm.Model:
-        """The PyMC model on normalised inputs x and outputs y (1-D arrays)."""
+        """The PyMC model on normalised inputs x and outputs y (1-D). x is the strain
+        (1-D), or (rows, 1 + k) with the strain first and k covariates after it."""
         cfg = self.config.model
         rng = np.random.default_rng(cfg.seed)
         self._init_spec = {}
         with pm.Model() as model:
             x_data = pm.Data("x", x)
-            hidden = x_data[:, None]
-            fan_in = 1
+            # A strain-only model keeps the graph it always had (same log density, same
+            # fits for the same seed).
+            hidden = x_data[:, None] if np.ndim(x) == 1 else x_data
+            fan_in = 1 if np.ndim(x) == 1 else int(np.shape(x)[1])
             for i, width in enumerate(cfg.hidden_sizes):
                 # Input layer sees standardised x; deeper layers scale by 1/sqrt(fan_in).
                 sd = cfg.input_weight_prior_sd if i == 0 else 1.0 / np.sqrt(fan_in)
@@ -155,8 +158,9 @@ class HeteroskedasticBNN:
     # ---------------------------------------------------------------- inference
     def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
             ) -> FitResult:
-        """Fit on normalised x, y. `groups` (one label per row, e.g. the material) makes
-        the groups, not the rows, the units the bootstrap reweights."""
+        """Fit on normalised x (1-D strain, or (rows, 1 + k) with covariates), y. `groups`
+        (one label per row, e.g. the material) makes the groups, not the rows, the units the
+        bootstrap reweights."""
         model = self.build_model(x, y)
         self.group_index = (None if groups is None
                             else np.unique(np.asarray(groups), return_inverse=True)[1])

@@ -9,13 +9,9 @@ dict changed in place), and the posterior takes the new manifest without being r
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import platform
-import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -26,14 +22,18 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact
 from service.manifest import (
+    MAX_TESTED_CONDITIONS,
     Architecture,
+    Covariate,
     CurveModelSection,
     Inference,
     Manifest,
     Normalisation,
     TrainingDomain,
 )
-from training.data import TrainingData, load_csv
+from training.config import DEFAULT_FOLDS
+from training.data import CovariateColumn, TrainingData, load_csv, subset
+from training.folds import Folds, Split, plan_folds
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
 if TYPE_CHECKING:
@@ -71,138 +71,51 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-@dataclass(frozen=True)
-class Split:
-    """Which rows trained the registered fit and which were held out to score it."""
-
-    train: np.ndarray
-    test: np.ndarray
-    by: str  # "group", "rows" or "none"
-    held_out_groups: list[Any]
-
-
-def holdout_split(data: TrainingData, fraction: float, seed: int) -> Split:
-    """Hold out whole groups (materials) when the data has a group column, else rows.
-
-    A material the fit has seen leaks its own curve into the test set; a new material is
-    what a user will ask about, so groups are held out whole. Fewer than 3 groups (or 10
-    rows) leave nothing sensible to hold out: then everything trains and nothing is scored.
-    """
-    everything = np.arange(data.rows)
-    if fraction <= 0:
-        return Split(everything, everything[:0], "none", [])
-    rng = np.random.default_rng(seed)
-    if data.groups is not None:
-        groups = np.unique(data.groups)
-        if groups.size >= 3:
-            count = min(groups.size - 2, max(1, round(fraction * groups.size)))
-            held = rng.choice(groups, size=count, replace=False)
-            test = np.isin(data.groups, held)
-            return Split(everything[~test], everything[test], "group",
-                         sorted(v.item() if hasattr(v, "item") else v for v in held))
-    if data.rows < 10:
-        return Split(everything, everything[:0], "none", [])
-    test = np.zeros(data.rows, dtype=bool)
-    test[rng.choice(data.rows, size=max(1, round(fraction * data.rows)), replace=False)] = True
-    return Split(everything[~test], everything[test], "rows", [])
-
-
-def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
-    groups = None if data.groups is None else data.groups[rows]
-    return TrainingData(data.x[rows], data.y[rows], groups, data.x_name, data.y_name,
-                        data.sha256, int(rows.size))
-
-
-_held_out_pool: ProcessPoolExecutor | None = None
-
-
-def _submit_held_out(*args: Any) -> Future:
-    """`held_out_fit(*args)` in the process that runs held-out fits, started by the first
-    and kept for the next: its imports (PyMC, PyTensor: seconds of CPU) are paid once per
-    process rather than once per fit wherever one process fits several times (the tests,
-    a batch of fits). A process that died is replaced."""
-    global _held_out_pool
-    for _ in range(2):
-        if _held_out_pool is None:
-            # spawn, not fork: the parent may already run numba's OpenMP threads, which a
-            # forked child would inherit in an undefined state.
-            _held_out_pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent, initargs=(os.getpid(),))
-        try:
-            return _held_out_pool.submit(held_out_fit, *args)
-        except BrokenProcessPool:
-            _held_out_pool = None
-    raise BrokenProcessPool("the held-out fit's process could not be started")
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In the held-out fit's process: exit once the process that started it is gone
-    (killed, say), rather than wait for work forever."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _result(future: Future) -> Any:
-    """The held-out fit's result; a crashed process is replaced at the next fit."""
-    global _held_out_pool
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        _held_out_pool = None
-        raise
-
-
 def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
              holdout: float = 0.2, report_dir: Path | None = None,
-             parallel: bool = True) -> TrainedFit:
-    """Fit the served version on ALL the data, and score a separate fit on a split.
+             parallel: bool = True, folds: int = DEFAULT_FOLDS) -> TrainedFit:
+    """Fit the served version on ALL the data, and score separate fits on held-out folds.
 
-    The served posterior uses every material. Its held-out metrics come from a second,
-    independent fit of the same configuration on the training split (whole materials held
-    out), scored on the held-out part: they estimate how a fit of this kind does on new
-    materials. The two fits run at the same time in two processes (`parallel`), so the
-    command takes about as long as one fit on two cores. `holdout=0` runs only the
-    served fit and stores no held-out metrics.
+    The served posterior uses every material. Its held-out metrics come from `folds`
+    further fits of the same configuration, each without one fold of the materials and
+    scored on it (`training.folds`; `folds` 1 holds out the fraction `holdout` once):
+    they estimate, with their spread over materials, how a fit of this kind does on new
+    materials. The fits run in worker processes beside the served fit (`parallel`), one
+    per core. `holdout=0` or `folds=0` runs only the served fit and stores no held-out
+    metrics.
     """
     from training import calibration
+    from training.folds import held_out_section, split_section
 
-    split = holdout_split(data, holdout, config.model.seed)
-    held_out: dict[str, Any] | None = None
-    if split.test.size:
-        if parallel:
-            future = _submit_held_out(data, split, config, units)
-            trained = fit_model(data, config, units)
-            held_out = _result(future)
-        else:
-            held_out = held_out_fit(data, split, config, units)
-            trained = fit_model(data, config, units)
-    else:
-        trained = fit_model(data, config, units)
+    # Each plan of held-out fits becomes the metrics section of its name (another way to
+    # split, e.g. `training.folds.label_folds` by tested condition, is one more entry).
+    plans = {"held_out": plan_folds(data, folds, holdout, config.model.seed)}
+    trained, results = fit_with_folds(data, plans, config, units, parallel)
     posterior, spec = trained.posterior, trained.artifact.spec
     y_scale = spec.normalisation.y_scale
-    metrics: dict[str, Any] = {
-        "split": {"by": split.by, "fraction": holdout, "seed": config.model.seed,
-                  "train_rows": int(split.train.size), "test_rows": int(split.test.size),
-                  "held_out_groups": [str(g) for g in split.held_out_groups]},
-        "refit_on_all_data": True,
-    }
-    if held_out is not None:
-        metrics["held_out"] = held_out["metrics"]
-        metrics["held_out_fit"] = held_out["fit"]
-    metrics["training"] = calibration.evaluate(posterior, data.x, data.y, y_scale)
-    strains, empirical = calibration.empirical_sd_by_strain(data.x, data.y)
+    metrics: dict[str, Any] = {"split": split_section(plans["held_out"], config.model.seed),
+                               "refit_on_all_data": True}
+    for name, plan in plans.items():
+        if results[name]:
+            metrics[name] = held_out_section(plan, results[name], y_scale)
+    if results["held_out"]:
+        metrics["held_out_fit"] = {
+            "folds": len(results["held_out"]),
+            "train_rows": [result["fit"]["train_rows"] for result in results["held_out"]],
+            "wall_time_s": [result["fit"]["wall_time_s"] for result in results["held_out"]]}
+    metrics["training"] = calibration.evaluate(posterior, data.x, data.y, y_scale,
+                                               data.covariates)
+    strains, empirical, at = calibration.empirical_sd_by_condition(data.x, data.y,
+                                                                   data.covariates)
     metrics["aleatoric_sd_error"] = calibration.aleatoric_sd_error(posterior, strains,
-                                                                   empirical)
+                                                                   empirical, at)
     metrics["aleatoric_sd_error_strains"] = int(strains.size)
-    metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(posterior)
+    # Strain-only summaries of a covariate model describe its central tested condition.
+    representative = calibration.representative(posterior)
+    metrics["epistemic_extrapolation"] = calibration.epistemic_extrapolation(representative)
     diagnostics = dict(spec.diagnostics)
     function_space = calibration.function_space_diagnostics(
-        posterior, trained.result.chains, float(np.min(data.x)), float(np.max(data.x)))
+        representative, trained.result.chains, float(np.min(data.x)), float(np.max(data.x)))
     if function_space:
         diagnostics["function_space"] = function_space
         diagnostics["converged"] = bool(diagnostics.get("converged", True)
@@ -212,7 +125,8 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
         from training.report import write_report
 
         files = write_report(trained.posterior, trained.result, data, report_dir,
-                             None if held_out is None else held_out["conditioning"])
+                             next((result["conditioning"] for result in results["held_out"]
+                                   if result["conditioning"] is not None), None))
         trained = trained.updated(report={"dir": str(Path(report_dir).resolve()),
                                           "files": files})
     trained.artifact.validate()
@@ -226,11 +140,37 @@ def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
 
     trained = fit_training_rows(data, config, units, full_data)
     started = time.perf_counter()
-    section = fit_for_posterior(trained.posterior, data.x, data.y, data.groups)
+    section = fit_for_posterior(trained.posterior, data.x, data.y, data.groups,
+                                covariates=data.covariates)
     if section is None:
         return trained
     section["fit"]["wall_time_s"] = round(time.perf_counter() - started, 3)
     return trained.updated(curve_model=CurveModelSection.model_validate(section))
+
+
+def fit_with_folds(data: TrainingData, plans: dict[str, Folds], config: BNNConfig,
+                   units: Units, parallel: bool = True
+                   ) -> tuple[TrainedFit, dict[str, list[dict[str, Any]]]]:
+    """The served fit on all of `data`, and `held_out_fit` of every fold of every plan
+    (per plan, in fold order).
+
+    In parallel, worker processes (one per core but one) fit the folds while this process
+    fits the served version, then takes folds too (`training.work_sharing`): on two cores
+    5 folds take about as long as 2.5 fits one after the other (docs/calibration.md,
+    "Held-out figures and their spread")."""
+    jobs = [(name, plan.split(k)) for name, plan in plans.items() for k in range(plan.count)]
+    if not jobs or not parallel:
+        done = [held_out_fit(data, split, config, units) for _, split in jobs]
+        trained = fit_model(data, config, units)
+    else:
+        from training.work_sharing import run_beside
+
+        trained, done = run_beside(lambda: fit_model(data, config, units), held_out_fit,
+                                   [(data, split, config, units) for _, split in jobs])
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in plans}
+    for (name, _), result in zip(jobs, done, strict=True):
+        results[name].append(result)
+    return trained, results
 
 
 def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
@@ -245,14 +185,16 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
     train, test = subset(data, split.train), subset(data, split.test)
     started = time.perf_counter()
     posterior = fit_model(train, config, units, full_data=data).posterior
-    metrics = calibration.evaluate(posterior, test.x, test.y, posterior.y_scale)
+    points = calibration.pointwise_scores(posterior, test.x, test.y, test.covariates)
+    metrics = calibration.summarise(points, posterior.y_scale)
     conditioning = None
     if posterior.curve is not None and test.groups is not None:
         metrics["curves"] = curve_metrics.evaluate(posterior, posterior.curve, test.x,
-                                                   test.y, test.groups, seed=config.model.seed)
+                                                   test.y, test.groups, seed=config.model.seed,
+                                                   covariates=test.covariates)
         conditioning = curve_metrics.conditioning_example(posterior, posterior.curve, test.x,
-                                                          test.y, test.groups)
-    return {"metrics": metrics,
+                                                          test.y, test.groups, test.covariates)
+    return {"metrics": metrics, "pointwise": points,
             "fit": {"train_rows": train.rows, "wall_time_s": round(
                 time.perf_counter() - started, 3)},
             "conditioning": conditioning}
@@ -267,8 +209,11 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     full = full_data or data
     x_mean, x_scale = float(np.mean(data.x)), float(np.std(data.x)) or 1.0
     y_mean, y_scale = float(np.mean(data.y)), float(np.std(data.y)) or 1.0
-    result = HeteroskedasticBNN(config).fit((data.x - x_mean) / x_scale,
-                                            (data.y - y_mean) / y_scale, data.groups)
+    inputs = (data.x - x_mean) / x_scale
+    sections: dict[str, Any] = {}  # none for strain-only data: its manifest is as it was
+    if data.covariates is not None:
+        inputs, sections = covariate_inputs(data, inputs)
+    result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups)
     spec = Manifest(
         schema_version=SCHEMA_VERSION,
         architecture=Architecture(
@@ -287,13 +232,42 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
               "groups": None if full.groups is None else int(len(np.unique(full.groups)))},
         library_versions=library_versions(),
         metrics={},
+        **sections,
     )
     artifact = Artifact.from_spec(spec, result.arrays)
     artifact.validate()
     return TrainedFit(artifact, result, Posterior(artifact))
 
 
+def covariate_inputs(data: TrainingData, strain: np.ndarray
+                     ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The network's input (rows, 1 + k): the standardised strain, then each covariate
+    standardised by its own mean and SD; and the manifest's `covariates` and
+    `tested_conditions` sections."""
+    assert data.covariates is not None
+    values = data.covariates
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero
+    tested = np.unique(values, axis=0)
+    if tested.shape[0] > MAX_TESTED_CONDITIONS:
+        raise ValueError(f"the data hold {tested.shape[0]} distinct covariate conditions; a "
+                         f"model lists at most {MAX_TESTED_CONDITIONS} (round the "
+                         "covariates to the precision they were controlled to)")
+    sections = {
+        "covariates": [
+            Covariate(name=column.name, unit=column.unit, mean=float(mean[j]),
+                      scale=float(scale[j]), min=float(values[:, j].min()),
+                      max=float(values[:, j].max()))
+            for j, column in enumerate(data.covariate_columns)],
+        "tested_conditions": tested.tolist(),
+    }
+    return np.column_stack([strain, (values - mean) / scale]), sections
+
+
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",
             group: str | None = "material", units: Units = Units(), holdout: float = 0.2,
-            report_dir: Path | None = None) -> TrainedFit:
-    return fit_data(load_csv(path, x, y, group), config, units, holdout, report_dir)
+            report_dir: Path | None = None, folds: int = DEFAULT_FOLDS,
+            covariates: Sequence[CovariateColumn] = ()) -> TrainedFit:
+    return fit_data(load_csv(path, x, y, group, covariates), config, units, holdout,
+                    report_dir, folds=folds)

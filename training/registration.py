@@ -61,6 +61,7 @@ class FitRegistration:
     inference_data: bytes | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)  # {"report/fit.png": bytes}
     description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # the version's tags
     source: str = field(default_factory=command_source)
     actor: str = field(default_factory=training_actor)
 
@@ -76,7 +77,7 @@ def register_in_database(database_url: str, registration: FitRegistration) -> in
                 session, registration.name, registration.artifact, actor=registration.actor,
                 alias=registration.alias, description=registration.description,
                 source=registration.source, inference_data=registration.inference_data,
-                files=dict(registration.files))
+                files=dict(registration.files), tags=dict(registration.tags))
     finally:
         engine.dispose()
 

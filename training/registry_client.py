@@ -37,8 +37,10 @@ def register_via_api(url: str, token: str, registration: FitRegistration,
     InferenceData and files: the same calls, and so the same audit entries, as
     `register_in_database` makes in one unit of work."""
     headers = {"Authorization": f"Bearer {token}", "X-Actor": registration.actor}
-    params: dict[str, str] = {"sha256": hashlib.sha256(registration.artifact).hexdigest(),
-                              "source": registration.source}
+    params: dict[str, str | list[str]] = {
+        "sha256": hashlib.sha256(registration.artifact).hexdigest(),
+        "source": registration.source,
+        "tag": [f"{key}={value}" for key, value in registration.tags.items()]}
     if registration.alias:
         params["alias"] = registration.alias
     if registration.description:
@@ -69,3 +71,14 @@ def register_via_api(url: str, token: str, registration: FitRegistration,
                                         f"its file {path!r} was refused: "
                                         f"{_error_message(put)}")
     return RegisteredVersion(name, int(detail["version"]), detail)
+
+
+def model_detail(url: str, name: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+    """A registered model's aliases and versions (with their tags) as the service lists
+    them, or None when it has no model of that name."""
+    response = httpx.get(f"{url.rstrip('/')}/v1/models/{name}", timeout=timeout_s)
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise RegistrationError(_error_message(response))
+    return response.json()  # type: ignore[no-any-return]

@@ -6,7 +6,8 @@
 - ``sd.png``: aleatoric and epistemic SD against strain next to the empirical per-strain
   SD of the training data (the picture the textbook BNN gets wrong).
 - ``calibration.png``: observed vs nominal central-interval coverage, training and
-  held-out.
+  held-out, with the held-out curve's 95% interval over materials and the held-out NLPD
+  and 95% coverage with theirs.
 - ``convergence.png``: ADVI loss trace per step (with its smoothed curve); for NUTS the
   per-chain traces of mu(x) at three strains (function space); for the bootstrap, every
   member's mu(x) over the domain and 25% beyond it; for a plain ensemble, the members'
@@ -16,6 +17,8 @@
 - ``conditioning.png`` (with a held-out split): one held-out material, 3 of its points
   given to the held-out fit, the band it then predicts for that material, and the
   material's other points.
+- ``covariate_<name>.png`` (models with covariates, one per covariate): mean curves with
+  bands across that covariate, tested values marked (training.report_covariates).
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ import numpy as np  # noqa: E402
 
 from service.artifact import sha256_hex  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
-from training import calibration, report_curves  # noqa: E402
+from training import calibration, report_covariates, report_curves  # noqa: E402
 from training.curve_metrics import ConditioningExample  # noqa: E402
-from training.data import TrainingData  # noqa: E402
+from training.data import TrainingData, subset  # noqa: E402
 
 
 def _labels(posterior: Posterior) -> tuple[str, str]:
@@ -52,6 +55,15 @@ def write_report(posterior: Posterior, result: Any, data: TrainingData, out_dir:
     x_label, y_label = _labels(posterior)
     spec = posterior.spec
     title = f"{spec.architecture.noise} BNN, {spec.inference.method}"
+    model, every_row, model_title = posterior, data, title
+    if spec.covariates:
+        # A covariate model is drawn at its central tested condition, with its rows there.
+        posterior = calibration.representative(posterior)
+        assert posterior.condition is not None and data.covariates is not None
+        data = subset(data, np.flatnonzero(np.all(data.covariates == posterior.condition,
+                                                  axis=1)))
+        title += " at " + ", ".join(f"{c.name}={v:g} {c.unit}" for c, v in
+                                     zip(spec.covariates, posterior.condition, strict=True))
     figures = {
         # The served fit trained on every row; the split belongs to the held-out fit.
         "fit.png": _fit_figure(posterior, data, x_label, y_label, title),
@@ -61,6 +73,7 @@ def write_report(posterior: Posterior, result: Any, data: TrainingData, out_dir:
     }
     figures.update(report_curves.figures(posterior, data, conditioning, x_label, y_label,
                                          title))
+    figures.update(report_covariates.figures(model, every_row, x_label, y_label, model_title))
     files = []
     for name, figure in figures.items():
         path = out_dir / name
@@ -127,11 +140,34 @@ def _calibration_figure(posterior: Posterior, title: str) -> plt.Figure:
             area = metrics[key]["miscalibration_area"]
             axis.plot(curve["nominal"], curve["observed"], color=colour, lw=2,
                       label=f"{key.replace('_', '-')} (miscal. area {area:.3f})")
+    held = metrics.get("held_out") or {}
+    spread = held.get("spread")
+    if spread:
+        curve = held["calibration_curve"]
+        axis.fill_between(curve["nominal"], curve["low_95"], curve["high_95"],
+                          color="tab:red", alpha=0.15, lw=0,
+                          label=f"95% interval over {spread['units']} held-out "
+                                f"{spread['unit']}s")
+        axis.text(0.98, 0.02, held_out_summary(held), transform=axis.transAxes, ha="right",
+                  va="bottom", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     axis.set(xlabel="nominal central-interval probability [1]",
              ylabel="observed fraction inside [1]", xlim=(0, 1), ylim=(0, 1),
              title=f"{title}: calibration")
     axis.legend(loc="upper left", fontsize=8)
     return figure
+
+
+def held_out_summary(held: dict[str, Any]) -> str:
+    """The held-out scores with their 95% intervals over units, one per line."""
+    spread = held["spread"]
+    nlpd, coverage = spread["nlpd"], spread["coverage"]["0.95"]
+    lines = [f"held out: {spread['units']} {spread['unit']}s in {spread['folds']} fold"
+             f"{'s' if spread['folds'] != 1 else ''}",
+             f"NLPD {held['nlpd']:.3f}" + (f" [{nlpd['low_95']:.3f}, {nlpd['high_95']:.3f}]"
+                                           if nlpd["low_95"] is not None else ""),
+             f"95% coverage {held['coverage']['0.95']:.3f} "
+             f"[{coverage['low_95']:.3f}, {coverage['high_95']:.3f}]"]
+    return "\n".join(lines)
 
 
 def _convergence_figure(posterior: Posterior, result: Any, x_label: str, y_label: str,

@@ -7,6 +7,13 @@ alone lets any amount through. The limit is SURROGATE_MAX_UPLOAD_BYTES on the ad
 (The time a body may take is bounded in the HTTP protocol, service/http_protocol.py:
 a timer there costs nothing per chunk, a timeout around every receive here would.)
 
+The byte limit follows the point limits (service.settings: 26 bytes per number, a double
+at full precision), but a body of short numbers (`0,0,0,...`) holds 13 times as many
+values per byte, and decoding costs per value. So the JSON bodies of the predict and OIP
+infer routes also have their separators counted as they arrive: a body with more commas
+than `json_values_allowed` numbers is a 413 before it is decoded. Counting is a
+`bytes.count` per chunk.
+
 Pure ASGI, between the observability layer (so refusals are counted and logged) and the
 lean predict path (so its reads are counted too). Inside FastAPI the refusal is raised as
 an HTTPException, which FastAPI passes through its body parsing to the error handlers.
@@ -19,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.responses import OrjsonResponse
 from service.errors import error_body
+from service.settings import json_values_allowed
 
 
 class BodyRefused(HTTPException):
@@ -38,6 +46,20 @@ class BodyRefused(HTTPException):
 def too_large(limit: int) -> BodyRefused:
     return BodyRefused(413, "payload_too_large",
                        f"request body is larger than {limit} bytes", limit)
+
+
+def too_many_values(limit: int) -> BodyRefused:
+    return BodyRefused(413, "payload_too_large",
+                       f"request body holds more than {limit} values", limit)
+
+
+def _counts_values(scope: Scope) -> bool:
+    """A JSON body of numbers: native predict, or OIP infer without binary tensors."""
+    path = scope["path"]
+    if path.endswith("/predict"):
+        return True
+    return path.startswith("/v2/") and path.endswith("/infer") and not any(
+        key == b"inference-header-content-length" for key, _ in scope["headers"])
 
 
 def _framing(scope: Scope) -> tuple[int | None, bool]:
@@ -73,21 +95,27 @@ class BodyGuard:
         if declared is not None and declared > limit and not encoded:
             await too_large(limit).response()(scope, receive, send)
             return
-        if not encoded:
+        values = json_values_allowed(settings) if _counts_values(scope) else None
+        if not encoded and values is None:
             # The HTTP server never hands over more than the declared length (none: no
             # body), so only a body without a declared length needs counting.
             await self.app(scope, receive, send)
             return
-        received = 0
+        received = separators = 0
         started = False
 
         async def guarded_receive() -> Message:
-            nonlocal received
+            nonlocal received, separators
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     raise too_large(limit)
+                if values is not None:
+                    separators += chunk.count(b",")
+                    if separators >= values:
+                        raise too_many_values(values)
             return message
 
         async def tracked_send(message: Message) -> None:

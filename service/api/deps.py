@@ -14,6 +14,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from service.inference.interrupt import Interrupt
+from service.prediction.admission import Work
 from service.registry.cache import ModelCache
 from service.registry.routing import LiveRegistry
 from service.registry.unit_of_work import SessionFactory
@@ -49,6 +51,16 @@ async def get_app_settings(request: Request) -> Settings:
 
 async def get_live_registry(request: Request) -> LiveRegistry:
     return request.app.state.live_registry
+
+
+INTERRUPT_KEY = "interrupt"  # key in the scope's state (service.api.interrupts)
+
+
+def work_of(request: Request) -> Work:
+    """The budgets, the heavy-work gate and this request's interrupt."""
+    state = request.app.state
+    interrupt: Interrupt | None = request.scope.get("state", {}).get(INTERRUPT_KEY)
+    return Work(state.settings, state.work_gate, interrupt)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

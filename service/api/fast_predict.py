@@ -1,7 +1,8 @@
 """A lean path for the common prediction request, in front of FastAPI.
 
 Most traffic is `POST /v1/models/{name}/predict` with `{"strain": [...]}` and perhaps a
-`version` or `alias`, for a model version this replica has loaded. FastAPI answers it
+`version`, `alias` or the `covariates` of a condition, for a model version this replica
+has loaded. FastAPI answers it
 through routing, four dependencies, a JSON decode by the standard library, pydantic's
 validation of the decoded objects and a thread hop for the sync route: several times
 the prediction's own cost for one strain. This pure-ASGI layer answers exactly those
@@ -21,7 +22,9 @@ the response come from service.prediction and service.api.responses, like the ro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -31,6 +34,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api import json_body
+from service.api.deps import work_of
 from service.api.errors import invalid_input_response, is_json_media_type
 from service.api.responses import predict_answer
 from service.errors import SurrogateError
@@ -39,7 +44,7 @@ from service.prediction.request import MAX_NAME_LENGTH, PredictRequest
 
 # Body fields the lean path answers; any other field set (even to its default) goes to
 # FastAPI.
-PLAIN_FIELDS = frozenset({"strain", "version", "alias"})
+PLAIN_FIELDS = frozenset({"strain", "version", "alias", "covariates"})
 # Up to this many strains the prediction runs on the event loop: it then holds the loop for
 # less than a hop to the thread pool would cost, and for less than FastAPI itself holds it
 # per request. Larger batches go to the thread pool like the route (the kernel releases the
@@ -87,7 +92,14 @@ class FastPredict:
         name: str = child_scope["path_params"]["name"]
         if len(name) > MAX_NAME_LENGTH:
             return None
-        body = _plain_request(b"".join(m.get("body", b"") for m in messages))
+        raw = b"".join(m.get("body", b"") for m in messages)
+        if len(raw) <= json_body.INLINE_DECODE_BYTES:
+            body = _plain_request(raw)
+        else:  # decoded off the loop, once: the route reuses the outcome
+            value, error = await json_body.decode(scope, raw)
+            if error is not None:
+                return None
+            body = await run_in_threadpool(_plain_decoded, value)
         if body is None:
             return None
         if isinstance(body, NotANumber):
@@ -108,11 +120,14 @@ def _predict(scope: Scope, child_scope: Scope, name: str,
     encoded off the event loop too); None when the version is unknown here or not
     loaded, so the route asks the database."""
     state = scope["app"].state
-    result = pipeline.predict_loaded(state.live_registry, name, body, state.settings)
-    if result is None:
-        return None
-    scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
-    return predict_answer(Request(scope), result)
+    request = Request(scope)
+
+    def encode(result: dict[str, Any]) -> Response:
+        scope.update(child_scope)  # the route, as FastAPI records it: same metrics labels
+        return predict_answer(request, result)
+
+    return pipeline.predict_loaded(state.live_registry, name, body, state.settings,
+                                   work_of(request), encode)
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,15 @@ class NotANumber:
 
 
 def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
+    return _plain(lambda: PredictRequest.model_validate_json(raw))
+
+
+def _plain_decoded(value: object) -> PredictRequest | NotANumber | None:
+    """`_plain_request` for a body already decoded (as FastAPI validates it: same errors)."""
+    return _plain(lambda: PredictRequest.model_validate(value))
+
+
+def _plain(validate: Callable[[], PredictRequest]) -> PredictRequest | NotANumber | None:
     """The body validated by the route's own schema, if it uses only PLAIN_FIELDS; or its
     one error, when that error is a value in `strain` that is not a number at all.
 
@@ -132,12 +156,15 @@ def _plain_request(raw: bytes) -> PredictRequest | NotANumber | None:
     invalid body goes to FastAPI, whose decoder differs from pydantic-core's in corners
     (NaN, a byte-order mark, integers too long to convert).
 
-    pydantic-core's JSON parser is used rather than orjson: the same rules with no second
-    copy of them, and no slower. Where it disagrees with FastAPI's decoder (a UTF-8
-    byte-order mark, say), it refuses, so FastAPI answers. A list of bad values costs its
+    A small body is parsed by pydantic-core's JSON parser, on the loop: rather than orjson,
+    the same rules with no second copy of them, and no slower. A large one is decoded off
+    the loop by FastAPI's own decoder (service.api.json_body), once, and validated here
+    in the thread pool; the route reuses the decoded value when it answers instead. Where
+    pydantic-core disagrees with FastAPI's decoder (a UTF-8 byte-order mark, say), it
+    refuses, so FastAPI answers. A list of bad values costs its
     first error only (the schema fails fast), so a huge bad body is refused cheaply."""
     try:
-        body = PredictRequest.model_validate_json(raw)
+        body = validate()
     except ValidationError as exc:
         if exc.error_count() != 1:
             return None

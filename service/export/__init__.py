@@ -1,11 +1,23 @@
 """Export a model version as tables finite-element codes read directly (docs/export.md):
 `table` computes the grid, its interpolation error and unstable ranges; `text` (CSV,
-JSON), `abaqus` and `lsdyna` write it."""
+JSON), `abaqus` and `lsdyna` write it; `forms`, `fit` and `cards` turn each curve into a
+fitted hyperelastic card, which `calculix` (and `abaqus`, `text` with `form=`) write."""
 
 from service.export.abaqus import to_abaqus
+from service.export.calculix import to_calculix
+from service.export.cards import MAX_CARDS, card_dict, fit_cards
+from service.export.conditions import (
+    Condition,
+    OverTables,
+    conditions_of,
+    tables_at,
+    tables_over,
+)
 from service.export.definitions import Definitions
+from service.export.fit import DEFAULT_BULK_RATIO, TARGET_ERROR, Card, Volumetric
+from service.export.forms import FORMS
 from service.export.header import ExportMeta
-from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, to_lsdyna
+from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, last_id, to_lsdyna
 from service.export.table import (
     DEFAULT_MAX_ERROR,
     UNREACHABLE_POINTS,
@@ -13,32 +25,47 @@ from service.export.table import (
     build_table,
     default_table,
     needed_points,
+    probe_points,
 )
 from service.export.text import to_csv, to_json
 from service.inference.stability import unstable_ranges
 
-FORMATS = ("csv", "json", "abaqus", "lsdyna")
+FORMATS = ("csv", "json", "abaqus", "lsdyna", "calculix")
+# The formats that write tables over a covariate (conditions.OverTables).
+OVER_FORMATS = ("csv", "json", "abaqus", "lsdyna")
+# The formats that carry fitted cards (`form=`), and the form each uses by default
+# (None: no cards unless asked).
+CARD_FORMATS = {"calculix": "auto", "abaqus": None, "json": None}
+FORM_NAMES = ("auto", *FORMS)
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json",
-               "abaqus": "text/plain; charset=utf-8", "lsdyna": "text/plain; charset=utf-8"}
-EXTENSIONS = {"csv": "csv", "json": "json", "abaqus": "inp", "lsdyna": "k"}
+               "abaqus": "text/plain; charset=utf-8", "lsdyna": "text/plain; charset=utf-8",
+               "calculix": "text/plain; charset=utf-8"}
+EXTENSIONS = {"csv": "csv", "json": "json", "abaqus": "inp", "lsdyna": "k", "calculix": "inp"}
 
 
 def render(fmt: str, meta: ExportMeta, table: ExportTable,
-           first_curve_id: int = DEFAULT_FIRST_CURVE_ID) -> bytes:
-    """The file in format `fmt` (one of FORMATS)."""
+           first_curve_id: int = DEFAULT_FIRST_CURVE_ID,
+           cards: list[Card] | None = None) -> bytes:
+    """The file in format `fmt` (one of FORMATS); `cards` for the card formats."""
     if fmt == "csv":
         return to_csv(meta, table)
     if fmt == "json":
-        return to_json(meta, table)
+        return to_json(meta, table, cards)
     if fmt == "abaqus":
-        return to_abaqus(meta, table)
+        return to_abaqus(meta, table, cards)
     if fmt == "lsdyna":
         return to_lsdyna(meta, table, first_curve_id)
+    if fmt == "calculix":
+        assert cards is not None
+        return to_calculix(meta, table, cards)
     raise ValueError(f"unknown format {fmt!r}")
 
 __all__ = [
-    "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR", "EXTENSIONS", "FORMATS", "MAX_CURVE_ID",
-    "MEDIA_TYPES", "UNREACHABLE_POINTS", "Definitions", "ExportMeta", "ExportTable", "build_table",
-    "default_table", "needed_points", "render", "to_abaqus", "to_csv", "to_json", "to_lsdyna",
-    "unstable_ranges",
+    "CARD_FORMATS", "DEFAULT_BULK_RATIO", "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR",
+    "EXTENSIONS", "FORMATS", "FORM_NAMES", "MAX_CARDS", "MAX_CURVE_ID", "MEDIA_TYPES",
+    "OVER_FORMATS", "TARGET_ERROR", "UNREACHABLE_POINTS", "Card", "Condition", "Definitions",
+    "ExportMeta", "ExportTable", "OverTables", "Volumetric", "build_table", "card_dict",
+    "conditions_of", "default_table", "fit_cards", "last_id", "needed_points",
+    "probe_points", "render", "tables_at", "tables_over", "to_abaqus", "to_calculix", "to_csv",
+    "to_json", "to_lsdyna", "unstable_ranges",
 ]

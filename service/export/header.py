@@ -1,11 +1,13 @@
 """What every exported file says about itself: the version, its units and definitions, the
-grid, the interpolation error and the unstable ranges (each format writes these lines
-behind its own comment marker)."""
+grid, the interpolation error and the unstable ranges, and for a model with covariates the
+condition (or the values of the covariate a table runs over); each format writes these
+lines behind its own comment marker."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.export.conditions import Condition, OverTables
 from service.export.definitions import Definitions
 from service.export.table import ExportTable
 
@@ -19,9 +21,13 @@ class ExportMeta:
     artifact_sha256: str
     definitions: Definitions
     training_domain: tuple[float, float]
+    # A model with covariates: the condition of a table at one condition, or the set of
+    # tables over one covariate (None for a model without covariates).
+    condition: Condition | OverTables | None = None
 
 
 def header_lines(meta: ExportMeta, table: ExportTable) -> list[str]:
+    """The header of `table` (for tables over a covariate: OverTables.combined())."""
     d = meta.definitions
     low, high = float(table.strain[0]), float(table.strain[-1])
     step = (high - low) / (table.points - 1)
@@ -38,6 +44,7 @@ def header_lines(meta: ExportMeta, table: ExportTable) -> list[str]:
         f"max_interpolation_error: {table.max_interpolation_error:.3e} total SD "
         "(linear interpolation of this table vs the model, max over grid midpoints)",
     ]
+    lines += _condition_lines(meta.condition)
     if table.quantile_levels:
         lines.append("quantile_levels: " + ",".join(f"{q:g}" for q in table.quantile_levels))
     if table.curve_columns:
@@ -54,3 +61,29 @@ def header_lines(meta: ExportMeta, table: ExportTable) -> list[str]:
     if len(ranges) > _MAX_LISTED:
         lines.append(f"  ... and {len(ranges) - _MAX_LISTED} more (format=json lists all)")
     return lines
+
+
+def _condition_lines(condition: Condition | OverTables | None) -> list[str]:
+    if condition is None:
+        return []
+    if isinstance(condition, Condition):
+        return [f"covariates: {condition.describe()}" + _where(condition)]
+    lines = [f"over: {condition.over} [{condition.over_unit}], "
+             f"{len(condition.conditions)} values, one table each on the same grid"]
+    if condition.fixed:
+        lines.append("covariates fixed: " + ", ".join(f"{n}={v!r} {u}"
+                                                      for n, u, v in condition.fixed))
+    lines += [f"  {condition.over}={c.values[condition.over_index]!r}" + _where(c)
+              for c in condition.conditions[:_MAX_LISTED]]
+    if len(condition.conditions) > _MAX_LISTED:
+        lines.append(f"  ... and {len(condition.conditions) - _MAX_LISTED} more "
+                     "(format=json lists all)")
+    return lines
+
+
+def _where(condition: Condition) -> str:
+    """How far the condition is from the tested ones (docs/covariates.md)."""
+    text = f" (condition_distance {condition.condition_distance:.3g}"
+    if condition.outside_training_range:
+        text += "; outside the training range: extrapolation"
+    return text + ")"

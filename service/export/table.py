@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.inference import predictive
+from service.inference import interrupt, predictive
 from service.inference.posterior import Posterior
 from service.inference.stability import UnstableRange, unstable_ranges
 
@@ -85,8 +85,9 @@ def needed_points(points: int, error: float, target: float) -> int:
     return math.ceil((points - 1) * factor) + 1
 
 
-def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], curves: int,
-              seed: int | None) -> dict[str, np.ndarray]:
+def evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], curves: int,
+             seed: int | None) -> dict[str, np.ndarray]:
+    """Every column of the table at `strain` (the grid and its midpoints)."""
     prediction = posterior.predict(strain, tangent=True)
     out = {
         "mean": prediction.mean,
@@ -107,15 +108,29 @@ def _evaluate(posterior: Posterior, strain: np.ndarray, levels: list[float], cur
     return out
 
 
-def build_table(posterior: Posterior, strain_min: float, strain_max: float, points: int,
-                levels: list[float], curves: int = 0, seed: int | None = None) -> ExportTable:
-    """The table on `points` uniform strains, with its interpolation error and unstable
-    ranges."""
+def grid_points(strain_min: float, strain_max: float, points: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The uniform grid and, interleaved with it, its midpoints (where the model is also
+    evaluated, to measure the interpolation error)."""
     grid = np.linspace(strain_min, strain_max, points)
     both = np.empty(2 * points - 1)
     both[0::2] = grid
     both[1::2] = 0.5 * (grid[:-1] + grid[1:])
-    values = _evaluate(posterior, both, levels, curves, seed)
+    return grid, both
+
+
+def build_table(posterior: Posterior, strain_min: float, strain_max: float, points: int,
+                levels: list[float], curves: int = 0, seed: int | None = None) -> ExportTable:
+    """The table on `points` uniform strains, with its interpolation error and unstable
+    ranges."""
+    grid, both = grid_points(strain_min, strain_max, points)
+    return assemble_table(grid, evaluate(posterior, both, levels, curves, seed), levels,
+                          curves, seed)
+
+
+def assemble_table(grid: np.ndarray, values: dict[str, np.ndarray], levels: list[float],
+                   curves: int, seed: int | None) -> ExportTable:
+    """The table from the columns' values on the grid and its midpoints (grid_points)."""
     columns = {name: np.ascontiguousarray(v[0::2]) for name, v in values.items()}
     at_mid = {name: v[1::2] for name, v in values.items()}
     scale = at_mid["total_sd"]
@@ -148,6 +163,15 @@ def _bound(deviation: np.ndarray) -> float:
     return float(np.max(np.abs(deviation) + 0.5 * near))
 
 
+def probe_points(posterior: Posterior, strain_min: float, strain_max: float,
+                 target: float) -> int:
+    """The grid size h^2 scaling predicts for `target`, from the summaries' error on a
+    coarse grid (a few hundred kernel evaluations): what a default grid will be, and
+    whether a target can be met at all, before the grid is built."""
+    probe = build_table(posterior, strain_min, strain_max, _FIRST_POINTS, [])
+    return needed_points(probe.points, probe.max_interpolation_error, target)
+
+
 def default_table(posterior: Posterior, strain_min: float, strain_max: float,
                   max_points: int, target: float, levels: list[float], curves: int = 0,
                   seed: int | None = None) -> ExportTable:
@@ -164,6 +188,7 @@ def default_table(posterior: Posterior, strain_min: float, strain_max: float,
     for _ in range(_MAX_REFINEMENTS):
         if table.max_interpolation_error <= target or table.points >= max_points:
             break
+        interrupt.checkpoint()
         finer = build(min(max_points, needed_points(table.points, table.max_interpolation_error,
                                                     target)))
         # A column whose error does not fall with the grid (not resolved at this scale,

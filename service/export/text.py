@@ -2,7 +2,12 @@
 
 CSV: '#' comment lines (header_lines), one line of column names, then one row per strain;
 numbers with 17 significant digits, so they parse back to the same doubles.
-JSON: the same columns as arrays under the same names, with the header as fields.
+JSON: the same columns as arrays under the same names, with the header as fields, and
+with `form=` the fitted cards' constants (`cards`).
+
+A model with covariates gets one column per covariate before the strain, holding each
+row's condition: one block of rows for a table at one condition, one block per value for
+tables over a covariate (all blocks on the same strain grid).
 """
 
 from __future__ import annotations
@@ -13,27 +18,51 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service.export.cards import card_dict
+from service.export.conditions import Condition, OverTables
+from service.export.fit import TARGET_ERROR, Card
 from service.export.header import ExportMeta, header_lines
 from service.export.table import ExportTable
 
 
-def column_names(table: ExportTable) -> list[str]:
-    return ["strain", *table.columns]
+def _blocks(meta: ExportMeta, table: ExportTable
+            ) -> tuple[list[str], list[tuple[Condition | None, ExportTable]]]:
+    """(covariate column names, [(condition, table) per block of rows])."""
+    condition = meta.condition
+    if condition is None:
+        return [], [(None, table)]
+    if isinstance(condition, Condition):
+        return list(condition.names), [(condition, table)]
+    return (list(condition.conditions[0].names),
+            list(zip(condition.conditions, condition.tables, strict=True)))
+
+
+def column_names(table: ExportTable, covariates: list[str] | None = None) -> list[str]:
+    return [*(covariates or []), "strain", *table.columns]
+
+
+def _columns(blocks: list[tuple[Condition | None, ExportTable]]) -> list[np.ndarray]:
+    """Every column (covariates, strain, values) over all blocks, in column order."""
+    parts = [[*(np.full(t.points, v) for v in (c.values if c else ())), t.strain,
+              *t.columns.values()] for c, t in blocks]
+    return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
 def to_csv(meta: ExportMeta, table: ExportTable) -> bytes:
     out = io.StringIO()
     for line in header_lines(meta, table):
         out.write(f"# {line}\n")
-    names = column_names(table)
+    covariates, blocks = _blocks(meta, table)
+    names = column_names(blocks[0][1], covariates)
     out.write(",".join(names) + "\n")
-    matrix = np.column_stack([table.strain, *table.columns.values()])
-    np.savetxt(out, matrix, fmt="%.17g", delimiter=",")
+    np.savetxt(out, np.column_stack(_columns(blocks)), fmt="%.17g", delimiter=",")
     return out.getvalue().encode("ascii")
 
 
-def to_json_dict(meta: ExportMeta, table: ExportTable) -> dict[str, Any]:
+def to_json_dict(meta: ExportMeta, table: ExportTable,
+                 cards: list[Card] | None = None) -> dict[str, Any]:
     d = meta.definitions
+    covariates, blocks = _blocks(meta, table)
     result: dict[str, Any] = {
         "model": meta.model,
         "version": meta.version,
@@ -50,12 +79,27 @@ def to_json_dict(meta: ExportMeta, table: ExportTable) -> dict[str, Any]:
         "quantile_levels": table.quantile_levels,
         "curves": len(table.curve_columns),
         "seed": table.seed,
-        "columns": column_names(table),
-        "strain": table.strain,
     }
-    result.update(table.columns)
+    if meta.condition is not None:
+        first = blocks[0][0]
+        assert first is not None
+        result["covariates"] = [{"name": n, "unit": u}
+                                for n, u in zip(first.names, first.units, strict=True)]
+        result["over"] = (meta.condition.over if isinstance(meta.condition, OverTables)
+                          else None)
+        result["conditions"] = [
+            {**c.as_dict(), "max_interpolation_error": t.max_interpolation_error,
+             "unstable_strain_ranges": [r.as_dict() for r in t.unstable_strain_ranges]}
+            for c, t in blocks if c is not None]
+    names = column_names(blocks[0][1], covariates)
+    result["columns"] = names
+    result.update(zip(names, _columns(blocks), strict=True))
+    if cards is not None:
+        # Fitted hyperelastic forms (docs/export.md): constants a Python solver can use.
+        result["cards"] = [card_dict(meta, card) for card in cards]
+        result["card_target_error"] = TARGET_ERROR
     return result
 
 
-def to_json(meta: ExportMeta, table: ExportTable) -> bytes:
-    return orjson.dumps(to_json_dict(meta, table), option=orjson.OPT_SERIALIZE_NUMPY)
+def to_json(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = None) -> bytes:
+    return orjson.dumps(to_json_dict(meta, table, cards), option=orjson.OPT_SERIALIZE_NUMPY)

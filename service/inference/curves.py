@@ -45,6 +45,8 @@ import numpy as np
 from scipy.interpolate import BSpline
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
+from service.errors import InvalidInputError
+from service.inference import interrupt
 from service.manifest import CURVE_DEGREE, CurveModelSection
 
 # Linear interpolation on this many strains across the domain: the loadings are cubic
@@ -88,6 +90,11 @@ class CurveModel:
         v = np.exp(basis @ gamma)
         loadings = factor / np.sqrt(q + v)[:, None]
         return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0))
+
+    @property
+    def condition_correlation(self) -> float:
+        """rho across conditions (service.inference.curves_across); 0 when not fitted."""
+        return float(self.section.condition_correlation or 0.0)
 
     @property
     def rank(self) -> int:
@@ -161,8 +168,13 @@ class Conditioned:
 
 
 def condition(posterior: DrawNetwork, curve: CurveModel, observed: Observed) -> Conditioned:
+    """The material's loadings given its observed points; 422 naming observed.stress when
+    a stress, finite or not, is too far from every draw's curve to condition on."""
     mu, sigma = draw_outputs(posterior, observed.strain)
-    z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (observed.stress[None, :] - mu) / sigma  # (S, n_o)
+    if not np.all(np.isfinite(z)):  # 1e308 - mu or (1e300 - mu) / 1e-10 overflow
+        raise too_extreme_to_condition()
     a = curve.loadings(observed.strain)  # (n_o, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
     scaled = a / within[:, None]
@@ -173,6 +185,12 @@ def condition(posterior: DrawNetwork, curve: CurveModel, observed: Observed) -> 
     lower = np.tril(factor[0])
     root = solve_triangular(lower, np.eye(curve.rank), lower=True, trans="T")
     return Conditioned(means, factor, root)
+
+
+def too_extreme_to_condition() -> InvalidInputError:
+    return InvalidInputError(
+        "observed.stress is too far from the model's curves to condition on (the update "
+        "overflows)", [{"field": "observed.stress", "message": "too extreme to condition on"}])
 
 
 @dataclass(frozen=True)
@@ -190,7 +208,8 @@ class CurvePrediction:
         return np.hypot(self.aleatoric_sd, self.epistemic_sd)
 
 
-def _chunk(posterior: DrawNetwork, width: int) -> int:
+def chunk_size(posterior: DrawNetwork, width: int) -> int:
+    """Strains per block so strains x max(draws x width, width) stays bounded."""
     return max(1, _MAX_ELEMENTS // max(posterior.draws * posterior.max_width, width, 1))
 
 
@@ -216,8 +235,9 @@ def conditional_predict(posterior: DrawNetwork, curve: CurveModel, strain: np.nd
     conditioned = condition(posterior, curve, observed)
     out = {key: np.empty_like(strain) for key in ("mean", "epistemic_sd", "between",
                                                   "within")}
-    step = _chunk(posterior, 0)
+    step = chunk_size(posterior, 0)
     for start in range(0, strain.size, step):
+        interrupt.checkpoint()
         part = slice(start, start + step)
         mean, between, within = conditional_draws(posterior, curve, conditioned,
                                                   strain[part])
@@ -247,8 +267,9 @@ def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray,
         conditioned = condition(posterior, curve, observed)
         w = conditioned.means[:, chosen] + conditioned.inverse_root @ w
     out = np.empty((strain.size, count))
-    step = _chunk(posterior, count)
+    step = chunk_size(posterior, count)
     for start in range(0, strain.size, step):
+        interrupt.checkpoint()
         part = slice(start, start + step)
         mu, sigma = draw_outputs(posterior, strain[part])
         a = curve.loadings(strain[part])

@@ -30,7 +30,6 @@ dispatcher that chooses a variant are one unit that must change together.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,7 +44,7 @@ from numba import njit, prange, types  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-from service.inference import kernel_cache  # noqa: E402
+from service.inference import interrupt, kernel_cache, launches  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # Elementary functions in float32 that LLVM can vectorise (no libm calls in the hot loop).
@@ -406,9 +405,21 @@ _DRAW_LANES_BELOW = 16
 PARALLEL_FROM = 256
 BLOCK = 256
 
-# One parallel launch at a time: a single launch already uses every core, and some numba
-# threading layers (workqueue) must not be entered by two threads at once.
-_parallel_lock = threading.Lock()
+# Work of the summaries per strain, posterior draw and network unit (network_units), in
+# nanoseconds on the reference machine with both cores (docs/performance.md; measured by
+# benchmarks/admission.py). The tangent costs this factor more.
+SUMMARY_NS_PER_UNIT = 0.055
+TANGENT_FACTOR = 1.5
+
+
+def network_units(hidden_sizes: Sequence[int]) -> int:
+    """A network's size per strain and draw, for cost estimates: its weights and biases,
+    plus 4 per hidden unit (a tanh costs about four multiply-adds here)."""
+    units, fan_in = 0, 1
+    for width in hidden_sizes:
+        units += (fan_in + 1) * width + 4 * width
+        fan_in = width
+    return units + 2 * (fan_in + 1) + 8  # the mean and sigma heads, the noise link
 
 
 class Kernel:
@@ -425,6 +436,7 @@ class Kernel:
         self.link = NOISE_LINK_CODES[noise_link]
         self.x_mean, self.x_scale = x_mean, x_scale
         self.y_mean, self.y_scale = y_mean, y_scale
+        self.units = network_units([w.shape[2] for w, _ in weights[:-2]])
 
     def statistics(self, strain: np.ndarray, tangent: bool = False) -> np.ndarray:
         """Raw float64 accumulators (_N_ACC, n) for strains in physical units."""
@@ -433,10 +445,24 @@ class Kernel:
         if x.size < PARALLEL_FROM:
             _serial(x, self.params, self.params_t, self.mean_bias, self.sizes, self.link,
                     tangent, BLOCK, acc)
-        else:
-            with _parallel_lock:
-                _parallel(x, self.params, self.mean_bias, self.sizes, self.link, tangent,
-                          BLOCK, acc)
+            return acc
+        # Launches of about launches.LAUNCH_NS each, taking turns with other requests'.
+        ns_per_strain = self.draws * self.units * SUMMARY_NS_PER_UNIT * (
+            TANGENT_FACTOR if tangent else 1.0)
+        step = launches.strains_per_launch(ns_per_strain, PARALLEL_FROM)
+        for start in range(0, x.size, step):
+            interrupt.checkpoint()
+            part = x[start:start + step]
+            piece = acc if part.size == x.size else np.empty((_N_ACC, part.size))
+            if part.size < PARALLEL_FROM:
+                _serial(part, self.params, self.params_t, self.mean_bias, self.sizes,
+                        self.link, tangent, BLOCK, piece)
+            else:
+                with launches.parallel_lock:
+                    _parallel(part, self.params, self.mean_bias, self.sizes, self.link,
+                              tangent, BLOCK, piece)
+            if piece is not acc:
+                acc[:, start:start + part.size] = piece
         return acc
 
     def summaries(self, strain: np.ndarray, tangent: bool = False) -> dict[str, np.ndarray]:

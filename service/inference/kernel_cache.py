@@ -9,6 +9,12 @@ reads), so a read-only container compiled afresh at every start. With NUMBA_CACH
 this cache reads that directory also when it is read-only, and a compile it cannot save
 (another CPU than the image was built on, say) stays in memory instead of failing. Without
 NUMBA_CACHE_DIR numba's usual places apply (`__pycache__` next to the source, if writable).
+
+A cache file that cannot be read back (a truncated `.nbc`, a garbage `.nbi`: a full disk
+during warmup, a damaged image layer) never stops a replica: numba would raise from the
+kernel's import, so every replica of the image would fail to start. Such a file is skipped
+with a warning, the variant compiles in memory, and where the directory is writable the
+index is rewritten so the next start loads again. `report()` counts the skipped files.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from numba.core.dispatcher import Dispatcher
 logger = logging.getLogger(__name__)
 
 _dispatchers: list[Dispatcher] = []
+_unreadable: set[str] = set()  # index files of functions whose cache could not be read back
 
 
 class _CacheDirLocator(caching.UserProvidedCacheLocator):
@@ -50,15 +57,44 @@ class _ReadOnlyTolerantCache(caching.FunctionCache):
     _impl_class = _CacheImpl
     _warned = False
 
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as exc:  # noqa: BLE001 - unpickling garbage raises anything
+            # None makes numba compile the variant, as for a cache miss.
+            self._note_unreadable(exc)
+            return None
+
+    def _note_unreadable(self, exc: Exception) -> None:
+        # The function's index names it (and its .nbc files share the index's stem).
+        index = self._cache_file._index_path
+        if index not in _unreadable:
+            logger.warning("kernel cache entry %s cannot be read (%s: %s): skipped, the "
+                           "kernel compiles in memory; run `surrogate-serve warmup` to "
+                           "rewrite it", index, exc.__class__.__name__, str(exc)[:200])
+        _unreadable.add(index)
+
     def save_overload(self, sig: Any, data: Any) -> None:
         try:
-            super().save_overload(sig, data)
+            self._save_over_unreadable(sig, data)
         except OSError as exc:  # read-only directory: the compiled code stays in memory
             if not _ReadOnlyTolerantCache._warned:
                 logger.warning("kernel cache %s is not writable (%s): compiled in memory "
                                "only; run `surrogate-serve warmup` where it is writable",
                                self.cache_path, exc.__class__.__name__)
                 _ReadOnlyTolerantCache._warned = True
+
+    def _save_over_unreadable(self, sig: Any, data: Any) -> None:
+        """Save; an index that cannot be read (numba reads it first) is replaced by an
+        empty one. OSError (a read-only directory) goes to the caller."""
+        try:
+            super().save_overload(sig, data)
+        except Exception as exc:  # noqa: BLE001 - unpickling garbage raises anything
+            if isinstance(exc, OSError):
+                raise
+            self._note_unreadable(exc)
+            self._cache_file.flush()  # writes an empty index
+            super().save_overload(sig, data)
 
 
 def enable(dispatcher: Dispatcher) -> Dispatcher:
@@ -80,12 +116,15 @@ class CacheReport:
     writable: bool
     loaded: int  # compiled variants read from the cache
     compiled: int  # compiled variants that were not in it
+    unreadable: tuple[str, ...] = ()  # index files of entries that could not be read
 
     def describe(self) -> str:
         where = (f"{self.directory} ({'writable' if self.writable else 'read-only'})"
                  if self.directory else "no cache directory")
+        skipped = (f"; unreadable cache entries skipped: {', '.join(self.unreadable)}"
+                   if self.unreadable else "")
         return (f"kernel: {self.loaded} variants loaded from the cache, {self.compiled} "
-                f"compiled; {where}")
+                f"compiled; {where}{skipped}")
 
 
 def report() -> CacheReport:
@@ -97,4 +136,5 @@ def report() -> CacheReport:
         writable=directory is not None and os.access(directory, os.W_OK),
         loaded=sum(sum(d.stats.cache_hits.values()) for d in _dispatchers),
         compiled=sum(sum(d.stats.cache_misses.values()) for d in _dispatchers),
+        unreadable=tuple(sorted(_unreadable)),
     )

@@ -14,26 +14,49 @@ against: clear, chunked to bound memory, float64. Architectures the kernel does 
 support fall back to the reference. `Posterior.network_outputs` is the per-draw forward
 pass in numpy, which the reference, the predictive quantiles and samples and the curve
 model (service.inference.curves) all use.
+
+Models with covariates (service.inference.conditions): the network's input is (strain,
+covariates), and `network_outputs` takes the covariates as an (n, k) array. Everything
+else - the kernels, quantiles, samples, conditioning and export - works on one strain
+input, so a covariate model answers at a condition through `at(condition)`: a strain-only
+view whose first-layer bias holds the covariates' contribution,
+b0' = b0 + c_norm . W0[:, 1:, :] per draw (exact: the first layer is affine in its
+inputs). Views are cached (the most recent `VIEW_CACHE_SIZE` conditions); `predict` with
+per-strain covariates answers each distinct condition by its view.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from service.artifact import Artifact, layer_names
-from service.inference import kernel
+from service.inference import interrupt, kernel
+from service.inference.conditions import Conditions, distinct
 from service.inference.curves import CurveModel
 from service.manifest import Manifest
 
 # Bound on draws x points x width floats held at once by the reference forward pass, so
 # a large batch costs time, not gigabytes.
 _MAX_ACTIVATION_ELEMENTS = 4_000_000
+# Work of the numpy forward pass per strain, posterior draw and network unit
+# (kernel.network_units), in nanoseconds on the reference machine (docs/performance.md):
+# one core, float64, temporaries; benchmarks/admission.py measures it.
+NUMPY_NS_PER_UNIT = 0.7
 # Hidden activations (draws x strains x width) per block of the forward pass: about 2 MB,
 # so a block stays in cache (2-3x faster than whole chunks for thousands of strains).
 _BLOCK_ELEMENTS = 262_144
+# Strain-only views of a covariate model kept per version: a few conditions are asked
+# again and again (a solver at its temperatures); each view holds one copy of the
+# first layer and the kernel's packed parameters (draws x parameters floats).
+VIEW_CACHE_SIZE = 64
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -64,28 +87,45 @@ class Posterior:
 
     def __init__(self, artifact: Artifact) -> None:
         spec = artifact.spec  # validated: every field below is present and typed
+        names = layer_names(len(spec.architecture.hidden_sizes))
+        weights = [(artifact.arrays[f"{n}.W"], artifact.arrays[f"{n}.b"]) for n in names]
+        # The material random effect over strain (service.inference.curves); None for
+        # models fitted without groups and for artifacts older than it.
+        curve = None if spec.curve_model is None else CurveModel.from_section(spec.curve_model)
+        self._setup(spec, weights, curve, None)
+
+    def _setup(self, spec: Manifest, weights: Weights, curve: CurveModel | None,
+               condition: tuple[float, ...] | None) -> None:
         self.spec = spec  # names and units of the data, for exports
         self.draws = spec.inference.draws
         hidden_sizes = list(spec.architecture.hidden_sizes)
-        names = layer_names(len(hidden_sizes))
-        self.weights = [(artifact.arrays[f"{n}.W"], artifact.arrays[f"{n}.b"]) for n in names]
+        self.weights = weights
         self.noise_link = spec.architecture.noise_link
         norm = spec.normalisation
         self.x_mean, self.x_scale = norm.x_mean, norm.x_scale
         self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
+        self.units = kernel.network_units(hidden_sizes)  # size per strain and draw
         self.domain = (spec.training_domain.min, spec.training_domain.max)
-        # The material random effect over strain (service.inference.curves); None for
-        # models fitted without groups and for artifacts older than it.
-        self.curve: CurveModel | None = (None if spec.curve_model is None
-                                         else CurveModel.from_section(spec.curve_model))
+        self.curve = curve
+        # A view answers at one condition (physical units) and takes the strain alone;
+        # the model itself (condition None) takes covariates when it has them.
+        self.condition = condition
+        self.conditions: Conditions | None = (
+            Conditions.from_spec(spec) if condition is None else None)
+        self._views: OrderedDict[tuple[float, ...], Posterior] = OrderedDict()
+        self._views_lock = threading.Lock()
         self.kernel: kernel.Kernel | None = None
-        if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link):
+        input_dim = weights[0][0].shape[1]
+        if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link,
+                           input_dim):
             self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,
                                         self.x_scale, self.y_mean, self.y_scale)
-            # Warm-up at load: the first request finds the packed weights in cache and the
-            # compiled code (compiled when service.inference.kernel was imported) already exercised.
-            self.kernel.summaries(np.zeros(1), tangent=True)
+            if condition is None:
+                # Warm-up at load: the first request finds the packed weights in cache and
+                # the compiled code (compiled when service.inference.kernel was imported)
+                # already exercised.
+                self.kernel.summaries(np.zeros(1), tangent=True)
 
     def described_by(self, spec: Manifest) -> Posterior:
         """This posterior under a later manifest of the same network - training adds the
@@ -93,7 +133,8 @@ class Posterior:
         weights and warmed kernel: nothing is validated, packed or compiled again, and
         only the curve model is read from `spec`. ValueError if `spec` describes another
         network."""
-        network = ("architecture", "normalisation", "training_domain")
+        network = ("architecture", "normalisation", "training_domain", "covariates",
+                   "tested_conditions")
         if (any(getattr(spec, part) != getattr(self.spec, part) for part in network)
                 or spec.inference.draws != self.draws):
             raise ValueError("the manifest describes another network than this posterior's")
@@ -101,17 +142,77 @@ class Posterior:
         described.spec = spec
         described.curve = (None if spec.curve_model is None
                            else CurveModel.from_section(spec.curve_model))
+        # Views hold the curve model too: the described posterior builds its own.
+        described._views = OrderedDict()
+        described._views_lock = threading.Lock()
         return described
 
+    # --- covariates ------------------------------------------------------------------
+
+    def at(self, condition: Sequence[float] | np.ndarray) -> Posterior:
+        """The strain-only view of this covariate model at one condition (covariate values
+        in the manifest's order, physical units)."""
+        if self.conditions is None:
+            raise ValueError("this model takes no covariates")
+        key = tuple(float(v) for v in np.asarray(condition, dtype=np.float64).ravel())
+        if len(key) != self.conditions.count:
+            raise ValueError(f"a condition has {self.conditions.count} values "
+                             f"({', '.join(self.conditions.names)}), got {len(key)}")
+        with self._views_lock:
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+                return view
+        view = self._make_view(key)
+        with self._views_lock:
+            self._views[key] = view
+            while len(self._views) > VIEW_CACHE_SIZE:
+                self._views.popitem(last=False)
+        return view
+
+    def _make_view(self, condition: tuple[float, ...]) -> Posterior:
+        assert self.conditions is not None
+        c_norm = self.conditions.normalise(np.array(condition))
+        (w_first, b_first), *rest = self.weights
+        # The covariates' part of the first layer's pre-activation is constant at one
+        # condition: fold it into the bias, keep the strain's column.
+        bias = b_first + np.einsum("j,sjw->sw", c_norm, w_first[:, 1:, :])
+        weights = [(np.ascontiguousarray(w_first[:, :1, :]), bias), *rest]
+        view = Posterior.__new__(Posterior)
+        view._setup(self.spec, weights, self.curve, condition)
+        return view
+
+    def _check_covariates(self, strain: np.ndarray, covariates: np.ndarray | None
+                          ) -> np.ndarray | None:
+        """Covariates as an (n, k) float array; ValueError when they do not fit the model."""
+        if self.conditions is None:
+            if covariates is not None:
+                raise ValueError("this model takes no covariates")
+            return None
+        if covariates is None:
+            raise ValueError(f"this model needs covariates: {', '.join(self.conditions.names)}")
+        values = np.asarray(covariates, dtype=np.float64)
+        if values.shape != (strain.size, self.conditions.count):
+            raise ValueError(f"covariates must have shape ({strain.size}, "
+                             f"{self.conditions.count}), got {values.shape}")
+        return values
+
     def network_outputs(
-        self, strain: np.ndarray, with_tangent: bool = False
+        self, strain: np.ndarray, with_tangent: bool = False,
+        covariates: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """mu_s(x), sigma_s(x) and (optionally) d mu_s/dx for every draw and strain, each of
-        shape (draws, n), in physical units.
+        shape (draws, n), in physical units. A model with covariates needs them: an (n, k)
+        array of physical values, one row per strain.
 
-        The one-input first layer is a broadcast product rather than a batched matrix
-        product, and strains go through in blocks sized for the cache."""
+        The strain's part of the first layer is a broadcast product rather than a batched
+        matrix product, and strains go through in blocks sized for the cache."""
         x = (np.asarray(strain, dtype=np.float64).ravel() - self.x_mean) / self.x_scale
+        values = self._check_covariates(x, covariates)
+        c_norm = None
+        if values is not None:
+            assert self.conditions is not None
+            c_norm = self.conditions.normalise(values)
         (w_first, b_first), *rest = self.weights
         *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
         mu = np.empty((self.draws, x.size))
@@ -121,7 +222,10 @@ class Posterior:
         for start in range(0, x.size, step):
             part = slice(start, start + step)
             first = w_first[:, 0, None, :]
-            hidden = np.tanh(x[None, part, None] * first + b_first[:, None, :])
+            pre = x[None, part, None] * first + b_first[:, None, :]
+            if c_norm is not None:
+                pre = pre + c_norm[part] @ w_first[:, 1:, :]
+            hidden = np.tanh(pre)
             # Forward-mode derivative of the hidden state with respect to normalised x.
             d_hidden = (1.0 - hidden * hidden) * first if with_tangent else None
             for weight, bias in trunk:
@@ -137,24 +241,48 @@ class Posterior:
         return (self.y_mean + self.y_scale * mu,
                 self.y_scale * noise_link(z, self.noise_link), d_mu)
 
-    def predict(self, strain: np.ndarray, tangent: bool = False) -> Prediction:
+    def predict(self, strain: np.ndarray, tangent: bool = False,
+                covariates: np.ndarray | None = None) -> Prediction:
         """Mean, aleatoric SD, epistemic SD (and tangent) per strain, by the fast kernel
-        (within 1e-3 x total SD of the reference; see service.inference.kernel)."""
+        (within 1e-3 x total SD of the reference; see service.inference.kernel). With
+        covariates ((n, k), physical), each distinct condition is answered by its view."""
+        strain = np.asarray(strain, dtype=np.float64).ravel()
+        values = self._check_covariates(strain, covariates)
+        if values is not None:
+            return self._per_condition(strain, values, tangent)
         if self.kernel is None:
             return self.predict_reference(strain, tangent)
-        strain = np.asarray(strain, dtype=np.float64).ravel()
         return Prediction(**self.kernel.summaries(strain, tangent))
 
-    def predict_reference(self, strain: np.ndarray, tangent: bool = False) -> Prediction:
+    def _per_condition(self, strain: np.ndarray, values: np.ndarray,
+                       tangent: bool) -> Prediction:
+        unique, inverse = distinct(values)
+        if unique.shape[0] == 1:
+            return self.at(unique[0]).predict(strain, tangent)
+        out: dict[str, np.ndarray] = {}
+        for index, condition in enumerate(unique):
+            rows = np.flatnonzero(inverse == index)
+            part = self.at(condition).predict(strain[rows], tangent)
+            for key, value in vars(part).items():
+                if value is not None:
+                    out.setdefault(key, np.empty(strain.size))[rows] = value
+        return Prediction(**out)
+
+    def predict_reference(self, strain: np.ndarray, tangent: bool = False,
+                          covariates: np.ndarray | None = None) -> Prediction:
         """The same summaries by the plain-numpy float64 reference, in bounded-memory
         chunks."""
         strain = np.asarray(strain, dtype=np.float64).ravel()
+        values = self._check_covariates(strain, covariates)
         chunk = max(1, _MAX_ACTIVATION_ELEMENTS // (self.draws * self.max_width))
         out = {key: np.empty_like(strain) for key in
                ("mean", "aleatoric_sd", "epistemic_sd", "tangent", "tangent_epistemic_sd")}
         for start in range(0, strain.size, chunk):
+            interrupt.checkpoint()
             part = slice(start, start + chunk)
-            mu, sigma, d_mu = self.network_outputs(strain[part], with_tangent=tangent)
+            mu, sigma, d_mu = self.network_outputs(
+                strain[part], with_tangent=tangent,
+                covariates=None if values is None else values[part])
             out["mean"][part] = mu.mean(axis=0)
             # np.std subtracts the mean first: no cancellation for tiny epistemic spread.
             out["epistemic_sd"][part] = mu.std(axis=0)
@@ -166,7 +294,12 @@ class Posterior:
             out["tangent"] = out["tangent_epistemic_sd"] = None
         return Prediction(**out)
 
-    def outside_domain(self, strain: np.ndarray) -> np.ndarray:
-        """Boolean mask of strains outside the training domain (extrapolation)."""
+    def outside_domain(self, strain: np.ndarray,
+                       covariates: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask of strains outside the training domain (extrapolation); with
+        covariates ((n, k), physical), also where any covariate leaves its training range."""
         low, high = self.domain
-        return (strain < low) | (strain > high)
+        outside = (strain < low) | (strain > high)
+        if covariates is not None and self.conditions is not None:
+            outside = outside | self.conditions.outside(covariates)
+        return outside

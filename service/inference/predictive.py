@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from service.inference import curves, quantile_kernel
+from service.inference import curves, interrupt, quantile_kernel
 from service.inference.posterior import Posterior
 
 # Bound on draws x points x width floats held at once (same budget as the predictor).
@@ -21,6 +21,9 @@ _MAX_ITERATIONS = 200
 # Quantiles are solved to this fraction of max(|mean|, total SD): far below any MC error.
 _RELATIVE_TOLERANCE = 1e-12
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+# Work of `mixture_quantile` per strain, posterior draw and level, in nanoseconds on the
+# reference machine (docs/performance.md; benchmarks/admission.py measures it).
+MIXTURE_LEVEL_NS = 150.0
 
 
 def _chunk_size(posterior: Posterior) -> int:
@@ -106,6 +109,7 @@ def quantiles_reference(posterior: Posterior, strain: np.ndarray, levels: list[f
     if observed is not None:
         conditioned = curves.condition(posterior, _curve(posterior), observed)
     for start in range(0, strain.size, chunk):
+        interrupt.checkpoint()
         part = slice(start, start + chunk)
         if conditioned is None:
             mu, sigma, _ = posterior.network_outputs(strain[part])
@@ -114,6 +118,7 @@ def quantiles_reference(posterior: Posterior, strain: np.ndarray, levels: list[f
                 posterior, _curve(posterior), conditioned, strain[part])
             sigma = np.sqrt(between + within)
         for row, level in enumerate(levels):
+            interrupt.checkpoint()  # a level of a chunk is tens of milliseconds
             out[row, part] = mixture_quantile(mu, sigma, level)
     return out
 
@@ -148,6 +153,7 @@ def samples(
     out = np.empty((strain.size, count))
     chunk = _chunk_size(posterior)
     for start in range(0, strain.size, chunk):
+        interrupt.checkpoint()
         part = slice(start, start + chunk)
         mu, sigma, _ = posterior.network_outputs(strain[part])
         out[part] = mu[chosen].T + (sigma[chosen].T * noise[part] if test_noise else 0.0)

@@ -47,7 +47,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 from scipy.special import ndtri
 
-from service.inference import kernel
+from service.inference import interrupt, kernel, launches
 from service.inference.posterior import Posterior
 
 # Solved to this fraction of max(|mean|, total SD): the reference's tolerance.
@@ -61,9 +61,11 @@ _ASYMPTOTIC = 1e-2
 # Working set per block: draws x strains float64 values of mu and of 1/sigma (~256 KiB each).
 _BLOCK_ELEMENTS = 32_768
 _MIN_BLOCK, _MAX_BLOCK = 8, 512
-# Strains per parallel launch: the launch holds the kernel's parallel lock, so a long export
-# lets other requests' launches in between.
-_LAUNCH_STRAINS = 8_192
+# Work per strain and posterior draw, in nanoseconds on the reference machine with both
+# cores (docs/performance.md; benchmarks/admission.py measures them): the float64 forward
+# pass per network unit (kernel.network_units), and the solve per level.
+FORWARD_NS_PER_UNIT = 0.2
+LEVEL_NS = 15.0
 
 # Phi(-a) = exp(-a^2/2) * G(u) / (a + K), u = (a - K) / (a + K), G a degree-23 polynomial
 # (its coefficients and their check: scripts/normal_tail_coefficients.py).
@@ -534,6 +536,7 @@ class QuantileKernel:
         self.x_mean, self.x_scale = float(x_mean), float(x_scale)
         self.y_mean, self.y_scale = float(y_mean), float(y_scale)
         self.draws = self.params.shape[0]
+        self.units = kernel.network_units(self.sizes.tolist())
         self.block = block_size(self.draws)
         self.evaluations = 0  # strain x level evaluations of F over all draws (diagnostic)
 
@@ -547,14 +550,21 @@ class QuantileKernel:
         out = np.empty((level_array.size, x.size))
         if x.size == 0 or level_array.size == 0:
             return out
-        block = self.block
-        for first in range(0, x.size, _LAUNCH_STRAINS):
-            part = x[first:first + _LAUNCH_STRAINS]
+        # Launches of about launches.LAUNCH_NS each (strains x draws x levels), taking
+        # turns with other requests'; at least two blocks, smaller ones when a block of
+        # the cache-sized length would be more work than that.
+        ns_per_strain = self.draws * (self.units * FORWARD_NS_PER_UNIT
+                                      + level_array.size * LEVEL_NS)
+        step = launches.strains_per_launch(ns_per_strain, 2 * _MIN_BLOCK)
+        block = min(self.block, max(_MIN_BLOCK, step // 2 - (step // 2) % 4))
+        for first in range(0, x.size, step):
+            interrupt.checkpoint()
+            part = x[first:first + step]
             piece = np.empty((level_array.size, part.size))
             n_blocks = -(-part.size // block)
             counts = np.zeros(n_blocks, np.int64)
             if n_blocks > 1:
-                with kernel._parallel_lock:
+                with launches.parallel_lock:
                     _parallel(part, self.params, self.sizes, self.link, self.y_mean,
                               self.y_scale, zs, level_array, block, piece, counts)
             else:

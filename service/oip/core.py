@@ -1,29 +1,42 @@
 """The Open Inference Protocol v2 model, whatever the transport.
 
 The HTTP routes (JSON and Triton's binary tensor extension) and the gRPC service both
-decode their request into strains and routing, call `infer`, and encode the outputs it
-returns: one set of checks, one resolution, one prediction, so every transport answers
-the native endpoint's numbers and errors (SurrogateError; each transport maps them to its
-status codes).
+decode their request into strains (and covariates) and routing, call `infer`, and encode
+the outputs it returns: one set of checks, one resolution, one prediction, so every
+transport answers the native endpoint's numbers and errors (SurrogateError; each
+transport maps them to its status codes).
+
+Inputs are named tensors: `strain`, and for a model with covariates one tensor per
+covariate, named as the covariate (`temperature`, `rate`, ...), FP64 or FP32, holding one
+value for every strain (shape [1]) or one per strain ([n]; [1, 1] and [n, 1] alike), in
+any order. The covariates' names, order and ranges are the version's (its manifest), so
+they are checked once the version is known; the native pipeline's `covariate_matrix`
+places them (service.prediction.conditions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from service import __version__
 from service.errors import InvalidInputError
-from service.oip.outputs import OUTPUTS, WIRE_DTYPES, Computed, default_outputs
+from service.inference.posterior import Posterior
+from service.oip.outputs import MAX_INPUTS, OUTPUTS, WIRE_DTYPES, Computed, default_outputs
+from service.oip.schemas import MAX_REQUEST_ID_LENGTH
+from service.prediction import admission
+from service.prediction.admission import Work
+from service.prediction.conditions import covariate_matrix, reject_outside
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
 
+T = TypeVar("T")
 SERVER_NAME = "material-surrogate"
 SERVER_VERSION = __version__
 # Triton's name for the binary tensor data extension, reported in the server metadata.
@@ -32,6 +45,15 @@ PLATFORM = "numpy_heteroskedastic_bnn"
 INPUT_NAME = "strain"
 # How many offending elements an error names.
 _MAX_NAMED = 20
+
+
+def check_request_id(request_id: str) -> str:
+    """The request `id` to echo back; 422 when longer than HTTP's schema allows."""
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidInputError(
+            f"id: at most {MAX_REQUEST_ID_LENGTH} characters, not {len(request_id)}",
+            [{"field": "id", "limit": MAX_REQUEST_ID_LENGTH, "message": "too long"}])
+    return request_id
 
 
 @dataclass(frozen=True)
@@ -58,22 +80,76 @@ def strain_count(shape: Sequence[int], field: str) -> int:
 
 def check_input(name: str, datatype: str, shape: Sequence[int], settings: Settings,
                 prefix: str = "inputs[0]") -> int:
-    """The strain count of the one input tensor, after its name, type, shape and the point
+    """The strain count of the strain tensor, after its name, type, shape and the point
     limit (413) are checked: before any data is decoded."""
     if name != INPUT_NAME:
         raise InvalidInputError(
             f"{prefix}.name: the model's input tensor is {INPUT_NAME!r}, not {name!r}",
             [{"field": f"{prefix}.name", "message": f"must be {INPUT_NAME!r}"}])
-    if datatype not in ("FP64", "FP32"):
-        raise InvalidInputError(
-            f"{prefix}.datatype: must be FP64 or FP32, not {datatype!r}",
-            [{"field": f"{prefix}.datatype", "message": "must be FP64 or FP32"}])
+    _check_datatype(datatype, prefix)
     count = strain_count(shape, f"{prefix}.shape")
     check_point_count(count, settings, field=f"{prefix}.shape")
     if count == 0:
         raise InvalidInputError(f"{prefix}.shape: at least one strain is needed",
                                 [{"field": f"{prefix}.shape", "message": "must not be empty"}])
     return count
+
+
+def _check_datatype(datatype: str, prefix: str) -> None:
+    if datatype not in ("FP64", "FP32"):
+        raise InvalidInputError(
+            f"{prefix}.datatype: must be FP64 or FP32, not {datatype!r}",
+            [{"field": f"{prefix}.datatype", "message": "must be FP64 or FP32"}])
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input tensor as the request declares it (before its data is read)."""
+
+    name: str
+    datatype: str
+    shape: Sequence[int]
+
+
+def check_inputs(inputs: Sequence[InputSpec], settings: Settings) -> tuple[int, list[int]]:
+    """(index of the strain tensor, value count of every input) after the names, types,
+    shapes and the point limit are checked, before any data is decoded. Tensors other
+    than `strain` are covariates: one value for every strain, or one per strain."""
+    if not 1 <= len(inputs) <= MAX_INPUTS:
+        raise InvalidInputError(
+            f"inputs: {len(inputs)} tensors; give strain and at most one per covariate",
+            [{"field": "inputs", "message": f"1 to {MAX_INPUTS} tensors"}])
+    names = [tensor.name for tensor in inputs]
+    if len(inputs) == 1:  # the common case: the error names that one tensor's name
+        return 0, [check_input(inputs[0].name, inputs[0].datatype, inputs[0].shape,
+                               settings)]
+    if INPUT_NAME not in names:
+        raise InvalidInputError(
+            f"inputs: no tensor named {INPUT_NAME!r} (got {', '.join(map(repr, names))[:200]})",
+            [{"field": "inputs", "message": f"needs a tensor named {INPUT_NAME!r}"}])
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise InvalidInputError(f"inputs[{index}].name: {name!r} is given twice",
+                                    [{"field": f"inputs[{index}].name",
+                                      "message": "given twice"}])
+    at = names.index(INPUT_NAME)
+    strain = inputs[at]
+    count = check_input(strain.name, strain.datatype, strain.shape, settings, f"inputs[{at}]")
+    counts = []
+    for index, tensor in enumerate(inputs):
+        if index == at:
+            counts.append(count)
+            continue
+        prefix = f"inputs[{index}]"
+        _check_datatype(tensor.datatype, prefix)
+        held = strain_count(tensor.shape, f"{prefix}.shape")
+        if held not in (1, count):
+            raise InvalidInputError(
+                f"{prefix}.shape: {tensor.name!r} holds {held} values; give 1 (for every "
+                f"strain) or {count} (one per strain)",
+                [{"field": f"{prefix}.shape", "message": f"must hold 1 or {count} values"}])
+        counts.append(held)
+    return at, counts
 
 
 def strain_from_values(values: Sequence[float] | np.ndarray, datatype: str, count: int,
@@ -129,25 +205,58 @@ def check_outputs(names: Sequence[str], field: str = "outputs") -> list[str]:
 
 def infer(session: Session, live_registry: LiveRegistry, settings: Settings, name: str,
           version: int | None, alias: str | None, extrapolation: str, strain: np.ndarray,
-          outputs: Sequence[str],
-          data_field: str = "inputs[0].data") -> Inference:
-    """The outputs for checked strains: resolves the version (alias only without one),
-    applies the extrapolation policy, predicts."""
+          outputs: Sequence[str], work: Work, encode: Callable[[Inference], T],
+          data_field: str = "inputs[0].data",
+          covariates: dict[str, np.ndarray] | None = None) -> T:
+    """The outputs for checked strains (and covariate tensors by name, each 1 or n
+    values), encoded by the transport's `encode`: resolves the version (alias only without
+    one), places the covariates, applies the extrapolation policy, admits the work by its
+    cost (prediction and encoding: 413 over budget, 503 when busy), predicts."""
     ref, posterior = resolve(live_registry, session, name, version,
                              alias if version is None else None, settings)
+    target = _covariate_rows(posterior, ref, strain.size, covariates or {})
     if extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref, field=data_field)
+        if target is not None:
+            reject_outside(posterior, target, ref, "inputs")
     outputs = list(outputs) or default_outputs(posterior)
     for index, name in enumerate(outputs):
-        if OUTPUTS[name].needs_curve_model and posterior.curve is None:
+        needs = ("a version fitted on grouped data" if OUTPUTS[name].needs_curve_model
+                 and posterior.curve is None else "a version fitted with covariates"
+                 if OUTPUTS[name].needs_covariates and target is None else None)
+        if needs:
             raise InvalidInputError(
-                f"outputs[{index}].name: {name!r} needs a version fitted on grouped data "
-                f"(version {ref.version} of {ref.name!r} has no curve model)",
-                [{"field": f"outputs[{index}].name", "message": "no curve model"}])
+                f"outputs[{index}].name: {name!r} needs {needs} (version {ref.version} of "
+                f"{ref.name!r} is not)",
+                [{"field": f"outputs[{index}].name", "message": f"needs {needs}"}])
     tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
-    computed = Computed(posterior, strain, posterior.predict(strain, tangent=tangent))
-    return Inference(ref, [Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
-                           for n in outputs])
+    shape_field = data_field.rsplit(".", 1)[0] + ".shape"  # the strain tensor's shape
+    with work.admitted(lambda count: admission.oip_estimate(posterior, count, len(outputs),
+                                                            tangent),
+                       strain.size, shape_field):
+        computed = Computed(posterior, strain,
+                            posterior.predict(strain, tangent=tangent, covariates=target),
+                            target)
+        return encode(Inference(ref, [
+            Output(n, OUTPUTS[n].datatype, np.asarray(OUTPUTS[n].value(computed)))
+            for n in outputs]))
+
+
+def _covariate_rows(posterior: Posterior, ref: VersionRef, count: int,
+                    covariates: dict[str, np.ndarray]) -> np.ndarray | None:
+    """(count, k) covariate values of a model with covariates (None for one without);
+    422 naming the tensor that is unknown, missing or sent to a model without them."""
+    if posterior.conditions is None:
+        if covariates:
+            extra = next(iter(covariates))
+            raise InvalidInputError(
+                f"inputs: model {ref.name!r} version {ref.version} takes one input, "
+                f"{INPUT_NAME!r} (it was fitted without covariates), not {extra!r}",
+                [{"field": f"inputs.{extra}", "message": "not an input of this version"}])
+        return None
+    given = {name: float(values[0]) if values.size == 1 else values
+             for name, values in covariates.items()}
+    return covariate_matrix(given, posterior.conditions, count, "inputs", INPUT_NAME)
 
 
 def server_metadata() -> dict[str, Any]:
@@ -162,17 +271,28 @@ def server_ready(live_registry: LiveRegistry, draining: bool) -> bool:
 
 def model_metadata(session: Session, live_registry: LiveRegistry, settings: Settings,
                    name: str, version: int | None) -> dict[str, Any]:
-    ref = live_registry.resolve(session, name, version, None, settings.default_alias)
+    """The version's tensors: `strain`, then one input per covariate (shape [-1]: one
+    value per strain, or one for all), and the outputs it can return."""
+    ref, posterior = resolve(live_registry, session, name, version, None, settings)
     versions = [str(v["version"]) for v in model_detail(session, name)["versions"]
                 if v["status"] == "ready"]
+    conditions = posterior.conditions
+    covariates = [] if conditions is None else list(zip(conditions.names, conditions.units,
+                                                        strict=True))
+    parameters = {"version_served": str(ref.version)}
+    if covariates:
+        # Units are not part of a tensor's metadata: a parameter names them.
+        parameters["covariate_units"] = ",".join(f"{n}={u}" for n, u in covariates)
     return {
         "name": name,
         "versions": versions,
         "platform": PLATFORM,
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1]}],
+        "inputs": [{"name": n, "datatype": "FP64", "shape": [-1]}
+                   for n in (INPUT_NAME, *(n for n, _ in covariates))],
         "outputs": [{"name": n, "datatype": spec.datatype, "shape": [-1]}
-                    for n, spec in OUTPUTS.items()],
-        "parameters": {"version_served": str(ref.version)},
+                    for n, spec in OUTPUTS.items()
+                    if not (spec.needs_covariates and not covariates)],
+        "parameters": parameters,
     }
 
 

@@ -1,6 +1,7 @@
 """Open Inference Protocol v2 (the KServe / Triton HTTP API) beside the native one.
 
-The model takes one input tensor, `strain` (FP64 or FP32, shape [n] or [n, 1]), and returns
+The model takes the input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]), and for a
+model with covariates one tensor per covariate named as it (shape [n] or [1]), and returns
 the tensors of service.oip.outputs (by default FP64 `mean`, `aleatoric_sd`, `epistemic_sd`,
 `total_sd` and the BOOL `outside_training_domain`), each with the input's shape. The
 numbers are the native endpoint's, from the same code; gRPC (service.oip.grpc_server)
@@ -22,7 +23,8 @@ import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep
+from service.api.deps import LiveRegistryDep, SessionDep, SettingsDep, work_of
+from service.api.json_body import JsonRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import error_responses
 from service.errors import InvalidInputError
@@ -42,7 +44,7 @@ from service.prediction.request import MAX_NAME_LENGTH, MAX_VERSION
 
 # Without a content type the body is read as JSON, as OIP clients (tritonclient) send it.
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"],
-                   strict_content_type=False)
+                   strict_content_type=False, route_class=JsonRoute)
 
 ERRORS = error_responses(404, 422, 503)
 INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -50,11 +52,14 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
           "header followed by the binary outputs",
           "content": {http_binary.MEDIA_TYPE: {
               "schema": {"type": "string", "format": "binary"}}}},
-    **error_responses(404, 413, 415, 422, 503),
+    **error_responses(404, 413, 415, 422, 503, 504),
 }
 INFER_DESCRIPTION = (
-    "One input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]); outputs as requested "
-    "(default: mean, aleatoric_sd, epistemic_sd, total_sd, outside_training_domain). "
+    "Input tensor `strain` (FP64 or FP32, shape [n] or [n, 1]) and, for a model with "
+    "covariates, one tensor per covariate named as it (FP64 or FP32, shape [n] or [1]: one "
+    "value per strain, or one for all; the model metadata lists them); outputs as "
+    "requested (default: mean, aleatoric_sd, epistemic_sd, total_sd, "
+    "outside_training_domain, and for covariate models condition_distance). "
     "A body without a content type is read as JSON.\n\n"
     "**Binary tensor data extension** (Triton's; what `tritonclient` sends by default), "
     "which OpenAPI cannot describe: with the header `Inference-Header-Content-Length: N`, "
@@ -126,62 +131,85 @@ def model_version_ready(session: SessionDep, live_registry: LiveRegistryDep,
     return _model_ready(session, live_registry, settings, name, version)
 
 
-def _strain(request: Request, body: OipInferRequest, count: int) -> np.ndarray:
-    """The input tensor's strains, from `data` or from the binary part of the body."""
-    tensor = body.inputs[0]
+def _inputs(request: Request, body: OipInferRequest, counts: list[int]
+            ) -> list[np.ndarray]:
+    """Every input tensor's values, from `data` or from the binary part of the body (the
+    binary inputs' bytes follow the JSON in input order)."""
     binary = http_binary.binary_part(request)
-    size = tensor.parameters.binary_data_size if tensor.parameters is not None else None
-    if (size is None) == (tensor.data is None):
-        problem = "missing" if size is None else "given with binary_data_size"
+    sizes = [t.parameters.binary_data_size if t.parameters is not None else None
+             for t in body.inputs]
+    if binary is not None and len(binary) and all(size is None for size in sizes):
         raise InvalidInputError(
-            f"inputs[0].data: {problem}; give the strains either as data or as binary data "
-            f"(parameters.binary_data_size)",
-            [{"field": "inputs[0].data", "message": f"{problem}: give data or binary data"}])
-    if tensor.data is not None:
-        if binary is not None and len(binary):
+            f"body: {len(binary)} bytes follow the JSON header, but no input has "
+            f"parameters.binary_data_size",
+            [{"field": "inputs[0].parameters.binary_data_size",
+              "message": "missing for the binary data sent"}])
+    if any(size is not None for size in sizes):
+        if binary is None:
+            first = next(i for i, size in enumerate(sizes) if size is not None)
             raise InvalidInputError(
-                f"body: {len(binary)} bytes follow the JSON header, but no input has "
-                f"parameters.binary_data_size",
-                [{"field": "inputs[0].parameters.binary_data_size",
-                  "message": "missing for the binary data sent"}])
-        return core.strain_from_values(tensor.data, tensor.datatype, count,
-                                       "inputs[0].data", "inputs[0].shape")
-    size_field = "inputs[0].parameters.binary_data_size"
-    if binary is None:
-        raise InvalidInputError(
-            f"{size_field}: binary input needs the Inference-Header-Content-Length header "
-            f"(the JSON header's length in bytes, the tensor bytes after it)",
-            [{"field": "Inference-Header-Content-Length", "message": "missing"}])
-    if len(binary) != size:
-        raise InvalidInputError(
-            f"{size_field}: says {size} bytes, but {len(binary)} follow the JSON header",
-            [{"field": size_field, "message": "does not match the bytes sent"}])
-    return core.strain_from_bytes(binary, tensor.datatype, count, "inputs[0].data",
-                                  size_field)
+                f"inputs[{first}].parameters.binary_data_size: binary input needs the "
+                f"Inference-Header-Content-Length header (the JSON header's length in "
+                f"bytes, the tensor bytes after it)",
+                [{"field": "Inference-Header-Content-Length", "message": "missing"}])
+        declared = sum(size for size in sizes if size is not None)
+        if len(binary) != declared:
+            field = ("inputs[0].parameters.binary_data_size" if len(body.inputs) == 1
+                     else "inputs[*].parameters.binary_data_size")
+            raise InvalidInputError(
+                f"{field}: says {declared} bytes, but {len(binary)} follow the JSON header",
+                [{"field": field, "message": "does not match the bytes sent"}])
+    values, offset = [], 0
+    for index, (tensor, size, count) in enumerate(zip(body.inputs, sizes, counts,
+                                                      strict=True)):
+        prefix = f"inputs[{index}]"
+        if (size is None) == (tensor.data is None):
+            problem = "missing" if size is None else "given with binary_data_size"
+            raise InvalidInputError(
+                f"{prefix}.data: {problem}; give the values either as data or as binary "
+                f"data (parameters.binary_data_size)",
+                [{"field": f"{prefix}.data", "message": f"{problem}: give data or binary data"}])
+        if tensor.data is not None:
+            values.append(core.strain_from_values(tensor.data, tensor.datatype, count,
+                                                  f"{prefix}.data", f"{prefix}.shape"))
+            continue
+        assert binary is not None and size is not None
+        values.append(core.strain_from_bytes(binary[offset:offset + size], tensor.datatype,
+                                             count, f"{prefix}.data",
+                                             f"{prefix}.parameters.binary_data_size"))
+        offset += size
+    return values
 
 
 def _infer(request: Request, body: OipInferRequest, session, live_registry, settings,
            name: str, version: int | None) -> Response:
-    tensor = body.inputs[0]
-    count = core.check_input(tensor.name, tensor.datatype, tensor.shape, settings)
-    strain = _strain(request, body, count)
+    at, counts = core.check_inputs(
+        [core.InputSpec(t.name, t.datatype, t.shape) for t in body.inputs], settings)
+    values = _inputs(request, body, counts)
+    strain = values[at]
+    covariates = {t.name: v for i, (t, v) in enumerate(zip(body.inputs, values, strict=True))
+                  if i != at}
     parameters = body.parameters or OipInferParameters()
     requested = body.outputs or []
     names = core.check_outputs([o.name for o in requested])
-    result = core.infer(session, live_registry, settings, name, version, parameters.alias,
-                        parameters.extrapolation, strain, names)
     binary: dict[str, bool] = {}
     for output in requested:  # an output's own binary_data overrides binary_data_output
         own = output.parameters.binary_data if output.parameters is not None else None
         binary.setdefault(output.name, parameters.binary_data_output if own is None else own)
-    response: dict[str, Any] = {"model_name": result.ref.name,
-                                "model_version": str(result.ref.version)}
-    if body.id is not None:
-        response["id"] = body.id
-    record_model_version(request, result.ref.name, result.ref.version, count)
-    return http_binary.encode(
-        response, tensor.shape, result.outputs,
-        [binary.get(o.name, parameters.binary_data_output) for o in result.outputs])
+
+    def encode(result: core.Inference) -> Response:
+        response: dict[str, Any] = {"model_name": result.ref.name,
+                                    "model_version": str(result.ref.version)}
+        if body.id is not None:
+            response["id"] = body.id
+        record_model_version(request, result.ref.name, result.ref.version, counts[at])
+        return http_binary.encode(
+            response, body.inputs[at].shape, result.outputs,
+            [binary.get(o.name, parameters.binary_data_output) for o in result.outputs])
+
+    return core.infer(session, live_registry, settings, name, version, parameters.alias,
+                      parameters.extrapolation, strain, names, work_of(request), encode,
+                      f"inputs[{at}].data", covariates)
 
 
 @router.post("/models/{name}/infer", response_model=OipInferResponse,

@@ -8,8 +8,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, model_validator
 
-from service.oip.outputs import DEFAULT_OUTPUTS, OUTPUTS
+from service.oip.outputs import DEFAULT_OUTPUTS, MAX_INPUTS, OUTPUTS
 from service.prediction.request import refuse_many_unknown_fields
+
+# Longest request `id` echoed back (a longer one is a 422 naming `id`), on every transport.
+MAX_REQUEST_ID_LENGTH = 256
 
 
 class OipServerMetadata(BaseModel):
@@ -98,13 +101,15 @@ class OipInputTensor(BaseModel):
     _few_unknown_fields = model_validator(mode="before")(
         lambda data: refuse_many_unknown_fields(data, OipInputTensor))
 
-    name: str = Field(..., max_length=64, description='Must be "strain".')
+    name: str = Field(..., max_length=64, description='"strain", or for a model with '
+                      'covariates the name of one of them (e.g. "temperature").')
     shape: list[Annotated[int, Field(ge=0, le=2**40)]] = Field(
-        ..., min_length=1, max_length=2, description="[n] or [n, 1].")
+        ..., min_length=1, max_length=2, description="[n] or [n, 1]; a covariate also [1] "
+        "(one value for every strain).")
     datatype: Literal["FP64", "FP32"]
     parameters: OipTensorParameters | None = None
     data: TensorData | None = Field(
-        None, min_length=1, description="The strains, flat (row-major) or nested as the "
+        None, min_length=1, description="The values, flat (row-major) or nested as the "
         "shape says. Required, unless parameters.binary_data_size is given instead.")
 
 
@@ -132,12 +137,21 @@ class OipInferRequest(BaseModel):
             "inputs": [{"name": "strain", "shape": [2, 1], "datatype": "FP32",
                         "data": [[0.1], [0.2]]}],
             "outputs": [{"name": "mean"}, {"name": "tangent"}],
+        }, {
+            "inputs": [{"name": "strain", "shape": [2], "datatype": "FP64",
+                        "data": [-0.2, 0.2]},
+                       {"name": "temperature", "shape": [1], "datatype": "FP64",
+                        "data": [353.15]},
+                       {"name": "rate", "shape": [2], "datatype": "FP64",
+                        "data": [0.01, 0.1]}],
         }]},
     )
 
-    id: str | None = Field(None, max_length=256)
+    id: str | None = Field(None, max_length=MAX_REQUEST_ID_LENGTH)
     parameters: OipInferParameters | None = None
-    inputs: list[OipInputTensor] = Field(..., min_length=1, max_length=1)
+    inputs: list[OipInputTensor] = Field(
+        ..., min_length=1, max_length=MAX_INPUTS, description="`strain`, and for a model "
+        "with covariates one tensor per covariate, named as it (docs/oip.md).")
     outputs: list[OipRequestedOutput] | None = Field(
         None, min_length=1, max_length=len(OUTPUTS),
         description=f"Which outputs to return (default: {', '.join(DEFAULT_OUTPUTS)}).")

@@ -11,19 +11,25 @@ request and returns numpy arrays; turning them into bytes is the protocols' job.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInputError, PayloadTooLargeError
-from service.inference import curves, predictive
+from service.inference import at_conditions, curves, predictive
+from service.inference.at_conditions import Placement
 from service.inference.posterior import Posterior, Prediction
 from service.inference.stability import unstable_ranges
+from service.prediction import admission, conditions
+from service.prediction.admission import Work
 from service.prediction.request import PredictRequest
 from service.registry.reads import VersionRef
 from service.registry.routing import LiveRegistry
 from service.settings import Settings
+
+T = TypeVar("T")
 
 # How many offending points an error names: the message stays readable for 10^6 points.
 MAX_NAMED_POINTS = 20
@@ -107,21 +113,41 @@ def reject_extrapolation(posterior: Posterior, strain: np.ndarray, ref: VersionR
 # --- the native response -----------------------------------------------------------------
 
 def predict(live: LiveRegistry, session: Session, name: str, body: PredictRequest,
-            settings: Settings) -> dict[str, Any]:
-    """The native response body of a request: its limits checked, its version resolved
-    (from the database if needed) and its numbers computed."""
+            settings: Settings, work: Work, encode: Callable[[dict[str, Any]], T]) -> T:
+    """The native response to a request, encoded by the protocol's `encode`: its limits
+    checked, its version resolved (from the database if needed), its cost admitted, its
+    numbers computed."""
     check_limits(body, settings)
     ref, posterior = resolve(live, session, name, body.version, body.alias, settings)
-    return predict_result(body, ref, posterior)
+    return answer(body, ref, posterior, work, encode)
 
 
-def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest,
-                   settings: Settings) -> dict[str, Any] | None:
+def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest, settings: Settings,
+                   work: Work, encode: Callable[[dict[str, Any]], T]) -> T | None:
     """`predict` from memory alone: None when the version would need the database or a
     load."""
     check_limits(body, settings)
     found = resolve_loaded(live, name, body.version, body.alias, settings)
-    return None if found is None else predict_result(body, *found)
+    return None if found is None else answer(body, *found, work, encode)
+
+
+def predict_estimate(body: PredictRequest, posterior: Posterior,
+                     strains: int) -> admission.Estimate:
+    """What this request would cost with `strains` strains (admission by cost)."""
+    return admission.predict_estimate(
+        posterior, strains, levels=len(body.quantiles or ()), draws=body.draws or 0,
+        observed=len(body.observed.strain) if body.observed is not None else 0,
+        tangent=body.tangent)
+
+
+def answer(body: PredictRequest, ref: VersionRef, posterior: Posterior, work: Work,
+           encode: Callable[[dict[str, Any]], T]) -> T:
+    """The result computed and encoded within the request's admission: over the budget
+    a 413, out of heavy-work slots a 503, past its deadline a 504 (service.prediction.
+    admission); the encoding is part of the cost, so it is inside too."""
+    with work.admitted(lambda n: predict_estimate(body, posterior, n), len(body.strain),
+                       "strain"):
+        return encode(predict_result(body, ref, posterior))
 
 
 def predict_result(body: PredictRequest, ref: VersionRef,
@@ -129,10 +155,18 @@ def predict_result(body: PredictRequest, ref: VersionRef,
     """The native response body (numpy arrays inside) of a checked request."""
     strain = np.asarray(body.strain, dtype=np.float64)
     observed = _observed(body, posterior, ref)
+    where = conditions.placement(body, posterior, ref)
     if body.extrapolation == "reject":
         reject_extrapolation(posterior, strain, ref)
         if observed is not None:
             reject_extrapolation(posterior, observed.strain, ref, field="observed.strain")
+        if where is not None:
+            conditions.reject_outside(posterior, where.target, ref, "covariates")
+            if where.observed is not None:
+                conditions.reject_outside(posterior, where.observed, ref,
+                                          "observed.covariates")
+    if where is not None:
+        return _predict_at_conditions(body, ref, posterior, strain, observed, where)
     prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None
                   else _conditional(posterior, strain, observed))
     result: dict[str, Any] = {
@@ -191,16 +225,19 @@ def _observed(body: PredictRequest, posterior: Posterior,
 
 def _conditional(posterior: Posterior, strain: np.ndarray,
                  observed: curves.Observed) -> curves.CurvePrediction:
-    assert posterior.curve is not None  # _observed checked it
+    curve = posterior.curve
+    assert curve is not None  # _observed checked it
+    return _checked(lambda: curves.conditional_predict(posterior, curve, strain, observed))
+
+
+def _checked(compute: Callable[[], curves.CurvePrediction]) -> curves.CurvePrediction:
+    """A conditioned prediction, or a 422 when the observed stresses overflow it."""
     with np.errstate(over="ignore", invalid="ignore"):
-        prediction = curves.conditional_predict(posterior, posterior.curve, strain, observed)
+        prediction = compute()
     if not (np.all(np.isfinite(prediction.mean))
             and np.all(np.isfinite(prediction.epistemic_sd))):
         # Finite inputs can still overflow: a stress of 1e300 is 1e300 SDs from the curve.
-        raise InvalidInputError(
-            "observed.stress is too far from the model's curves to condition on (the "
-            "update overflows)",
-            [{"field": "observed.stress", "message": "too extreme to condition on"}])
+        raise curves.too_extreme_to_condition()
     return prediction
 
 
@@ -221,3 +258,59 @@ def _scatter_fields(posterior: Posterior, strain: np.ndarray,
     if observed is not None and extrapolation == "flag":
         fields["observed_outside_training_domain"] = posterior.outside_domain(observed.strain)
     return fields
+
+
+# --- covariates: answers at conditions (service.prediction.conditions) ------------------
+
+def _predict_at_conditions(body: PredictRequest, ref: VersionRef, posterior: Posterior,
+                           strain: np.ndarray, observed: curves.Observed | None,
+                           where: Placement) -> dict[str, Any]:
+    """A covariate model's answer. One condition throughout: its strain-only view answers
+    like any strain-only model. Several (or observed points elsewhere): per condition,
+    with the random effect shared across conditions (service.inference.at_conditions)."""
+    single = where.single()
+    if single is not None:
+        plain = body.model_copy(update={
+            "covariates": None,
+            "observed": (None if body.observed is None
+                         else body.observed.model_copy(update={"covariates": None}))})
+        result = predict_result(plain, ref, posterior.at(single))
+    else:
+        result = _answer_across(body, ref, posterior, strain, observed, where)
+    result.update(conditions.condition_fields(
+        posterior, strain, None if observed is None else observed.strain, where,
+        body.extrapolation))
+    return result
+
+
+def _answer_across(body: PredictRequest, ref: VersionRef, posterior: Posterior,
+                   strain: np.ndarray, observed: curves.Observed | None,
+                   where: Placement) -> dict[str, Any]:
+    """Strains at several conditions. `unstable_strain_ranges` is left out: a range of
+    strains means nothing across conditions."""
+    prediction: Prediction | curves.CurvePrediction
+    if observed is None:
+        prediction = posterior.predict(strain, tangent=body.tangent, covariates=where.target)
+    else:
+        prediction = _checked(
+            lambda: at_conditions.conditional(posterior, strain, observed, where))
+    result: dict[str, Any] = {
+        "model": ref.name, "version": ref.version, "strain": strain,
+        "mean": prediction.mean, "aleatoric_sd": prediction.aleatoric_sd,
+        "epistemic_sd": prediction.epistemic_sd, "total_sd": prediction.total_sd,
+    }
+    result.update(_scatter_fields(posterior, strain, prediction, None, "allow"))
+    if body.tangent:
+        assert isinstance(prediction, Prediction)  # tangent excludes observed (the schema)
+        result["tangent"] = prediction.tangent
+        result["tangent_epistemic_sd"] = prediction.tangent_epistemic_sd
+    if body.quantiles is not None:
+        result["quantile_levels"] = body.quantiles
+        result["quantiles"] = at_conditions.quantiles(posterior, strain, body.quantiles,
+                                                      observed, where)
+    if body.draws is not None:
+        seed = body.seed if body.seed is not None else secrets.randbits(32)
+        result["samples"] = at_conditions.samples(posterior, strain, body.draws, seed,
+                                                  observed, where)
+        result["seed"] = seed
+    return result

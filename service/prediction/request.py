@@ -7,10 +7,11 @@ import it from here.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PlainValidator, model_validator
 
 # Longest model name in a predict URL (longer is a 422 naming `name`).
 MAX_NAME_LENGTH = 128
@@ -20,6 +21,31 @@ MAX_VERSION = 2**31 - 1
 MAX_SEED = 2**63 - 1
 MAX_SAMPLE_DRAWS = 10_000
 ProbabilityLevel = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _covariate_value(value: Any) -> float | list[float]:
+    """One number for every point, or a list with one number per point; the error names
+    the first element that is not a finite number."""
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, list) and value:
+        for index, element in enumerate(value):
+            if not _is_number(element):
+                raise ValueError(f"element {index} ({str(element)[:40]!r}) is not a finite "
+                                 "number")
+        return [float(element) for element in value]
+    raise ValueError("must be a finite number or a non-empty list of finite numbers")
+
+
+# A covariate's value: one number for every point, or one per point (docs/covariates.md).
+CovariateValue = Annotated[float | list[float], PlainValidator(
+    _covariate_value, json_schema_input_type=float | list[float])]
+Covariates = Annotated[dict[str, CovariateValue], Field(min_length=1, max_length=16)]
 
 
 # Validation stops at the first bad element of a list (fail_fast) and at the first few
@@ -55,6 +81,10 @@ class ObservedCurve(BaseModel):
     stress: list[FiniteFloat] = Field(
         ..., min_length=1, fail_fast=True,
         description="The stress measured at each of those strains.")
+    covariates: Covariates | None = Field(
+        None, description="Models with covariates: the condition of these points, as in "
+        "the request's `covariates` (a number for all points, or a list with one value per "
+        "point). Default: the request's covariates, when they are numbers.")
 
     @model_validator(mode="after")
     def _paired(self) -> ObservedCurve:
@@ -79,6 +109,10 @@ class PredictRequest(BaseModel):
             {"strain": [0.9], "extrapolation": "reject"},
             {"strain": [-0.4, -0.2, 0.0, 0.2, 0.4],
              "observed": {"strain": [-0.3, 0.1, 0.35], "stress": [-1.1, 0.12, 0.5]}},
+            {"strain": [-0.2, 0.2], "covariates": {"temperature": 353.0, "rate": 0.01}},
+            {"strain": [0.1, 0.1], "covariates": {"temperature": [296.15, 353.15]},
+             "observed": {"strain": [0.2, 0.4], "stress": [0.3, 0.5],
+                          "covariates": {"temperature": 296.15}}},
         ]},
     )
 
@@ -125,6 +159,14 @@ class PredictRequest(BaseModel):
         "refuses the request (422) naming the offending strains.",
     )
 
+    covariates: Covariates | None = Field(
+        None, description="Models fitted with covariates (temperature, rate, ...): the "
+        "condition to answer at, by covariate name in the model's units. A number applies "
+        "to every strain; a list gives one value per strain (same length as `strain`). "
+        "Every covariate of the model is required; models without covariates refuse them "
+        "(docs/covariates.md).",
+        examples=[{"temperature": 353.0, "rate": 0.01}],
+    )
     observed: ObservedCurve | None = Field(
         None, description="One material's own measurements: `mean`, the SDs and "
         "`samples` then describe that material's curve at `strain`, not the population's "

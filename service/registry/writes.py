@@ -154,7 +154,7 @@ def update_model(session: Session, name: str, *, actor: str, description: str | 
                  tags: dict[str, str] | None = None) -> None:
     """Edit a model's description and/or tags (replacing all tags)."""
     check_actor(actor)
-    row = session.get(RegisteredModel, name, with_for_update=True)
+    row = session.get(RegisteredModel, name)
     if row is None:
         raise NotFoundError(f"model {name!r} is not registered")
     if description is not None:
@@ -209,8 +209,9 @@ def _version_row(session: Session, name: str, version: int,
     """The version's row, locked on PostgreSQL when `lock` says so ("share": it must not
     change until commit; "update": this unit changes it); NotFoundError if absent."""
     options: dict[str, Any] = {}
-    if lock is not None:
-        options["with_for_update"] = {"read": lock == "share"}
+    if lock is not None:  # FOR SHARE, or FOR NO KEY UPDATE (foreign keys still see it)
+        options["with_for_update"] = ({"read": True} if lock == "share"
+                                      else {"key_share": True})
     row = session.get(ModelVersion, (name, version), **options)
     if row is None:
         require_model(session, name)

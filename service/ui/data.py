@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -50,6 +51,21 @@ class VersionRow:
     crps: float | None
     aleatoric_sd_error: float | None
     aliases: list[str] = field(default_factory=list)
+    spread: HeldOutSpread | None = None  # None for versions stored without one
+
+
+@dataclass
+class HeldOutSpread:
+    """How far the held-out NLPD and 95% coverage could move with other materials: the
+    NLPD's standard error and 95% intervals of both (`training.spread`), over `units`."""
+
+    units: int
+    unit: str  # "material", or "row" for data without a material column
+    nlpd_se: float | None
+    nlpd_low: float | None
+    nlpd_high: float | None
+    coverage_95_low: float | None
+    coverage_95_high: float | None
 
 
 @dataclass
@@ -103,6 +119,21 @@ def models_overview(session: Session) -> list[ModelRow]:
     return list(rows.values())
 
 
+# Where each field of `HeldOutSpread` sits under `metrics.held_out.spread`.
+_SPREAD_COLUMNS = {
+    "units": ("units",), "nlpd_se": ("nlpd", "se"), "nlpd_low": ("nlpd", "low_95"),
+    "nlpd_high": ("nlpd", "high_95"), "coverage_95_low": ("coverage", "0.95", "low_95"),
+    "coverage_95_high": ("coverage", "0.95", "high_95"),
+}
+
+
+def _spread(row: Any) -> HeldOutSpread | None:
+    if row.units is None:  # stored before held-out metrics had a spread
+        return None
+    values = {name: getattr(row, name) for name in _SPREAD_COLUMNS}
+    return HeldOutSpread(**{**values, "units": int(values["units"]), "unit": row.unit})
+
+
 def model_page(session: Session, name: str) -> ModelPage:
     """A model and all its versions with their headline metrics (three queries)."""
     model = session.execute(
@@ -122,7 +153,10 @@ def model_page(session: Session, name: str) -> ModelPage:
                held_out[("held_out", "nlpd")].as_float().label("nlpd"),
                held_out[("held_out", "coverage", "0.95")].as_float().label("coverage_95"),
                held_out[("held_out", "crps")].as_float().label("crps"),
-               held_out[("aleatoric_sd_error",)].as_float().label("aleatoric_sd_error"))
+               held_out[("aleatoric_sd_error",)].as_float().label("aleatoric_sd_error"),
+               *(held_out[("held_out", "spread", *path)].as_float().label(label)
+                 for label, path in _SPREAD_COLUMNS.items()),
+               held_out[("held_out", "spread", "unit")].as_string().label("unit"))
         .where(ModelVersion.name == name).order_by(ModelVersion.version)
     )
     by_version: dict[int, list[str]] = {}
@@ -131,7 +165,8 @@ def model_page(session: Session, name: str) -> ModelPage:
     versions = [
         VersionRow(row.version, row.status, row.created_at, row.registered_by,
                    row.description, row.method, row.fit_time_s, row.nlpd, row.coverage_95,
-                   row.crps, row.aleatoric_sd_error, sorted(by_version.get(row.version, [])))
+                   row.crps, row.aleatoric_sd_error, sorted(by_version.get(row.version, [])),
+                   _spread(row))
         for row in session.execute(query)
     ]
     return ModelPage(model.name, model.description, dict(model.tags or {}), model.created_at,

@@ -22,6 +22,7 @@ from starlette.types import Scope
 from service.api.deps import SessionDep, SettingsDep
 from service.errors import SurrogateError
 from service.registry.reads import version_detail
+from service.ui.covariates import MAX_LISTED_VALUES, covariates_view
 from service.ui.data import model_page, models_overview, version_numbers
 
 HERE = FilePath(__file__).parent
@@ -125,6 +126,10 @@ def model_view(name: NamePath, session: SessionDep, settings: SettingsDep) -> HT
         "nlpd": [row.nlpd for row in page.versions],
         "coverage_95": [row.coverage_95 for row in page.versions],
         "aleatoric_sd_error": [row.aleatoric_sd_error for row in page.versions],
+        # 95% intervals over held-out materials, drawn as bands (null: none stored)
+        **{f"{metric}_{end}": [getattr(row.spread, f"{metric}_{end}", None)
+                               for row in page.versions]
+           for metric in ("nlpd", "coverage_95") for end in ("low", "high")},
         "production": page.aliases.get(settings.default_alias),
         "production_alias": settings.default_alias,
     }
@@ -151,9 +156,13 @@ def version_view(request: Request, name: NamePath, version: VersionPath, session
             else None
     except SurrogateError as error:
         return error_page(error)
-    exports = [(fmt, f"{EXPORT_PATH.format(name=name)}?version={version}&format={fmt}")
-               for fmt in EXPORT_FORMATS] if has_public_path(request.app, EXPORT_PATH) else []
     manifest = detail["manifest"]
+    covariates = covariates_view(manifest)
+    # A model with covariates exports at a condition: its central tested one.
+    at = "" if covariates is None else "&covariates=" + quote(",".join(
+        f"{row.name}:{row.start!r}" for row in covariates.rows), safe=":,")
+    exports = [(fmt, f"{EXPORT_PATH.format(name=name)}?version={version}&format={fmt}{at}")
+               for fmt in EXPORT_FORMATS] if has_public_path(request.app, EXPORT_PATH) else []
     try_it = {
         "model": name, "version": version,
         "compare": other["version"] if other else None,
@@ -161,8 +170,10 @@ def version_view(request: Request, name: NamePath, version: VersionPath, session
         "x_label": _axis_label(manifest, "input"),
         "y_label": _axis_label(manifest, "output"),
         "predict_url": f"/v1/models/{name}/predict",
+        "covariates": covariates.try_it() if covariates else [],
     }
     return render("version.html", v=detail, other=other, exports=exports, try_it=try_it,
+                  covariates=covariates, max_listed_values=MAX_LISTED_VALUES,
                   versions=version_numbers(session, name), default_alias=settings.default_alias)
 
 

@@ -66,7 +66,7 @@ def map_starts(bnn: FitTarget, model: pm.Model, count: int) -> list[MapFit]:
         start = model.initial_point() if member == 0 else bnn.random_start(rng)
         fits.append(bnn.map_fit(model, start))
     scores = _unweighted_log_posteriors(bnn, model, fits, bootstrap)
-    rows = int(np.size(model["x"].get_value()))
+    rows = int(np.shape(model["x"].get_value())[0])
     floor = np.median(scores) - STRANDED_NATS_PER_ROW * rows
     for member, score in enumerate(scores):
         if score >= floor:
@@ -89,7 +89,7 @@ def _unweighted_log_posteriors(bnn: FitTarget, model: pm.Model,
         return [fit.log_posterior for fit in fits]
     from pymc.blocking import DictToArrayBijection
 
-    model[LIKELIHOOD_WEIGHTS].set_value(np.ones(np.size(model["x"].get_value())))
+    model[LIKELIHOOD_WEIGHTS].set_value(np.ones(np.shape(model["x"].get_value())[0]))
     func = bnn.logp_dlogp(model)
     return [float(func(DictToArrayBijection.map(
         {v.name: fit.point[v.name] for v in model.value_vars}))[0]) for fit in fits]

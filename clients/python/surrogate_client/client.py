@@ -10,14 +10,19 @@ or, for one call, `surrogate_client.predict("demo", strains, base_url=...)`.
 arrays; `.interpolate(strain)`), `client.export("demo", path="demo.inp")` writes the file
 in the format its suffix names (docs/export.md).
 
-Predictions are pure functions of the request, so retrying is always safe: connection
-failures, timeouts and 429/502/503/504 answers are retried with exponential backoff
-(honouring Retry-After); any other error raises SurrogateAPIError with the service's
-error code, message and details.
+Predictions are pure functions of the request, so a retry never changes an answer; it
+can double the work, though. So what is retried is what the service did not compute:
+failures to connect or to get any answer, and 429/502/503 answers, with exponential
+backoff and jitter, never sooner than a Retry-After says (an answer asking for a longer
+wait than `max_backoff` is raised instead). Not retried: a read timeout or a 504 (the
+service may still be computing the request: sending it again doubles the load that made
+it slow), a 413 (the request is over a budget and stays over it), and every other error,
+which raises SurrogateAPIError with the service's error code, message and details.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +32,12 @@ import httpx
 import numpy as np
 import orjson
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503})
+# The request did not reach the service, or no answer came back at all (a replica that
+# stopped, a keep-alive connection the server had just closed). A read timeout is not here:
+# the service has the request and may still be computing it.
+RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class SurrogateAPIError(Exception):
@@ -220,21 +230,25 @@ class SurrogateClient:
             try:
                 response = self._http.request(method, path, content=content, headers=headers,
                                               params=params)
-            except (httpx.TransportError, httpx.TimeoutException):
+            except RETRY_ERRORS:
                 if attempt >= self.retries:
                     raise
+                retry_after = None
             else:
                 if response.status_code < 400:
                     return orjson.loads(response.content) if decode else response.content
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
-                    raise _api_error(response)
                 retry_after = _retry_after(response)
-                if retry_after is not None:
-                    time.sleep(min(retry_after, self.max_backoff))
-                    attempt += 1
-                    continue
-            time.sleep(min(self.backoff * 2**attempt, self.max_backoff))
+                if (response.status_code not in RETRY_STATUSES or attempt >= self.retries
+                        or (retry_after is not None and retry_after > self.max_backoff)):
+                    raise _api_error(response)
+            time.sleep(self._delay(attempt, retry_after))
             attempt += 1
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter (so clients refused together do not come back
+        together), never shorter than the service's Retry-After."""
+        backoff = min(self.backoff * 2**attempt, self.max_backoff) * random.uniform(0.5, 1.0)
+        return max(backoff, retry_after or 0.0)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -65,6 +65,14 @@
     holder.querySelectorAll(".plot").forEach(function (element) {
       var metric = element.getAttribute("data-metric");
       var values = chart[metric];
+      // The 95% interval over held-out materials, where versions stored one: a band.
+      var lows = chart[metric + "_low"], highs = chart[metric + "_high"];
+      var banded = Boolean(lows && lows.some(function (v) { return v !== null; }));
+      var bound = function (label) {
+        return { label: label, stroke: "rgba(31, 78, 121, 0.45)", width: 1, spanGaps: false,
+                 value: function (u, v) { return v == null ? "—" : v.toFixed(3); },
+                 points: { show: false } };
+      };
       var options = {
         width: widthOf(element, 360), height: 200,
         legend: { show: true, live: true },
@@ -88,7 +96,13 @@
                        [5 * devicePixelRatio, 4 * devicePixelRatio]);
         }] },
       };
-      var plot = (ui.plots[metric] = new uPlot(options, [versions, values], element));
+      var data = [versions, values];
+      if (banded) {
+        options.series.push(bound("95% interval low"), bound("95% interval high"));
+        options.bands = [{ series: [3, 2], fill: "rgba(31, 78, 121, 0.15)" }];
+        data.push(lows, highs);
+      }
+      var plot = (ui.plots[metric] = new uPlot(options, data, element));
       // Clicking a point opens that version's page.
       plot.over.addEventListener("click", function () {
         var index = plot.cursor.idx;
@@ -182,6 +196,26 @@
     ui.plots.tryIt = new uPlot(options, tryItData(strain, a, b, sampleCount), element);
   }
 
+  // A model with covariates: {name: value} from the form's covariate inputs (null when the
+  // model has none, or when one of them is not a number).
+  function covariateValues(form) {
+    var inputs = form.querySelectorAll("input[data-covariate]");
+    if (!inputs.length) return undefined;
+    var values = {};
+    for (var i = 0; i < inputs.length; i++) {
+      var text = inputs[i].value.trim(), value = Number(text);
+      if (text === "" || !isFinite(value)) return null;
+      values[inputs[i].getAttribute("data-covariate")] = value;
+    }
+    return values;
+  }
+
+  function describeCondition(values, config) {
+    return config.covariates.map(function (c) {
+      return c.name + "=" + values[c.name] + " " + c.unit;
+    }).join(", ");
+  }
+
   function tryIt() {
     var form = document.getElementById("try-it-form");
     if (!form) return;
@@ -204,18 +238,23 @@
       var points = Math.round(Number(document.getElementById("strain-points").value));
       var sampleCount = Math.round(Number(document.getElementById("sample-draws").value));
       var overlay = document.getElementById("overlay-version").value;
+      var covariates = covariateValues(form);
       status.classList.remove("error");
-      if (!(from < to) || !(points >= 2 && points <= 2000) || !(sampleCount >= 0)) {
-        status.textContent = "Choose strain from < to, 2 to 2000 points and 0 to 20 samples.";
+      if (!(from < to) || !(points >= 2 && points <= 2000) || !(sampleCount >= 0) ||
+          covariates === null) {
+        status.textContent = "Choose strain from < to, 2 to 2000 points, 0 to 20 samples" +
+          (covariates === null ? " and a number for every covariate." : ".");
         status.classList.add("error");
         return;
       }
       chart.setAttribute("data-state", "loading");
       var strain = linspace(from, to, points);
       var request = { strain: strain, version: config.version };
+      if (covariates) request.covariates = covariates;
       // A fixed seed: the same inputs always draw the same sample curves.
       if (sampleCount > 0) { request.draws = sampleCount; request.seed = 1; }
       var overlayRequest = overlay ? { strain: strain, version: Number(overlay) } : null;
+      if (overlayRequest && covariates) overlayRequest.covariates = covariates;
       try {
         var answers = await Promise.all([
           predict(config.predict_url, request),
@@ -226,8 +265,15 @@
         drawTryIt(config, strain, answers[0], answers[1], sampleCount);
         document.getElementById("legend-overlay").hidden = !overlayRequest;
         var outside = answers[0].outside_training_domain.filter(Boolean).length;
+        var where = "";
+        if (covariates) {
+          // One condition for every strain: its distance to the nearest tested one.
+          where = " at " + describeCondition(covariates, config) + ", condition distance " +
+            Number(answers[0].condition_distance[0].toPrecision(3)) +
+            " from the nearest tested condition";
+        }
         status.textContent = "Version " + answers[0].version + " answered " + points +
-          " strains (" + outside + " outside the training domain)" +
+          " strains" + where + " (" + outside + " outside the training domain)" +
           (answers[1] ? "; overlay: version " + answers[1].version + "." : ".");
         chart.setAttribute("data-state", "drawn");
       } catch (error) {

@@ -1,0 +1,302 @@
+"""Covariate models measured from outside, with default fit settings.
+
+    .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within]
+                                              [--families generator,ogden-arrhenius]
+
+Two families of laws: the `make-data --covariates` generator (compound design; covariates
+temperature [K] and filler [1]) and one it does not use (benchmarks/_covariate_laws.py:
+Ogden, Arrhenius in temperature, materials that cross over; covariate temperature). Each
+family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 train,
+32-47 are new. Figures, each printed beside its target:
+
+- loco: every curve at the middle temperature (296 K) left out; the fit on materials 0-31
+  at the other four scored on all 48 materials' curves at 296 K: 95% coverage, NLPD,
+  against NGBoost (500 trees, Normal) with the covariates as features and against the
+  model fitted on the nearest tested temperature's curves alone.
+- far: that fit's epistemic SD half the temperature span beyond each end, over the
+  training strains, against its median at the tested temperatures; the flags there.
+- across: each new material gives 3 points at 273 K; its curve at each other tested
+  temperature is scored given them and without (nats per point, 95% coverage), for the
+  fitted rho and the alternatives rho = 0 (no sharing) and rho = 1 (full sharing).
+- borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
+  each, scored on the new materials at all 5 temperatures.
+- timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
+  default make-data group (40 compounds x 5 temperatures) with --covariate
+  temperature:K --covariate filler; wall time and CPU time.
+- within: within_material_sd against the test noise (RMS relative error over the
+  strains) on Gent and Ogden groups whose materials were tested at their own random
+  strains (make_law_group(uneven=True)), 50 and 20 strains per material.
+
+Why one file of this size: one harness (data, fits, scoring) shared by six measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import training  # noqa: E402,F401  (BLAS settings before numpy/pytensor load)
+from benchmarks._covariate_laws import ogden_arrhenius_group  # noqa: E402
+from service.inference import curves_across  # noqa: E402
+from service.inference.curves import Observed, scatter_split  # noqa: E402
+from service.inference.posterior import Posterior  # noqa: E402
+from training import calibration  # noqa: E402
+from training.covariate_data import make_covariate_group  # noqa: E402
+from training.curve_metrics import given_positions  # noqa: E402
+from training.data import CovariateColumn, TrainingData, make_law_group  # noqa: E402
+from training.model import BNNConfig  # noqa: E402
+from training.pipeline import fit_data  # noqa: E402
+
+TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
+LEFT_OUT = 296.15
+NEAREST = 273.15  # the tested temperature nearest 296.15 (23 K against 27 K)
+GIVEN_AT = 273.15
+TRAIN, NEW = range(32), range(32, 48)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    make: Callable[[], pd.DataFrame]
+    covariates: tuple[CovariateColumn, ...]
+
+
+FAMILIES = {
+    "generator": Family("generator", lambda: make_covariate_group(
+        materials=48, points=25, seed=101, temperatures=TEMPERATURES),
+        (CovariateColumn("temperature", "K"), CovariateColumn("filler"))),
+    "ogden-arrhenius": Family("ogden-arrhenius", lambda: ogden_arrhenius_group(
+        materials=48, points=25, seed=202), (CovariateColumn("temperature", "K"),)),
+}
+
+
+def data_of(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> TrainingData:
+    values = (frame[[c.name for c in columns]].to_numpy(dtype=float) if columns else None)
+    return TrainingData(frame["strain"].to_numpy(), frame["stress"].to_numpy(),
+                        frame["material"].to_numpy(), "strain", "stress", "-", len(frame),
+                        values, columns)
+
+
+def fit(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> Posterior:
+    """A default fit (the harness owns the split: no held-out folds)."""
+    started = time.process_time()
+    trained = fit_data(data_of(frame, columns), BNNConfig(), holdout=0.0, parallel=False)
+    print(f"    (fit of {len(frame)} rows: {time.process_time() - started:.0f} s CPU)",
+          flush=True)
+    return trained.posterior
+
+
+def scores(posterior: Posterior, frame: pd.DataFrame,
+           columns: tuple[CovariateColumn, ...]) -> dict:
+    data = data_of(frame, columns)
+    return calibration.evaluate(posterior, data.x, data.y, None, data.covariates)
+
+
+def ngboost_scores(train: pd.DataFrame, test: pd.DataFrame,
+                   columns: tuple[CovariateColumn, ...]) -> dict:
+    from ngboost import NGBRegressor
+
+    features = ["strain", *(c.name for c in columns)]
+    model = NGBRegressor(n_estimators=500, verbose=False, random_state=0)
+    model.fit(train[features].to_numpy(), train["stress"].to_numpy())
+    params = model.pred_dist(test[features].to_numpy()).params
+    draws = calibration.PredictiveDraws(params["loc"][None], params["scale"][None])
+    return calibration.score(test["stress"].to_numpy(), draws)
+
+
+def at(frame: pd.DataFrame, temperature: float) -> pd.DataFrame:
+    return frame[np.isclose(frame["temperature"], temperature)]
+
+
+def of(frame: pd.DataFrame, materials: range) -> pd.DataFrame:
+    return frame[frame["material"].isin(materials)]
+
+
+def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None:
+    train = of(frame[~np.isclose(frame["temperature"], LEFT_OUT)], TRAIN)
+    print(f"  fit on materials 0-31 at {len(TEMPERATURES) - 1} temperatures (not "
+          f"{LEFT_OUT} K)", flush=True)
+    posterior = fit(train, family.covariates)
+    if "loco" in only:
+        held = at(frame, LEFT_OUT)
+        joint = scores(posterior, held, family.covariates)
+        boosted = ngboost_scores(train, held, family.covariates)
+        alone_columns = tuple(c for c in family.covariates if c.name != "temperature")
+        print(f"  nearest temperature alone ({NEAREST} K)", flush=True)
+        alone = scores(fit(at(train, NEAREST), alone_columns), held, alone_columns)
+        c95 = joint["coverage"]["0.95"]
+        better = joint["nlpd"] < min(boosted["nlpd"], alone["nlpd"])
+        print(f"  loco: {len(held)} points at {LEFT_OUT} K; joint model 95% coverage "
+              f"{c95:.3f} (target 0.90-0.98: {'met' if 0.90 <= c95 <= 0.98 else 'NOT met'})"
+              f", NLPD {joint['nlpd']:.3f}; NGBoost {boosted['nlpd']:.3f} (coverage "
+              f"{boosted['coverage']['0.95']:.3f}); nearest temperature alone "
+              f"{alone['nlpd']:.3f} (coverage {alone['coverage']['0.95']:.3f}); better than "
+              f"both: {'met' if better else 'NOT met'}")
+    if "far" in only:
+        far(posterior, train, family)
+    if "across" in only:
+        across(posterior, frame, family)
+
+
+def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
+    conditions = posterior.conditions
+    assert conditions is not None
+    strain = np.linspace(train["strain"].min(), train["strain"].max(), 41)
+    tested = [posterior.at(c).predict(strain).epistemic_sd for c in conditions.tested]
+    inside = float(np.median(np.concatenate(tested)))
+    span = max(TEMPERATURES) - min(TEMPERATURES)
+    rest = [float(np.median(train[c.name])) for c in family.covariates[1:]]
+    for label, temperature in (("low", min(TEMPERATURES) - span / 2),
+                               ("high", max(TEMPERATURES) + span / 2)):
+        condition = [temperature, *rest]
+        epistemic = posterior.at(condition).predict(strain).epistemic_sd
+        ratio = float(np.median(epistemic)) / inside
+        flagged = bool(np.all(posterior.outside_domain(strain, np.tile(condition,
+                                                                       (strain.size, 1)))))
+        distance = float(conditions.distance(np.array([condition]))[0])
+        print(f"  far ({label}, {temperature:.2f} K): median epistemic SD x{ratio:.2f} of "
+              f"its median at the tested conditions (target >= 3: "
+              f"{'met' if ratio >= 3 else 'NOT met'}); flagged {flagged}; condition "
+              f"distance {distance:.2f}")
+
+
+def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
+    curve = posterior.curve
+    assert curve is not None and posterior.conditions is not None
+    names = [c.name for c in family.covariates]
+    fitted = curve.condition_correlation
+    print(f"  across: fitted rho {fitted:.3f} "
+          f"({curve.section.fit.get('condition_correlation') if curve.section.fit else ''})")
+    for label, rho in (("fitted rho", fitted), ("rho = 0", 0.0), ("rho = 1", 1.0)):
+        gain, given_lp, plain_lp, pits = [], [], [], []
+        for material in NEW:
+            own = of(frame, range(material, material + 1))
+            source = at(own, GIVEN_AT).sort_values("strain")
+            pick = given_positions(len(source))
+            observed = Observed(source["strain"].to_numpy()[pick],
+                                source["stress"].to_numpy()[pick])
+            observed_at = source[names].to_numpy(dtype=float)[pick]
+            state = curves_across.condition_across(posterior, curve, rho, observed,
+                                                   observed_at)
+            for temperature in TEMPERATURES:
+                if temperature in (GIVEN_AT, LEFT_OUT):
+                    continue
+                target = at(own, temperature)
+                condition = target[names].to_numpy(dtype=float)[0]
+                strain, stress = target["strain"].to_numpy(), target["stress"].to_numpy()
+                mean, between, within = curves_across.conditional_draws_at(
+                    posterior, curve, state, strain, condition)
+                draws = calibration.PredictiveDraws(mean, np.sqrt(between + within))
+                given_lp.append(calibration.pointwise_log_predictive(stress, draws))
+                pits.append(calibration.pit(stress, draws))
+                mu, sigma, _ = posterior.at(condition).network_outputs(strain)
+                plain_lp.append(calibration.pointwise_log_predictive(
+                    stress, calibration.PredictiveDraws(mu, sigma)))
+        gain = float(np.mean(np.concatenate(given_lp)) - np.mean(np.concatenate(plain_lp)))
+        c95 = float(calibration.central_coverage(np.concatenate(pits), np.array([0.95]))[0])
+        meets = gain >= 0.3 and 0.90 <= c95 <= 0.98
+        print(f"    {label:10s} (rho {rho:.3f}): 3 points at {GIVEN_AT} K gain {gain:.3f} "
+              f"nats per point at the other tested temperatures, 95% coverage {c95:.3f} "
+              f"(targets >= 0.3, 0.90-0.98: {'met' if meets else 'NOT met'})")
+
+
+def borrow(family: Family, frame: pd.DataFrame) -> None:
+    few = of(frame, range(8))
+    held = of(frame, NEW)
+    print("  borrow: joint fit of 8 materials x 5 temperatures", flush=True)
+    joint = scores(fit(few, family.covariates), held, family.covariates)
+    alone_columns = tuple(c for c in family.covariates if c.name != "temperature")
+    parts = []
+    for temperature in TEMPERATURES:
+        posterior = fit(at(few, temperature), alone_columns)
+        data = data_of(at(held, temperature), alone_columns)
+        parts.append(calibration.pointwise_scores(posterior, data.x, data.y,
+                                                  data.covariates))
+    separate = calibration.summarise(calibration.Pointwise.concatenate(parts))
+    print(f"  borrow: new materials at 5 temperatures: joint NLPD {joint['nlpd']:.3f} "
+          f"(coverage {joint['coverage']['0.95']:.3f}), separate per-temperature fits "
+          f"{separate['nlpd']:.3f} (coverage {separate['coverage']['0.95']:.3f}): "
+          f"{'met' if joint['nlpd'] < separate['nlpd'] else 'NOT met'}")
+
+
+def timing() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        csv = Path(folder) / "group.csv"
+        make_covariate_group(seed=0).to_csv(csv, index=False)
+        url = f"sqlite:///{folder}/registry.db"
+        from service.registry.db import upgrade_to_head
+
+        upgrade_to_head(url)
+        command = [sys.executable, "-m", "training.cli", "fit", str(csv), "--name", "rubber",
+                   "--covariate", "temperature:K", "--covariate", "filler",
+                   "--database-url", url, "--report", str(Path(folder) / "report")]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"timing: `surrogate-train fit` of the default make-data group (40 compounds x 5 "
+          f"temperatures x 25 strains), all defaults: {wall:.0f} s wall, {cpu:.0f} s CPU "
+          f"over its processes ({cpu / wall:.2f} cores; load average "
+          f"{os.getloadavg()[0]:.1f}); target <= 120 s wall")
+    print("   ", (done.stdout.strip().splitlines() or [done.stderr.strip()[-500:]])[0][:400])
+
+
+def within() -> None:
+    for law in ("gent", "ogden"):
+        for points in (50, 20):
+            frame = make_law_group(law, materials=40, points=points, seed=101, uneven=True)
+            posterior = fit(frame, ())
+            assert posterior.curve is not None
+            strain = np.linspace(frame["strain"].min(), frame["strain"].max(), 201)
+            _, served = scatter_split(posterior.curve, strain,
+                                      posterior.predict(strain).aleatoric_sd)
+            noise = frame.attrs["noise_sd"]
+            error = float(np.sqrt(np.mean((served / noise - 1.0) ** 2)))
+            print(f"  within: {law}, 40 materials at their own {points // 2}-{points} "
+                  f"random strains: within_material_sd {error:.1%} off the test noise "
+                  f"(target 30%: {'met' if error <= 0.30 else 'NOT met'})", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="loco,far,across,borrow,timing,within")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    args = parser.parse_args()
+    only = {part.strip() for part in args.only.split(",")}
+    print(f"cores: {os.cpu_count()}, load average: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    for name in (n.strip() for n in args.families.split(",")):
+        family = FAMILIES[name]
+        frame = family.make()
+        print(f"\n{name}: covariates {', '.join(c.name for c in family.covariates)}; "
+              f"{frame['material'].nunique()} materials x {len(TEMPERATURES)} temperatures",
+              flush=True)
+        if only & {"loco", "far", "across"}:
+            loco_far_across(family, frame, only)
+        if "borrow" in only:
+            borrow(family, frame)
+    if "within" in only:
+        print("\nwithin-material SD on groups tested at different strains", flush=True)
+        within()
+    if "timing" in only:
+        print(flush=True)
+        timing()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""CalculiX (2.20) input-file fragment: one *MATERIAL per exported curve with a fitted
+*HYPERELASTIC form (service.export.cards), ready for *INCLUDE.
+
+CalculiX reads Abaqus-style input but has no Marlow form and no test-data keywords, so a
+curve has to reach it as the constants of a strain-energy form. The file is the same
+syntax Abaqus reads; only the header line names the solver.
+"""
+
+from __future__ import annotations
+
+from service.export.abaqus import fitted_file
+from service.export.fit import Card
+from service.export.header import ExportMeta
+from service.export.table import ExportTable
+
+
+def to_calculix(meta: ExportMeta, table: ExportTable, cards: list[Card]) -> bytes:
+    return fitted_file(meta, table, cards, "CalculiX 2.20")

@@ -1,0 +1,295 @@
+"""Admission by cost: what a request will take, in time and memory, before any work.
+
+Every limit on a single factor (strains, levels, draws, observed points, grid points) lets
+through requests whose factors multiply to minutes of work or gigabytes: 100,000 strains
+with 99 quantile levels, 10,000 samples of 1,000 strains. So every request is estimated
+from its parsed shape and the model that would answer it (posterior draws S, network size
+U = kernel.network_units), term by term (summaries, conditioning, quantiles, samples,
+export grids and their writing, the answer's encoding: docs/performance.md lists the
+terms and their coefficients, in seconds of the reference machine), and its memory: the
+decoded request (~70 bytes per number), the result arrays (8 bytes per number), the
+encoded answer (22 bytes per JSON number, twice: encoded, then joined into the write),
+and 64 MiB of working arrays for the numpy paths. The coefficients live
+with the code they describe (kernel.py, quantile_kernel.py, posterior.py, predictive.py)
+and benchmarks/admission.py compares them with measured times.
+
+A request over `SURROGATE_REQUEST_TIME_BUDGET_S` or `SURROGATE_REQUEST_MEMORY_MB` is a 413
+that names the largest term and the most strains (or grid points) that would fit, before
+anything is computed. The defaults (docs/performance.md) keep every admissible request
+well inside the balancer's 60 s server timeout and let `SURROGATE_MAX_HEAVY_REQUESTS` of
+them fit the pod's memory limit together.
+
+Admitted requests above `LIGHT_SECONDS` or `LIGHT_BYTES` are heavy: at most
+`SURROGATE_MAX_HEAVY_REQUESTS` run at once (`WorkGate`); another is a 503 with Retry-After
+at once, never a queue. Light requests (a 1,000-strain predict is ~5 ms) never wait here.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from service.errors import PayloadTooLargeError, ServiceBusyError
+from service.inference import interrupt, kernel, predictive, quantile_kernel
+from service.inference.interrupt import Interrupt
+from service.inference.posterior import NUMPY_NS_PER_UNIT, Posterior
+from service.settings import Settings
+
+MIB = 1024 * 1024
+# Encoding one number of an answer as JSON (orjson), and its bytes.
+JSON_NS_PER_NUMBER = 30.0
+JSON_BYTES_PER_NUMBER = 22
+# A decoded request number: the body's bytes, a Python float and its list slot, a copy.
+REQUEST_BYTES_PER_NUMBER = 70
+# Working arrays of the numpy paths (chunked to about this much).
+NUMPY_WORKING_BYTES = 64 * MIB
+# One curve sample beyond the forward pass (a random normal, a gather, a multiply-add).
+SAMPLE_NS = 12.0
+# Conditioning arithmetic per strain and draw (the material's loadings and variances).
+CONDITIONAL_NS = 70.0
+# Writing one cell of an export table (CSV, Abaqus and LS-DYNA format numbers in Python).
+RENDER_NS_PER_CELL = 400.0
+RENDER_BYTES_PER_CELL = 25
+# The default export grid is searched by refinement: several tables are built.
+GRID_SEARCH_FACTOR = 1.5
+# Below both, a request is light: it never waits for, nor takes, a heavy-work slot.
+LIGHT_SECONDS = 0.05
+LIGHT_BYTES = 32 * MIB
+
+
+@dataclass(frozen=True)
+class Term:
+    """One part of a request's cost: what it is, the field to reduce, its share."""
+
+    what: str
+    field: str
+    seconds: float
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    terms: tuple[Term, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.seconds for t in self.terms)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes for t in self.terms)
+
+    @property
+    def heavy(self) -> bool:
+        return self.seconds > LIGHT_SECONDS or self.bytes > LIGHT_BYTES
+
+    def largest(self, settings: Settings) -> Term:
+        """The term taking the largest share of either budget."""
+        return max(self.terms, key=lambda t: max(
+            t.seconds / settings.request_time_budget_s,
+            t.bytes / (settings.request_memory_mb * MIB)))
+
+    def describe(self) -> str:
+        return f"about {self.seconds:.3g} s of work and {self.bytes / MIB:.0f} MiB"
+
+
+def _ns(value: float) -> float:
+    return value * 1e-9
+
+
+def _encoding_ns(numbers: float) -> float:
+    return numbers * JSON_NS_PER_NUMBER
+
+
+def _encoding_bytes(numbers: float) -> int:
+    """The numbers' array, their JSON, and the JSON joined into the response's write."""
+    return int(numbers * (2 * JSON_BYTES_PER_NUMBER + 8))
+
+
+def _answer(numbers: float, field: str = "strain") -> Term:
+    return Term("encoding the answer", field, _ns(_encoding_ns(numbers)),
+                _encoding_bytes(numbers))
+
+
+def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
+                     draws: int = 0, observed: int = 0, tangent: bool = False) -> Estimate:
+    """A native predict request's cost (levels: quantile levels, draws: samples asked,
+    observed: the material's measured points)."""
+    n, s, u = strains, posterior.draws, posterior.units
+    numpy_path = observed > 0 or posterior.kernel is None
+    terms = [Term("request", "strain", 0.0, (n + 2 * observed) * REQUEST_BYTES_PER_NUMBER)]
+    if numpy_path:
+        terms.append(Term("summaries (numpy path)", "strain",
+                          _ns(n * s * (u * NUMPY_NS_PER_UNIT + CONDITIONAL_NS)),
+                          NUMPY_WORKING_BYTES))
+    else:
+        factor = kernel.TANGENT_FACTOR if tangent else 1.0
+        terms.append(Term("summaries", "strain",
+                          _ns(n * s * u * kernel.SUMMARY_NS_PER_UNIT * factor)))
+    if observed:
+        terms.append(Term(f"conditioning on {observed} observed points", "observed.strain",
+                          _ns(observed * s * u * NUMPY_NS_PER_UNIT)))
+    if levels:
+        terms.append(_quantiles(posterior, n, levels, conditioned=numpy_path))
+    if draws:
+        terms.append(_samples(posterior, n, draws, "draws"))
+    fields = 6 + (2 if posterior.curve is not None else 0) + (2 if tangent else 0)
+    terms.append(_answer(n * fields))
+    return Estimate(tuple(terms))
+
+
+def _quantiles(posterior: Posterior, points: int, levels: int, conditioned: bool,
+               field: str = "quantiles") -> Term:
+    s, u = posterior.draws, posterior.units
+    if conditioned or posterior.kernel is None:
+        ns = points * s * (u * NUMPY_NS_PER_UNIT + levels * predictive.MIXTURE_LEVEL_NS)
+        memory = NUMPY_WORKING_BYTES
+    else:
+        ns = points * s * (u * quantile_kernel.FORWARD_NS_PER_UNIT
+                           + levels * quantile_kernel.LEVEL_NS)
+        memory = 0
+    return Term(f"quantiles: {levels} levels x {points} strains x {s} draws", field,
+                _ns(ns + _encoding_ns(points * levels)),
+                memory + _encoding_bytes(points * levels))
+
+
+def _samples(posterior: Posterior, points: int, draws: int, field: str) -> Term:
+    s, u = posterior.draws, posterior.units
+    return Term(f"samples: {draws} draws x {points} strains", field,
+                _ns(points * s * u * NUMPY_NS_PER_UNIT + points * draws * SAMPLE_NS
+                    + _encoding_ns(points * draws)),
+                NUMPY_WORKING_BYTES + 8 * points * draws + _encoding_bytes(points * draws))
+
+
+def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool) -> Estimate:
+    """An Open Inference Protocol request's cost (any transport; JSON answer assumed)."""
+    factor = kernel.TANGENT_FACTOR if tangent else 1.0
+    if posterior.kernel is None:
+        work = strains * posterior.draws * posterior.units * NUMPY_NS_PER_UNIT
+    else:
+        work = strains * posterior.draws * posterior.units * kernel.SUMMARY_NS_PER_UNIT * factor
+    return Estimate((
+        Term("request", "inputs[0].shape", 0.0, strains * REQUEST_BYTES_PER_NUMBER),
+        Term("summaries", "inputs[0].shape", _ns(work)),
+        _answer(strains * (outputs + 1), "inputs[0].shape"),
+    ))
+
+
+def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
+                    searched: bool, tables: int = 1) -> Estimate:
+    """An export's cost on `points` grid points (evaluated with their midpoints); a
+    `searched` (default) grid is built several times on the way. `tables` over a
+    covariate's values each cost one table, all held until the file is written."""
+    evaluated = tables * (2 * points - 1)
+    repeat = GRID_SEARCH_FACTOR if searched else 1.0
+    s, u = posterior.draws, posterior.units
+    terms = [Term("summaries and tangent", "points", repeat * _ns(
+        evaluated * s * u * kernel.SUMMARY_NS_PER_UNIT * kernel.TANGENT_FACTOR),
+        evaluated * 6 * 8 * 2)]
+    if levels:
+        quantiles = _quantiles(posterior, evaluated, levels, conditioned=False)
+        terms.append(Term(quantiles.what, "quantiles", repeat * quantiles.seconds,
+                          quantiles.bytes))
+    if curves:
+        sampled = _samples(posterior, evaluated, curves, "curves")
+        terms.append(Term(sampled.what, "curves", repeat * sampled.seconds, sampled.bytes))
+    cells = tables * points * (7 + levels + curves)
+    terms.append(Term("writing the table", "points", _ns(cells * RENDER_NS_PER_CELL),
+                      3 * cells * RENDER_BYTES_PER_CELL))
+    return Estimate(tuple(terms))
+
+
+def within_budget(estimate: Estimate, settings: Settings) -> bool:
+    return (estimate.seconds <= settings.request_time_budget_s
+            and estimate.bytes <= settings.request_memory_mb * MIB)
+
+
+def check_budget(estimate_for: Callable[[int], Estimate], size: int, field: str,
+                 settings: Settings, unit: str = "strains") -> Estimate:
+    """The estimate at `size` (strains, or grid points: the request's scale), or a 413
+    naming the largest term and the largest `size` within the budget."""
+    estimate = estimate_for(size)
+    if within_budget(estimate, settings):
+        return estimate
+    low, high = 0, size  # low fits (or is 0), high does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if within_budget(estimate_for(middle), settings):
+            low = middle
+        else:
+            high = middle
+    largest = estimate.largest(settings)
+    budget = (f"the budget is {settings.request_time_budget_s:g} s and "
+              f"{settings.request_memory_mb} MiB per request")
+    fits = (f"at most {low} {unit} would fit" if low
+            else f"no number of {unit} fits with these options")
+    details = [{"field": field, "limit": low, "message": fits}]
+    if largest.field != field:
+        details.append({"field": largest.field, "message": f"the largest part: {largest.what}"})
+    raise PayloadTooLargeError(
+        f"this request would take {estimate.describe()} (largest part: {largest.what}, "
+        f"{largest.seconds:.3g} s, {largest.bytes / MIB:.0f} MiB); {budget}: reduce {field} "
+        f"({fits})"
+        + (f" or {largest.field}" if largest.field != field else ""), details)
+
+
+class WorkGate:
+    """At most `slots` heavy requests compute at once; the next is refused (503) with the
+    time until the first running one should end as its Retry-After."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._lock = threading.Lock()
+        self._running: dict[int, float] = {}  # ticket -> expected end (monotonic)
+        self._tickets = 0
+
+    @contextmanager
+    def admit(self, estimate: Estimate) -> Iterator[None]:
+        if not estimate.heavy:
+            yield
+            return
+        with self._lock:
+            now = time.monotonic()
+            if len(self._running) >= self.slots:
+                wait = max(1, math.ceil(min(self._running.values()) - now))
+                raise ServiceBusyError(
+                    f"the replica is computing {len(self._running)} large requests (its "
+                    f"limit); retry in about {wait} s, or send a smaller request",
+                    wait, [{"field": "retry_after_s", "limit": wait}])
+            self._tickets += 1
+            ticket = self._tickets
+            self._running[ticket] = now + estimate.seconds
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._running[ticket]
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a protocol hands the pipeline for one request: the budgets, the replica's
+    gate for heavy work, and the request's interrupt (deadline, disconnect)."""
+
+    settings: Settings
+    gate: WorkGate
+    interrupt: Interrupt | None = None
+
+    @contextmanager
+    def admitted(self, estimate_for: Callable[[int], Estimate], size: int, field: str,
+                 unit: str = "strains") -> Iterator[Estimate]:
+        """Within the budget (else 413), a heavy-work slot if needed (else 503), and the
+        interrupt watched by every checkpoint below, for the block."""
+        estimate = check_budget(estimate_for, size, field, self.settings, unit)
+        if self.interrupt is not None:
+            self.interrupt.check()  # the deadline may have passed while the body arrived
+        with self.gate.admit(estimate), interrupt.watching(self.interrupt):
+            yield estimate

@@ -1,0 +1,207 @@
+"""Admission by cost: a request over the time or memory budget is a 413 naming what to
+reduce, before any work, on every HTTP way in (native route and lean path, OIP JSON and
+binary, export); heavy requests beyond the replica's slots are 503 with Retry-After; a
+request whose deadline passed stops with 504. (gRPC: tests/test_oip_grpc.py; a client
+that leaves: tests/test_interrupts.py.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from unittest import mock
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from service.api import json_body
+from service.main import create_app
+from service.prediction import admission
+from service.registry.writes import register, set_alias
+from service.settings import Settings
+from tests.service_process import random_artifact
+
+BUDGET_S = 0.05  # 1,000-strain summaries of the 200-draw model fit; 99 levels do not
+
+
+@pytest.fixture
+def registered(session: Session) -> None:
+    register(session, "demo", random_artifact(draws=200, seed=3).to_bytes(), actor="test")
+    set_alias(session, "demo", "production", 1, actor="test")
+    session.commit()
+
+
+def app_client(database_url: str, **options) -> TestClient:
+    return TestClient(create_app(Settings(database_url=database_url, **options)))
+
+
+@pytest.fixture
+def client(database_url: str, registered) -> Iterator[TestClient]:
+    with app_client(database_url, request_time_budget_s=BUDGET_S) as test_client:
+        yield test_client
+
+
+def error_of(response) -> dict:
+    assert response.status_code == 413, response.text[:400]
+    return response.json()["error"]
+
+
+STRAIN = np.linspace(-0.4, 0.4, 1_000).tolist()
+
+
+def test_a_request_within_the_budget_is_answered(client: TestClient) -> None:
+    answer = client.post("/v1/models/demo/predict", json={"strain": STRAIN})
+    assert answer.status_code == 200
+    assert client.post("/v1/models/demo/predict",
+                       json={"strain": STRAIN[:10], "quantiles": [0.5]}).status_code == 200
+
+
+@pytest.mark.parametrize("options,largest", [
+    ({"quantiles": list(np.linspace(0.01, 0.99, 99))}, "quantiles"),
+    ({"draws": 5_000}, "draws"),
+])
+def test_a_request_over_the_budget_is_a_413_naming_what_to_reduce(
+        client: TestClient, options: dict, largest: str) -> None:
+    error = error_of(client.post("/v1/models/demo/predict",
+                                 json={"strain": STRAIN, **options}))
+    assert error["code"] == "payload_too_large"
+    assert "reduce strain" in error["message"] and largest in error["message"]
+    strain_detail, largest_detail = error["details"]
+    assert strain_detail["field"] == "strain" and 0 < strain_detail["limit"] < len(STRAIN)
+    assert largest_detail["field"] == largest
+    # What the 413 says fits does fit.
+    fitted = client.post("/v1/models/demo/predict",
+                         json={"strain": STRAIN[:strain_detail["limit"]], **options})
+    assert fitted.status_code == 200, fitted.text[:300]
+
+
+def test_the_memory_budget_refuses_an_answer_too_large_to_hold(
+        database_url: str, registered) -> None:
+    with app_client(database_url, request_memory_mb=64) as test_client:
+        error = error_of(test_client.post("/v1/models/demo/predict",
+                                          json={"strain": STRAIN, "draws": 10_000}))
+    assert "MiB" in error["message"] and "64 MiB per request" in error["message"]
+
+
+def test_the_lean_path_refuses_by_cost_with_the_routes_bytes(database_url: str,
+                                                             registered) -> None:
+    """A plain request (the lean path answers it) over the budget: the same 413 as the
+    route's."""
+    body = {"strain": np.linspace(-0.4, 0.4, 20_000).tolist()}
+    answers = []
+    for fast in (True, False):
+        with app_client(database_url, request_time_budget_s=0.01,
+                        fast_predict=fast) as test_client:
+            answers.append(test_client.post("/v1/models/demo/predict", json=body))
+    assert answers[0].status_code == answers[1].status_code == 413
+    assert answers[0].content == answers[1].content
+
+
+def oip_body(count: int) -> dict:
+    return {"inputs": [{"name": "strain", "shape": [count], "datatype": "FP64",
+                        "data": np.linspace(-0.4, 0.4, count).tolist()}],
+            "outputs": [{"name": "mean"}, {"name": "tangent"}]}
+
+
+def test_oip_json_and_binary_requests_are_admitted_by_cost(database_url: str,
+                                                           registered) -> None:
+    count = 20_000
+    with app_client(database_url, request_time_budget_s=0.01) as test_client:
+        as_json = error_of(test_client.post("/v2/models/demo/infer", json=oip_body(count)))
+        header = json.dumps({"inputs": [{"name": "strain", "shape": [count],
+                                         "datatype": "FP64",
+                                         "parameters": {"binary_data_size": 8 * count}}]})
+        binary = test_client.post(
+            "/v2/models/demo/infer",
+            content=header.encode() + np.zeros(count).tobytes(),
+            headers={"inference-header-content-length": str(len(header))})
+        small = test_client.post("/v2/models/demo/infer", json=oip_body(10))
+    assert as_json["details"][0]["field"] == "inputs[0].shape"
+    assert error_of(binary)["details"][0]["field"] == "inputs[0].shape"
+    assert small.status_code == 200
+
+
+def test_an_export_over_the_budget_is_a_413_naming_points(client: TestClient) -> None:
+    error = error_of(client.get("/v1/models/demo/export",
+                                params={"points": 100_001, "quantiles": "0.05,0.5,0.95"}))
+    assert error["details"][0]["field"] == "points"
+    fits = error["details"][0]["limit"]
+    assert 2 <= fits < 100_001
+    assert client.get("/v1/models/demo/export", params={
+        "points": fits, "quantiles": "0.05,0.5,0.95"}).status_code == 200
+
+
+def test_an_unreachable_interpolation_error_is_refused_before_any_grid_is_built(
+        database_url: str, registered) -> None:
+    """With a budget no large grid fits, the refusal names max_interpolation_error (422),
+    not the budget (413): it came first, from the coarse probe."""
+    with app_client(database_url, request_time_budget_s=0.001) as test_client:
+        answer = test_client.get("/v1/models/demo/export", params={
+            "max_interpolation_error": 1e-12, "curves": 50})
+    assert answer.status_code == 422, answer.text[:300]
+    error = answer.json()["error"]
+    assert error["details"][0]["field"] == "max_interpolation_error"
+    assert "points would meet it" in error["message"] or "no grid" in error["message"]
+
+
+def test_heavy_requests_beyond_the_slots_are_a_503_with_retry_after(
+        database_url: str, registered) -> None:
+    heavy = admission.Estimate((admission.Term("held by the test", "strain", 30.0),))
+    with app_client(database_url, max_heavy_requests=1) as test_client:
+        gate = test_client.app.state.work_gate
+        with gate.admit(heavy):  # the one slot is taken
+            busy = test_client.post("/v1/models/demo/predict",
+                                    json={"strain": STRAIN, "draws": 500})
+            light = test_client.post("/v1/models/demo/predict", json={"strain": STRAIN})
+            busy_oip = test_client.post("/v2/models/demo/infer", json=oip_body(200_000))
+        after = test_client.post("/v1/models/demo/predict",
+                                 json={"strain": STRAIN, "draws": 500})
+    assert busy.status_code == 503 and busy.json()["error"]["code"] == "busy"
+    assert 25 <= int(busy.headers["retry-after"]) <= 30  # the running request's estimate
+    assert busy_oip.status_code == 503 and "retry-after" in busy_oip.headers
+    assert light.status_code == 200  # a light request never waits for a slot
+    assert after.status_code == 200  # the slot was given back
+
+
+def test_a_request_whose_deadline_passed_stops_with_a_504(database_url: str,
+                                                          registered) -> None:
+    with app_client(database_url, request_deadline_s=1e-6) as test_client:
+        answer = test_client.post("/v1/models/demo/predict",
+                                  json={"strain": STRAIN, "quantiles": [0.5]})
+        export = test_client.get("/v1/models/demo/export", params={"points": 1_001})
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "deadline_exceeded"
+    assert export.status_code == 504
+
+
+def test_a_large_body_is_decoded_once_even_when_the_route_answers(
+        database_url: str, registered) -> None:
+    """The lean path decodes it (off the loop) and hands it on: quantiles are the route's
+    to answer, which reuses the decoded value."""
+    body = json.dumps({"strain": np.linspace(-0.4, 0.4, 20_000).tolist(),
+                       "quantiles": [0.5]}).encode()
+    assert len(body) > json_body.INLINE_DECODE_BYTES
+    with app_client(database_url) as test_client, \
+            mock.patch.object(json_body.json, "loads", wraps=json.loads) as loads:
+        answer = test_client.post("/v1/models/demo/predict", content=body,
+                                  headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text[:300]
+    assert len(answer.json()["quantiles"][0]) == 20_000
+    assert loads.call_count == 1
+
+
+def test_a_body_of_more_values_than_the_point_limit_allows_is_a_413_as_it_arrives(
+        database_url: str, registered) -> None:
+    """Short numbers pack many values per byte: the separators are counted."""
+    with app_client(database_url, max_points_per_request=1_000) as test_client:
+        limit = test_client.app.state.settings.max_request_bytes
+        zeros = b'{"strain": [' + b"0," * 5_000 + b"0]}"
+        assert len(zeros) < limit  # within the byte limit, over the value count
+        answer = test_client.post("/v1/models/demo/predict", content=zeros,
+                                  headers={"content-type": "application/json"})
+        too_long = test_client.post("/v1/models/demo/predict",
+                                    content=b" " * (limit + 1),
+                                    headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "values" in answer.json()["error"]["message"]
+    assert too_long.status_code == 413
+    assert limit == (1_000 + 2 * 1_000 + 1024) * 26 + 64 * 1024  # follows the point limit

@@ -1,0 +1,184 @@
+"""Which rows each held-out fit leaves out, and the held-out section built from their scores.
+
+A version's held-out metrics estimate how a fit of its configuration does on materials it
+has not seen. K folds by material (the default) give every material to exactly one fold;
+fold k's fit trains on the other folds' materials and is scored on fold k's. Each held-out
+row is scored by the one fit that did not see it, and the section pools all of them:
+its scores are over every material, with their spread over materials (`training.spread`).
+`--folds 1` is a single split (a fraction of the materials held out, the rest training
+only); data without a material column are split by rows.
+
+`Folds` is any assignment of rows to held-out fits, so other ways to split plug in:
+`label_folds` makes one fold per distinct label, e.g. per tested condition of a covariate
+model (leave one condition out), scored by unit, e.g. material.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from training import calibration, curve_metrics, spread
+from training.data import TrainingData
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which rows trained one held-out fit and which were held out to score it."""
+
+    train: np.ndarray
+    test: np.ndarray
+    by: str  # "group", "rows", "condition" or "none"
+    held_out_groups: list[Any]
+
+
+def holdout_split(data: TrainingData, fraction: float, seed: int) -> Split:
+    """Hold out whole groups (materials) when the data has a group column, else rows.
+
+    A material the fit has seen leaks its own curve into the test set; a new material is
+    what a user will ask about, so groups are held out whole. Fewer than 3 groups (or 10
+    rows) leave nothing sensible to hold out: then everything trains and nothing is scored.
+    """
+    everything = np.arange(data.rows)
+    if fraction <= 0:
+        return Split(everything, everything[:0], "none", [])
+    rng = np.random.default_rng(seed)
+    if data.groups is not None:
+        groups = np.unique(data.groups)
+        if groups.size >= 3:
+            count = min(groups.size - 2, max(1, round(fraction * groups.size)))
+            held = rng.choice(groups, size=count, replace=False)
+            test = np.isin(data.groups, held)
+            return Split(everything[~test], everything[test], "group",
+                         sorted(v.item() if hasattr(v, "item") else v for v in held))
+    if data.rows < 10:
+        return Split(everything, everything[:0], "none", [])
+    test = np.zeros(data.rows, dtype=bool)
+    test[rng.choice(data.rows, size=max(1, round(fraction * data.rows)), replace=False)] = True
+    return Split(everything[~test], everything[test], "rows", [])
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Per row, the held-out fit that scores it (`fold`, -1: no fit holds it out, it only
+    trains) and the unit its score belongs to (`unit`: the material, or the row)."""
+
+    by: str
+    fold: np.ndarray
+    unit: np.ndarray
+    unit_name: str
+    fraction: float  # of the rows' units held out by each fit
+
+    @property
+    def count(self) -> int:
+        return int(self.fold.max()) + 1 if self.fold.size else 0
+
+    def test_rows(self, k: int) -> np.ndarray:
+        return np.flatnonzero(self.fold == k)
+
+    def split(self, k: int) -> Split:
+        test = self.fold == k
+        held = [] if self.by == "rows" else sorted({_label(u) for u in self.unit[test]})
+        return Split(np.flatnonzero(~test), np.flatnonzero(test), self.by, held)
+
+
+def _label(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def no_folds(data: TrainingData) -> Folds:
+    return Folds("none", np.full(data.rows, -1), np.arange(data.rows), "row", 0.0)
+
+
+def label_folds(labels: np.ndarray, units: np.ndarray, by: str, unit_name: str) -> Folds:
+    """One fold per distinct label, a value or a row of values: leave one label out. For
+    a covariate model, `label_folds(covariates, groups, "condition", "material")` leaves
+    one tested condition out per fold, scored by material."""
+    labels = np.asarray(labels)
+    distinct, fold = np.unique(labels, axis=0 if labels.ndim == 2 else None,
+                               return_inverse=True)
+    return Folds(by, fold.reshape(-1), np.asarray(units), unit_name, 1.0 / len(distinct))
+
+
+def plan_folds(data: TrainingData, folds: int, holdout: float, seed: int) -> Folds:
+    """`folds` >= 2: K folds by material (by row without a material column), K at most the
+    number of materials (rows); 1: the single split `holdout_split`; 0, or `holdout` 0:
+    nothing held out. Fewer than 3 materials split by rows; fewer than 10 rows, not at
+    all (as `holdout_split`)."""
+    if folds <= 0 or holdout <= 0:
+        return no_folds(data)
+    if folds == 1:
+        return _single(data, holdout_split(data, holdout, seed), holdout)
+    rng = np.random.default_rng(seed)
+    if data.groups is not None and np.unique(data.groups).size >= 3:
+        groups = rng.permutation(np.unique(data.groups))
+        count = min(folds, groups.size)
+        fold_of = dict(zip(groups.tolist(), np.arange(groups.size) % count, strict=True))
+        fold = np.array([fold_of[g] for g in data.groups.tolist()])
+        return Folds("group", fold, data.groups, "material", 1.0 / count)
+    if data.rows < 10:
+        return no_folds(data)
+    count = min(folds, data.rows)
+    fold = np.empty(data.rows, dtype=int)
+    fold[rng.permutation(data.rows)] = np.arange(data.rows) % count
+    return Folds("rows", fold, np.arange(data.rows), "row", 1.0 / count)
+
+
+def _single(data: TrainingData, split: Split, fraction: float) -> Folds:
+    fold = np.full(data.rows, -1)
+    fold[split.test] = 0
+    if split.by == "group":
+        return Folds("group", fold, data.groups, "material", fraction)
+    return Folds(split.by, fold, np.arange(data.rows), "row", fraction)
+
+
+def split_section(folds: Folds, seed: int) -> dict[str, Any]:
+    """The manifest's `metrics.split`: how the held-out fits divided the data."""
+    held = folds.fold >= 0
+    groups = ([str(g) for g in sorted({_label(u) for u in folds.unit[held]})]
+              if folds.by == "group" else [])
+    return {"by": folds.by, "folds": folds.count, "fraction": folds.fraction, "seed": seed,
+            "test_rows": int(np.count_nonzero(held)), "held_out_groups": groups}
+
+
+def held_out_section(folds: Folds, results: list[dict[str, Any]],
+                     y_scale: float | None) -> dict[str, Any]:
+    """The scores of every fold's held-out rows, each by its own fold's fit, pooled; their
+    spread over units; and each fold's own scores. `results[k]` is fold k's
+    `training.pipeline.held_out_fit` answer."""
+    points = calibration.Pointwise.concatenate([r["pointwise"] for r in results])
+    units = np.concatenate([folds.unit[folds.test_rows(k)] for k in range(folds.count)])
+    section = calibration.summarise(points, y_scale)
+    curves = [r["metrics"]["curves"] for r in results if r["metrics"].get("curves")]
+    if curves:
+        section["curves"] = curve_metrics.pool(curves)
+    curve = section["calibration_curve"]
+    bounds = [spread.fraction_interval(np.abs(points.pit - 0.5) <= level / 2, units)
+              for level in curve["nominal"]]
+    curve["low_95"] = [round(low, 4) for low, _ in bounds]
+    curve["high_95"] = [round(high, 4) for _, high in bounds]
+    section["spread"] = {
+        "unit": folds.unit_name, "units": int(np.unique(units).size), "folds": folds.count,
+        "nlpd": spread.mean_spread(-points.log_predictive, units),
+        "crps": spread.mean_spread(points.crps, units),
+        "coverage": {key: spread.fraction_spread(np.abs(points.pit - 0.5) <= float(key) / 2,
+                                                 units)
+                     for key in section["coverage"]},
+    }
+    section["folds"] = [_fold_entry(folds, k, result) for k, result in enumerate(results)]
+    return section
+
+
+def _fold_entry(folds: Folds, k: int, result: dict[str, Any]) -> dict[str, Any]:
+    """One fold's own scores, as its fit alone would have stored them."""
+    metrics = result["metrics"]
+    entry = {"fold": k + 1, "held_out": [str(g) for g in folds.split(k).held_out_groups],
+             "rows": metrics["rows"], "train_rows": result["fit"]["train_rows"],
+             "wall_time_s": result["fit"]["wall_time_s"], "nlpd": metrics["nlpd"],
+             "crps": metrics["crps"], "coverage": metrics["coverage"],
+             "miscalibration_area": metrics["miscalibration_area"]}
+    if metrics.get("curves"):
+        entry["curves"] = metrics["curves"]
+    return entry

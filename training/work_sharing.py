@@ -1,0 +1,76 @@
+"""One main task in this process, several side tasks shared with worker processes.
+
+The served fit runs here while the held-out fits go to worker processes, one fewer than
+the cores, so the served fit never shares a core (its recorded fit time stays that of a
+fit alone). Each worker takes one side task at a time from a shared queue, and when the
+main task is done this process takes side tasks from the same queue: the cores stay busy
+until the queue is empty and no process holds tasks it has not started.
+(ProcessPoolExecutor alone would queue one task ahead per worker where this process could
+not take it back.)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+Main = TypeVar("Main")
+Side = TypeVar("Side")
+
+
+def side_workers(tasks: int) -> int:
+    """Worker processes for `tasks` side tasks beside the main one: one per other core."""
+    return max(1, min(tasks, (os.cpu_count() or 1) - 1))
+
+
+def run_beside(main: Callable[[], Main], side: Callable[..., Side],
+               arguments: Sequence[tuple[Any, ...]]) -> tuple[Main, list[Side]]:
+    """`main()` here and `side(*arguments[i])` for every i, in worker processes and, once
+    `main` returns, here too; the side results in the order of `arguments`. The first
+    error of any task is raised after every started task has ended."""
+    results: list[Any] = [None] * len(arguments)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(arguments)):
+        todo.put(index)
+    errors: list[BaseException] = []
+
+    def take() -> int | None:
+        if errors:  # a task failed: start nothing more
+            return None
+        try:
+            return todo.get_nowait()
+        except queue.Empty:
+            return None
+
+    workers = side_workers(len(arguments))
+    # spawn, not fork: this process may already run numba's OpenMP threads, which a forked
+    # child would inherit in an undefined state.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+
+        def drive() -> None:
+            while (index := take()) is not None:
+                try:
+                    results[index] = pool.submit(side, *arguments[index]).result()
+                except BaseException as error:  # noqa: BLE001  (re-raised by the caller)
+                    errors.append(error)
+
+        drivers = [threading.Thread(target=drive, daemon=True) for _ in range(workers)]
+        for driver in drivers:
+            driver.start()
+        try:
+            outcome = main()
+            while (index := take()) is not None:
+                results[index] = side(*arguments[index])
+        except BaseException as error:
+            errors.append(error)
+        for driver in drivers:
+            driver.join()
+    if errors:
+        raise errors[0]
+    return outcome, results
