@@ -24,7 +24,7 @@ run: install
 	$(BIN)/surrogate-serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
 
 lint: install
 	$(BIN)/ruff check service training tests benchmarks

@@ -1,9 +1,10 @@
 """What running the suite in pytest-xdist worker processes (`make test`) needs beyond
 per-worker temporary directories (pytest's own) and ports (tests/service_process.py).
 
-- PyTensor's compile cache: each worker compiles into a directory of its own, so two
-  workers never wait on, or trip over, each other's compile locks. The directories stay
-  between runs (under PyTensor's default base directory), so later runs start warm.
+- PyTensor's compile cache, which concurrent processes must not share: each worker claims
+  a compile slot of its own (training/compile_dirs.py, as `fit-many`'s processes do) for
+  its whole life, so neither the other worker nor a test run in another checkout on the
+  same machine writes to it. Slots stay between runs, so later runs start warm.
 - Numba's kernel cache: the controller fills it once, in the background while the workers
   import and collect, so that the workers and the servers they start load the prediction
   kernel instead of each compiling it.
@@ -11,6 +12,7 @@ per-worker temporary directories (pytest's own) and ports (tests/service_process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,16 +20,21 @@ from pathlib import Path
 
 import pytest
 
+from training.compile_dirs import claim_slot, use_compile_dir
+
+COMPILE_SLOTS = Path.home() / ".pytensor" / "test-slots"
+_held = contextlib.ExitStack()  # the worker's slot, released when the process ends
+
 
 def pytensor_compiledir_per_worker() -> None:
-    """Point PyTensor at a compile directory of this worker's own (no-op outside xdist or
-    when the user named a compile directory). Call before PyTensor is imported."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if not worker or "compiledir" in flags:
+    """In a pytest-xdist worker, point PyTensor at a compile slot of the worker's own; a
+    no-op elsewhere or when the user named a compile directory. Call before anything
+    imports PyTensor."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    base = Path.home() / ".pytensor" / f"pytest-{worker}"
-    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={base}"]))
+    if "compiledir" in os.environ.get("PYTENSOR_FLAGS", ""):
+        return
+    use_compile_dir(_held.enter_context(claim_slot(COMPILE_SLOTS)))
 
 
 def start_kernel_warmup(config: pytest.Config) -> None:

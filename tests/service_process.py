@@ -155,8 +155,10 @@ class ServerProcess:
                                        stderr=subprocess.STDOUT, env={**os.environ, **env})
         return cls(f"http://127.0.0.1:{port}", process, log)
 
-    def wait_until_ok(self, path: str = "/healthz", timeout_s: float = 60.0) -> None:
-        """Poll `path` until it answers 200; RuntimeError with the log's tail otherwise."""
+    def wait_until_ok(self, path: str = "/healthz", timeout_s: float = 120.0) -> None:
+        """Poll `path` until it answers 200; RuntimeError with the log's tail otherwise.
+        (How long a start may take, not a bound on it: a machine busy with other work,
+        parallel test workers included, stretches a 2-second start tenfold.)"""
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:

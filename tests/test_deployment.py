@@ -36,7 +36,7 @@ def test_migrate_and_api_entrypoints_serve_health(tmp_path: Path) -> None:
     args[args.index("--port") + 1] = str(port)
     server = ServerProcess.launch([str(BIN / api[0]), *args], port, env, tmp_path / "api.log")
     try:
-        server.wait_until_ok("/healthz", timeout_s=30)
+        server.wait_until_ok("/healthz")
         assert httpx.get(f"{server.url}/healthz", timeout=2).json() == {"status": "ok"}
         models = httpx.get(f"{server.url}/v1/models", timeout=2)
         assert models.status_code == 200 and models.json() == []

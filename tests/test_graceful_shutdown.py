@@ -74,7 +74,7 @@ def test_sigterm_drains_then_finishes_the_request_in_flight_and_exits(tmp_path: 
         connection.close()
 
     try:
-        server.wait_until_ok("/readyz", timeout_s=120)
+        server.wait_until_ok("/readyz")
         server.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         with httpx.Client(base_url=server.url, timeout=10) as client:

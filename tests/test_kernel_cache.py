@@ -52,7 +52,7 @@ def test_warmup_fills_the_cache_and_a_read_only_replica_loads_it_without_compili
         server = ServerProcess.launch([*prefix, *service_command(port)], port, env,
                                       tmp_path / "replica.log")
         try:
-            server.wait_until_ok("/readyz", timeout_s=120)
+            server.wait_until_ok("/readyz")
             predicted = httpx.post(f"{server.url}/v1/models/steel/predict", timeout=10,
                                    json={"strain": [0.0] * 300})  # the parallel variant too
             assert predicted.status_code == 200, predicted.text

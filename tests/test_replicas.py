@@ -55,7 +55,7 @@ def launch_replica(database_url: str, folder: Path, label: str, **env: str) -> R
 
 def wait_ready(replica: Replica) -> Replica:
     try:
-        replica.wait_until_ok("/readyz", timeout_s=30)
+        replica.wait_until_ok("/readyz")
     except RuntimeError as exc:
         replica.stop()
         pytest.fail(f"replica did not come up: {exc}")

@@ -89,7 +89,7 @@ class Topology:
         running = {NAMES[i] for i, r in enumerate(self.replicas) if r.process.poll() is None}
         for replica in self.replicas:
             if replica.process.poll() is None:
-                replica.wait_until_ok("/readyz", timeout_s=60)
+                replica.wait_until_ok("/readyz")
         seen: set[str] = set()
         deadline = time.monotonic() + 30
         with httpx.Client(base_url=self.url, timeout=10) as client:

@@ -7,6 +7,11 @@ main task is done this process takes side tasks from the same queue: the cores s
 until the queue is empty and no process holds tasks it has not started.
 (ProcessPoolExecutor alone would queue one task ahead per worker where this process could
 not take it back.)
+
+The worker processes are started by the first call and kept for the next: each one's
+imports (PyMC, PyTensor: seconds of CPU) are paid once per process, not once per fit,
+wherever one process fits several times (the tests, notebooks). They exit with this
+process, also when it is killed.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 Main = TypeVar("Main")
@@ -48,29 +55,65 @@ def run_beside(main: Callable[[], Main], side: Callable[..., Side],
             return None
 
     workers = side_workers(len(arguments))
-    # spawn, not fork: this process may already run numba's OpenMP threads, which a forked
-    # child would inherit in an undefined state.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    pool = _worker_pool()
 
-        def drive() -> None:
-            while (index := take()) is not None:
-                try:
-                    results[index] = pool.submit(side, *arguments[index]).result()
-                except BaseException as error:  # noqa: BLE001  (re-raised by the caller)
-                    errors.append(error)
+    def drive() -> None:
+        while (index := take()) is not None:
+            try:
+                results[index] = pool.submit(side, *arguments[index]).result()
+            except BrokenProcessPool as error:  # a worker died: start afresh next time
+                _forget(pool)
+                errors.append(error)
+            except BaseException as error:  # noqa: BLE001  (re-raised by the caller)
+                errors.append(error)
 
-        drivers = [threading.Thread(target=drive, daemon=True) for _ in range(workers)]
-        for driver in drivers:
-            driver.start()
-        try:
-            outcome = main()
-            while (index := take()) is not None:
-                results[index] = side(*arguments[index])
-        except BaseException as error:
-            errors.append(error)
-        for driver in drivers:
-            driver.join()
+    drivers = [threading.Thread(target=drive, daemon=True) for _ in range(workers)]
+    for driver in drivers:
+        driver.start()
+    try:
+        outcome = main()
+        while (index := take()) is not None:
+            results[index] = side(*arguments[index])
+    except BaseException as error:
+        errors.append(error)
+    for driver in drivers:
+        driver.join()
     if errors:
         raise errors[0]
     return outcome, results
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _worker_pool() -> ProcessPoolExecutor:
+    """The kept worker processes (one per core but one; started as tasks need them)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # spawn, not fork: this process may already run numba's OpenMP threads, which
+            # a forked child would inherit in an undefined state.
+            _pool = ProcessPoolExecutor(side_workers(os.cpu_count() or 1),
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_exit_with_parent,
+                                        initargs=(os.getpid(),))
+        return _pool
+
+
+def _forget(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is pool:
+            _pool = None
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit once the process that started it is gone (killed, say),
+    rather than wait for tasks forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
