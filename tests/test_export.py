@@ -17,7 +17,9 @@ from service.artifact import Artifact
 from service.export import Definitions
 from service.inference import predictive
 from service.inference.posterior import Posterior
+from service.main import create_app
 from service.registry.writes import register, set_alias
+from service.settings import Settings
 from tests.export_readers import read_abaqus, read_csv, read_lsdyna
 from tests.service_process import random_artifact
 
@@ -274,6 +276,19 @@ def test_quantile_work_is_limited(client: TestClient, models) -> None:
     response = get(client, points=100_002, quantiles="0.5")
     assert response.status_code == 413
     assert response.json()["error"]["details"][0]["field"] == "quantiles"
+
+
+def test_curves_that_leave_fewer_than_two_strains_are_a_413_naming_curves(
+        settings: Settings, models) -> None:
+    # 20,000 samples on a grid and its midpoints leave one strain for 9,039 curves: no table.
+    tight = settings.model_copy(update={"max_samples_per_request": 20_000})
+    with TestClient(create_app(tight)) as client:
+        response = get(client, curves=9039)
+        assert response.status_code == 413, response.text
+        error = response.json()["error"]
+        assert error["details"][0]["field"] == "curves"
+        assert "20000 samples per request" in error["message"]
+        assert get(client, curves=3000).status_code == 200
 
 
 def test_unknown_model_or_version_is_a_404(client: TestClient, models) -> None:

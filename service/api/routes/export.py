@@ -118,10 +118,11 @@ def _largest_grid(settings: Settings, points: int | None, levels: list[float],
     if curves:
         # The curves are sampled on the grid and its midpoints.
         by_samples = (settings.max_samples_per_request // (curves * tables) + 1) // 2
-        if points is not None and points > by_samples:
+        if by_samples < 2 or (points is not None and points > by_samples):
+            # A table needs two strains at least: fewer curves is the only way out.
             raise PayloadTooLargeError(
-                f"{curves} curves on {points} points (and their midpoints) exceed "
-                f"{settings.max_samples_per_request} samples per request",
+                f"{curves} curves on {max(points or 2, 2)} points (and their midpoints) "
+                f"exceed {settings.max_samples_per_request} samples per request",
                 [{"field": "curves", "limit": settings.max_samples_per_request}])
         limit = min(limit, by_samples)
     return limit
