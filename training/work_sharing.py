@@ -11,7 +11,8 @@ not take it back.)
 The worker processes are started by the first call and kept for the next: each one's
 imports (PyMC, PyTensor: seconds of CPU) are paid once per process, not once per fit,
 wherever one process fits several times (the tests, notebooks). They exit with this
-process, also when it is killed.
+process, also when it is killed. A process that multiprocessing started (a fit-many job)
+starts and stops its workers within each call instead.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ def run_beside(main: Callable[[], Main], side: Callable[..., Side],
             return None
 
     workers = side_workers(len(arguments))
-    pool = _worker_pool()
+    # A process started by multiprocessing (a fit-many job) joins its children when it
+    # ends, before anything would stop a kept pool: it and its workers would wait for each
+    # other forever. Such a process gets its own pool for this call.
+    kept = multiprocessing.parent_process() is None
+    pool = _worker_pool() if kept else _new_pool()
 
     def drive() -> None:
         while (index := take()) is not None:
@@ -78,6 +83,8 @@ def run_beside(main: Callable[[], Main], side: Callable[..., Side],
         errors.append(error)
     for driver in drivers:
         driver.join()
+    if not kept:
+        pool.shutdown()
     if errors:
         raise errors[0]
     return outcome, results
@@ -92,13 +99,16 @@ def _worker_pool() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            # spawn, not fork: this process may already run numba's OpenMP threads, which
-            # a forked child would inherit in an undefined state.
-            _pool = ProcessPoolExecutor(side_workers(os.cpu_count() or 1),
-                                        mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_exit_with_parent,
-                                        initargs=(os.getpid(),))
+            _pool = _new_pool()
         return _pool
+
+
+def _new_pool() -> ProcessPoolExecutor:
+    # spawn, not fork: this process may already run numba's OpenMP threads, which a forked
+    # child would inherit in an undefined state.
+    return ProcessPoolExecutor(side_workers(os.cpu_count() or 1),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
 
 
 def _forget(pool: ProcessPoolExecutor) -> None:
