@@ -120,7 +120,8 @@ def test_demo_fit_recovers_input_dependent_scatter(tmp_path: Path) -> None:
     path = tmp_path / "demo.csv"
     frame.to_csv(path, index=False)
     config = BNNConfig().with_overrides(draws=200)
-    trained = fit_data(load_csv(path), config, folds=1)
+    # The served fit alone: held-out scores are not what this checks.
+    trained = fit_data(load_csv(path), config, folds=0)
     from service.inference.posterior import Posterior
 
     strains = np.sort(frame["strain"].unique())
