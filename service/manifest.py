@@ -141,7 +141,14 @@ class CurveModelSection(BaseModel):
     fit: dict[str, Any] | None = Field(None, description="How the fit went (informative).")
     condition_correlation: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = Field(
         None, description="rho: correlation of one material's random effects at two "
-        "different conditions (models with covariates; service.inference.curves_across).")
+        "different conditions (models with covariates; service.inference.curves_across). "
+        "With condition_length_scales it is rho0, the correlation of two conditions "
+        "arbitrarily close together.")
+    condition_length_scales: list[PositiveFloat] | None = Field(
+        None, min_length=1, description="l_j, one per covariate in its physical unit (the "
+        "covariates' order): the correlation of the random effects at conditions c != c' "
+        "decays as rho0 exp(-sum_j ((c_j - c'_j) / l_j)^2 / 2). Absent: one correlation "
+        "for every pair of conditions (every l_j infinite).")
 
     @model_validator(mode="after")
     def _shapes(self) -> CurveModelSection:
@@ -205,6 +212,10 @@ class Manifest(BaseModel):
             if len(row) != len(names):
                 raise ValueError(f"tested_conditions[{i}] has {len(row)} values; the model "
                                  f"has {len(names)} covariates")
+        scales = self.curve_model.condition_length_scales if self.curve_model else None
+        if scales is not None and len(scales) != len(names):
+            raise ValueError(f"curve_model.condition_length_scales has {len(scales)} values; "
+                             f"the model has {len(names)} covariates")
         return self
 
     @property

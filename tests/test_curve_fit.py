@@ -1,5 +1,6 @@
 """Fitting the curve model: the penalised likelihood's gradient, and rho, the correlation
-of a material's random effects across conditions, recovered from curves drawn with it."""
+of a material's random effects across conditions (one for every pair, or decaying with the
+distance between conditions), recovered from curves drawn with it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from scipy.optimize import check_grad
 
 from service.inference.curves import design, normalise
 from tests.service_process import smooth_curve_section
-from training.condition_correlation import fit_condition_correlation
+from training.condition_correlation import (
+    _Grid,
+    _stacks,
+    fit_condition_correlation,
+    fit_decaying_correlation,
+    joint_negative_log_likelihood,
+)
 from training.curves import _batches, _start, negative_log_likelihood
 
 
@@ -61,3 +68,64 @@ def test_rho_is_zero_and_unidentified_when_each_material_has_one_condition() -> 
               enumerate(_materials_at_conditions(0.9, 2, section))]
     fitted, summary = fit_condition_correlation(curves, section, 8)
     assert fitted == 0.0 and summary["identified"] is False
+
+
+def _materials_at_decaying_correlation(rho0: float, length: float, seed: int,
+                                       section: dict, coordinates: np.ndarray) -> list:
+    """40 materials x the conditions at `coordinates` (standardised), effects
+    N(0, R (x) I) with R = rho0 exp(-d^2 / 2 l^2) off the diagonal."""
+    chol = np.array(section["between_cholesky"])
+    gamma = np.array(section["within_log_variance"])
+    rng = np.random.default_rng(seed)
+    strain = np.linspace(-0.5, 0.5, 30)
+    phi = design(normalise(strain, -0.5, 0.5), gamma.size)
+    noise = np.sqrt(np.exp(phi @ gamma))
+    gap = coordinates[:, None, :] - coordinates[None, :, :]
+    r = rho0 * np.exp(-0.5 * np.sum(gap * gap, axis=2) / length**2)
+    np.fill_diagonal(r, 1.0)
+    root = np.linalg.cholesky(r)
+    curves = []
+    for material in range(40):
+        effects = root @ rng.standard_normal((len(coordinates), gamma.size))
+        for condition, w in enumerate(effects):
+            curves.append((strain, phi @ chol @ w + noise * rng.standard_normal(30), material,
+                           condition))
+    return curves
+
+
+def test_a_decaying_correlation_is_recovered_from_materials_at_several_conditions() -> None:
+    section = smooth_curve_section(basis=8, level=0.05)
+    coordinates = np.linspace(-1.4, 1.4, 5)[:, None]
+    curves = _materials_at_decaying_correlation(0.95, 0.8, 5, section, coordinates)
+    rho0, length, summary = fit_decaying_correlation(curves, section, 8, coordinates)
+    assert length is not None and abs(length - 0.8) < 0.2
+    assert abs(rho0 - 0.95) < 0.06
+    assert summary["gain_over_one_rho_nats_per_point"] > 0
+
+
+def test_one_correlation_for_every_pair_is_kept_when_the_data_have_no_decay() -> None:
+    section = smooth_curve_section(basis=8, level=0.05)
+    coordinates = np.linspace(-1.4, 1.4, 5)[:, None]
+    curves = _materials_at_conditions(0.7, 3, section)
+    rho, _ = fit_condition_correlation(curves, section, 8)
+    rho0, length, summary = fit_decaying_correlation(curves, section, 8, coordinates)
+    # Either the one-rho law itself, or a length scale too long to matter over the span.
+    assert length is None or length > 5.0
+    assert abs(rho0 - rho) < 0.05 and summary["rho"] == rho
+
+
+def test_the_decaying_likelihood_at_infinite_length_is_the_one_rho_likelihood() -> None:
+    section = smooth_curve_section(basis=8, level=0.05)
+    chol = np.tril(np.asarray(section["between_cholesky"]))
+    gamma = np.asarray(section["within_log_variance"])
+    grids: dict = {}
+    kept = []
+    for strain, z, material, condition in _materials_at_conditions(0.7, 3, section)[:60]:
+        key = strain.tobytes()
+        grids.setdefault(key, _Grid(strain, chol, gamma, -0.5, 0.5))
+        kept.append((key, z, material, condition))
+    stacks = _stacks(kept, grids, np.linspace(-1.4, 1.4, 5)[:, None])
+    for rho in (0.0, 0.4, 0.9):
+        decaying = sum(s.negative_log_likelihood(rho, np.inf) for s in stacks)
+        one_rho = joint_negative_log_likelihood(rho, grids, [c[:3] for c in kept])
+        assert abs(decaying - one_rho) < 1e-8 * abs(one_rho)

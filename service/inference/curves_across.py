@@ -21,11 +21,24 @@ theta | points ~ N(m_s, P^-1) with P = I + H^T N^-1 H (the same for every poster
 s) and m_s = P^-1 H^T N^-1 z_s. At a target condition t, w_t = T_t theta plus, when no
 point was observed at t, a fresh sqrt(1 - rho) u_t ~ N(0, (1 - rho) I) of its own (shared
 by all strains at t within one sampled curve).
+
+A correlation that decays with the distance between conditions
+(`curve_model.condition_length_scales`, l_j per covariate): the effects at any set of
+conditions are N(0, R (x) I_k) with R = rho0 K + (1 - rho0) I, K[c, c'] =
+exp(-sum_j ((c_j - c'_j) / l_j)^2 / 2) - a Gaussian kernel, positive semi-definite, so R
+is for 0 <= rho0 <= 1, with 1 on its diagonal (every marginal stays the BNN's). Then theta
+= eta, the whitened effects at the J observed conditions O: w_O = (G (x) I_k) eta with G
+G^T = R_OO (G = Q Lambda^1/2 from its eigendecomposition, so a singular R_OO - two
+observed conditions almost equal, rho0 = 1 - is fine). At a target t, w_t = (c_t (x) I_k)
+theta + sqrt(1 - |c_t|^2) u_t with c_t = R_tO Q Lambda^-1/2; targets without observed
+points share their conditional covariance R_TT - C C^T (sampled jointly). Every l_j -> inf
+is the one-rho law above, which keeps its own code path (an artifact without length scales
+answers as before).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -58,6 +71,22 @@ class ConditionNetwork(Protocol):
     def at(self, condition: np.ndarray) -> DrawNetwork: ...
 
 
+def correlation(first: np.ndarray, second: np.ndarray, rho: float,
+                length_scales: np.ndarray) -> np.ndarray:
+    """R between rows of conditions (physical units): rho0 exp(-d^2 / 2) with d the
+    distance in length-scale units between different conditions, 1 between equal ones."""
+    gap = (first[:, None, :] - second[None, :, :]) / length_scales
+    squared = np.sum(gap * gap, axis=2)
+    return np.where(squared == 0.0, 1.0, rho * np.exp(-0.5 * squared))
+
+
+def _symmetric_root(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, Lambda) of a PSD matrix, eigenvalues below round-off dropped."""
+    values, vectors = np.linalg.eigh(matrix)
+    keep = values > 1e-12 * max(float(values.max(initial=0.0)), 1.0)
+    return vectors[:, keep], values[keep]
+
+
 @dataclass(frozen=True)
 class AcrossConditioned:
     """theta | observed points ~ N(means[:, s], R R^T) per posterior draw s."""
@@ -65,12 +94,27 @@ class AcrossConditioned:
     rho: float
     rank: int
     observed_conditions: np.ndarray  # (J, k) distinct conditions of the observed points
-    means: np.ndarray  # (k (1 + J), S)
-    inverse_root: np.ndarray  # (k (1 + J), k (1 + J))
+    means: np.ndarray  # (k (1 + J), S); with length scales (k r, S), r = rank of R_OO
+    inverse_root: np.ndarray  # (D, D), D = means.shape[0]
+    length_scales: np.ndarray | None = None  # (covariates,) None: one rho for every pair
+    whitening: np.ndarray | None = None  # (J, r) Q Lambda^-1/2: c_t = R_tO whitening
+
+    def _coefficients(self, conditions: np.ndarray) -> np.ndarray:
+        """c_t per target row (T, r) under the decaying law."""
+        assert self.length_scales is not None and self.whitening is not None
+        if not self.observed_conditions.size:
+            return np.zeros((conditions.shape[0], 0))
+        return correlation(conditions, self.observed_conditions, self.rho,
+                           self.length_scales) @ self.whitening
 
     def target(self, condition: np.ndarray) -> tuple[np.ndarray, float]:
         """(T, fresh): w_t = T theta + fresh u_t at condition t, u_t ~ N(0, I) new."""
-        k, blocks = self.rank, 1 + self.observed_conditions.shape[0]
+        k = self.rank
+        if self.length_scales is not None:
+            c = self._coefficients(np.asarray(condition, dtype=float).reshape(1, -1))[0]
+            return (np.kron(c[None, :], np.eye(k)),
+                    float(np.sqrt(max(1.0 - float(c @ c), 0.0))))
+        blocks = 1 + self.observed_conditions.shape[0]
         transform = np.zeros((k, k * blocks))
         transform[:, :k] = np.sqrt(self.rho) * np.eye(k)
         match = (np.flatnonzero(np.all(self.observed_conditions == condition, axis=1))
@@ -81,10 +125,33 @@ class AcrossConditioned:
             return transform, 0.0
         return transform, float(np.sqrt(1.0 - self.rho))
 
+    def effects(self, conditions: np.ndarray, theta: np.ndarray,
+                normals: np.ndarray) -> np.ndarray:
+        """w at each distinct target condition (T, k, count) for sampled theta (D, count),
+        from standard normals (T, k, count) for the parts the observed points leave free."""
+        if self.length_scales is None:
+            out = np.empty_like(normals)
+            for d, condition in enumerate(conditions):
+                transform, fresh = self.target(condition)
+                out[d] = transform @ theta + fresh * normals[d]
+            return out
+        c = self._coefficients(conditions)  # (T, r)
+        left = (correlation(conditions, conditions, self.rho, self.length_scales)
+                - c @ c.T)
+        vectors, values = _symmetric_root(left)  # (T, r') with r' <= T
+        free = np.einsum("tv,vkc->tkc", vectors * np.sqrt(values), normals[:values.size])
+        shared = np.einsum("tr,rkc->tkc", c, theta.reshape(c.shape[1], self.rank, -1))
+        return shared + free
+
 
 def prior(curve: CurveModel, rho: float, draws: int) -> AcrossConditioned:
-    """No points observed: theta = w ~ N(0, I)."""
+    """No points observed: theta = w ~ N(0, I) (with length scales: theta is empty)."""
     k = curve.rank
+    scales = curve.section.condition_length_scales
+    if scales is not None:
+        return AcrossConditioned(rho, k, np.empty((0, len(scales))), np.zeros((0, draws)),
+                                 np.zeros((0, 0)), np.asarray(scales, dtype=float),
+                                 np.zeros((0, 0)))
     return AcrossConditioned(rho, k, np.empty((0, 0)), np.zeros((k, draws)), np.eye(k))
 
 
@@ -109,18 +176,36 @@ def condition_across(posterior: ConditionNetwork, curve: CurveModel, rho: float,
         raise too_extreme_to_condition()
     a = curve.loadings(observed.strain)  # (n, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
+    scales = curve.section.condition_length_scales
+    if scales is not None:
+        length_scales = np.asarray(scales, dtype=float)
+        vectors, values = _symmetric_root(correlation(unique, unique, rho, length_scales))
+        root = vectors * np.sqrt(values)  # G (J, r): w_d = (G[d] (x) I_k) eta
+        # Row i of the design: a_i (x) G[d_i], eta ordered block by block.
+        design = (root[index][:, :, None] * a[:, None, :]).reshape(n, -1)
+        return _posterior(design, within, z, AcrossConditioned(
+            rho, k, unique, np.empty(0), np.empty(0), length_scales,
+            vectors / np.sqrt(values)))
     design = np.zeros((n, k * blocks))
     design[:, :k] = np.sqrt(rho) * a
     for d in range(unique.shape[0]):
         rows = np.flatnonzero(index == d)
         design[rows, k * (1 + d):k * (2 + d)] = np.sqrt(1.0 - rho) * a[rows]
+    return _posterior(design, within, z, AcrossConditioned(
+        rho, k, unique, np.empty(0), np.empty(0)))
+
+
+def _posterior(design: np.ndarray, within: np.ndarray, z: np.ndarray,
+               law: AcrossConditioned) -> AcrossConditioned:
+    """theta | z for z = design theta + noise of variance `within`, theta ~ N(0, I)."""
+    size = design.shape[1]
     scaled = design / within[:, None]
-    precision = np.eye(k * blocks) + design.T @ scaled
+    precision = np.eye(size) + design.T @ scaled
     factor = cho_factor(precision, lower=True)
     means = cho_solve(factor, scaled.T @ z.T)
     lower = np.tril(factor[0])
-    root = solve_triangular(lower, np.eye(k * blocks), lower=True, trans="T")
-    return AcrossConditioned(rho, k, unique, means, root)
+    root = solve_triangular(lower, np.eye(size), lower=True, trans="T")
+    return replace(law, means=means, inverse_root=root)
 
 
 def conditional_draws_at(posterior: ConditionNetwork, curve: CurveModel,
@@ -174,10 +259,10 @@ def curve_samples_across(posterior: ConditionNetwork, curve: CurveModel,
         (state.means.shape[0], count))
     noise = rng.standard_normal((strain.size, count))
     fresh_effects = rng.standard_normal((unique.shape[0], state.rank, count))
+    effects = state.effects(unique, theta, fresh_effects)
     out = np.empty((strain.size, count))
     for d, condition in enumerate(unique):
-        transform, fresh = state.target(condition)
-        w = transform @ theta + fresh * fresh_effects[d]
+        w = effects[d]
         view = posterior.at(condition)
         rows = np.flatnonzero(index == d)
         step = chunk_size(posterior, count)
