@@ -17,7 +17,9 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
   training strains, against its median at the tested temperatures; the flags there.
 - across: each new material gives 3 points at 273 K; its curve at each other tested
   temperature is scored given them and without (nats per point, 95% coverage), for the
-  fitted rho and the alternatives rho = 0 (no sharing) and rho = 1 (full sharing).
+  fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
+  correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), fitted by
+  training.condition_correlation.fit_decaying_correlation on the same training curves.
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -33,6 +35,7 @@ Why one file of this size: one harness (data, fits, scoring) shared by six measu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import subprocess
@@ -51,11 +54,13 @@ import pandas as pd  # noqa: E402
 import training  # noqa: E402,F401  (BLAS settings before numpy/pytensor load)
 from benchmarks._covariate_laws import ogden_arrhenius_group  # noqa: E402
 from service.inference import curves_across  # noqa: E402
-from service.inference.curves import Observed, scatter_split  # noqa: E402
+from service.inference.curves import CurveModel, Observed, scatter_split  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration  # noqa: E402
+from training.condition_correlation import fit_decaying_correlation  # noqa: E402
 from training.covariate_data import make_covariate_group  # noqa: E402
 from training.curve_metrics import given_positions  # noqa: E402
+from training.curves import material_residual_curves  # noqa: E402
 from training.data import CovariateColumn, TrainingData, make_law_group  # noqa: E402
 from training.model import BNNConfig  # noqa: E402
 from training.pipeline import fit_data  # noqa: E402
@@ -148,7 +153,7 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
     if "far" in only:
         far(posterior, train, family)
     if "across" in only:
-        across(posterior, frame, family)
+        across(posterior, train, frame, family)
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
@@ -173,14 +178,43 @@ def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
               f"distance {distance:.2f}")
 
 
-def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
+def decaying_law(posterior: Posterior, train: pd.DataFrame, family: Family
+                 ) -> tuple[float, CurveModel | None]:
+    """(rho0, the curve model serving it) of the decaying correlation fitted on the
+    training curves; None for the model when the fit keeps one rho (l = infinity)."""
+    curve, conditions = posterior.curve, posterior.conditions
+    assert curve is not None and conditions is not None
+    data = data_of(train, family.covariates)
+    assert data.covariates is not None
+    curves = material_residual_curves(posterior, data.x, data.y, data.groups,
+                                      data.covariates)
+    coordinates = conditions.normalise(np.unique(data.covariates, axis=0))
+    started = time.process_time()
+    rho0, length, summary = fit_decaying_correlation(
+        curves, curve.section.model_dump(), len(curve.section.within_log_variance),
+        coordinates)
+    print(f"  across: decaying correlation fitted in {time.process_time() - started:.1f} s "
+          f"CPU: {summary}")
+    if length is None:
+        return rho0, None
+    scales = [length * float(s) for s in conditions.scale]
+    return rho0, dataclasses.replace(curve, section=curve.section.model_copy(
+        update={"condition_length_scales": scales}))
+
+
+def across(posterior: Posterior, train: pd.DataFrame, frame: pd.DataFrame,
+           family: Family) -> None:
     curve = posterior.curve
     assert curve is not None and posterior.conditions is not None
     names = [c.name for c in family.covariates]
     fitted = curve.condition_correlation
     print(f"  across: fitted rho {fitted:.3f} "
           f"({curve.section.fit.get('condition_correlation') if curve.section.fit else ''})")
-    for label, rho in (("fitted rho", fitted), ("rho = 0", 0.0), ("rho = 1", 1.0)):
+    rho0, decaying = decaying_law(posterior, train, family)
+    laws = [("fitted rho", fitted, curve), ("rho = 0", 0.0, curve), ("rho = 1", 1.0, curve)]
+    if decaying is not None:
+        laws.append(("decaying", rho0, decaying))
+    for label, rho, law in laws:
         gain, given_lp, plain_lp, pits = [], [], [], []
         for material in NEW:
             own = of(frame, range(material, material + 1))
@@ -189,7 +223,7 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
             observed = Observed(source["strain"].to_numpy()[pick],
                                 source["stress"].to_numpy()[pick])
             observed_at = source[names].to_numpy(dtype=float)[pick]
-            state = curves_across.condition_across(posterior, curve, rho, observed,
+            state = curves_across.condition_across(posterior, law, rho, observed,
                                                    observed_at)
             for temperature in TEMPERATURES:
                 if temperature in (GIVEN_AT, LEFT_OUT):
@@ -198,7 +232,7 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
                 condition = target[names].to_numpy(dtype=float)[0]
                 strain, stress = target["strain"].to_numpy(), target["stress"].to_numpy()
                 mean, between, within = curves_across.conditional_draws_at(
-                    posterior, curve, state, strain, condition)
+                    posterior, law, state, strain, condition)
                 draws = calibration.PredictiveDraws(mean, np.sqrt(between + within))
                 given_lp.append(calibration.pointwise_log_predictive(stress, draws))
                 pits.append(calibration.pit(stress, draws))

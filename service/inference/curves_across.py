@@ -140,7 +140,8 @@ class AcrossConditioned:
                 - c @ c.T)
         vectors, values = _symmetric_root(left)  # (T, r') with r' <= T
         free = np.einsum("tv,vkc->tkc", vectors * np.sqrt(values), normals[:values.size])
-        shared = np.einsum("tr,rkc->tkc", c, theta.reshape(c.shape[1], self.rank, -1))
+        shared = np.einsum("tr,rkc->tkc", c, theta.reshape(c.shape[1], self.rank,
+                                                            normals.shape[2]))
         return shared + free
 
 
