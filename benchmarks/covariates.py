@@ -18,8 +18,8 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
 - across: each new material gives 3 points at 273 K; its curve at each other tested
   temperature is scored given them and without (nats per point, 95% coverage), for the
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
-  correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), fitted by
-  training.condition_correlation.fit_decaying_correlation on the same training curves.
+  correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), where the
+  fit chose it over one rho (training.condition_correlation).
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -54,13 +54,11 @@ import pandas as pd  # noqa: E402
 import training  # noqa: E402,F401  (BLAS settings before numpy/pytensor load)
 from benchmarks._covariate_laws import ogden_arrhenius_group  # noqa: E402
 from service.inference import curves_across  # noqa: E402
-from service.inference.curves import CurveModel, Observed, scatter_split  # noqa: E402
+from service.inference.curves import Observed, scatter_split  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
 from training import calibration  # noqa: E402
-from training.condition_correlation import fit_decaying_correlation  # noqa: E402
 from training.covariate_data import make_covariate_group  # noqa: E402
 from training.curve_metrics import given_positions  # noqa: E402
-from training.curves import material_residual_curves  # noqa: E402
 from training.data import CovariateColumn, TrainingData, make_law_group  # noqa: E402
 from training.model import BNNConfig  # noqa: E402
 from training.pipeline import fit_data  # noqa: E402
@@ -153,7 +151,7 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
     if "far" in only:
         far(posterior, train, family)
     if "across" in only:
-        across(posterior, train, frame, family)
+        across(posterior, frame, family)
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
@@ -178,42 +176,20 @@ def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
               f"distance {distance:.2f}")
 
 
-def decaying_law(posterior: Posterior, train: pd.DataFrame, family: Family
-                 ) -> tuple[float, CurveModel | None]:
-    """(rho0, the curve model serving it) of the decaying correlation fitted on the
-    training curves; None for the model when the fit keeps one rho (l = infinity)."""
-    curve, conditions = posterior.curve, posterior.conditions
-    assert curve is not None and conditions is not None
-    data = data_of(train, family.covariates)
-    assert data.covariates is not None
-    curves = material_residual_curves(posterior, data.x, data.y, data.groups,
-                                      data.covariates)
-    coordinates = conditions.normalise(np.unique(data.covariates, axis=0))
-    started = time.process_time()
-    rho0, length, summary = fit_decaying_correlation(
-        curves, curve.section.model_dump(), len(curve.section.within_log_variance),
-        coordinates)
-    print(f"  across: decaying correlation fitted in {time.process_time() - started:.1f} s "
-          f"CPU: {summary}")
-    if length is None:
-        return rho0, None
-    scales = [length * float(s) for s in conditions.scale]
-    return rho0, dataclasses.replace(curve, section=curve.section.model_copy(
-        update={"condition_length_scales": scales}))
-
-
-def across(posterior: Posterior, train: pd.DataFrame, frame: pd.DataFrame,
-           family: Family) -> None:
+def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
     curve = posterior.curve
     assert curve is not None and posterior.conditions is not None
     names = [c.name for c in family.covariates]
-    fitted = curve.condition_correlation
-    print(f"  across: fitted rho {fitted:.3f} "
-          f"({curve.section.fit.get('condition_correlation') if curve.section.fit else ''})")
-    rho0, decaying = decaying_law(posterior, train, family)
-    laws = [("fitted rho", fitted, curve), ("rho = 0", 0.0, curve), ("rho = 1", 1.0, curve)]
-    if decaying is not None:
-        laws.append(("decaying", rho0, decaying))
+    summary = curve.section.fit.get("condition_correlation", {}) if curve.section.fit else {}
+    print(f"  across: fitted {summary}")
+    # The one-rho law (every length scale infinite) at its own ML rho, beside the alternatives.
+    one_rho = dataclasses.replace(curve, section=curve.section.model_copy(
+        update={"condition_length_scales": None}))
+    laws = [("one rho", float(summary.get("rho", 0.0)), one_rho), ("rho = 0", 0.0, one_rho),
+            ("rho = 1", 1.0, one_rho)]
+    if curve.section.condition_length_scales is not None:
+        lengths = ", ".join(f"{v:.3g}" for v in curve.section.condition_length_scales)
+        laws.append((f"decaying (l {lengths})", curve.condition_correlation, curve))
     for label, rho, law in laws:
         gain, given_lp, plain_lp, pits = [], [], [], []
         for material in NEW:

@@ -218,9 +218,14 @@ def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
     section = fit_curve_model([(strain, z) for strain, z, _, _ in curves], low, high,
                               basis_size)
     if section is not None and covariates is not None:
-        from training.condition_correlation import fit_condition_correlation
+        from training.condition_correlation import fit_decaying_correlation
 
-        rho, summary = fit_condition_correlation(curves, section, basis_size)
+        conditions = posterior.conditions
+        assert conditions is not None  # a posterior fitted with covariates has them
+        rho, length, summary = fit_decaying_correlation(
+            curves, section, basis_size, conditions.normalise(np.unique(covariates, axis=0)))
         section["condition_correlation"] = rho
+        if length is not None:  # standardised units -> each covariate's own
+            section["condition_length_scales"] = [length * float(s) for s in conditions.scale]
         section["fit"]["condition_correlation"] = summary
     return section
