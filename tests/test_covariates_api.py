@@ -183,3 +183,27 @@ def test_observed_points_at_one_condition_inform_the_curve_at_another(
             np.array(answer["between_material_sd"]) ** 2
             + np.array(answer["within_material_sd"]) ** 2,
             np.array(answer["aleatoric_sd"]) ** 2, rtol=1e-12)
+
+
+def test_a_decaying_correlation_is_served_near_and_forgets_far(
+    client: TestClient, session: Session
+) -> None:
+    # rho0 0.9 decaying over 20 K of temperature (rate far from mattering): points at
+    # 273.15 K inform 283.15 K and leave 353.15 K (4 length scales away) the population's.
+    artifact = hot_artifact(rho=0.9)
+    artifact.manifest["curve_model"]["condition_length_scales"] = [20.0, 100.0]
+    register(session, "decaying", artifact.to_bytes(), actor="test")
+    session.commit()
+    observed = {**OBSERVED, "covariates": {"temperature": 273.15, "rate": 0.01}}
+    for temperature, informed in ((283.15, True), (353.15, False)):
+        target = {"temperature": temperature, "rate": 0.01}
+        population = predict(client, {"strain": STRAIN, "covariates": target},
+                             "decaying").json()
+        given = predict(client, {"strain": STRAIN, "covariates": target,
+                                 "observed": observed}, "decaying")
+        assert given.status_code == 200, given.text
+        moved = np.max(np.abs(np.subtract(given.json()["mean"], population["mean"])))
+        assert (moved > 1e-3) == informed
+        if not informed:  # exp(-8) * 0.9 = 3e-4 of correlation left
+            np.testing.assert_allclose(given.json()["between_material_sd"],
+                                       population["between_material_sd"], rtol=1e-3)

@@ -43,6 +43,10 @@ def test_the_fit_records_its_covariate_and_tested_conditions(fitted) -> None:
     assert fit["identified"] and fit["materials_at_several_conditions"] == 8
     # The generator shares each compound's stiffness across its conditions.
     assert 0.3 < spec.curve_model.condition_correlation <= 1.0
+    # A decaying correlation is stored only where the fit chose it, one l per covariate.
+    lengths = spec.curve_model.condition_length_scales
+    assert (fit["length_scale"] is None) == (lengths is None)
+    assert lengths is None or len(lengths) == 1
 
 
 def test_the_served_fit_answers_at_conditions_over_http(fitted, session: Session,
