@@ -35,22 +35,28 @@ def test_the_penalised_likelihood_has_the_gradient_it_reports() -> None:
             negative_log_likelihood(theta, batches, 6, smoothing)[1]))
 
 
-def _materials_at_conditions(rho: float, seed: int, section: dict) -> list:
-    """40 materials x 5 conditions of z curves drawn from the model with this rho."""
+def _materials_with(correlation: np.ndarray, seed: int, section: dict) -> list:
+    """40 materials x len(correlation) conditions of z curves drawn from the model whose
+    random effects at the conditions are N(0, correlation (x) I)."""
     chol = np.array(section["between_cholesky"])
     gamma = np.array(section["within_log_variance"])
     rng = np.random.default_rng(seed)
     strain = np.linspace(-0.5, 0.5, 30)
     phi = design(normalise(strain, -0.5, 0.5), gamma.size)
     noise = np.sqrt(np.exp(phi @ gamma))
+    root = np.linalg.cholesky(correlation + 1e-12 * np.eye(len(correlation)))
     curves = []
     for material in range(40):
-        shared = rng.standard_normal(gamma.size)
-        for _ in range(5):
-            w = np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.standard_normal(gamma.size)
+        effects = root @ rng.standard_normal((len(correlation), gamma.size))
+        for condition, w in enumerate(effects):
             curves.append((strain, phi @ chol @ w + noise * rng.standard_normal(30), material,
-                           len(curves) % 5))
+                           condition))
     return curves
+
+
+def _materials_at_conditions(rho: float, seed: int, section: dict) -> list:
+    """40 materials x 5 conditions, one rho between every pair."""
+    return _materials_with(np.full((5, 5), rho) + (1.0 - rho) * np.eye(5), seed, section)
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
@@ -72,25 +78,12 @@ def test_rho_is_zero_and_unidentified_when_each_material_has_one_condition() -> 
 
 def _materials_at_decaying_correlation(rho0: float, length: float, seed: int,
                                        section: dict, coordinates: np.ndarray) -> list:
-    """40 materials x the conditions at `coordinates` (standardised), effects
-    N(0, R (x) I) with R = rho0 exp(-d^2 / 2 l^2) off the diagonal."""
-    chol = np.array(section["between_cholesky"])
-    gamma = np.array(section["within_log_variance"])
-    rng = np.random.default_rng(seed)
-    strain = np.linspace(-0.5, 0.5, 30)
-    phi = design(normalise(strain, -0.5, 0.5), gamma.size)
-    noise = np.sqrt(np.exp(phi @ gamma))
+    """40 materials x the conditions at `coordinates` (standardised), R = rho0
+    exp(-d^2 / 2 l^2) off the diagonal."""
     gap = coordinates[:, None, :] - coordinates[None, :, :]
     r = rho0 * np.exp(-0.5 * np.sum(gap * gap, axis=2) / length**2)
     np.fill_diagonal(r, 1.0)
-    root = np.linalg.cholesky(r)
-    curves = []
-    for material in range(40):
-        effects = root @ rng.standard_normal((len(coordinates), gamma.size))
-        for condition, w in enumerate(effects):
-            curves.append((strain, phi @ chol @ w + noise * rng.standard_normal(30), material,
-                           condition))
-    return curves
+    return _materials_with(r, seed, section)
 
 
 def test_a_decaying_correlation_is_recovered_from_materials_at_several_conditions() -> None:
