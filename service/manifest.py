@@ -202,7 +202,10 @@ class Manifest(BaseModel):
         if (self.covariates is None) != (self.tested_conditions is None):
             raise ValueError("covariates and tested_conditions come together (both or "
                              "neither)")
+        scales = self.curve_model.condition_length_scales if self.curve_model else None
         if self.covariates is None or self.tested_conditions is None:
+            if scales is not None:
+                raise ValueError("curve_model.condition_length_scales needs covariates")
             return self
         names = [c.name for c in self.covariates]
         if len(set(names)) != len(names) or self.architecture.input_name in names:
@@ -212,7 +215,6 @@ class Manifest(BaseModel):
             if len(row) != len(names):
                 raise ValueError(f"tested_conditions[{i}] has {len(row)} values; the model "
                                  f"has {len(names)} covariates")
-        scales = self.curve_model.condition_length_scales if self.curve_model else None
         if scales is not None and len(scales) != len(names):
             raise ValueError(f"curve_model.condition_length_scales has {len(scales)} values; "
                              f"the model has {len(names)} covariates")

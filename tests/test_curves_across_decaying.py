@@ -13,6 +13,7 @@ from service.inference import curves_across
 from service.inference.curves import Observed
 from service.inference.posterior import Posterior
 from service.manifest import Manifest
+from tests.service_process import random_artifact
 from tests.test_curves_across import RHO, across_artifact
 
 OBSERVED = Observed(np.array([-0.3, 0.2, 0.1]), np.array([-0.5, 0.3, 0.0]))
@@ -117,3 +118,9 @@ def test_the_manifest_wants_one_length_scale_per_covariate() -> None:
         Manifest.model_validate(manifest)
     manifest["curve_model"]["condition_length_scales"] = [20.0]
     assert Manifest.model_validate(manifest).curve_model is not None
+    plain = random_artifact(draws=2, seed=1).manifest
+    plain["curve_model"] = {**manifest["curve_model"]}
+    with pytest.raises(ValidationError, match="needs covariates"):
+        Manifest.model_validate(plain)
+    del plain["curve_model"]["condition_length_scales"]
+    assert Manifest.model_validate(plain).curve_model is not None
