@@ -319,27 +319,69 @@ def written(values: np.ndarray) -> np.ndarray:
     return np.array([float(f"{v:.8e}") for v in values])
 
 
-def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
-              stable_range: tuple[float, float] | None = None) -> Card:
-    """The card of `curve`: the asked form, or with "auto" the best one stable over
-    `stable_range` (nominal uniaxial strains; default the curve's own range)."""
+@dataclass(frozen=True)
+class Fitted:
+    """One candidate form fitted to one curve: its constants (card order), its error in
+    total SDs (incompressible) and whether it is stable over the range checked."""
+
+    values: np.ndarray
+    error: float
+    stable: bool
+
+
+def _checked_range(curve: Curve, stable_range: tuple[float, float] | None
+                   ) -> tuple[float, float]:
+    """The stretches stability is checked over: the curve's, widened by `stable_range`."""
     low, high = float(curve.stretch[0]), float(curve.stretch[-1])
     if stable_range is not None:
         low, high = min(low, 1.0 + stable_range[0]), max(high, 1.0 + stable_range[1])
+    return low, high
+
+
+def fit_candidates(curve: Curve, form_name: str,
+                   stable_range: tuple[float, float] | None = None) -> dict[str, Fitted]:
+    """The asked form, or with "auto" every form of forms.AUTO_FORMS, fitted to `curve`:
+    auto's each under Drucker's condition over the range, an asked form free."""
+    low, high = _checked_range(curve, stable_range)
     names = forms.AUTO_FORMS if form_name == "auto" else (form_name,)
-    fitted: dict[str, tuple[np.ndarray, float, bool]] = {}
-    # auto: each form fitted under Drucker's condition over the range; an asked form free.
     box = forms.stretch_box(low, high) if form_name == "auto" else None
+    fitted: dict[str, Fitted] = {}
     for name in names:
         form = FORMS[name]
         values = fit_form(form, curve, box)
         with np.errstate(all="ignore"):
             error = _error(forms.nominal_stress(form, values, curve.stretch), curve)
-        fitted[name] = (values, error, stable_over(form, values, low, high))
-    pool = [n for n in names if fitted[n][2]] or list(names)
-    name = min(pool, key=lambda n: fitted[n][1])
+        fitted[name] = Fitted(values, error, stable_over(form, values, low, high))
+    return fitted
+
+
+def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
+              stable_range: tuple[float, float] | None = None) -> Card:
+    """The card of `curve`: the asked form, or with "auto" the best one stable over
+    `stable_range` (nominal uniaxial strains; default the curve's own range)."""
+    fitted = fit_candidates(curve, form_name, stable_range)
+    name, _ = choose([fitted])
+    return card_of(curve, name, fitted, form_name, volumetric, stable_range)
+
+
+def choose(rows: list[dict[str, Fitted]]) -> tuple[str, dict[str, tuple[float, bool]]]:
+    """The form of a card whose rows (one per condition; a single condition is one row)
+    share it, and each candidate's (largest error over the rows, stable at every row):
+    the smallest largest error among the forms stable at every row; when none is, the
+    smallest largest error."""
+    summary = {name: (max(row[name].error for row in rows), all(row[name].stable
+                                                               for row in rows))
+               for name in rows[0]}
+    pool = [n for n, (_, stable) in summary.items() if stable] or list(summary)
+    return min(pool, key=lambda n: summary[n][0]), summary
+
+
+def card_of(curve: Curve, name: str, fitted: dict[str, Fitted], form_name: str,
+            volumetric: Volumetric, stable_range: tuple[float, float] | None) -> Card:
+    """The card of form `name` among the `fitted` candidates of `curve`."""
+    low, high = _checked_range(curve, stable_range)
     # Everything below is computed from the constants as written to the file.
-    form, values = FORMS[name], written(fitted[name][0])
+    form, values = FORMS[name], written(fitted[name].values)
     shear = forms.initial_shear_modulus(form, values)
     bulk = volumetric.bulk(shear)
     d = tuple(written(np.full(form.volumetric, 2.0 / bulk)))
@@ -356,7 +398,7 @@ def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
     return Card(
         column=curve.column, form=form, values=tuple(float(v) for v in values), d=d,
         fit_error=_error(solver, curve), shear_modulus=shear, bulk_modulus=bulk,
-        stable=stable, stable_over_range=fitted[name][2] and scanned,
+        stable=stable, stable_over_range=fitted[name].stable and scanned,
         stable_range=(low - 1.0, high - 1.0),
         chosen="auto" if form_name == "auto" else "asked",
-        candidates={n: (fitted[n][1], fitted[n][2]) for n in names})
+        candidates={n: (f.error, f.stable) for n, f in fitted.items()})
