@@ -8,13 +8,17 @@ value in the row's temperature column, the form Abaqus and CalculiX read (docs/e
     C10, C01, D1, 273.15          (constants, D terms, temperature; one row per value)
     C10, C01, D1, 296.15
 
-A card has one form, so every row has the same form: with form=auto the one whose
-largest fit error over the rows is smallest among the forms Drucker-stable at every row
-(fit.choose). Each row is fitted to the model's view at its condition, as a single card
-is, and states its own fit error, stable range and volumetric terms. Between rows the
-solvers interpolate every constant (and D) linearly in temperature and keep the end
-rows' constants beyond them; each card says whether the interpolated constants stay
-Drucker-stable, checked at a few points of each interval.
+Each row is fitted to the model's view at its condition, as a single card is, and states
+its own fit error, stable range and volumetric terms. A card has one form, so every row
+has the same form. Between rows the solvers interpolate every constant (and D) linearly
+in temperature and keep the end rows' constants beyond them, so a card also states
+whether the interpolated constants stay Drucker-stable (checked at a few points of each
+interval) and how far, halfway between two rows, their stress strays from the mean of
+the two rows' stresses (nowhere for the polynomial family, whose stress is linear in its
+constants; Ogden's exponents and Arruda-Boyce's locking stretch are not). form=auto takes
+the form with the smallest largest fit error over the rows among those stable at every
+row and between them with that stray within the target (fit.choose), relaxing the
+between-rows condition, then the rows' stability, when no form meets them.
 """
 
 from __future__ import annotations
@@ -39,14 +43,17 @@ from service.export.cards import (
 )
 from service.export.conditions import OverTables
 from service.export.fit import (
+    TARGET_ERROR,
     Card,
     Curve,
     Volumetric,
     card_of,
+    checked_range,
     choose,
     fit_candidates,
     stable_over,
 )
+from service.export.forms import FORMS
 from service.export.header import ExportMeta
 from service.export.labels import material_label
 from service.export.table import ExportTable
@@ -64,11 +71,13 @@ class RowCard:
     unit: str
     values: tuple[float, ...]  # ascending, one per row
     cards: tuple[Card, ...]
-    # form -> (largest fit error over the rows, stable at every row)
+    # form -> (largest fit error over the rows, stable at every row and between them)
     candidates: dict[str, tuple[float, bool]]
     # (value, next value) of each interval where the interpolated constants are not
     # Drucker-stable over the range checked
     unstable_between: tuple[tuple[float, float], ...]
+    # Largest |card halfway between two rows - mean of the rows' cards|, total SDs
+    departure: float
 
     @property
     def form(self) -> forms.Form:
@@ -100,37 +109,86 @@ def fit_row_cards(meta: ExportMeta, over: OverTables, form_name: str, volumetric
     for k, column in enumerate(over.tables[0].stress_curves):
         curves = [curves[k] for curves in per_table]
         fitted = [fit_candidates(curve, form_name, stable_range) for curve in curves]
-        name, candidates = choose(fitted)
+        low, high = checked_range(curves[0], stable_range)
+        between = {name: _between_ok(FORMS[name], [row[name].values for row in fitted],
+                                     curves, low, high) for name in fitted[0]}
+        name, candidates = choose(fitted, between)
         rows = tuple(card_of(curve, name, row, form_name, volumetric, stable_range)
                      for curve, row in zip(curves, fitted, strict=True))
+        form, constants = rows[0].form, [row.values for row in rows]
+        unstable = _unstable_between(form, constants, low, high)
         cards.append(RowCard(column, over.over, over.over_unit, values, rows, candidates,
-                             _unstable_between(rows, values)))
+                             tuple((values[i], values[i + 1]) for i in unstable),
+                             _departure(form, constants, curves, [row.d for row in rows])))
     return cards
 
 
-def _unstable_between(cards: tuple[Card, ...], values: tuple[float, ...]
-                      ) -> tuple[tuple[float, float], ...]:
-    """The intervals where the linearly interpolated constants are not Drucker-stable
-    over the range checked (for the polynomial family, whose Drucker matrix is linear in
-    the constants, never when both rows are stable: checked all the same)."""
+def _between_ok(form: forms.Form, rows: list[Any], curves: list[Curve], low: float,
+                high: float) -> bool:
+    """What form=auto asks between the rows: the interpolated constants Drucker-stable,
+    and halfway between two rows within the target of the rows' mean stress."""
+    return (not _unstable_between(form, rows, low, high)
+            and _departure(form, rows, curves) <= TARGET_ERROR)
+
+
+def _unstable_between(form: forms.Form, rows: list[Any], low: float, high: float
+                      ) -> list[int]:
+    """The intervals (index of their first row) where the linearly interpolated constants
+    are not Drucker-stable over the stretches `low` to `high`. Drucker's matrix is linear
+    in the polynomial family's constants, so there this never happens when both rows are
+    stable; Ogden's exponents and Arruda-Boyce's locking stretch interpolate nonlinearly."""
     unstable = []
-    for i, (first, second) in enumerate(zip(cards, cards[1:], strict=False)):
-        low, high = (1.0 + e for e in first.stable_range)
-        a, b = np.array(first.values), np.array(second.values)
-        if not all(stable_over(first.form, (1 - t) * a + t * b, low, high) for t in _BETWEEN):
-            unstable.append((values[i], values[i + 1]))
-    return tuple(unstable)
+    for i in range(len(rows) - 1):
+        a, b = np.asarray(rows[i], dtype=float), np.asarray(rows[i + 1], dtype=float)
+        if not all(stable_over(form, (1 - t) * a + t * b, low, high) for t in _BETWEEN):
+            unstable.append(i)
+    return unstable
+
+
+def _departure(form: forms.Form, rows: list[Any], curves: list[Curve],
+               d: list[tuple[float, ...]] | None = None) -> float:
+    """The largest |card with the constants (and `d`, when given; else incompressible)
+    interpolated halfway between two rows - the mean of the two rows' stresses|, in total
+    SDs (their mean): how far interpolating the constants strays from interpolating the
+    stresses. Zero for the polynomial family (its stress is linear in the constants) but
+    for the D terms' small part."""
+    def stress(values: np.ndarray, terms: np.ndarray | None, stretch: np.ndarray
+               ) -> np.ndarray:
+        if terms is None:
+            return forms.nominal_stress(form, values, stretch)
+        return forms.compressible_uniaxial_stress(form, values, terms, stretch)
+
+    worst = 0.0
+    for i in range(len(rows) - 1):
+        a, b = np.asarray(rows[i], dtype=float), np.asarray(rows[i + 1], dtype=float)
+        da, db = (None, None) if d is None else (np.array(d[i]), np.array(d[i + 1]))
+        half = None if da is None or db is None else 0.5 * (da + db)
+        stretch = curves[i].stretch
+        with np.errstate(all="ignore"):
+            off = np.abs(stress(0.5 * (a + b), half, stretch) - 0.5 * (
+                stress(a, da, stretch) + stress(b, db, stretch))) / (
+                0.5 * (curves[i].sd + curves[i + 1].sd))
+            value = float(np.max(off))
+        worst = max(worst, value if np.isfinite(value) else np.inf)
+    return worst
 
 
 def row_comment_lines(card: RowCard, label: str, curves: list[Curve], unit: str) -> list[str]:
     """What the card states: its form and why, the temperature column, then per row the
     fit error, stable ranges and volumetric terms, the rows between, and the modes."""
     over = range_text(card.cards[0], curves[0])
+    name = card.form.name
     if card.chosen != "auto":
         how = "form asked for"
-    elif any(stable for _, stable in card.candidates.values()):
+    elif card.candidates[name][1]:
         how = ("form=auto: one form for every row, the smallest largest-row fit error among "
-               f"the forms Drucker-stable over {over} at every row")
+               f"the forms Drucker-stable over {over} at every row and between the rows, "
+               f"whose interpolated stress there stays within {TARGET_ERROR:g} total SD of "
+               "the rows'")
+    elif all(row.candidates[name][1] for row in card.cards):
+        how = (f"form=auto: NO form stays stable and within {TARGET_ERROR:g} total SD between "
+               "the rows; the smallest largest-row fit error among the forms Drucker-stable "
+               f"over {over} at every row")
     else:
         how = (f"form=auto: NO form is Drucker-stable over {over} at every row; smallest "
                "largest-row error")
@@ -155,6 +213,9 @@ def row_comment_lines(card: RowCard, label: str, curves: list[Curve], unit: str)
                          f"NOT Drucker-stable over {over} for {card.over} {where}")
         else:
             lines.append(f"between rows ({checked}): Drucker-stable over {over}")
+        lines.append(f"between rows: halfway between two rows the interpolated constants give "
+                     f"a stress up to {card.departure:.3g} total SD from the mean of the two "
+                     "rows' stresses; the card is fitted at the rows only")
     low, high = float(curves[0].stretch[0]), float(curves[0].stretch[-1])
     return lines + modes_statement(low, high, card.form)
 
@@ -206,6 +267,7 @@ def card_dicts(meta: ExportMeta, cards: Cards) -> list[dict[str, Any]]:
             "meets_target": all(row.meets_target for row in card.cards),
             "stable_over_range": all(row.stable_over_range for row in card.cards),
             "unstable_between": [list(pair) for pair in card.unstable_between],
+            "between_departure": card.departure,
             "chosen": card.chosen,
             "candidates": {name: {"fit_error": error, "stable_over_range": stable}
                            for name, (error, stable) in card.candidates.items()},

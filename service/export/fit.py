@@ -13,7 +13,9 @@ least stable states of each mode and the programme solved again, for a few round
 is stable over the range when the condition holds in uniaxial, equibiaxial and planar
 deformation for every state whose principal stretches stay within those of the range
 (forms.stretch_box). `form=auto` takes the smallest-error stable form; when none is, the
-smallest error, and the card says so. A form asked for by name is fitted free.
+smallest error, and the card says so (`choose`; over a covariate, the smallest largest
+error over the rows of a card, service.export.card_rows). A form asked for by name is
+fitted free.
 
 Over 300 lines because the fit, the stability it is held to and the choice between forms
 are one procedure; split, each part would need the others' internals.
@@ -329,7 +331,7 @@ class Fitted:
     stable: bool
 
 
-def _checked_range(curve: Curve, stable_range: tuple[float, float] | None
+def checked_range(curve: Curve, stable_range: tuple[float, float] | None
                    ) -> tuple[float, float]:
     """The stretches stability is checked over: the curve's, widened by `stable_range`."""
     low, high = float(curve.stretch[0]), float(curve.stretch[-1])
@@ -342,7 +344,7 @@ def fit_candidates(curve: Curve, form_name: str,
                    stable_range: tuple[float, float] | None = None) -> dict[str, Fitted]:
     """The asked form, or with "auto" every form of forms.AUTO_FORMS, fitted to `curve`:
     auto's each under Drucker's condition over the range, an asked form free."""
-    low, high = _checked_range(curve, stable_range)
+    low, high = checked_range(curve, stable_range)
     names = forms.AUTO_FORMS if form_name == "auto" else (form_name,)
     box = forms.stretch_box(low, high) if form_name == "auto" else None
     fitted: dict[str, Fitted] = {}
@@ -364,22 +366,26 @@ def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
     return card_of(curve, name, fitted, form_name, volumetric, stable_range)
 
 
-def choose(rows: list[dict[str, Fitted]]) -> tuple[str, dict[str, tuple[float, bool]]]:
+def choose(rows: list[dict[str, Fitted]], between: dict[str, bool] | None = None
+           ) -> tuple[str, dict[str, tuple[float, bool]]]:
     """The form of a card whose rows (one per condition; a single condition is one row)
-    share it, and each candidate's (largest error over the rows, stable at every row):
-    the smallest largest error among the forms stable at every row; when none is, the
-    smallest largest error."""
-    summary = {name: (max(row[name].error for row in rows), all(row[name].stable
-                                                               for row in rows))
+    share it, and each candidate's (largest error over the rows, stable): the smallest
+    largest error among the forms stable at every row (and `between` them, where the
+    solver interpolates the constants); failing that, among those stable at every row;
+    failing that, among all."""
+    at_rows = {name: all(row[name].stable for row in rows) for name in rows[0]}
+    summary = {name: (max(row[name].error for row in rows),
+                      at_rows[name] and (between is None or between[name]))
                for name in rows[0]}
-    pool = [n for n, (_, stable) in summary.items() if stable] or list(summary)
+    pool = ([n for n, (_, stable) in summary.items() if stable]
+            or [n for n, stable in at_rows.items() if stable] or list(summary))
     return min(pool, key=lambda n: summary[n][0]), summary
 
 
 def card_of(curve: Curve, name: str, fitted: dict[str, Fitted], form_name: str,
             volumetric: Volumetric, stable_range: tuple[float, float] | None) -> Card:
     """The card of form `name` among the `fitted` candidates of `curve`."""
-    low, high = _checked_range(curve, stable_range)
+    low, high = checked_range(curve, stable_range)
     # Everything below is computed from the constants as written to the file.
     form, values = FORMS[name], written(fitted[name].values)
     shear = forms.initial_shear_modulus(form, values)
