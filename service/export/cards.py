@@ -144,6 +144,9 @@ def volumetric_line(card: Card, unit: str) -> str:
     return (f"volumetric: D1 = 2/K0 = {card.d[0]:.6g} [1/{unit}], K0 = "
             f"{card.bulk_modulus:.6g} {unit}, mu0 = {card.shear_modulus:.6g} {unit}, "
             f"initial Poisson ratio {poisson:.5f}"
+            + ("; WARNING: mu0 = 0, the card has no initial stiffness (with bulk_ratio, K0 "
+               "is scaled to the curve's largest secant shear modulus, max|stress| / (3 "
+               "max|strain|))" if card.shear_modulus == 0 else "")
             + ("; D2.. = D1 (CalculiX would replace a zero D by its own default)"
                if len(card.d) > 1 else ""))
 

@@ -382,6 +382,13 @@ def choose(rows: list[dict[str, Fitted]], between: dict[str, bool] | None = None
     return min(pool, key=lambda n: summary[n][0]), summary
 
 
+def secant_shear(curve: Curve) -> float:
+    """The shear modulus of the curve's largest secant, max |stress| / (3 max |strain|)
+    (nominal, incompressible: E = 3 mu); 1 for a curve that is zero everywhere."""
+    scale = float(np.max(np.abs(curve.stress)) / (3.0 * np.max(np.abs(curve.stretch - 1.0))))
+    return scale if scale > 0 and math.isfinite(scale) else 1.0
+
+
 def card_of(curve: Curve, name: str, fitted: dict[str, Fitted], form_name: str,
             volumetric: Volumetric, stable_range: tuple[float, float] | None) -> Card:
     """The card of form `name` among the `fitted` candidates of `curve`."""
@@ -390,6 +397,10 @@ def card_of(curve: Curve, name: str, fitted: dict[str, Fitted], form_name: str,
     form, values = FORMS[name], written(fitted[name].values)
     shear = forms.initial_shear_modulus(form, values)
     bulk = volumetric.bulk(shear)
+    if not bulk > 0:
+        # A card with no initial stiffness (a curve whose best card is zero, e.g. one the
+        # noise dominates): D scaled to the curve's own stiffness instead.
+        bulk = volumetric.bulk(secant_shear(curve))
     d = tuple(written(np.full(form.volumetric, 2.0 / bulk)))
     with np.errstate(all="ignore"):
         solver = forms.compressible_uniaxial_stress(form, values, np.array(d), curve.stretch)
