@@ -1,8 +1,9 @@
 """Fitted cards over a temperature covariate (a tiny real fit with temperature and rate,
 tests/covariate_fit.py): one card per exported column, one row of constants per
-temperature, read back by a reader written from the CalculiX 2.20 manual's *HYPERELASTIC
-data lines; each row is the card of the model at its condition; form=auto's choice over
-the rows; the JSON rows; the 422s and the 413 naming `over`. CalculiX runs the cards in
+temperature, read back by the reader written from the CalculiX 2.20 manual's
+*HYPERELASTIC data lines (tests/test_cards.py) and split into the manual's rows; each row
+is the card of the model at its condition; form=auto's choice over the rows; the JSON
+rows; the 422s and the 413 naming `over`. CalculiX runs the cards in
 tests/test_cards_over_calculix.py.
 """
 
@@ -14,8 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.export import forms
+from service.export.cards import material_block
 from tests.covariate_fit import TEMPERATURES, register_models
-from tests.test_cards import MANUAL_LAYOUT
+from tests.test_cards import MANUAL_LAYOUT, read_cards
 
 URL = "/v1/models/hot/export"
 OVER = {"covariates": "rate:0.05", "over": "temperature", "points": 41}
@@ -33,60 +35,28 @@ def get(client: TestClient, **query):
     return client.get(URL, params=query)
 
 
-def read_row_cards(text: str) -> dict[str, tuple[str, list[list[float]], list[str]]]:
-    """material -> (*HYPERELASTIC parameters without blanks, rows of values with the
-    temperature last, comment lines above), by the manual: one data line per temperature,
-    or a pair of lines for LINE_PAIRS; '**' comments; at most 8 values of 20 characters a
-    line, 132 characters."""
-    cards: dict[str, tuple[str, list[list[float]], list[str]]] = {}
-    comments: list[str] = []
-    name = keyword = None
-    pending: list[float] = []
-    for line in text.splitlines():
-        assert len(line) <= 132, line
-        if line.startswith("**"):
-            comments.append(line[2:].strip())
-            continue
-        if line.startswith("*"):
-            assert not pending, line
-            parts = [p.strip().upper().replace(" ", "") for p in line[1:].split(",")]
-            if parts[0] == "MATERIAL":
-                name = parts[1].split("=")[1]
-                cards[name] = ("", [], comments)
-                comments = []
-            else:
-                assert parts[0] == "HYPERELASTIC" and name is not None
-                keyword = ",".join(parts[1:])
-                cards[name] = (keyword, [], cards[name][2])
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        assert len(fields) <= 8 and all(len(f) <= 20 for f in fields), line
-        assert name is not None and keyword is not None
-        pending += [float(f) for f in fields]
-        if keyword in LINE_PAIRS and len(pending) == 8:
-            continue  # the first line of a pair
-        cards[name][1].append(pending)
-        pending = []
-    assert not pending
-    return cards
-
-
 @pytest.mark.parametrize("name", sorted(forms.FORMS))
 def test_a_card_over_temperature_has_a_row_per_temperature(client: TestClient, hot,
                                                            name: str) -> None:
     response = get(client, format="calculix", form=name, **OVER)
     assert response.status_code == 200, response.text
-    cards = read_row_cards(response.text)
+    cards = read_cards(response.text)
     assert list(cards) == ["HOT_V1_MEAN"]
-    keyword, rows, comments = cards["HOT_V1_MEAN"]
+    keyword, flat, comments = cards["HOT_V1_MEAN"]
     form = forms.FORMS[name]
     assert keyword == form.keyword.replace(" ", "")
+    # The manual's rows: constants, D terms, then the temperature; one data line each, or
+    # a pair of lines (8 values, then the rest) for LINE_PAIRS.
+    width = len(MANUAL_LAYOUT[keyword]) + 1
+    rows = [flat[k:k + width] for k in range(0, len(flat), width)]
+    lines = material_block(response.text, "HOT_V1_MEAN")[2:]
+    per_row = [8, width - 8] if keyword in LINE_PAIRS else [width]
+    assert [len(line.split(",")) for line in lines] == per_row * len(TEMPERATURES)
     card = get(client, format="json", form=name, **OVER).json()["cards"][0]
     assert card["over"] == "temperature" and card["over_unit"] == "K"
     assert len(rows) == len(card["rows"]) == len(TEMPERATURES)
     for values, row, temperature in zip(rows, card["rows"], TEMPERATURES, strict=True):
-        # The manual's layout: constants, D terms, then the temperature.
-        assert len(values) == len(MANUAL_LAYOUT[keyword]) + 1
+        assert len(values) == width
         assert values[-1] == row["temperature"] == temperature
         np.testing.assert_allclose(values[:-1], [*row["coefficients"].values(), *row["d"]],
                                    rtol=1e-15)
