@@ -8,6 +8,9 @@ no body buffering), so the cost on the 1-point prediction path is a few microsec
     so fuzzed URLs cannot explode label cardinality) and, once a route resolved a model,
     by model and version; points predicted by model and version; loaded versions;
   - one access log line per request (optional).
+
+Why one module of this size: the middleware and the metrics and log formats it writes
+are one per-request path; apart they would each need the other's state.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from surrogate_client import SurrogateAPIError, SurrogateClient
 from tritonclient.utils import InferenceServerException
 
 from tests.oip_live import (
@@ -127,3 +128,22 @@ def test_http_health_metadata_and_errors(service: Service) -> None:
     with pytest.raises(InferenceServerException) as too_big:
         client.infer("demo", [huge])
     assert too_big.value.status() == "413" and "bytes" in str(too_big.value.message())
+
+
+def test_python_client_predicts_and_exports_at_a_condition(service: Service) -> None:
+    """The project's own client passes covariates (a number, or one value per strain) and
+    the export's condition options through to the service."""
+    expected = hot_native(service)
+    with SurrogateClient(service.http_url, timeout=60) as client:
+        answer = client.predict("hot", HOT_STRAIN, covariates={
+            "temperature": HOT_TEMPERATURE, "rate": HOT_RATE})
+        np.testing.assert_array_equal(answer.mean, expected["mean"])
+        np.testing.assert_array_equal(answer.epistemic_sd, expected["epistemic_sd"])
+        condition = {"temperature": HOT_TEMPERATURE, "rate": float(HOT_RATE[0])}
+        table = client.export("hot", points=9, covariates=condition)
+        at_grid = client.predict("hot", table.strain, covariates=condition)
+        np.testing.assert_allclose(table["mean"], at_grid.mean, rtol=1e-12)
+        with pytest.raises(SurrogateAPIError) as missing:
+            client.export("hot", points=9)
+        assert missing.value.status == 422
+        assert "covariates" in missing.value.details[0]["field"]

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scoringrules
 from scipy.special import logsumexp, ndtr
 
 from service.inference.posterior import Posterior
@@ -97,6 +96,8 @@ def pointwise_crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int 
     per_draw = max(per_draw, -(-1000 // draws.mu.shape[0]))
     noise = rng.standard_normal((per_draw, *draws.mu.shape))
     samples = (draws.mu[None] + draws.sigma[None] * noise).reshape(-1, y.size)
+    import scoringrules  # 4 s of numba at import: only where a score is computed
+
     return np.asarray(scoringrules.crps_ensemble(y, samples.T, estimator="pwm"), dtype=float)
 
 

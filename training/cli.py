@@ -1,4 +1,8 @@
-"""`surrogate-train`: make synthetic data, fit a BNN, register it."""
+"""`surrogate-train`: make synthetic data, fit a BNN, register it.
+
+Why one module of this size: every command's options are declared here, side by side, so
+the commands keep one vocabulary; the work itself lives in the modules each command calls.
+"""
 
 from __future__ import annotations
 

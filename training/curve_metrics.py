@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scoringrules
 
 from service.inference.curves import (
     CurveModel,
@@ -64,6 +63,8 @@ def independent_samples(posterior: Posterior, strain: np.ndarray, count: int, se
 
 def ensemble_scores(observed: np.ndarray, samples: np.ndarray) -> tuple[float, float]:
     """(energy score, variogram score p=0.5) of samples (count, d) for one curve (d,)."""
+    import scoringrules  # 4 s of numba at import: only where a score is computed
+
     energy = float(scoringrules.es_ensemble(observed, samples))
     variogram = float(scoringrules.vs_ensemble(observed, samples, p=0.5))
     return energy, variogram

@@ -233,20 +233,35 @@ def conditional_predict(posterior: DrawNetwork, curve: CurveModel, strain: np.nd
     the conditional variance) = sqrt(between^2 + within^2)."""
     strain = np.asarray(strain, dtype=float).ravel()
     conditioned = condition(posterior, curve, observed)
-    out = {key: np.empty_like(strain) for key in ("mean", "epistemic_sd", "between",
-                                                  "within")}
+    summary = ConditionalSummary(strain.size)
     step = chunk_size(posterior, 0)
     for start in range(0, strain.size, step):
         interrupt.checkpoint()
         part = slice(start, start + step)
-        mean, between, within = conditional_draws(posterior, curve, conditioned,
-                                                  strain[part])
-        out["mean"][part] = mean.mean(axis=0)
-        out["epistemic_sd"][part] = mean.std(axis=0)
-        out["between"][part] = np.sqrt(between.mean(axis=0))
-        out["within"][part] = np.sqrt(within.mean(axis=0))
-    return CurvePrediction(out["mean"], np.hypot(out["between"], out["within"]),
-                           out["epistemic_sd"], out["between"], out["within"])
+        summary.store(part, *conditional_draws(posterior, curve, conditioned, strain[part]))
+    return summary.prediction()
+
+
+class ConditionalSummary:
+    """The conditional answer at n strains, filled chunk by chunk from per-draw conditional
+    means and variances (draws x strains): epistemic SD over the draws' means, aleatoric
+    parts as the root of the mean variance."""
+
+    def __init__(self, n: int) -> None:
+        self.out = {key: np.empty(n) for key in ("mean", "epistemic_sd", "between",
+                                                 "within")}
+
+    def store(self, part: slice | np.ndarray, mean: np.ndarray, between: np.ndarray,
+              within: np.ndarray) -> None:
+        self.out["mean"][part] = mean.mean(axis=0)
+        self.out["epistemic_sd"][part] = mean.std(axis=0)
+        self.out["between"][part] = np.sqrt(between.mean(axis=0))
+        self.out["within"][part] = np.sqrt(within.mean(axis=0))
+
+    def prediction(self) -> CurvePrediction:
+        out = self.out
+        return CurvePrediction(out["mean"], np.hypot(out["between"], out["within"]),
+                               out["epistemic_sd"], out["between"], out["within"])
 
 
 def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray, count: int,

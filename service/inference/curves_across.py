@@ -31,8 +31,10 @@ from typing import Protocol
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
+from service.inference import interrupt
 from service.inference.conditions import distinct
 from service.inference.curves import (
+    ConditionalSummary,
     CurveModel,
     CurvePrediction,
     DrawNetwork,
@@ -142,22 +144,17 @@ def conditional_predict_across(posterior: ConditionNetwork, curve: CurveModel,
                                conditions: np.ndarray) -> CurvePrediction:
     """`curves.conditional_predict` with the strains at their own conditions ((n, k))."""
     strain = np.asarray(strain, dtype=float).ravel()
-    out = {key: np.empty_like(strain) for key in ("mean", "epistemic_sd", "between",
-                                                  "within")}
+    summary = ConditionalSummary(strain.size)
     unique, index = distinct(conditions)
     for d, condition in enumerate(unique):
         rows = np.flatnonzero(index == d)
         step = chunk_size(posterior, 0)
         for start in range(0, rows.size, step):
+            interrupt.checkpoint()
             part = rows[start:start + step]
-            mean, between, within = conditional_draws_at(posterior, curve, state,
-                                                         strain[part], condition)
-            out["mean"][part] = mean.mean(axis=0)
-            out["epistemic_sd"][part] = mean.std(axis=0)
-            out["between"][part] = np.sqrt(between.mean(axis=0))
-            out["within"][part] = np.sqrt(within.mean(axis=0))
-    return CurvePrediction(out["mean"], np.hypot(out["between"], out["within"]),
-                           out["epistemic_sd"], out["between"], out["within"])
+            summary.store(part, *conditional_draws_at(posterior, curve, state, strain[part],
+                                                      condition))
+    return summary.prediction()
 
 
 def curve_samples_across(posterior: ConditionNetwork, curve: CurveModel,

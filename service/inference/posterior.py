@@ -23,6 +23,9 @@ view whose first-layer bias holds the covariates' contribution,
 b0' = b0 + c_norm . W0[:, 1:, :] per draw (exact: the first layer is affine in its
 inputs). Views are cached (the most recent `VIEW_CACHE_SIZE` conditions); `predict` with
 per-strain covariates answers each distinct condition by its view.
+
+Why one module of this size: the summaries, the draws' forward pass and the view at a
+condition share the normalisation and the draw arrays; split, each half would re-derive them.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ value for every strain (shape [1]) or one per strain ([n]; [1, 1] and [n, 1] ali
 any order. The covariates' names, order and ranges are the version's (its manifest), so
 they are checked once the version is known; the native pipeline's `covariate_matrix`
 places them (service.prediction.conditions).
+
+Why one module of this size: the tensor checks, routing and output encoding are the
+protocol's one contract; every transport calls them in this order.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ logs a traceback at error level for each one).
 
 Do not import this module where tritonclient.grpc is imported: both define the
 `inference.*` protocol messages in protobuf's default pool, which refuses the second.
+
+Why one module of this size: the servicer, its status mapping and the server's start
+and drain share one lifespan; kept together so a reader sees the whole gRPC surface.
 """
 
 from __future__ import annotations

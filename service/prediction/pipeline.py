@@ -6,6 +6,9 @@ The FastAPI route (service/api/routes/predict.py), the lean path in front of it
 call these functions, so a request gets the same limits, the same version and the same
 numbers whichever way it came in. The pipeline knows no transport: it takes a validated
 request and returns numpy arrays; turning them into bytes is the protocols' job.
+
+Why one module of this size: limits, routing, the extrapolation policy and the body are
+the steps of one request; each step is short and they read in order.
 """
 
 from __future__ import annotations

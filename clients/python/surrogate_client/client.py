@@ -141,13 +141,22 @@ class SurrogateClient:
         extrapolation: str | None = None,
         request_id: str | None = None,
         observed: tuple[Any, Any] | None = None,
+        covariates: dict[str, Any] | None = None,
+        observed_covariates: dict[str, Any] | None = None,
     ) -> PredictResult:
         """Posterior predictive summaries for `strains` (any array-like of numbers);
-        `observed=(strains, stresses)` of one material answers for that material."""
+        `observed=(strains, stresses)` of one material answers for that material.
+        A model with covariates takes `covariates={"temperature": 353.0}`: a number for
+        every strain, or one value per strain; `observed_covariates` gives the observed
+        points' condition when it is not the request's."""
         body: dict[str, Any] = {"strain": np.asarray(strains, dtype=np.float64).ravel()}
+        if covariates is not None:
+            body["covariates"] = _covariate_values(covariates)
         if observed is not None:
             body["observed"] = {"strain": np.asarray(observed[0], dtype=np.float64).ravel(),
                                 "stress": np.asarray(observed[1], dtype=np.float64).ravel()}
+            if observed_covariates is not None:
+                body["observed"]["covariates"] = _covariate_values(observed_covariates)
         options = {"version": version, "alias": alias, "quantiles": quantiles,
                    "draws": draws, "seed": seed, "extrapolation": extrapolation}
         body.update({k: v for k, v in options.items() if v is not None})
@@ -181,22 +190,37 @@ class SurrogateClient:
         seed: int | None = None,
         max_interpolation_error: float | None = None,
         first_curve_id: int | None = None,
+        covariates: dict[str, float] | None = None,
+        over: str | None = None,
+        form: str | None = None,
+        bulk_ratio: float | None = None,
+        bulk_modulus: float | None = None,
+        stable_strain_min: float | None = None,
+        stable_strain_max: float | None = None,
     ) -> ExportResult | Path:
         """The model as a table. With `path`: writes the file in `format` (csv, json,
-        abaqus, lsdyna; by default from the path's suffix: .json, .inp, .k/.key, else csv)
-        and returns the path. Without: returns the table as numpy arrays (fetched as
-        JSON)."""
+        abaqus, lsdyna, calculix; by default from the path's suffix: .json, .inp,
+        .k/.key, else csv) and returns the path. Without: returns the table as numpy
+        arrays (fetched as JSON; fitted cards, with `form`, in `raw["cards"]`).
+        `covariates={"temperature": 353.15}` picks a model's condition; `over` is the
+        API's NAME or NAME:V1,V2,... (one table per value); `form` and the bulk and
+        stable-strain options ask for fitted hyperelastic cards."""
         if path is not None and format is None:
             format = _FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), "csv")  # noqa: A001
         query: dict[str, Any] = {
             "version": version, "alias": alias, "strain_min": strain_min,
             "strain_max": strain_max, "points": points, "curves": curves, "seed": seed,
             "max_interpolation_error": max_interpolation_error,
-            "first_curve_id": first_curve_id,
+            "first_curve_id": first_curve_id, "over": over, "form": form,
+            "bulk_ratio": bulk_ratio, "bulk_modulus": bulk_modulus,
+            "stable_strain_min": stable_strain_min, "stable_strain_max": stable_strain_max,
             "format": format if path is not None else "json",
         }
         if quantiles is not None:
             query["quantiles"] = ",".join(repr(float(q)) for q in quantiles)
+        if covariates is not None:
+            query["covariates"] = ",".join(f"{name}:{float(value)!r}"
+                                           for name, value in covariates.items())
         params = {k: v for k, v in query.items() if v is not None}
         content = self._request("GET", f"/v1/models/{name}/export", None, None,
                                 params=params, decode=False)
@@ -268,6 +292,13 @@ def _api_error(response: httpx.Response) -> SurrogateAPIError:
         return SurrogateAPIError(response.status_code, "http_error",
                                  response.text[:500] or response.reason_phrase,
                                  request_id=request_id)
+
+
+def _covariate_values(covariates: dict[str, Any]) -> dict[str, Any]:
+    """A number stays a number; anything array-like becomes one float per strain."""
+    return {name: float(value) if np.ndim(value) == 0
+            else np.asarray(value, dtype=np.float64).ravel()
+            for name, value in covariates.items()}
 
 
 def export(name: str, base_url: str = "http://127.0.0.1:8000", timeout: float = 300.0,
