@@ -3,7 +3,10 @@ directly (CSV, JSON, Abaqus, LS-DYNA), or as fitted hyperelastic cards (CalculiX
 Abaqus/JSON with `form=`); for a model with covariates at a condition, or as tables over
 one covariate (cards over a temperature: a row of constants per value). Validation and
 limits here (the covariate query: service.api.covariate_query); the table, the cards and
-the formats in service.export (docs/export.md)."""
+the formats in service.export (docs/export.md).
+
+Why one module of this size: the export's options (format, grid, quantiles, curves, cards,
+covariates) limit one another, and every 4xx must come before any work is admitted."""
 
 from __future__ import annotations
 
