@@ -178,3 +178,16 @@ def test_bad_card_over_queries_name_the_field(client: TestClient, hot, query, fi
     error = response.json()["error"]
     assert error["details"][0]["field"] == field, error
     assert says in error["message"]
+
+
+def test_abaqus_cards_over_temperature_are_the_calculix_ones(client: TestClient, hot) -> None:
+    """The same *HYPERELASTIC syntax: only the fragment's header names the solver."""
+    calculix = get(client, format="calculix", form="yeoh", **OVER).text.splitlines()
+    abaqus = get(client, format="abaqus", form="yeoh", **OVER).text.splitlines()
+    assert any(line.startswith("** Abaqus fragment") for line in abaqus)
+
+    def cards(lines: list[str]) -> list[str]:
+        return lines[next(i for i, line in enumerate(lines) if line.startswith("** card")):]
+
+    assert cards(abaqus) == cards(calculix)
+    assert "*HYPERELASTIC, YEOH" in abaqus and "MARLOW" not in "\n".join(abaqus)
