@@ -35,8 +35,17 @@ def ccx_binary() -> str:
     return path
 
 
-def one_element_deck(material: list[str], name: str, strain: float, increments: int) -> str:
+def one_element_deck(material: list[str], name: str, strain: float, increments: int,
+                     temperature: float | None = None) -> str:
+    """The deck; with `temperature`, every node at that temperature from the start
+    (*INITIAL CONDITIONS) and through the step (*TEMPERATURE): without an initial
+    temperature CalculiX takes the first row of temperature-dependent constants."""
     nodes = "\n".join(f"{n}, {x}, {y}, {z}" for n, x, y, z in _NODES)
+    initial = step = ""
+    if temperature is not None:
+        initial = ("*NSET, NSET=NALL\n1, 2, 3, 4, 5, 6, 7, 8\n"
+                   f"*INITIAL CONDITIONS, TYPE=TEMPERATURE\nNALL, {temperature!r}\n")
+        step = f"*TEMPERATURE\nNALL, {temperature!r}\n"
     return f"""*NODE
 {nodes}
 *ELEMENT, TYPE=C3D8, ELSET=CUBE
@@ -51,12 +60,12 @@ def one_element_deck(material: list[str], name: str, strain: float, increments: 
 1, 2, 3, 4
 {chr(10).join(material)}
 *SOLID SECTION, ELSET=CUBE, MATERIAL={name}
-*STEP, NLGEOM, INC=1000
+{initial}*STEP, NLGEOM, INC=1000
 *CONTROLS, PARAMETERS=FIELD
 1e-7, 1e-7
 *STATIC, DIRECT
 {1.0 / increments}, 1.0
-*BOUNDARY
+{step}*BOUNDARY
 X0, 1, 1, 0.0
 Y0, 2, 2, 0.0
 Z0, 3, 3, 0.0
@@ -68,11 +77,14 @@ RF
 
 
 def uniaxial_reaction(material: list[str], name: str, strain: float, increments: int,
-                      workdir: Path) -> tuple[np.ndarray, np.ndarray]:
+                      workdir: Path, temperature: float | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(nominal strain, reaction force = nominal stress) at each increment of a ramp to
-    `strain`, from ccx. `material` holds the *MATERIAL block (its comment lines too)."""
+    `strain`, from ccx (at `temperature` when given). `material` holds the *MATERIAL
+    block (its comment lines too)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "cube.inp").write_text(one_element_deck(material, name, strain, increments))
+    (workdir / "cube.inp").write_text(one_element_deck(material, name, strain, increments,
+                                                       temperature))
     result = subprocess.run([ccx_binary(), "-i", "cube"], cwd=workdir, capture_output=True,
                             text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     dat = workdir / "cube.dat"

@@ -1,15 +1,18 @@
 """Export a model version as tables finite-element codes read directly (docs/export.md):
 `table` computes the grid, its interpolation error and unstable ranges; `text` (CSV,
 JSON), `abaqus` and `lsdyna` write it; `forms`, `fit` and `cards` turn each curve into a
-fitted hyperelastic card, which `calculix` (and `abaqus`, `text` with `form=`) write."""
+fitted hyperelastic card, which `calculix` (and `abaqus`, `text` with `form=`) write;
+`card_rows` makes a card over a temperature, a row of constants per value."""
 
 from service.export.abaqus import to_abaqus
 from service.export.calculix import to_calculix
+from service.export.card_rows import Cards, RowCard, fit_row_cards, indistinct_row
 from service.export.cards import MAX_CARDS, card_dict, fit_cards
 from service.export.conditions import (
     Condition,
     OverTables,
     conditions_of,
+    is_temperature,
     tables_at,
     tables_over,
 )
@@ -31,8 +34,9 @@ from service.export.text import to_csv, to_json
 from service.inference.stability import unstable_ranges
 
 FORMATS = ("csv", "json", "abaqus", "lsdyna", "calculix")
-# The formats that write tables over a covariate (conditions.OverTables).
-OVER_FORMATS = ("csv", "json", "abaqus", "lsdyna")
+# The formats that write tables over a covariate (conditions.OverTables); the card formats
+# write one card a column with a row of constants per value (card_rows).
+OVER_FORMATS = ("csv", "json", "abaqus", "lsdyna", "calculix")
 # The formats that carry fitted cards (`form=`), and the form each uses by default
 # (None: no cards unless asked).
 CARD_FORMATS = {"calculix": "auto", "abaqus": None, "json": None}
@@ -45,7 +49,7 @@ EXTENSIONS = {"csv": "csv", "json": "json", "abaqus": "inp", "lsdyna": "k", "cal
 
 def render(fmt: str, meta: ExportMeta, table: ExportTable,
            first_curve_id: int = DEFAULT_FIRST_CURVE_ID,
-           cards: list[Card] | None = None) -> bytes:
+           cards: Cards | None = None) -> bytes:
     """The file in format `fmt` (one of FORMATS); `cards` for the card formats."""
     if fmt == "csv":
         return to_csv(meta, table)
@@ -61,9 +65,10 @@ def render(fmt: str, meta: ExportMeta, table: ExportTable,
     raise ValueError(f"unknown format {fmt!r}")
 
 __all__ = [
-    "CARD_FORMATS", "DEFAULT_BULK_RATIO", "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR",
+    "CARD_FORMATS", "Cards", "DEFAULT_BULK_RATIO", "DEFAULT_FIRST_CURVE_ID", "DEFAULT_MAX_ERROR",
     "EXTENSIONS", "FORMATS", "FORM_NAMES", "MAX_CARDS", "MAX_CURVE_ID", "MEDIA_TYPES",
     "OVER_FORMATS", "TARGET_ERROR", "UNREACHABLE_POINTS", "Card", "Condition", "Definitions",
+    "RowCard", "fit_row_cards", "indistinct_row", "is_temperature",
     "ExportMeta", "ExportTable", "OverTables", "Volumetric", "build_table", "card_dict",
     "conditions_of", "default_table", "fit_cards", "last_id", "needed_points",
     "probe_points", "render", "tables_at", "tables_over", "to_abaqus", "to_calculix", "to_csv",

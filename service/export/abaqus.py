@@ -28,9 +28,9 @@ Abaqus/Standard assumes for the two-entry lines.
 
 from __future__ import annotations
 
-from service.export.cards import material_lines, wrap_comments
+from service.export.card_rows import Cards, card_lines
+from service.export.cards import wrap_comments
 from service.export.conditions import OverTables
-from service.export.fit import Card
 from service.export.header import ExportMeta, header_lines
 from service.export.labels import material_label
 from service.export.table import ExportTable
@@ -39,7 +39,7 @@ from service.export.table import ExportTable
 OVER_POISSON = 0.5
 
 
-def fitted_file(meta: ExportMeta, table: ExportTable, cards: list[Card], solver: str) -> bytes:
+def fitted_file(meta: ExportMeta, table: ExportTable, cards: Cards, solver: str) -> bytes:
     """An input-file fragment of fitted *HYPERELASTIC cards (the same syntax for CalculiX
     and Abaqus), one *MATERIAL per curve."""
     d = meta.definitions
@@ -50,18 +50,24 @@ def fitted_file(meta: ExportMeta, table: ExportTable, cards: list[Card], solver:
         "ELSET=..., MATERIAL=<name>.",
         f"Fitted to nominal stress [{d.output_unit}] against nominal strain "
         f"[{d.input_unit}] on the grid above; {d.describe()}.",
+        *_temperature_lines(meta),
     ])
-    lines += material_lines(meta, table, cards)
+    lines += card_lines(meta, table, cards)
     return ("\n".join(lines) + "\n").encode("ascii", errors="replace")
 
 
-def is_temperature(name: str, unit: str) -> bool:
-    """Whether a covariate goes into Abaqus' temperature column: named temperature (or
-    temp_*, ...) or in kelvin or degrees Celsius."""
-    return name.lower().startswith("temp") or unit in ("K", "degC", "C")
+def _temperature_lines(meta: ExportMeta) -> list[str]:
+    """Over a temperature: how the analysis selects a card's rows."""
+    condition = meta.condition
+    if not isinstance(condition, OverTables):
+        return []
+    return [f"Each card: one row of constants per {condition.over} [{condition.over_unit}] "
+            "in its temperature column. Give the analysis its temperatures in the same unit "
+            "(*INITIAL CONDITIONS, TYPE=TEMPERATURE, and *TEMPERATURE in a step): CalculiX "
+            "takes the first row's constants when no temperature is defined."]
 
 
-def to_abaqus(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = None) -> bytes:
+def to_abaqus(meta: ExportMeta, table: ExportTable, cards: Cards | None = None) -> bytes:
     """Marlow test data by default (over a covariate: its column); fitted forms when
     `cards` are given."""
     if cards is not None:
@@ -86,7 +92,7 @@ def to_abaqus(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = N
         lines += [f"*MATERIAL, NAME={material_label(meta.model, meta.version, column)}",
                   "*HYPERELASTIC, MARLOW" + (f", POISSON={OVER_POISSON}" if over else ""),
                   "*UNIAXIAL TEST DATA" + (", DEPENDENCIES=1" if over and not
-                                           _in_temperature(over) else "")]
+                                           over.in_temperature else "")]
         for value, block in blocks:
             strain = d.nominal_strain(block.strain)
             stress = d.nominal_stress(block.columns[column], block.strain)
@@ -96,14 +102,10 @@ def to_abaqus(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = N
     return ("\n".join(lines) + "\n").encode("ascii", errors="replace")
 
 
-def _in_temperature(over: OverTables) -> bool:
-    return is_temperature(over.over, over.over_unit)
-
-
 def _over_columns(over: OverTables | None) -> str:
     if over is None:
         return ""
-    where = "temperature" if _in_temperature(over) else "first field variable"
+    where = "temperature" if over.in_temperature else "first field variable"
     return (f", empty lateral strain (POISSON={OVER_POISSON} instead), {where}: "
             f"{over.over} [{over.over_unit}]; one block of lines per value")
 
@@ -111,4 +113,4 @@ def _over_columns(over: OverTables | None) -> str:
 def _tail(over: OverTables, value: float) -> str:
     """The entries after stress and strain: empty lateral strain, then the temperature,
     or an empty temperature and the first field variable."""
-    return f", , {value!r}" if _in_temperature(over) else f", , , {value!r}"
+    return f", , {value!r}" if over.in_temperature else f", , , {value!r}"

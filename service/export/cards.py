@@ -49,7 +49,7 @@ def fit_cards(meta: ExportMeta, table: ExportTable, form: str, volumetric: Volum
             for curve in curves_of(meta, table)]
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     return f"{value:.8e}"  # the precision fit.written rounds to
 
 
@@ -85,23 +85,39 @@ def modes_statement(low: float, high: float, form: forms.Form) -> list[str]:
     return lines
 
 
-def comment_lines(card: Card, label: str, curve: Curve, unit: str) -> list[str]:
+def range_text(card: Card, curve: Curve) -> str:
+    """What the card's stability was checked over, in words."""
     low, high = float(curve.stretch[0]), float(curve.stretch[-1])
     own = (min(low, 1.0) - 1.0, max(high, 1.0) - 1.0)
-    over = ("the exported range" if card.stable_range == own else
+    return ("the exported range" if card.stable_range == own else
             f"nominal strains {_strains(*card.stable_range)} (stable_strain_min/max)")
+
+
+def comment_lines(card: Card, label: str, curve: Curve, unit: str) -> list[str]:
+    over = range_text(card, curve)
     how = (f"form=auto: the smallest fit error among the forms Drucker-stable over {over}"
            if card.chosen == "auto" else "form asked for")
     if card.chosen == "auto" and not any(stable for _, stable in card.candidates.values()):
         how = f"form=auto: NO form is Drucker-stable over {over}; smallest error"
-    lines = [f"card {label} ({card.column}): {card.form.keyword} ({how})",
-             f"fit error: {card.fit_error:.3g} total SD (largest |card - model|, nominal "
+    unmet = "no stable form reaches it" if card.chosen == "auto" else "not met"
+    return [f"card {label} ({card.column}): {card.form.keyword} ({how})",
+            *fit_lines(card, curve, unmet),
+            *modes_statement(float(curve.stretch[0]), float(curve.stretch[-1]), card.form),
+            volumetric_line(card, unit)]
+
+
+def fit_lines(card: Card, curve: Curve, unmet: str) -> list[str]:
+    """The card's fit error against the target (`unmet`: why, when it is missed), its
+    Drucker-stable strains per mode and whether they cover the range checked."""
+    low, high = float(curve.stretch[0]), float(curve.stretch[-1])
+    over = range_text(card, curve)
+    lines = [f"fit error: {card.fit_error:.3g} total SD (largest |card - model|, nominal "
              f"uniaxial strain {_strains(low - 1, high - 1)}, this card with its D terms)"]
     if card.meets_target:
         lines.append(f"target {TARGET_ERROR:g} total SD: met")
     else:
         floor = _zero_strain_error(curve)
-        reason = "no stable form reaches it" if card.chosen == "auto" else "not met"
+        reason = unmet
         if floor is not None and floor > TARGET_ERROR:
             reason += (f"; this curve's own stress at zero strain is {floor:.3g} total SD, "
                        "and a hyperelastic card has none there")
@@ -110,20 +126,29 @@ def comment_lines(card: Card, label: str, curve: Curve, unit: str) -> list[str]:
                for mode, span in card.stable.items()]
     lines.append(f"Drucker-stable nominal strains (scanned {_strains(*SCAN)}): "
                  + "; ".join(scanned))
-    box = forms.stretch_box(1 + card.stable_range[0], 1 + card.stable_range[1])
-    ranges = "; ".join(f"{mode} {_strains(*(np.array(forms.mode_range(mode, box)) - 1))}"
-                       for mode in forms.MODES)
     lines.append((f"stable over {over}: yes (" if card.stable_over_range else
-                  f"WARNING: NOT stable over {over} (") + ranges + ")")
-    lines += modes_statement(low, high, card.form)
+                  f"WARNING: NOT stable over {over} (") + mode_ranges(card.stable_range) + ")")
+    return lines
+
+
+def mode_ranges(stable_range: tuple[float, float]) -> str:
+    """The strains of each mode within the deformations of a uniaxial strain range."""
+    box = forms.stretch_box(1 + stable_range[0], 1 + stable_range[1])
+    return "; ".join(f"{mode} {_strains(*(np.array(forms.mode_range(mode, box)) - 1))}"
+                     for mode in forms.MODES)
+
+
+def volumetric_line(card: Card, unit: str) -> str:
     poisson = (3 * card.bulk_modulus - 2 * card.shear_modulus) / (
         2 * (3 * card.bulk_modulus + card.shear_modulus))
-    lines.append(f"volumetric: D1 = 2/K0 = {card.d[0]:.6g} [1/{unit}], K0 = "
-                 f"{card.bulk_modulus:.6g} {unit}, mu0 = {card.shear_modulus:.6g} {unit}, "
-                 f"initial Poisson ratio {poisson:.5f}"
-                 + ("; D2.. = D1 (CalculiX would replace a zero D by its own default)"
-                    if len(card.d) > 1 else ""))
-    return lines
+    return (f"volumetric: D1 = 2/K0 = {card.d[0]:.6g} [1/{unit}], K0 = "
+            f"{card.bulk_modulus:.6g} {unit}, mu0 = {card.shear_modulus:.6g} {unit}, "
+            f"initial Poisson ratio {poisson:.5f}"
+            + ("; WARNING: mu0 = 0, the card has no initial stiffness (with bulk_ratio, K0 "
+               "is scaled to the curve's largest secant shear modulus, max|stress| / (3 "
+               "max|strain|))" if card.shear_modulus == 0 else "")
+            + ("; D2.. = D1 (CalculiX would replace a zero D by its own default)"
+               if len(card.d) > 1 else ""))
 
 
 def wrap_comments(lines: list[str]) -> list[str]:
@@ -135,14 +160,19 @@ def wrap_comments(lines: list[str]) -> list[str]:
     return out
 
 
-def keyword_lines(card: Card, temperature: float | None = None) -> list[str]:
-    """*HYPERELASTIC and its data line(s): constants, D terms, (temperature)."""
+def keyword_lines(card: Card) -> list[str]:
+    """*HYPERELASTIC and its data line(s): constants, D terms."""
+    return [f"*HYPERELASTIC, {card.form.keyword}", *data_lines(card)]
+
+
+def data_lines(card: Card, temperature: float | None = None) -> list[str]:
+    """One row of *HYPERELASTIC data: constants, D terms, (temperature), at most 8 values
+    a line (the manual's line pairs of OGDEN N=3 and POLYNOMIAL N=3)."""
     values = [*card.values, *card.d]
     if temperature is not None:
         values.append(temperature)
-    text = [_number(v) for v in values]
-    data = [",".join(text[k:k + _PER_LINE]) for k in range(0, len(text), _PER_LINE)]
-    return [f"*HYPERELASTIC, {card.form.keyword}", *data]
+    text = [number(v) for v in values]
+    return [",".join(text[k:k + _PER_LINE]) for k in range(0, len(text), _PER_LINE)]
 
 
 def material_lines(meta: ExportMeta, table: ExportTable, cards: list[Card]) -> list[str]:

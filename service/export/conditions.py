@@ -75,6 +75,12 @@ def conditions_of(posterior: Posterior, values: np.ndarray) -> list[Condition]:
                       bool(outside[i]), float(distance[i])) for i, row in enumerate(values)]
 
 
+def is_temperature(name: str, unit: str) -> bool:
+    """Whether a covariate goes into a solver's temperature column (Abaqus, CalculiX):
+    named temperature (or temp_*, ...) or in kelvin or degrees Celsius."""
+    return name.lower().startswith("temp") or unit in ("K", "degC", "C")
+
+
 @dataclass(frozen=True)
 class OverTables:
     """One table per value of the covariate `over`, all on the same strain grid."""
@@ -102,6 +108,11 @@ class OverTables:
         first = self.conditions[0]
         return [(n, u, v) for n, u, v in zip(first.names, first.units, first.values,
                                                strict=True) if n != self.over]
+
+    @property
+    def in_temperature(self) -> bool:
+        """Whether the solvers take the over covariate as their temperature."""
+        return is_temperature(self.over, self.over_unit)
 
     def label(self, index: int) -> str:
         """'temperature=293' for the index-th table (curve titles, unstable ranges)."""

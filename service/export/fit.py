@@ -13,7 +13,9 @@ least stable states of each mode and the programme solved again, for a few round
 is stable over the range when the condition holds in uniaxial, equibiaxial and planar
 deformation for every state whose principal stretches stay within those of the range
 (forms.stretch_box). `form=auto` takes the smallest-error stable form; when none is, the
-smallest error, and the card says so. A form asked for by name is fitted free.
+smallest error, and the card says so (`choose`; over a covariate, the smallest largest
+error over the rows of a card, service.export.card_rows). A form asked for by name is
+fitted free.
 
 Over 300 lines because the fit, the stability it is held to and the choice between forms
 are one procedure; split, each part would need the others' internals.
@@ -319,29 +321,86 @@ def written(values: np.ndarray) -> np.ndarray:
     return np.array([float(f"{v:.8e}") for v in values])
 
 
-def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
-              stable_range: tuple[float, float] | None = None) -> Card:
-    """The card of `curve`: the asked form, or with "auto" the best one stable over
-    `stable_range` (nominal uniaxial strains; default the curve's own range)."""
+@dataclass(frozen=True)
+class Fitted:
+    """One candidate form fitted to one curve: its constants (card order), its error in
+    total SDs (incompressible) and whether it is stable over the range checked."""
+
+    values: np.ndarray
+    error: float
+    stable: bool
+
+
+def checked_range(curve: Curve, stable_range: tuple[float, float] | None
+                   ) -> tuple[float, float]:
+    """The stretches stability is checked over: the curve's, widened by `stable_range`."""
     low, high = float(curve.stretch[0]), float(curve.stretch[-1])
     if stable_range is not None:
         low, high = min(low, 1.0 + stable_range[0]), max(high, 1.0 + stable_range[1])
+    return low, high
+
+
+def fit_candidates(curve: Curve, form_name: str,
+                   stable_range: tuple[float, float] | None = None) -> dict[str, Fitted]:
+    """The asked form, or with "auto" every form of forms.AUTO_FORMS, fitted to `curve`:
+    auto's each under Drucker's condition over the range, an asked form free."""
+    low, high = checked_range(curve, stable_range)
     names = forms.AUTO_FORMS if form_name == "auto" else (form_name,)
-    fitted: dict[str, tuple[np.ndarray, float, bool]] = {}
-    # auto: each form fitted under Drucker's condition over the range; an asked form free.
     box = forms.stretch_box(low, high) if form_name == "auto" else None
+    fitted: dict[str, Fitted] = {}
     for name in names:
         form = FORMS[name]
         values = fit_form(form, curve, box)
         with np.errstate(all="ignore"):
             error = _error(forms.nominal_stress(form, values, curve.stretch), curve)
-        fitted[name] = (values, error, stable_over(form, values, low, high))
-    pool = [n for n in names if fitted[n][2]] or list(names)
-    name = min(pool, key=lambda n: fitted[n][1])
+        fitted[name] = Fitted(values, error, stable_over(form, values, low, high))
+    return fitted
+
+
+def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
+              stable_range: tuple[float, float] | None = None) -> Card:
+    """The card of `curve`: the asked form, or with "auto" the best one stable over
+    `stable_range` (nominal uniaxial strains; default the curve's own range)."""
+    fitted = fit_candidates(curve, form_name, stable_range)
+    name, _ = choose([fitted])
+    return card_of(curve, name, fitted, form_name, volumetric, stable_range)
+
+
+def choose(rows: list[dict[str, Fitted]], between: dict[str, bool] | None = None
+           ) -> tuple[str, dict[str, tuple[float, bool]]]:
+    """The form of a card whose rows (one per condition; a single condition is one row)
+    share it, and each candidate's (largest error over the rows, stable): the smallest
+    largest error among the forms stable at every row (and `between` them, where the
+    solver interpolates the constants); failing that, among those stable at every row;
+    failing that, among all."""
+    at_rows = {name: all(row[name].stable for row in rows) for name in rows[0]}
+    summary = {name: (max(row[name].error for row in rows),
+                      at_rows[name] and (between is None or between[name]))
+               for name in rows[0]}
+    pool = ([n for n, (_, stable) in summary.items() if stable]
+            or [n for n, stable in at_rows.items() if stable] or list(summary))
+    return min(pool, key=lambda n: summary[n][0]), summary
+
+
+def secant_shear(curve: Curve) -> float:
+    """The shear modulus of the curve's largest secant, max |stress| / (3 max |strain|)
+    (nominal, incompressible: E = 3 mu); 1 for a curve that is zero everywhere."""
+    scale = float(np.max(np.abs(curve.stress)) / (3.0 * np.max(np.abs(curve.stretch - 1.0))))
+    return scale if scale > 0 and math.isfinite(scale) else 1.0
+
+
+def card_of(curve: Curve, name: str, fitted: dict[str, Fitted], form_name: str,
+            volumetric: Volumetric, stable_range: tuple[float, float] | None) -> Card:
+    """The card of form `name` among the `fitted` candidates of `curve`."""
+    low, high = checked_range(curve, stable_range)
     # Everything below is computed from the constants as written to the file.
-    form, values = FORMS[name], written(fitted[name][0])
+    form, values = FORMS[name], written(fitted[name].values)
     shear = forms.initial_shear_modulus(form, values)
     bulk = volumetric.bulk(shear)
+    if not bulk > 0:
+        # A card with no initial stiffness (a curve whose best card is zero, e.g. one the
+        # noise dominates): D scaled to the curve's own stiffness instead.
+        bulk = volumetric.bulk(secant_shear(curve))
     d = tuple(written(np.full(form.volumetric, 2.0 / bulk)))
     with np.errstate(all="ignore"):
         solver = forms.compressible_uniaxial_stress(form, values, np.array(d), curve.stretch)
@@ -356,7 +415,7 @@ def make_card(curve: Curve, form_name: str, volumetric: Volumetric,
     return Card(
         column=curve.column, form=form, values=tuple(float(v) for v in values), d=d,
         fit_error=_error(solver, curve), shear_modulus=shear, bulk_modulus=bulk,
-        stable=stable, stable_over_range=fitted[name][2] and scanned,
+        stable=stable, stable_over_range=fitted[name].stable and scanned,
         stable_range=(low - 1.0, high - 1.0),
         chosen="auto" if form_name == "auto" else "asked",
-        candidates={n: (fitted[n][1], fitted[n][2]) for n in names})
+        candidates={n: (f.error, f.stable) for n, f in fitted.items()})

@@ -3,7 +3,8 @@
 CSV: '#' comment lines (header_lines), one line of column names, then one row per strain;
 numbers with 17 significant digits, so they parse back to the same doubles.
 JSON: the same columns as arrays under the same names, with the header as fields, and
-with `form=` the fitted cards' constants (`cards`).
+with `form=` the fitted cards' constants (`cards`; over a covariate, a row of constants
+per value).
 
 A model with covariates gets one column per covariate before the strain, holding each
 row's condition: one block of rows for a table at one condition, one block per value for
@@ -18,9 +19,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.export.cards import card_dict
+from service.export.card_rows import Cards, card_dicts
 from service.export.conditions import Condition, OverTables
-from service.export.fit import TARGET_ERROR, Card
+from service.export.fit import TARGET_ERROR
 from service.export.header import ExportMeta, header_lines
 from service.export.table import ExportTable
 
@@ -60,7 +61,7 @@ def to_csv(meta: ExportMeta, table: ExportTable) -> bytes:
 
 
 def to_json_dict(meta: ExportMeta, table: ExportTable,
-                 cards: list[Card] | None = None) -> dict[str, Any]:
+                 cards: Cards | None = None) -> dict[str, Any]:
     d = meta.definitions
     covariates, blocks = _blocks(meta, table)
     result: dict[str, Any] = {
@@ -96,10 +97,10 @@ def to_json_dict(meta: ExportMeta, table: ExportTable,
     result.update(zip(names, _columns(blocks), strict=True))
     if cards is not None:
         # Fitted hyperelastic forms (docs/export.md): constants a Python solver can use.
-        result["cards"] = [card_dict(meta, card) for card in cards]
+        result["cards"] = card_dicts(meta, cards)
         result["card_target_error"] = TARGET_ERROR
     return result
 
 
-def to_json(meta: ExportMeta, table: ExportTable, cards: list[Card] | None = None) -> bytes:
+def to_json(meta: ExportMeta, table: ExportTable, cards: Cards | None = None) -> bytes:
     return orjson.dumps(to_json_dict(meta, table, cards), option=orjson.OPT_SERIALIZE_NUMPY)

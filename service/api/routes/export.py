@@ -1,9 +1,12 @@
 """GET /v1/models/{name}/export: the model as a table a finite-element code reads
 directly (CSV, JSON, Abaqus, LS-DYNA), or as fitted hyperelastic cards (CalculiX, and
 Abaqus/JSON with `form=`); for a model with covariates at a condition, or as tables over
-one covariate. Validation and limits here (the covariate query: service.api
-.covariate_query); the table, the cards and the formats in service.export
-(docs/export.md)."""
+one covariate (cards over a temperature: a row of constants per value). Validation and
+limits here (the covariate query: service.api.covariate_query); the table, the cards and
+the formats in service.export (docs/export.md).
+
+Why one module of this size: the export's options (format, grid, quantiles, curves, cards,
+covariates) limit one another, and every 4xx must come before any work is admitted."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import math
 import secrets
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -92,6 +96,33 @@ def card_options(fmt: str, form: str | None, bulk_ratio: float | None,
             f"{count} curves would be {count} fitted cards; the limit is {export.MAX_CARDS}",
             [{"field": "curves", "limit": export.MAX_CARDS}])
     return form, export.Volumetric(bulk_modulus, bulk_ratio or export.DEFAULT_BULK_RATIO)
+
+
+def _check_cards_over(fmt: str, posterior: Posterior, over: str, values: np.ndarray,
+                      count: int) -> None:
+    """Cards over a covariate hold a row of constants per value in the temperature column
+    (service.export.card_rows): 422 naming `over` for a covariate that is not a
+    temperature (JSON, which has no such column, takes any) or for two values one row
+    would hold; 413 naming `over` past the card limit."""
+    conditions = posterior.conditions
+    assert conditions is not None
+    unit = conditions.units[conditions.names.index(over)]
+    if fmt != "json" and not export.is_temperature(over, unit):
+        raise _invalid("over", f"{over} [{unit}] is not a temperature: a *HYPERELASTIC card's "
+                       "rows differ only in their temperature column (CalculiX reads no field "
+                       "variables; this export writes Abaqus cards over a temperature "
+                       f"only); export the cards at one {over} with covariates={over}:VALUE, "
+                       "or the constants per value with format=json")
+    column = values[:, conditions.names.index(over)].tolist()
+    index = export.indistinct_row(column)
+    if index is not None:
+        raise _invalid("over", f"{column[index]!r} and {column[index - 1]!r} are one "
+                       "temperature in a card's 9 significant digits")
+    if count * len(column) > export.MAX_CARDS:
+        raise PayloadTooLargeError(
+            f"{count} cards over {len(column)} values would be {count * len(column)} fitted "
+            f"rows; the limit is {export.MAX_CARDS}",
+            [{"field": "over", "limit": export.MAX_CARDS}])
 
 
 def _largest_grid(settings: Settings, points: int | None, levels: list[float],
@@ -209,7 +240,8 @@ def export_table(
     over: Annotated[str | None, Query(
         max_length=4096, description="Models with covariates: one table per value of one "
         "covariate, NAME:V1,V2,... (or NAME alone: the values it was tested at), in each "
-        "format's own convention (Abaqus temperature column, LS-DYNA *DEFINE_TABLE).")] =
+        "format's own convention (Abaqus temperature column, LS-DYNA *DEFINE_TABLE; "
+        "cards: a row of constants per temperature).")] =
         None,
 ) -> Response:
     if version is not None and alias is not None:
@@ -235,8 +267,7 @@ def export_table(
     tables = 1 if where is None or over_name is None else where.shape[0]
     if over_name is not None:
         if form is not None:
-            raise _invalid("over", "fitted cards (form=) describe one condition; give "
-                           "covariates=... instead")
+            _check_cards_over(format, posterior, over_name, where, 1 + len(levels) + count)
         if export.last_id(1 + len(levels) + count, first_curve_id,
                           tables) > export.MAX_CURVE_ID:
             raise _invalid("first_curve_id", f"table and curve ids would exceed "
@@ -276,8 +307,11 @@ def export_table(
                                  posterior.domain, condition)
         stable_range = (0.0 if stable_strain_min is None else stable_strain_min,
                         0.0 if stable_strain_max is None else stable_strain_max)
-        cards = None if form is None else export.fit_cards(meta, table, form, volumetric,
-                                                           stable_range)
+        cards: export.Cards | None = None
+        if form is not None and isinstance(condition, export.OverTables):
+            cards = export.fit_row_cards(meta, condition, form, volumetric, stable_range)
+        elif form is not None:
+            cards = export.fit_cards(meta, table, form, volumetric, stable_range)
         content = export.render(format, meta, table, first_curve_id, cards)
     record_model_version(request, ref.name, ref.version, tables * (2 * table.points - 1))
     return Response(content, media_type=export.MEDIA_TYPES[format], headers={
