@@ -137,10 +137,13 @@ def test_fit_many_registers_skips_refits_and_survives_failed_entries(
     assert isinstance(prepare(entries[0], target, True, work), GroupJob)  # forced
     assert prepare(entries[0], target, False, work).status == "skipped"
 
-    code, output = fit_many(plan, *run, "--index", "0", "--force")
+    # Forced, the group is fitted again with unchanged data (rubber-b: one fit, where
+    # rubber-a's held-out fold would be a second one).
+    make_group_csv(tmp_path / "b.csv", materials=4, points=8, seed=2)  # b.csv as it was
+    code, output = fit_many(plan, *run, "--index", "1", "--force")
     assert code == 0, output
-    assert "entry 0 (rubber-a): registered version 2" in output and "entry 1" not in output
-    first, second = versions(database_url, "rubber-a")
+    assert "entry 1 (rubber-b): registered version 2" in output and "entry 0" not in output
+    first, second = versions(database_url, "rubber-b")
     assert first["tags"] == second["tags"]  # same data, same options
 
     code, output = fit_many(plan, *run, "--index", "7")

@@ -179,9 +179,11 @@ METHOD_EXPECTATIONS = {"bootstrap": (0.2, 1.5), "advi": (0.25, None),
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(METHOD_EXPECTATIONS))
-@pytest.mark.parametrize(("law", "noise_sd", "materials"), [("gent", 0.02, 20),
-                                                            ("ogden", 0.05, 20)])
+# The default method on both laws; the alternatives on the Ogden group (the one whose
+# shape is furthest from the Mooney-Rivlin data the defaults were chosen on).
+@pytest.mark.parametrize(("law", "noise_sd", "materials", "method"), [
+    ("gent", 0.02, 20, "bootstrap"), ("ogden", 0.05, 20, "bootstrap"),
+    ("ogden", 0.05, 20, "advi"), ("ogden", 0.05, 20, "ensemble")])
 def test_fits_recover_scatter_of_laws_they_were_never_tuned_on(
     law: str, noise_sd: float, materials: int, method: str
 ) -> None:
