@@ -138,14 +138,26 @@ class DrawNetwork(Protocol):
     draws: int
     max_width: int
 
-    def network_outputs(self, strain: np.ndarray, with_tangent: bool = False
+    def network_outputs(self, strain: np.ndarray, with_tangent: bool = False,
+                        covariates: np.ndarray | None = None,
+                        draws: np.ndarray | None = None,
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]: ...
 
 
-def draw_outputs(posterior: DrawNetwork, strain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mu_s(x) and sigma_s(x), each (draws, n), physical units."""
-    mu, sigma, _ = posterior.network_outputs(strain)
+def draw_outputs(posterior: DrawNetwork, strain: np.ndarray, draws: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """mu_s(x) and sigma_s(x), each (draws, n), physical units (only `draws`, if given)."""
+    mu, sigma, _ = posterior.network_outputs(strain, draws=draws)
     return mu, sigma
+
+
+def sampled_draws(posterior: DrawNetwork, chosen: np.ndarray, count: int
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The distinct draws `count` sampled curves use (evaluated alone: a few curves need a
+    few draws, not all), each curve's index into them, and strains per block for them."""
+    used, column = np.unique(chosen, return_inverse=True)
+    step = max(1, _MAX_ELEMENTS // max(used.size * posterior.max_width, count, 1))
+    return used, column, step
 
 
 @dataclass(frozen=True)
@@ -282,15 +294,15 @@ def curve_samples(posterior: DrawNetwork, curve: CurveModel, strain: np.ndarray,
         conditioned = condition(posterior, curve, observed)
         w = conditioned.means[:, chosen] + conditioned.inverse_root @ w
     out = np.empty((strain.size, count))
-    step = chunk_size(posterior, count)
+    used, column, step = sampled_draws(posterior, chosen, count)
     for start in range(0, strain.size, step):
         interrupt.checkpoint()
         part = slice(start, start + step)
-        mu, sigma = draw_outputs(posterior, strain[part])
+        mu, sigma = draw_outputs(posterior, strain[part], used)
         a = curve.loadings(strain[part])
         within = np.sqrt(np.maximum(1.0 - np.sum(a * a, axis=1), 0.0))
         z = a @ w
         if test_noise:
             z = z + within[:, None] * noise[part]
-        out[part] = mu[chosen].T + sigma[chosen].T * z
+        out[part] = mu[column].T + sigma[column].T * z
     return out

@@ -53,6 +53,7 @@ from service.inference.curves import (
     DrawNetwork,
     Observed,
     chunk_size,
+    sampled_draws,
     too_extreme_to_condition,
 )
 
@@ -262,18 +263,19 @@ def curve_samples_across(posterior: ConditionNetwork, curve: CurveModel,
     fresh_effects = rng.standard_normal((unique.shape[0], state.rank, count))
     effects = state.effects(unique, theta, fresh_effects)
     out = np.empty((strain.size, count))
+    used, column, step = sampled_draws(posterior, chosen, count)
     for d, condition in enumerate(unique):
         w = effects[d]
         view = posterior.at(condition)
         rows = np.flatnonzero(index == d)
-        step = chunk_size(posterior, count)
         for start in range(0, rows.size, step):
+            interrupt.checkpoint()
             part = rows[start:start + step]
-            mu, sigma, _ = view.network_outputs(strain[part])
+            mu, sigma, _ = view.network_outputs(strain[part], draws=used)
             a = curve.loadings(strain[part])
             z = a @ w
             if test_noise:
                 within = np.sqrt(np.maximum(1.0 - np.sum(a * a, axis=1), 0.0))
                 z = z + within[:, None] * noise[part]
-            out[part] = mu[chosen].T + sigma[chosen].T * z
+            out[part] = mu[column].T + sigma[column].T * z
     return out

@@ -202,11 +202,12 @@ class Posterior:
 
     def network_outputs(
         self, strain: np.ndarray, with_tangent: bool = False,
-        covariates: np.ndarray | None = None,
+        covariates: np.ndarray | None = None, draws: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """mu_s(x), sigma_s(x) and (optionally) d mu_s/dx for every draw and strain, each of
         shape (draws, n), in physical units. A model with covariates needs them: an (n, k)
-        array of physical values, one row per strain.
+        array of physical values, one row per strain. `draws` (indices) evaluates only
+        those draws, in that order: a few sampled curves need a few draws, not all.
 
         The strain's part of the first layer is a broadcast product rather than a batched
         matrix product, and strains go through in blocks sized for the cache."""
@@ -216,12 +217,15 @@ class Posterior:
         if values is not None:
             assert self.conditions is not None
             c_norm = self.conditions.normalise(values)
-        (w_first, b_first), *rest = self.weights
+        weights = self.weights if draws is None else [(w[draws], b[draws])
+                                                      for w, b in self.weights]
+        count = self.draws if draws is None else len(draws)
+        (w_first, b_first), *rest = weights
         *trunk, (w_mean, b_mean), (w_sigma, b_sigma) = rest
-        mu = np.empty((self.draws, x.size))
-        z = np.empty((self.draws, x.size))
-        d_mu = np.empty((self.draws, x.size)) if with_tangent else None
-        step = max(1, _BLOCK_ELEMENTS // (self.draws * self.max_width))
+        mu = np.empty((count, x.size))
+        z = np.empty((count, x.size))
+        d_mu = np.empty((count, x.size)) if with_tangent else None
+        step = max(1, _BLOCK_ELEMENTS // (max(count, 1) * self.max_width))
         for start in range(0, x.size, step):
             part = slice(start, start + step)
             first = w_first[:, 0, None, :]

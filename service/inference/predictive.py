@@ -150,11 +150,12 @@ def samples(
     rng = np.random.default_rng(seed)
     chosen = rng.integers(0, posterior.draws, size=count)
     noise = rng.standard_normal((strain.size, count))
+    used, column = np.unique(chosen, return_inverse=True)
     out = np.empty((strain.size, count))
-    chunk = _chunk_size(posterior)
+    chunk = max(1, _MAX_ACTIVATION_ELEMENTS // (used.size * posterior.max_width))
     for start in range(0, strain.size, chunk):
         interrupt.checkpoint()
         part = slice(start, start + chunk)
-        mu, sigma, _ = posterior.network_outputs(strain[part])
-        out[part] = mu[chosen].T + (sigma[chosen].T * noise[part] if test_noise else 0.0)
+        mu, sigma, _ = posterior.network_outputs(strain[part], draws=used)
+        out[part] = mu[column].T + (sigma[column].T * noise[part] if test_noise else 0.0)
     return out

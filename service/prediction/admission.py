@@ -158,7 +158,8 @@ def _quantiles(posterior: Posterior, points: int, levels: int, conditioned: bool
 
 
 def _samples(posterior: Posterior, points: int, draws: int, field: str) -> Term:
-    s, u = posterior.draws, posterior.units
+    # Only the posterior draws the samples use are evaluated: at most one per sample.
+    s, u = min(posterior.draws, draws), posterior.units
     return Term(f"samples: {draws} draws x {points} strains", field,
                 _ns(points * s * u * NUMPY_NS_PER_UNIT + points * draws * SAMPLE_NS
                     + _encoding_ns(points * draws)),
