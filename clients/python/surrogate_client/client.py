@@ -18,6 +18,9 @@ wait than `max_backoff` is raised instead). Not retried: a read timeout or a 504
 service may still be computing the request: sending it again doubles the load that made
 it slow), a 413 (the request is over a budget and stays over it), and every other error,
 which raises SurrogateAPIError with the service's error code, message and details.
+
+Why one module of this size: the client is a single file users may vendor; its request
+options mirror the API's and share one retry loop.
 """
 
 from __future__ import annotations
