@@ -152,7 +152,7 @@ def samples(
     noise = rng.standard_normal((strain.size, count))
     used, column = np.unique(chosen, return_inverse=True)
     out = np.empty((strain.size, count))
-    chunk = max(1, _MAX_ACTIVATION_ELEMENTS // (used.size * posterior.max_width))
+    chunk = max(1, _MAX_ACTIVATION_ELEMENTS // (max(used.size, 1) * posterior.max_width))
     for start in range(0, strain.size, chunk):
         interrupt.checkpoint()
         part = slice(start, start + chunk)
