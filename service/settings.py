@@ -55,10 +55,12 @@ class Settings(BaseSettings):
         "plus 64 KiB (26 MB for 1,000,000 strains).")
     # Admission by cost (service/prediction/admission.py, docs/performance.md).
     request_time_budget_s: float = Field(
-        10.0, gt=0, description="Most work one request may ask for, in seconds of the "
-        "reference machine (estimated from its shape before any work; more is a 413 that "
-        "says what to reduce). 10 s keeps an admissible request inside the balancer's 60 s "
-        "server timeout on a 2-core replica at a load of several times its cores.")
+        10.0, gt=0, description="Longest one request may run, in seconds of the reference "
+        "machine. Its work, estimated from its shape before any work starts, may take "
+        "three quarters of it: the rest is for light requests sharing the cores and for the "
+        "estimate's error. More is a 413 that says what to reduce. 10 s keeps an "
+        "admissible request inside the balancer's 60 s server timeout on a 2-core replica "
+        "at a load of several times its cores.")
     request_memory_mb: int = Field(
         384, gt=0, description="Most memory one request may need (decoded request, results, "
         "encoded answer; more is a 413). max_heavy_requests of these, plus the replica's "

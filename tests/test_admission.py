@@ -248,3 +248,18 @@ def test_a_replica_that_runs_slower_than_estimated_admits_less(database_url: str
     assert f"surrogate_replica_slowdown {gate.slowdown}" in metrics
     assert slowed["details"][0]["limit"] < at_reference["details"][0]["limit"] / 3
     assert "slower than the reference" in slowed["message"]
+
+
+def test_the_estimated_work_may_take_only_its_share_of_the_time_budget() -> None:
+    """The rest of the budget is for light requests sharing the cores and the estimate's
+    error: work estimated at the whole budget is refused, at its share admitted."""
+    settings = Settings(database_url="sqlite://", request_time_budget_s=10.0)
+    share = admission.BUDGET_WORK_SHARE
+    assert 0 < share < 1
+
+    def work(seconds: float) -> admission.Estimate:
+        return admission.Estimate((admission.Term("work", "strain", seconds),))
+
+    assert admission.within_budget(work(10.0 * share), settings)
+    assert not admission.within_budget(work(10.0 * share * 1.01), settings)
+    assert not admission.within_budget(work(10.0 * share), settings, slowdown=1.1)
