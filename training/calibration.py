@@ -6,8 +6,9 @@ forward pass (`service.inference.posterior.Posterior.network_outputs`): one impl
 network, so the figures describe exactly what the service answers.
 
 - NLPD: -mean_i log( mean_s N(y_i | mu_s, sigma_s) )  (log-mean-exp, scipy.logsumexp).
-- CRPS: scoringrules' ensemble estimator on predictive samples (the closed form for a
-  Gaussian mixture is quadratic in the number of draws: 20 s for 2000 points x 200 draws).
+- CRPS: the ensemble (PWM) estimator on predictive samples (training/scores.py; the
+  closed form for a Gaussian mixture is quadratic in the number of draws: 20 s for 2000
+  points x 200 draws).
 - PIT_i = mean_s Phi((y_i - mu_s)/sigma_s), the mixture CDF at the observation, exact.
   The central p-interval of the mixture holds y_i exactly when |PIT_i - 1/2| <= p/2, so
   coverage needs no quantile root-finding.
@@ -26,6 +27,7 @@ import numpy as np
 from scipy.special import logsumexp, ndtr
 
 from service.inference.posterior import Posterior
+from training import scores
 
 NOMINAL_LEVELS = np.round(np.linspace(0.01, 0.99, 99), 2)
 REPORTED_LEVELS = (0.5, 0.9, 0.95)
@@ -88,17 +90,15 @@ def crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
 def pointwise_crps(y: np.ndarray, draws: PredictiveDraws, samples_per_draw: int = 4,
                    seed: int = 0) -> np.ndarray:
     """CRPS of the mixture per observation, estimated from `samples_per_draw` predictive
-    samples per draw (scoringrules; its PWM estimator equals the fair, unbiased one in
-    O(M log M))."""
+    samples per draw (training/scores.py; its PWM estimator equals the fair, unbiased one
+    in O(M log M))."""
     rng = np.random.default_rng(seed)
     per_draw = max(1, samples_per_draw)
     # At least ~1000 samples per observation, whatever the number of draws.
     per_draw = max(per_draw, -(-1000 // draws.mu.shape[0]))
     noise = rng.standard_normal((per_draw, *draws.mu.shape))
     samples = (draws.mu[None] + draws.sigma[None] * noise).reshape(-1, y.size)
-    import scoringrules  # 4 s of numba at import: only where a score is computed
-
-    return np.asarray(scoringrules.crps_ensemble(y, samples.T, estimator="pwm"), dtype=float)
+    return scores.crps_ensemble(y, samples.T)
 
 
 def empirical_sd_by_strain(x: np.ndarray, y: np.ndarray, min_repeats: int = 3

@@ -1,11 +1,11 @@
 """Whole-curve scores of a fit on held-out materials (stored with every version).
 
 - Energy score and variogram score (p = 0.5) of `count` sampled curves at each held-out
-  material's own strains against its measured curve (scoringrules `es_ensemble`,
-  `vs_ensemble`), averaged over materials; next to the same scores of independent
-  per-strain sampling from the same marginals (every strain its own posterior draw and
-  noise), which knows nothing of curves. Lower is better; the variogram score is the one
-  that sees the correlation between strains.
+  material's own strains against its measured curve (training/scores.py), averaged
+  over materials; next to the same scores of independent per-strain sampling from the
+  same marginals (every strain its own posterior draw and noise), which knows nothing of
+  curves. Lower is better; the variogram score is the one that sees the correlation
+  between strains.
 - Conditioning gain: for each held-out material, 3 of its points spread along its curve
   (at 1/6, 1/2 and 5/6 of its strain order) condition the prediction of its other
   points; the gain is the unconditioned NLPD minus the conditioned NLPD (nats per point),
@@ -32,7 +32,7 @@ from service.inference.curves import (
     curve_samples,
 )
 from service.inference.posterior import Posterior
-from training import calibration
+from training import calibration, scores
 
 CURVES_PER_MATERIAL = 200
 GIVEN_POINTS = 3
@@ -63,11 +63,7 @@ def independent_samples(posterior: Posterior, strain: np.ndarray, count: int, se
 
 def ensemble_scores(observed: np.ndarray, samples: np.ndarray) -> tuple[float, float]:
     """(energy score, variogram score p=0.5) of samples (count, d) for one curve (d,)."""
-    import scoringrules  # 4 s of numba at import: only where a score is computed
-
-    energy = float(scoringrules.es_ensemble(observed, samples))
-    variogram = float(scoringrules.vs_ensemble(observed, samples, p=0.5))
-    return energy, variogram
+    return scores.energy_score(observed, samples), scores.variogram_score(observed, samples)
 
 
 def sample_scores(posterior: Posterior, curve: CurveModel,

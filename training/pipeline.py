@@ -60,7 +60,7 @@ class TrainedFit:
 
 
 def library_versions() -> dict[str, str]:
-    names = ("pymc", "pytensor", "arviz", "numpy", "scipy", "scoringrules", "nutpie")
+    names = ("pymc", "pytensor", "arviz", "numpy", "scipy", "nutpie")
     versions = {"python": platform.python_version()}
     for name in names:
         try:
