@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[train,test,bench,fe]' -e clients/python
+	# Compile the prediction kernels once, as the image build does: otherwise the first
+	# replicas to start (`make run`, or several at once in `make test`) each compile them.
+	$(BIN)/surrogate-serve warmup
 	touch $(STAMP)
 
 # Migrate the embedded registry, fit the demo model once if absent, then serve it.
