@@ -15,9 +15,8 @@ printed beside the figures; nothing here asserts (benchmarks are not tests).
 
 Covariates: the rate of `Posterior.predict` at 1,000 strains for a 1->16 model with 2
 covariates (input 3) against the same network without them, calls interleaved in one run:
-all strains at one condition (the cached strain-only view answers; target >= 70% of the
-strain-only rate), and every strain at its own condition (one view per distinct
-condition: the worst case, printed for information).
+all strains at one condition, and every strain at its own condition (the covariates enter
+the compiled kernel per strain). Target for both: >= 70% of the strain-only rate.
 """
 
 from __future__ import annotations
@@ -147,9 +146,11 @@ def run_covariates(draws: int, repeats: int, strains: int = 1_000) -> None:
     for label, seconds in best.items():
         print(f"  {label:38s} {seconds * 1e3:9.3f} ms {work / seconds / 1e6:9.1f} M/s  "
               f"{base / seconds:6.1%} of the rate without covariates")
-    ratio = base / best["2 covariates, one condition"]
-    print(f"  target: one condition >= {COVARIATE_TARGET:.0%} of the rate without "
-          f"covariates: {ratio:.1%}, {'met' if ratio >= COVARIATE_TARGET else 'NOT met'}")
+    for label in ("2 covariates, one condition", "2 covariates, a condition per strain"):
+        ratio = base / best[label]
+        print(f"  target: {label.split(', ')[1]} >= {COVARIATE_TARGET:.0%} of the rate "
+              f"without covariates: {ratio:.1%}, "
+              f"{'met' if ratio >= COVARIATE_TARGET else 'NOT met'}")
 
 
 def main() -> None:

@@ -101,9 +101,15 @@ def test_per_strain_covariates_answer_each_strain_at_its_own_condition() -> None
                            [353.15, 0.1]])
     together = posterior.predict(strain, covariates=conditions)
     for i in range(strain.size):
-        alone = posterior.at(conditions[i]).predict(strain[i:i + 1])
+        # Exactly as when asked alone: an answer does not depend on the other conditions.
+        alone = posterior.predict(strain[i:i + 1], covariates=conditions[i:i + 1])
         assert together.mean[i] == alone.mean[0]
         assert together.epistemic_sd[i] == alone.epistemic_sd[0]
+        # And as the strain-only view at that condition answers, to float32 rounding.
+        view = posterior.at(conditions[i]).predict(strain[i:i + 1])
+        for field in ("mean", "aleatoric_sd", "epistemic_sd"):
+            assert getattr(together, field)[i] == pytest.approx(
+                getattr(view, field)[0], rel=1e-5, abs=1e-6 * view.total_sd[0])
     unique, inverse = distinct(conditions)
     assert unique.shape == (3, 2) and np.all(unique[inverse] == conditions)
 
@@ -197,3 +203,29 @@ def test_covariate_options_are_checked(tmp_path: Path) -> None:
     assert CovariateColumn.parse("rate") == CovariateColumn("rate", "1")
     with pytest.raises(ValueError, match="--covariate"):
         CovariateColumn.parse("2hot:K")
+
+
+@pytest.mark.parametrize(("hidden", "link"), [((8,), "exp"), ((6, 5), "softplus")])
+def test_the_summary_kernel_takes_a_condition_per_strain(hidden: tuple[int, ...],
+                                                         link: str) -> None:
+    """Every strain at its own condition, in the compiled kernel (both its serial and its
+    parallel launches): the float64 reference's answer to float32 rounding, and a
+    strain's answer the same bits whatever else the request asks."""
+    posterior = Posterior(random_artifact(draws=200, hidden_sizes=hidden, noise_link=link,
+                                          covariates=2, seed=4))
+    assert posterior.kernel is None  # no strain-only kernel that would ignore covariates
+    assert posterior.condition_kernel is not None
+    rng = np.random.default_rng(5)
+    strain = rng.uniform(-0.5, 0.5, 700)
+    given = np.column_stack([rng.uniform(250, 360, 700), rng.uniform(0.0, 0.2, 700)])
+    fast = posterior.predict(strain, tangent=True, covariates=given)
+    reference = posterior.predict_reference(strain, tangent=True, covariates=given)
+    for field in ("mean", "aleatoric_sd", "epistemic_sd", "tangent"):
+        scale = reference.total_sd if field != "tangent" else np.abs(reference.tangent) + 1
+        error = np.abs(getattr(fast, field) - getattr(reference, field)) / scale
+        assert error.max() < 1e-3, field
+    few = posterior.predict(strain[:5], tangent=True, covariates=given[:5])  # serial
+    view = posterior.at(given[3]).predict(strain[3:4], tangent=True)
+    for field in ("mean", "aleatoric_sd", "epistemic_sd", "tangent"):
+        assert np.array_equal(getattr(few, field), getattr(fast, field)[:5]), field
+        assert getattr(view, field)[0] == getattr(fast, field)[3], field

@@ -29,6 +29,7 @@ dispatcher that chooses a variant are one unit that must change together.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 
@@ -194,14 +195,23 @@ def _hidden_layer(params, offset, fan_in, width, src, dsrc, dst, ddst, tangent, 
 
 
 @_jit()
-def _strain_block(x_all, start, stop, params, mean_bias, sizes, link, tangent, acc_out):
+def _strain_block(x_all, cov_all, start, stop, params, cov_w, mean_bias, sizes, link, tangent,
+                  acc_out):
     """Lanes are strains: every draw's weights are broadcast over the block's strains.
 
     Reads normalised strains x_all[start:stop] (float32) and writes acc_out[:, start:stop]
     (float64). Works on contiguous block-local arrays, which keeps every loop vectorised.
+
+    A model with covariates answers each strain at its own condition: cov_all (k, n) holds
+    the normalised covariates, cov_w (draws, k * width) the first layer's covariate
+    weights (column j * width + u: covariate j into unit u); their part of a unit's
+    pre-activation joins its bias, per strain. Without covariates both are None, and
+    Numba compiles the `is None` branches away: the strain-only code is unchanged.
     """
     m = stop - start
     x = x_all[start:stop].copy()
+    cov = None if cov_all is None else cov_all[:, start:stop].copy()
+    unit_bias = np.empty(m, np.float32)
     acc = np.empty((_N_ACC, m), np.float64)
     draws = params.shape[0]
     depth = sizes.size
@@ -229,28 +239,35 @@ def _strain_block(x_all, start, stop, params, mean_bias, sizes, link, tangent, a
         head = 2 * width
         for k in range(width):
             w, b = p[k], p[width + k]
+            if cov is not None:
+                for i in range(m):
+                    unit_bias[i] = b
+                for j in range(cov.shape[0]):
+                    wc = cov_w[s, j * width + k]
+                    for i in range(m):
+                        unit_bias[i] += wc * cov[j, i]
             if depth == 1:
                 wm, ws = p[head + k], p[head + width + k]
                 wmw = wm * w
                 if tangent:
                     for i in range(m):
-                        t = _tanh(x[i] * w + b)
+                        t = _tanh(x[i] * w + (b if cov is None else unit_bias[i]))
                         mu[i] += wm * t
                         z[i] += ws * t
                         dmu[i] += wmw * (_ONE - t * t)
                 else:
                     for i in range(m):
-                        t = _tanh(x[i] * w + b)
+                        t = _tanh(x[i] * w + (b if cov is None else unit_bias[i]))
                         mu[i] += wm * t
                         z[i] += ws * t
             elif tangent:
                 for i in range(m):
-                    t = _tanh(x[i] * w + b)
+                    t = _tanh(x[i] * w + (b if cov is None else unit_bias[i]))
                     h[0, k, i] = t
                     dh[0, k, i] = w * (_ONE - t * t)
             else:
                 for i in range(m):
-                    h[0, k, i] = _tanh(x[i] * w + b)
+                    h[0, k, i] = _tanh(x[i] * w + (b if cov is None else unit_bias[i]))
         # Deeper layers, then both heads read the last hidden state.
         cur, offset, fan_in = 0, 2 * width, width
         for layer in range(1, depth):
@@ -293,10 +310,15 @@ def _strain_block(x_all, start, stop, params, mean_bias, sizes, link, tangent, a
 
 
 @_jit()
-def _draw_lanes(x, params_t, mean_bias, sizes, link, tangent, acc):
-    """Lanes are draws (for a few strains): params_t is (n_params, draws), one strain at a
-    time. Same outputs as _strain_block."""
+def _draw_lanes(x, cov, start, stop, params_t, cov_t, mean_bias, sizes, link, tangent, acc):
+    """Lanes are draws: params_t is (n_params, draws), one strain x[i] (start <= i < stop)
+    at a time, into acc[:, i]. Same outputs as _strain_block.
+
+    With covariates (as in _strain_block), cov is (k, n) and cov_t (k * width, draws): row
+    j * width + u holds covariate j's weight into unit u for every draw. Both None
+    without covariates."""
     draws = params_t.shape[1]
+    unit_bias = np.empty(draws, np.float32)
     depth = sizes.size
     width_max = sizes.max()
     last = sizes[depth - 1]
@@ -307,7 +329,7 @@ def _draw_lanes(x, params_t, mean_bias, sizes, link, tangent, acc):
     dmu = np.empty(draws, np.float32)
     pre = np.empty(draws, np.float32)
     dpre = np.empty(draws, np.float32)
-    for i in range(x.size):
+    for i in range(start, stop):
         xi = x[i]
         for s in range(draws):
             mu[s] = 0.0
@@ -317,6 +339,15 @@ def _draw_lanes(x, params_t, mean_bias, sizes, link, tangent, acc):
         head = 2 * width
         for k in range(width):
             w, b = params_t[k], params_t[width + k]
+            if cov is not None:
+                for s in range(draws):
+                    unit_bias[s] = b[s]
+                for j in range(cov.shape[0]):
+                    cj = cov[j, i]
+                    wc = cov_t[j * width + k]
+                    for s in range(draws):
+                        unit_bias[s] += cj * wc[s]
+                b = unit_bias
             if depth == 1:
                 wm, ws = params_t[head + k], params_t[head + width + k]
                 for s in range(draws):
@@ -380,24 +411,25 @@ def _draw_lanes(x, params_t, mean_bias, sizes, link, tangent, acc):
 
 
 @_jit()
-def _serial(x, params, params_t, mean_bias, sizes, link, tangent, block, acc):
+def _serial(x, cov, params, params_t, cov_w, cov_t, mean_bias, sizes, link, tangent, block,
+            acc):
     """One thread; draws as lanes when there are fewer strains than SIMD lanes."""
     if x.size < _DRAW_LANES_BELOW:
-        _draw_lanes(x, params_t, mean_bias, sizes, link, tangent, acc)
+        _draw_lanes(x, cov, 0, x.size, params_t, cov_t, mean_bias, sizes, link, tangent, acc)
         return
     for start in range(0, x.size, block):
-        _strain_block(x, start, min(start + block, x.size), params, mean_bias, sizes, link,
-                      tangent, acc)
+        _strain_block(x, cov, start, min(start + block, x.size), params, cov_w, mean_bias,
+                      sizes, link, tangent, acc)
 
 
 @_jit(parallel=True)
-def _parallel(x, params, mean_bias, sizes, link, tangent, block, acc):
+def _parallel(x, cov, params, cov_w, mean_bias, sizes, link, tangent, block, acc):
     """Blocks of strains spread over the cores."""
     n_blocks = (x.size + block - 1) // block
     for b in prange(n_blocks):
         start = b * block
-        _strain_block(x, start, min(start + block, x.size), params, mean_bias, sizes, link,
-                      tangent, acc)
+        _strain_block(x, cov, start, min(start + block, x.size), params, cov_w, mean_bias,
+                      sizes, link, tangent, acc)
 
 
 # Fewer strains than this: SIMD lanes are draws. More than _PARALLEL_FROM: both cores.
@@ -412,10 +444,11 @@ SUMMARY_NS_PER_UNIT = 0.055
 TANGENT_FACTOR = 1.5
 
 
-def network_units(hidden_sizes: Sequence[int]) -> int:
+def network_units(hidden_sizes: Sequence[int], covariates: int = 0) -> int:
     """A network's size per strain and draw, for cost estimates: its weights and biases,
-    plus 4 per hidden unit (a tanh costs about four multiply-adds here)."""
-    units, fan_in = 0, 1
+    plus 4 per hidden unit (a tanh costs about four multiply-adds here), plus the
+    covariates' weights when each strain has its own condition."""
+    units, fan_in = covariates * hidden_sizes[0], 1
     for width in hidden_sizes:
         units += (fan_in + 1) * width + 4 * width
         fan_in = width
@@ -423,12 +456,26 @@ def network_units(hidden_sizes: Sequence[int]) -> int:
 
 
 class Kernel:
-    """The fast kernel bound to one model version's packed float32 parameters."""
+    """The fast kernel bound to one model version's packed float32 parameters.
+
+    A model with covariates (a first layer of 1 + k inputs) gets its strain column packed
+    as usual and its covariate columns beside (`cov_w`): `statistics` then takes each
+    strain's normalised condition and answers it there."""
 
     def __init__(self, weights: Sequence[tuple[np.ndarray, np.ndarray]], noise_link: str,
                  x_mean: float, x_scale: float, y_mean: float, y_scale: float) -> None:
-        self.params = pack_parameters(weights)
+        (w_first, b_first), *rest = weights
+        self.covariates = w_first.shape[1] - 1
+        self.params = pack_parameters([(w_first[:, :1, :], b_first), *rest])
         self.params_t = np.ascontiguousarray(self.params.T)
+        draws, width = w_first.shape[0], w_first.shape[2]
+        # Column j * width + u: covariate j into unit u, one row per draw (and transposed,
+        # one column per draw, for the draw-lanes path); None without covariates.
+        self.cov_w = self.cov_t = None
+        if self.covariates:
+            self.cov_w = np.ascontiguousarray(
+                w_first[:, 1:, :].reshape(draws, self.covariates * width), dtype=np.float32)
+            self.cov_t = np.ascontiguousarray(self.cov_w.T)
         # float64 copy of the mean head's bias (its float32 slot in params goes unused).
         self.mean_bias = np.ascontiguousarray(weights[-2][1][:, 0], dtype=np.float64)
         self.draws = self.params.shape[0]
@@ -436,15 +483,33 @@ class Kernel:
         self.link = NOISE_LINK_CODES[noise_link]
         self.x_mean, self.x_scale = x_mean, x_scale
         self.y_mean, self.y_scale = y_mean, y_scale
-        self.units = network_units([w.shape[2] for w, _ in weights[:-2]])
+        self.units = network_units([w.shape[2] for w, _ in weights[:-2]],
+                                   self.covariates)
+        # A copy bound to one normalised condition (`at_condition`) answers every strain there.
+        self.condition: np.ndarray | None = None
 
-    def statistics(self, strain: np.ndarray, tangent: bool = False) -> np.ndarray:
-        """Raw float64 accumulators (_N_ACC, n) for strains in physical units."""
+    def at_condition(self, condition: np.ndarray) -> Kernel:
+        """This kernel with every strain at one normalised condition (k values): the same
+        arithmetic as when the strains each bring it, so the answer is the same bits."""
+        bound = copy.copy(self)
+        bound.condition = np.asarray(condition, dtype=np.float64).reshape(self.covariates)
+        return bound
+
+    def statistics(self, strain: np.ndarray, tangent: bool = False,
+                   covariates: np.ndarray | None = None) -> np.ndarray:
+        """Raw float64 accumulators (_N_ACC, n) for strains in physical units; a model
+        with covariates needs each strain's normalised condition, `covariates` (n, k)."""
         x = ((strain - self.x_mean) / self.x_scale).astype(np.float32)
+        if covariates is None and self.condition is not None:
+            covariates = np.broadcast_to(self.condition, (x.size, self.covariates))
+        if (0 if covariates is None else covariates.shape[1]) != self.covariates:
+            raise ValueError(f"the kernel takes {self.covariates} covariates per strain")
+        cov = None if covariates is None else np.ascontiguousarray(covariates.T,
+                                                                    dtype=np.float32)
         acc = np.empty((_N_ACC, x.size), np.float64)
         if x.size < PARALLEL_FROM:
-            _serial(x, self.params, self.params_t, self.mean_bias, self.sizes, self.link,
-                    tangent, BLOCK, acc)
+            _serial(x, cov, self.params, self.params_t, self.cov_w, self.cov_t,
+                    self.mean_bias, self.sizes, self.link, tangent, BLOCK, acc)
             return acc
         # Launches of about launches.LAUNCH_NS each, taking turns with other requests'.
         ns_per_strain = self.draws * self.units * SUMMARY_NS_PER_UNIT * (
@@ -453,22 +518,26 @@ class Kernel:
         for start in range(0, x.size, step):
             interrupt.checkpoint()
             part = x[start:start + step]
+            part_cov = None if cov is None else np.ascontiguousarray(
+                cov[:, start:start + step])
             piece = acc if part.size == x.size else np.empty((_N_ACC, part.size))
             if part.size < PARALLEL_FROM:
-                _serial(part, self.params, self.params_t, self.mean_bias, self.sizes,
-                        self.link, tangent, BLOCK, piece)
+                _serial(part, part_cov, self.params, self.params_t, self.cov_w, self.cov_t,
+                        self.mean_bias, self.sizes, self.link, tangent, BLOCK, piece)
             else:
                 with launches.parallel_lock:
-                    _parallel(part, self.params, self.mean_bias, self.sizes, self.link,
-                              tangent, BLOCK, piece)
+                    _parallel(part, part_cov, self.params, self.cov_w, self.mean_bias,
+                              self.sizes, self.link, tangent, BLOCK, piece)
             if piece is not acc:
                 acc[:, start:start + part.size] = piece
         return acc
 
-    def summaries(self, strain: np.ndarray, tangent: bool = False) -> dict[str, np.ndarray]:
+    def summaries(self, strain: np.ndarray, tangent: bool = False,
+                  covariates: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """mean, aleatoric_sd, epistemic_sd (and tangent, tangent_epistemic_sd) in physical
-        units (the formulas in service/inference/posterior.py and docs/architecture.md)."""
-        acc = self.statistics(np.asarray(strain, dtype=np.float64), tangent)
+        units (the formulas in service/inference/posterior.py and docs/architecture.md);
+        `covariates` as in `statistics`."""
+        acc = self.statistics(np.asarray(strain, dtype=np.float64), tangent, covariates)
         n = float(self.draws)
         s1 = acc[_S1] / n
         out = {
@@ -488,7 +557,7 @@ class Kernel:
 def supports(hidden_sizes: Sequence[int], activation: str, noise_link: str,
              input_dim: int = 1) -> bool:
     """Whether the kernel computes this architecture (else callers use the reference)."""
-    return (activation == "tanh" and noise_link in NOISE_LINK_CODES and input_dim == 1
+    return (activation == "tanh" and noise_link in NOISE_LINK_CODES and input_dim >= 1
             and len(hidden_sizes) >= 1 and all(int(h) > 0 for h in hidden_sizes))
 
 
@@ -505,13 +574,20 @@ def warm_up() -> None:
         shapes += [(fan_in, 1), (fan_in, 1)]
         for fan_in, fan_out in shapes:
             weights.append((rng.normal(size=(4, fan_in, fan_out)), rng.normal(size=(4, fan_out))))
+        # The same network with two covariates: each strain at its own condition.
+        w_first, b_first = weights[0]
+        with_covariates = [(np.concatenate([w_first, rng.normal(size=(4, 2, sizes[0]))], 1),
+                            b_first), *weights[1:]]
         for link in NOISE_LINK_CODES:
             kernel = Kernel(weights, link, 0.0, 1.0, 0.0, 1.0)
+            conditioned = Kernel(with_covariates, link, 0.0, 1.0, 0.0, 1.0)
             for n in (1, _DRAW_LANES_BELOW, PARALLEL_FROM):
                 for tangent in (False, True):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", NumbaWarning)
                         kernel.summaries(np.linspace(-1.0, 1.0, n), tangent)
+                        conditioned.summaries(np.linspace(-1.0, 1.0, n), tangent,
+                                              rng.normal(size=(n, 2)))
 
 
 warm_up()

@@ -21,8 +21,12 @@ else - the kernels, quantiles, samples, conditioning and export - works on one s
 input, so a covariate model answers at a condition through `at(condition)`: a strain-only
 view whose first-layer bias holds the covariates' contribution,
 b0' = b0 + c_norm . W0[:, 1:, :] per draw (exact: the first layer is affine in its
-inputs). Views are cached (the most recent `VIEW_CACHE_SIZE` conditions); `predict` with
-per-strain covariates answers each distinct condition by its view.
+inputs). Views are cached (the most recent `VIEW_CACHE_SIZE` conditions). The summaries
+are the exception: one kernel takes each strain's condition itself (`condition_kernel`:
+the covariates' weights join each strain's bias inside the kernel), and a view's summaries
+come from it at the view's condition. So a request whose strains are all at different
+temperatures costs about as much as one at a single temperature, and a strain's answer
+does not depend on the other conditions asked with it.
 
 Why one module of this size: the summaries, the draws' forward pass and the view at a
 condition share the normalisation and the draw arrays; split, each half would re-derive them.
@@ -108,7 +112,9 @@ class Posterior:
         self.x_mean, self.x_scale = norm.x_mean, norm.x_scale
         self.y_mean, self.y_scale = norm.y_mean, norm.y_scale
         self.max_width = max(w.shape[2] for w, _ in self.weights)
-        self.units = kernel.network_units(hidden_sizes)  # size per strain and draw
+        input_dim = weights[0][0].shape[1]
+        # size per strain and draw (a strain at its own condition: its covariates' weights)
+        self.units = kernel.network_units(hidden_sizes, input_dim - 1)
         self.domain = (spec.training_domain.min, spec.training_domain.max)
         self.curve = curve
         # A view answers at one condition (physical units) and takes the strain alone;
@@ -118,17 +124,24 @@ class Posterior:
             Conditions.from_spec(spec) if condition is None else None)
         self._views: OrderedDict[tuple[float, ...], Posterior] = OrderedDict()
         self._views_lock = threading.Lock()
+        # `kernel` takes the strain alone (a model without covariates, or a view);
+        # `condition_kernel` (a model with covariates) takes each strain's condition too.
         self.kernel: kernel.Kernel | None = None
-        input_dim = weights[0][0].shape[1]
+        self.condition_kernel: kernel.Kernel | None = None
         if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link,
                            input_dim):
-            self.kernel = kernel.Kernel(self.weights, self.noise_link, self.x_mean,
-                                        self.x_scale, self.y_mean, self.y_scale)
+            built = kernel.Kernel(self.weights, self.noise_link, self.x_mean, self.x_scale,
+                                  self.y_mean, self.y_scale)
+            if input_dim == 1:
+                self.kernel = built
+            else:
+                self.condition_kernel = built
             if condition is None:
                 # Warm-up at load: the first request finds the packed weights in cache and
                 # the compiled code (compiled when service.inference.kernel was imported)
                 # already exercised.
-                self.kernel.summaries(np.zeros(1), tangent=True)
+                built.summaries(np.zeros(1), tangent=True, covariates=None if input_dim == 1
+                                else np.zeros((1, input_dim - 1)))
 
     def described_by(self, spec: Manifest) -> Posterior:
         """This posterior under a later manifest of the same network - training adds the
@@ -183,6 +196,10 @@ class Posterior:
         weights = [(np.ascontiguousarray(w_first[:, :1, :]), bias), *rest]
         view = Posterior.__new__(Posterior)
         view._setup(self.spec, weights, self.curve, condition)
+        if self.condition_kernel is not None:
+            # Its summaries from the model's own kernel at this condition: the same bits as
+            # a request that sends the condition with each strain.
+            view.kernel = self.condition_kernel.at_condition(c_norm)
         return view
 
     def _check_covariates(self, strain: np.ndarray, covariates: np.ndarray | None
@@ -252,9 +269,16 @@ class Posterior:
                 covariates: np.ndarray | None = None) -> Prediction:
         """Mean, aleatoric SD, epistemic SD (and tangent) per strain, by the fast kernel
         (within 1e-3 x total SD of the reference; see service.inference.kernel). With
-        covariates ((n, k), physical), each distinct condition is answered by its view."""
+        covariates ((n, k), physical), by the condition kernel (views where the kernel
+        does not apply)."""
         strain = np.asarray(strain, dtype=np.float64).ravel()
         values = self._check_covariates(strain, covariates)
+        if values is not None and self.condition_kernel is not None:
+            # Each strain at its own condition, in one pass: a strain's answer does not
+            # depend on the other conditions in the request, nor on how many there are.
+            assert self.conditions is not None
+            return Prediction(**self.condition_kernel.summaries(
+                strain, tangent, self.conditions.normalise(values)))
         if values is not None:
             return self._per_condition(strain, values, tangent)
         if self.kernel is None:
