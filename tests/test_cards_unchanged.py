@@ -2,7 +2,9 @@
 existed: the files in tests/fixtures/cards_before were written by that code, for a model
 without covariates (tests/rubber_model.py) and for a model with covariates at one
 condition (the tiny covariate fit's artifact, saved beside them: a re-fit would not give
-the same bytes)."""
+the same bytes). The covariate model's two files were rewritten once since, when the
+summary kernel began taking each strain's condition itself: the bias it adds up in
+float32 moved one number in each file by one unit in its last digit."""
 
 from __future__ import annotations
 
