@@ -200,6 +200,7 @@ class Posterior:
             # Its summaries from the model's own kernel at this condition: the same bits as
             # a request that sends the condition with each strain.
             view.kernel = self.condition_kernel.at_condition(c_norm)
+            view.units = self.units  # what that kernel costs, for admission's estimates
         return view
 
     def _check_covariates(self, strain: np.ndarray, covariates: np.ndarray | None
