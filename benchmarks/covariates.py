@@ -19,7 +19,8 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
   temperature is scored given them and without (nats per point, 95% coverage), for the
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
   correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), where the
-  fit chose it over one rho (training.condition_correlation).
+  fit chose it over one rho, or one rho per component of the loadings, where held-out
+  materials chose it (training.condition_correlation).
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -182,11 +183,14 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
     names = [c.name for c in family.covariates]
     summary = curve.section.fit.get("condition_correlation", {}) if curve.section.fit else {}
     print(f"  across: fitted {summary}")
-    # The one-rho law (every length scale infinite) at its own ML rho, beside the alternatives.
+    # The one-rho law (every length scale infinite, the same rho for every component) at
+    # its own ML rho, beside the alternatives.
     one_rho = dataclasses.replace(curve, section=curve.section.model_copy(
-        update={"condition_length_scales": None}))
+        update={"condition_length_scales": None, "condition_correlations": None}))
     laws = [("one rho", float(summary.get("rho", 0.0)), one_rho), ("rho = 0", 0.0, one_rho),
             ("rho = 1", 1.0, one_rho)]
+    if curve.section.condition_correlations is not None:
+        laws.append(("per component", curve.condition_correlation, curve))
     if curve.section.condition_length_scales is not None:
         lengths = ", ".join(f"{v:.3g}" for v in curve.section.condition_length_scales)
         laws.append((f"decaying (l {lengths})", curve.condition_correlation, curve))

@@ -149,6 +149,11 @@ class CurveModelSection(BaseModel):
         "covariates' order): the correlation of the random effects at conditions c != c' "
         "decays as rho0 exp(-sum_j ((c_j - c'_j) / l_j)^2 / 2). Absent: one correlation "
         "for every pair of conditions (every l_j infinite).")
+    condition_correlations: list[Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]] | None = Field(
+        None, description="rho_j, one per principal component of the loadings (k, by "
+        "decreasing share; service.inference.curves_across.component_basis): the "
+        "correlation of one material's random effects at two different conditions, "
+        "component by component. Absent: condition_correlation for every component.")
 
     @model_validator(mode="after")
     def _shapes(self) -> CurveModelSection:
@@ -159,6 +164,14 @@ class CurveModelSection(BaseModel):
         if len(self.between_cholesky) != k or any(len(row) != k
                                                   for row in self.between_cholesky):
             raise ValueError(f"between_cholesky must be {k} x {k} (the basis size)")
+        if (self.condition_correlations is not None
+                and len(self.condition_correlations) != k):
+            raise ValueError(f"condition_correlations must have {k} entries (the basis "
+                             f"size), got {len(self.condition_correlations)}")
+        if (self.condition_correlations is not None
+                and self.condition_length_scales is not None):
+            raise ValueError("condition_correlations and condition_length_scales do not "
+                             "come together (one rho per component has no length scale)")
         if any(abs(g) > LOG_VARIANCE_BOUND for g in self.within_log_variance):
             raise ValueError(f"within_log_variance entries must lie in "
                              f"[-{LOG_VARIANCE_BOUND:g}, {LOG_VARIANCE_BOUND:g}]")

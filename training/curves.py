@@ -227,5 +227,12 @@ def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
         section["condition_correlation"] = rho
         if length is not None:  # standardised units -> each covariate's own
             section["condition_length_scales"] = [length * float(s) for s in conditions.scale]
+        elif summary["identified"]:  # one rho: or one per component, if it predicts better
+            from training.condition_correlation import fit_component_correlations
+
+            rhos, summary["components"] = fit_component_correlations(curves, section,
+                                                                     basis_size, rho)
+            if rhos is not None:
+                section["condition_correlations"] = rhos
         section["fit"]["condition_correlation"] = summary
     return section

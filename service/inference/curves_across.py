@@ -34,6 +34,19 @@ theta + sqrt(1 - |c_t|^2) u_t with c_t = R_tO Q Lambda^-1/2; targets without obs
 points share their conditional covariance R_TT - C C^T (sampled jointly). Every l_j -> inf
 is the one-rho law above, which keeps its own code path (an artifact without length scales
 answers as before).
+
+One rho per component (`curve_model.condition_correlations`, no length scales): the
+material's deviation has directions that carry over between conditions to different
+degrees (on the make-data generator, the compound's modulus offset is shared but a
+per-specimen offset is not; a shape term such as C01/C10 is shared whole), and one rho
+for all of them is pulled towards the least shared. With V the principal components of
+the loadings over the strain domain (`component_basis`) and rho_j one per component,
+
+    w_c = S w + F u_c,   S = V diag(sqrt(rho_j)) V^T,   F = V diag(sqrt(1 - rho_j)) V^T
+
+so S^2 + F^2 = I (every marginal stays the BNN's) and Cov(w_c, w_c') = V diag(rho_j) V^T.
+Every rho_j equal is the one-rho law; the conditioning is the same algebra with S and F in
+place of sqrt(rho) I and sqrt(1 - rho) I.
 """
 
 from __future__ import annotations
@@ -81,6 +94,27 @@ def correlation(first: np.ndarray, second: np.ndarray, rho: float,
     return np.where(squared == 0.0, 1.0, rho * np.exp(-0.5 * squared))
 
 
+def component_basis(table_loadings: np.ndarray) -> np.ndarray:
+    """V (k, k): eigenvectors of the mean of a(x)^T a(x) over the strain table, by
+    decreasing share of the between-material variance they carry. Component j's share is
+    the mean over the domain of (a(x) . V_j)^2; its sign and, among components of equal
+    share, its order do not matter (V diag(rho) V^T is the same)."""
+    gram = table_loadings.T @ table_loadings / table_loadings.shape[0]
+    values, vectors = np.linalg.eigh(gram)
+    return vectors[:, np.argsort(values, kind="stable")[::-1]]
+
+
+def component_roots(curve: CurveModel) -> tuple[np.ndarray, np.ndarray] | None:
+    """(S, F) of the per-component law, or None when the curve model has one rho."""
+    rhos = curve.section.condition_correlations
+    if rhos is None:
+        return None
+    vectors = component_basis(curve.table_loadings)
+    values = np.clip(np.asarray(rhos, dtype=float), 0.0, 1.0)
+    return ((vectors * np.sqrt(values)) @ vectors.T,
+            (vectors * np.sqrt(1.0 - values)) @ vectors.T)
+
+
 def _symmetric_root(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(Q, Lambda) of a PSD matrix, eigenvalues below round-off dropped."""
     values, vectors = np.linalg.eigh(matrix)
@@ -99,6 +133,7 @@ class AcrossConditioned:
     inverse_root: np.ndarray  # (D, D), D = means.shape[0]
     length_scales: np.ndarray | None = None  # (covariates,) None: one rho for every pair
     whitening: np.ndarray | None = None  # (J, r) Q Lambda^-1/2: c_t = R_tO whitening
+    roots: tuple[np.ndarray, np.ndarray] | None = None  # (S, F): one rho per component
 
     def _coefficients(self, conditions: np.ndarray) -> np.ndarray:
         """c_t per target row (T, r) under the decaying law."""
@@ -108,8 +143,9 @@ class AcrossConditioned:
         return correlation(conditions, self.observed_conditions, self.rho,
                            self.length_scales) @ self.whitening
 
-    def target(self, condition: np.ndarray) -> tuple[np.ndarray, float]:
-        """(T, fresh): w_t = T theta + fresh u_t at condition t, u_t ~ N(0, I) new."""
+    def target(self, condition: np.ndarray) -> tuple[np.ndarray, float | np.ndarray]:
+        """(T, fresh): w_t = T theta + fresh u_t at condition t, u_t ~ N(0, I) new (fresh
+        a number, or the matrix F with one rho per component)."""
         k = self.rank
         if self.length_scales is not None:
             c = self._coefficients(np.asarray(condition, dtype=float).reshape(1, -1))[0]
@@ -117,14 +153,25 @@ class AcrossConditioned:
                     float(np.sqrt(max(1.0 - float(c @ c), 0.0))))
         blocks = 1 + self.observed_conditions.shape[0]
         transform = np.zeros((k, k * blocks))
-        transform[:, :k] = np.sqrt(self.rho) * np.eye(k)
+        shared, own = ((np.sqrt(self.rho) * np.eye(k), np.sqrt(1.0 - self.rho) * np.eye(k))
+                       if self.roots is None else self.roots)
+        transform[:, :k] = shared
         match = (np.flatnonzero(np.all(self.observed_conditions == condition, axis=1))
                  if self.observed_conditions.size else np.empty(0, dtype=np.int64))
         if match.size:
             start = k * (1 + int(match[0]))
-            transform[:, start:start + k] = np.sqrt(1.0 - self.rho) * np.eye(k)
+            transform[:, start:start + k] = own
             return transform, 0.0
+        if self.roots is not None:
+            return transform, own
         return transform, float(np.sqrt(1.0 - self.rho))
+
+    def fresh_share(self, a: np.ndarray, fresh: float | np.ndarray, r: np.ndarray
+                    ) -> np.ndarray:
+        """|a(x) F|^2 per strain: the variance of the target's own new effect in z."""
+        if isinstance(fresh, np.ndarray):
+            return np.sum((a @ fresh) ** 2, axis=1)
+        return fresh**2 * r
 
     def effects(self, conditions: np.ndarray, theta: np.ndarray,
                 normals: np.ndarray) -> np.ndarray:
@@ -134,7 +181,9 @@ class AcrossConditioned:
             out = np.empty_like(normals)
             for d, condition in enumerate(conditions):
                 transform, fresh = self.target(condition)
-                out[d] = transform @ theta + fresh * normals[d]
+                out[d] = transform @ theta + (fresh @ normals[d]
+                                              if isinstance(fresh, np.ndarray)
+                                              else fresh * normals[d])
             return out
         c = self._coefficients(conditions)  # (T, r)
         left = (correlation(conditions, conditions, self.rho, self.length_scales)
@@ -154,7 +203,8 @@ def prior(curve: CurveModel, rho: float, draws: int) -> AcrossConditioned:
         return AcrossConditioned(rho, k, np.empty((0, len(scales))), np.zeros((0, draws)),
                                  np.zeros((0, 0)), np.asarray(scales, dtype=float),
                                  np.zeros((0, 0)))
-    return AcrossConditioned(rho, k, np.empty((0, 0)), np.zeros((k, draws)), np.eye(k))
+    return AcrossConditioned(rho, k, np.empty((0, 0)), np.zeros((k, draws)), np.eye(k),
+                             roots=component_roots(curve))
 
 
 def condition_across(posterior: ConditionNetwork, curve: CurveModel, rho: float,
@@ -188,13 +238,15 @@ def condition_across(posterior: ConditionNetwork, curve: CurveModel, rho: float,
         return _posterior(design, within, z, AcrossConditioned(
             rho, k, unique, np.empty(0), np.empty(0), length_scales,
             vectors / np.sqrt(values)))
+    roots = component_roots(curve)
     design = np.zeros((n, k * blocks))
-    design[:, :k] = np.sqrt(rho) * a
+    design[:, :k] = np.sqrt(rho) * a if roots is None else a @ roots[0]
     for d in range(unique.shape[0]):
         rows = np.flatnonzero(index == d)
-        design[rows, k * (1 + d):k * (2 + d)] = np.sqrt(1.0 - rho) * a[rows]
+        design[rows, k * (1 + d):k * (2 + d)] = (np.sqrt(1.0 - rho) * a[rows] if roots is None
+                                                 else a[rows] @ roots[1])
     return _posterior(design, within, z, AcrossConditioned(
-        rho, k, unique, np.empty(0), np.empty(0)))
+        rho, k, unique, np.empty(0), np.empty(0), roots=roots))
 
 
 def _posterior(design: np.ndarray, within: np.ndarray, z: np.ndarray,
@@ -221,7 +273,8 @@ def conditional_draws_at(posterior: ConditionNetwork, curve: CurveModel,
     transform, fresh = state.target(condition)
     loading = a @ transform  # (n, D)
     mean = mu + sigma * (loading @ state.means).T
-    remaining = np.sum((loading @ state.inverse_root) ** 2, axis=1) + fresh**2 * r
+    remaining = (np.sum((loading @ state.inverse_root) ** 2, axis=1)
+                 + state.fresh_share(a, fresh, r))
     var = sigma * sigma
     return mean, var * remaining[None, :], var * np.maximum(1.0 - r, 0.0)[None, :]
 
