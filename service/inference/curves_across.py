@@ -47,6 +47,9 @@ the loadings over the strain domain (`component_basis`) and rho_j one per compon
 so S^2 + F^2 = I (every marginal stays the BNN's) and Cov(w_c, w_c') = V diag(rho_j) V^T.
 Every rho_j equal is the one-rho law; the conditioning is the same algebra with S and F in
 place of sqrt(rho) I and sqrt(1 - rho) I.
+
+Why one module of this size: conditioning, sampling and quantiles across conditions share
+the one Gaussian algebra above, for every correlation law the manifest may hold.
 """
 
 from __future__ import annotations
