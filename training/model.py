@@ -15,7 +15,10 @@ settings in `training.config`):
   per row otherwise: materials, not readings, are the independent units. The weights
   make members disagree where the data leave the curve uncertain - by about as much as the
   posterior does inside the data - and the restarts make them disagree where there is no
-  data at all. Each member is one stored draw.
+  data at all. Each member is one stored draw. In a model with covariates each member
+  also centres its prior on its own draw from the prior and starts there (anchored
+  priors, `ANCHORED_PRIORS`): far from every tested condition, where the data say
+  nothing, the members then spread as the prior does instead of agreeing.
 - ``advi``: mean-field ADVI started at a MAP point of the posterior, run in
   learning-rate stages until the smoothed loss stops improving (see `LossPlateau`).
 - ``fullrank_advi``: the same with a full-rank Gaussian (captures weight correlations;
@@ -61,7 +64,7 @@ from training.config import (  # noqa: F401  (re-exported: callers import them f
 )
 from training.methods import advi, ensemble, nuts
 from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
-from training.methods.map import LIKELIHOOD_WEIGHTS, map_fit
+from training.methods.map import LIKELIHOOD_WEIGHTS, anchor_name, map_fit
 from training.methods.nuts import nuts_diagnostics  # noqa: F401
 from training.methods.target import Fitter, MapFit
 
@@ -73,6 +76,13 @@ from training.methods.target import Fitter, MapFit
 # bent differently between tested temperatures, so the answer at an untested one was far
 # too wide (docs/covariates.md has the measurement).
 COVARIATE_WEIGHT_PRIOR_SD = 1.0
+# Anchored priors for a model with covariates: in a MAP ensemble (bootstrap or deep
+# ensemble) each member centres the prior of every weight on its own draw from that prior
+# and starts there (training.methods.map.map_starts), except the strain's first-layer row,
+# which keeps its prior. Members shrunk toward one prior mean agreed far from every tested
+# condition, where a posterior spreads as the prior does; docs/covariates.md has the
+# measurement. A model without covariates has no anchors: same graph, same fit.
+ANCHORED_PRIORS = True
 
 FITTERS: dict[str, Fitter] = {
     "advi": advi.fit, "fullrank_advi": advi.fit, "nuts": nuts.fit,
@@ -103,6 +113,11 @@ class HeteroskedasticBNN:
         self._init_spec: dict[str, tuple[float, float, tuple[int, ...]]] = {}
         # Row -> group number when the bootstrap weights groups (set by `fit`).
         self.group_index: np.ndarray | None = None
+        # pymc name -> (prior mean, SD of each entry's anchor draw) of the weights whose
+        # prior a MAP ensemble member centres on its own draw (set by `build_model`; an
+        # entry of SD 0 is not anchored).
+        self.prior_anchors: dict[str, tuple[float, np.ndarray]] = {}
+        self._anchored = False
 
     def build_model(self, x: np.ndarray, y: np.ndarray) -> pm.Model:
         """The PyMC model on normalised inputs x and outputs y (1-D). x is the strain
@@ -110,20 +125,30 @@ class HeteroskedasticBNN:
         cfg = self.config.model
         rng = np.random.default_rng(cfg.seed)
         self._init_spec = {}
+        self.prior_anchors = {}
+        # A strain-only model keeps the graph it always had (same log density, same fits
+        # for the same seed): no anchors.
+        self._anchored = (ANCHORED_PRIORS and np.ndim(x) == 2 and np.shape(x)[1] > 1
+                          and self.config.method in MAP_ENSEMBLES)
         with pm.Model() as model:
             x_data = pm.Data("x", x)
-            # A strain-only model keeps the graph it always had (same log density, same
-            # fits for the same seed).
             hidden = x_data[:, None] if np.ndim(x) == 1 else x_data
             fan_in = 1 if np.ndim(x) == 1 else int(np.shape(x)[1])
             for i, width in enumerate(cfg.hidden_sizes):
                 # Input layer sees standardised x; deeper layers scale by 1/sqrt(fan_in).
                 sd: Any = cfg.input_weight_prior_sd if i == 0 else 1.0 / np.sqrt(fan_in)
+                anchor_sd = None
                 if i == 0 and fan_in > 1:
                     # Covariates' rows: smooth effects (COVARIATE_WEIGHT_PRIOR_SD).
                     sd = np.full((fan_in, 1), COVARIATE_WEIGHT_PRIOR_SD)
                     sd[0, 0] = cfg.input_weight_prior_sd
-                weight = self._normal(f"trunk{i}.W", 0.0, sd, (fan_in, width), rng)
+                    # Every tested condition covers the strain range, so the strain's row
+                    # is pinned by the data wherever the model answers; it keeps its
+                    # prior and its random start (anchor SD 0).
+                    anchor_sd = np.broadcast_to(sd, (fan_in, width)).copy()
+                    anchor_sd[0] = 0.0
+                weight = self._normal(f"trunk{i}.W", 0.0, sd, (fan_in, width), rng,
+                                      anchor_sd=anchor_sd)
                 bias = self._normal(f"trunk{i}.b", 0.0, cfg.bias_prior_sd, (width,), rng)
                 hidden = pt.tanh(hidden @ weight + bias)
                 fan_in = width
@@ -153,13 +178,22 @@ class HeteroskedasticBNN:
         return model
 
     def _normal(self, name: str, mean: float, sd: float | np.ndarray, shape: tuple[int, ...],
-                rng: np.random.Generator, init_sd: float | None = None) -> pt.TensorVariable:
+                rng: np.random.Generator, init_sd: float | None = None,
+                anchor_sd: np.ndarray | None = None) -> pt.TensorVariable:
         # A random start breaks the permutation symmetry of the hidden units; the default
         # all-zero start is a saddle point where every unit gets the same gradient.
         init_sd = sd if init_sd is None else init_sd
         self._init_spec[_pymc_name(name)] = (mean, init_sd, shape)
         start = mean + init_sd * rng.standard_normal(shape)
-        return pm.Normal(_pymc_name(name), mu=mean, sigma=sd, shape=shape, initval=start)
+        mu: Any = mean
+        if self._anchored:
+            # The prior's centre is mean + a shared offset: 0 (the model's own prior)
+            # except while a MAP ensemble member is fitted under its own draw
+            # (ANCHORED_PRIORS; training.methods.map.map_starts).
+            anchor_sd = np.broadcast_to(sd if anchor_sd is None else anchor_sd, shape).copy()
+            self.prior_anchors[_pymc_name(name)] = (mean, anchor_sd)
+            mu = mean + pm.Data(anchor_name(_pymc_name(name)), np.zeros(shape))
+        return pm.Normal(_pymc_name(name), mu=mu, sigma=sd, shape=shape, initval=start)
 
     def random_start(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A fresh random initialisation (same scheme as the model's initvals)."""

@@ -17,6 +17,12 @@ from training.methods.target import FitTarget, MapFit
 LIKELIHOOD_WEIGHTS = "likelihood_weights"
 
 
+def anchor_name(variable: str) -> str:
+    """The shared offset of `variable`'s prior centre from its mean (an anchored member's
+    draw; 0 outside `map_starts`)."""
+    return f"{variable}_anchor"
+
+
 def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
             settings: MapSettings) -> MapFit:
     """L-BFGS maximum a posteriori point from `start`; `func` is the model's compiled
@@ -48,13 +54,18 @@ STRANDED_NATS_PER_ROW = 0.2
 
 def map_starts(bnn: FitTarget, model: pm.Model, count: int) -> list[MapFit]:
     """`count` MAP fits: the model's initial point, then fresh random starts; for the
-    bootstrap each under its own likelihood weights. A member stranded in a poor optimum
-    is fitted once more from a fresh start (same weights), keeping the better of the two."""
+    bootstrap each under its own likelihood weights; where the model has anchored priors
+    (training.model.ANCHORED_PRIORS) each under its own prior centre, started there. A
+    member stranded in a poor optimum is fitted once more from a fresh start (same weights
+    and anchors), keeping the better of the two."""
     seed = bnn.config.model.seed
     rng = np.random.default_rng(seed + 7919)
     weight_rng = np.random.default_rng(seed + 104729)
+    anchor_rng = np.random.default_rng(seed + 15485863)
     bootstrap = bnn.config.method == "bootstrap"
-    fits, member_weights = [], []
+    # Anchors exist only in a MAP ensemble of a model with covariates (training.model).
+    anchors = bnn.prior_anchors
+    fits, member_weights, member_anchors = [], [], []
     for member in range(count):
         if bootstrap:
             # Exponential(1) weights: n x a flat Dirichlet draw, Rubin's Bayesian
@@ -64,6 +75,19 @@ def map_starts(bnn: FitTarget, model: pm.Model, count: int) -> list[MapFit]:
                                                     bnn.group_index))
             weights.set_value(member_weights[-1])
         start = model.initial_point() if member == 0 else bnn.random_start(rng)
+        if anchors:
+            # Randomise, then optimise: the member draws an offset from the prior, centres
+            # its prior on mean + offset and starts there. Where the data say nothing the
+            # members then stay spread as the prior is, instead of all shrinking to the
+            # prior mean; where the data speak they pull every member alike. With the
+            # bootstrap weights on the data side this is Pearce et al.'s (2018)
+            # anchored ensemble. Entries of anchor SD 0 keep their prior and start.
+            member_anchors.append({name: sd * anchor_rng.standard_normal(sd.shape)
+                                   for name, (_, sd) in anchors.items()})
+            _set_anchors(model, member_anchors[-1])
+            start = dict(start)
+            for name, (mean, sd) in anchors.items():
+                start[name] = np.where(sd > 0, mean + member_anchors[-1][name], start[name])
         fits.append(bnn.map_fit(model, start))
     scores = _unweighted_log_posteriors(bnn, model, fits, bootstrap)
     rows = int(np.shape(model["x"].get_value())[0])
@@ -73,23 +97,39 @@ def map_starts(bnn: FitTarget, model: pm.Model, count: int) -> list[MapFit]:
             continue
         if bootstrap:
             model[LIKELIHOOD_WEIGHTS].set_value(member_weights[member])
+        if anchors:
+            _set_anchors(model, member_anchors[member])
         retry = bnn.map_fit(model, bnn.random_start(rng))
         if retry.log_posterior > fits[member].log_posterior:
             fits[member] = retry
     if bootstrap:
         model[LIKELIHOOD_WEIGHTS].set_value(np.ones(rows))
+    _set_anchors(model, _no_offsets(bnn))
     return fits
+
+
+def _set_anchors(model: pm.Model, offsets: dict[str, np.ndarray]) -> None:
+    """Centre each anchored prior on its mean + offset."""
+    for name, value in offsets.items():
+        model[anchor_name(name)].set_value(value)
+
+
+def _no_offsets(bnn: FitTarget) -> dict[str, np.ndarray]:
+    """The model's own prior: every anchored prior back on its mean."""
+    return {name: np.zeros(sd.shape) for name, (_, sd) in bnn.prior_anchors.items()}
 
 
 def _unweighted_log_posteriors(bnn: FitTarget, model: pm.Model,
                                fits: list[MapFit], bootstrap: bool) -> list[float]:
-    """Each member's log posterior with every row weighted 1: comparable across members
-    (their own weighted values are not)."""
-    if not bootstrap:
+    """Each member's log posterior with every row weighted 1 and every prior on its own
+    mean: comparable across members (their own weighted or anchored values are not)."""
+    if not bootstrap and not bnn.prior_anchors:
         return [fit.log_posterior for fit in fits]
     from pymc.blocking import DictToArrayBijection
 
-    model[LIKELIHOOD_WEIGHTS].set_value(np.ones(np.shape(model["x"].get_value())[0]))
+    if bootstrap:
+        model[LIKELIHOOD_WEIGHTS].set_value(np.ones(np.shape(model["x"].get_value())[0]))
+    _set_anchors(model, _no_offsets(bnn))
     func = bnn.logp_dlogp(model)
     return [float(func(DictToArrayBijection.map(
         {v.name: fit.point[v.name] for v in model.value_vars}))[0]) for fit in fits]

@@ -26,6 +26,9 @@ class FitTarget(Protocol):
     config: BNNConfig
     # Row -> group number when the bootstrap weights groups (None: rows are the units).
     group_index: np.ndarray | None
+    # pymc name -> (prior mean, SD of each entry's anchor draw) of the weights whose prior
+    # a MAP ensemble member centres on its own draw from it (empty: none).
+    prior_anchors: dict[str, tuple[float, np.ndarray]]
 
     def map_fit(self, model: pm.Model, start: dict[str, np.ndarray]) -> MapFit:
         """L-BFGS maximum a posteriori point from `start`."""
