@@ -266,7 +266,12 @@ def fit_decaying_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, int
         if found.fun < best[0]:
             best = (float(found.fun), float(found.x[0]), float(np.exp(found.x[1])))
     value, rho0, length = best
-    decays = np.isfinite(length) and value < one_rho - 1e-6 * points
+    # The decaying law has one parameter more than one rho, so it always fits the training
+    # materials at least as well: keep it only where the gain beats the Bayesian
+    # information criterion's price of that parameter, counted in materials (the unit of
+    # evidence here, not the points along their curves).
+    materials = sum(1 for count in per_material.values() if count >= 2)
+    decays = np.isfinite(length) and one_rho - value > 0.5 * np.log(max(materials, 2))
     return (round(rho0, 6) if decays else rho), (round(length, 6) if decays else None), {
         **summary, "rho0": round(rho0, 6) if decays else rho,
         "length_scale": round(length, 6) if decays else None,
