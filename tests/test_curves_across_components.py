@@ -12,18 +12,17 @@ from service.inference import curves_across
 from service.inference.curves import CurveModel, Observed
 from service.inference.posterior import Posterior
 from service.manifest import CurveModelSection
-from tests.service_process import random_artifact, smooth_curve_section
+from tests.service_process import smooth_curve_section
+from tests.test_curves_across import RHO, across_artifact
 from training.condition_correlation import fit_component_correlations
 
 RHOS = [0.95, 0.2, 0.6, 0.0, 1.0, 0.5, 0.3, 0.8]
 
 
 def components_artifact() -> Artifact:
-    artifact = random_artifact(draws=6, hidden_sizes=(8,), covariates=1, seed=4)
-    section = smooth_curve_section(basis=8, level=0.1)
-    section["condition_correlation"] = 0.6
-    section["condition_correlations"] = RHOS
-    artifact.manifest["curve_model"] = section
+    """The one-rho test's model, with one rho per component beside its rho."""
+    artifact = across_artifact()
+    artifact.manifest["curve_model"]["condition_correlations"] = RHOS
     return artifact
 
 
@@ -36,7 +35,7 @@ def test_conditioning_with_one_rho_per_component_is_the_gaussian_conditional() -
     at_a, at_b, at_c = [273.15], [296.15], [340.0]
     observed = Observed(np.array([-0.3, 0.2, 0.1]), np.array([-0.5, 0.3, 0.0]))
     observed_at = np.array([at_a, at_a, at_b])
-    state = curves_across.condition_across(posterior, curve, 0.6, observed, observed_at)
+    state = curves_across.condition_across(posterior, curve, RHO, observed, observed_at)
     target = np.array([-0.25, 0.35])
     for condition in (at_a, at_c):
         mean, between, within = curves_across.conditional_draws_at(
@@ -72,7 +71,7 @@ def test_sampled_new_materials_share_each_component_by_its_rho() -> None:
     assert curve is not None
     strain = np.array([0.3, 0.3])
     conditions = np.array([[273.15], [353.15]])
-    state = curves_across.prior(curve, 0.6, posterior.draws)
+    state = curves_across.prior(curve, RHO, posterior.draws)
     samples = curves_across.curve_samples_across(posterior, curve, state, strain,
                                                  conditions, 20_000, seed=3,
                                                  test_noise=False)

@@ -119,25 +119,15 @@ def fit_condition_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, in
                               ) -> tuple[float, dict[str, Any]]:
     """rho and a summary for `curve_model.fit`, from (strains, z, material, condition)
     curves and the fitted curve-model section (its L, gamma and domain)."""
-    per_material: dict[int, int] = defaultdict(int)
-    for _, _, material, _ in curves:
-        per_material[material] += 1
-    several = {m for m, count in per_material.items() if count >= 2}
+    several = materials_at_several_conditions(curves)
     if not several:
         return 0.0, {"identified": False, "materials_at_several_conditions": 0,
                      "rho": 0.0}
     chol = np.tril(np.asarray(section["between_cholesky"], dtype=float))
     gamma = np.asarray(section["within_log_variance"], dtype=float)
-    low, high = section["domain"]["min"], section["domain"]["max"]
-    grids: dict[bytes, _Grid] = {}
-    kept = []
-    for strain, z, material, _ in without_condition_means(curves, low, high, basis_size):
-        if material not in several:
-            continue
-        key = strain.tobytes()
-        if key not in grids:
-            grids[key] = _Grid(strain, chol, gamma, low, high)
-        kept.append((key, z, material))
+    grids, curves_kept = _curves_at_several_conditions(curves, section, basis_size, chol,
+                                                       gamma)
+    kept = [(key, z, material) for key, z, material, _ in curves_kept]
     points = sum(z.size for _, z, _ in kept)
 
     def objective(rho: float) -> float:
@@ -219,6 +209,37 @@ def _stacks(kept: list[tuple[bytes, np.ndarray, int, int]], grids: dict[bytes, _
             for group in by_count.values()]
 
 
+def materials_at_several_conditions(curves: list[tuple[np.ndarray, np.ndarray, int, int]]
+                                    ) -> set[int]:
+    """The materials with curves at two or more conditions."""
+    per_material: dict[int, int] = defaultdict(int)
+    for _, _, material, _ in curves:
+        per_material[material] += 1
+    return {material for material, count in per_material.items() if count >= 2}
+
+
+def _curves_at_several_conditions(
+        curves: list[tuple[np.ndarray, np.ndarray, int, int]], section: dict[str, Any],
+        basis_size: int, chol: np.ndarray, gamma: np.ndarray
+) -> tuple[dict[bytes, _Grid], list[tuple[bytes, np.ndarray, int, int]]]:
+    """The curves of materials tested at two or more conditions, condition means taken
+    out, each as (its strain grid's key, z, material, condition), and one _Grid per
+    distinct strain grid (with loadings `chol`)."""
+    several = materials_at_several_conditions(curves)
+    low, high = section["domain"]["min"], section["domain"]["max"]
+    grids: dict[bytes, _Grid] = {}
+    kept = []
+    for strain, z, material, condition in without_condition_means(curves, low, high,
+                                                                  basis_size):
+        if material not in several:
+            continue
+        key = strain.tobytes()
+        if key not in grids:
+            grids[key] = _Grid(strain, chol, gamma, low, high)
+        kept.append((key, z, material, condition))
+    return grids, kept
+
+
 def fit_decaying_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
                              section: dict[str, Any], basis_size: int,
                              coordinates: np.ndarray
@@ -235,22 +256,9 @@ def fit_decaying_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, int
     rho, summary = fit_condition_correlation(curves, section, basis_size)
     if not summary["identified"]:
         return rho, None, {**summary, "length_scale": None}
-    per_material: dict[int, int] = defaultdict(int)
-    for _, _, material, _ in curves:
-        per_material[material] += 1
     chol = np.tril(np.asarray(section["between_cholesky"], dtype=float))
     gamma = np.asarray(section["within_log_variance"], dtype=float)
-    low, high = section["domain"]["min"], section["domain"]["max"]
-    grids: dict[bytes, _Grid] = {}
-    kept = []
-    for strain, z, material, condition in without_condition_means(curves, low, high,
-                                                                  basis_size):
-        if per_material[material] < 2:
-            continue
-        key = strain.tobytes()
-        if key not in grids:
-            grids[key] = _Grid(strain, chol, gamma, low, high)
-        kept.append((key, z, material, condition))
+    grids, kept = _curves_at_several_conditions(curves, section, basis_size, chol, gamma)
     stacks = _stacks(kept, grids, np.asarray(coordinates, dtype=float))
     points = sum(z.size for _, z, _, _ in kept)
 
@@ -270,7 +278,7 @@ def fit_decaying_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, int
     # materials at least as well: keep it only where the gain beats the Bayesian
     # information criterion's price of that parameter, counted in materials (the unit of
     # evidence here, not the points along their curves).
-    materials = sum(1 for count in per_material.values() if count >= 2)
+    materials = len({material for _, _, material, _ in kept})
     decays = np.isfinite(length) and one_rho - value > 0.5 * np.log(max(materials, 2))
     return (round(rho0, 6) if decays else rho), (round(length, 6) if decays else None), {
         **summary, "rho0": round(rho0, 6) if decays else rho,
@@ -375,10 +383,7 @@ def fit_component_correlations(curves: list[tuple[np.ndarray, np.ndarray, int, i
     from service.inference.curves_across import component_basis
     from service.manifest import CurveModelSection
 
-    per_material: dict[int, int] = defaultdict(int)
-    for _, _, material, _ in curves:
-        per_material[material] += 1
-    several = sorted(m for m, count in per_material.items() if count >= 2)
+    several = sorted(materials_at_several_conditions(curves))
     folds = min(COMPONENT_FOLDS, len(several))
     if folds < 2:
         return None, {"folds": 0}
@@ -388,17 +393,7 @@ def fit_component_correlations(curves: list[tuple[np.ndarray, np.ndarray, int, i
     vectors = component_basis(curve.table_loadings)
     chol = np.tril(np.asarray(section["between_cholesky"], dtype=float)) @ vectors
     gamma = np.asarray(section["within_log_variance"], dtype=float)
-    low, high = section["domain"]["min"], section["domain"]["max"]
-    grids: dict[bytes, _Grid] = {}
-    kept = []
-    for strain, z, material, condition in without_condition_means(curves, low, high,
-                                                                  basis_size):
-        if per_material[material] < 2:
-            continue
-        key = strain.tobytes()
-        if key not in grids:
-            grids[key] = _Grid(strain, chol, gamma, low, high)
-        kept.append((key, z, material, condition))
+    grids, kept = _curves_at_several_conditions(curves, section, basis_size, chol, gamma)
     coordinates = np.zeros((1 + max(c for *_, c in kept), 1))  # distances are not used
     fold_of = {m: i % folds for i, m in enumerate(several)}
     k = gamma.size

@@ -102,7 +102,10 @@ class Posterior:
         self._setup(spec, weights, curve, None)
 
     def _setup(self, spec: Manifest, weights: Weights, curve: CurveModel | None,
-               condition: tuple[float, ...] | None) -> None:
+               condition: tuple[float, ...] | None,
+               bound_kernel: kernel.Kernel | None = None) -> None:
+        """`bound_kernel`: a view's summary kernel, the model's own at the view's condition
+        (none is built then)."""
         self.spec = spec  # names and units of the data, for exports
         self.draws = spec.inference.draws
         hidden_sizes = list(spec.architecture.hidden_sizes)
@@ -114,7 +117,8 @@ class Posterior:
         self.max_width = max(w.shape[2] for w, _ in self.weights)
         input_dim = weights[0][0].shape[1]
         # size per strain and draw (a strain at its own condition: its covariates' weights)
-        self.units = kernel.network_units(hidden_sizes, input_dim - 1)
+        self.units = kernel.network_units(hidden_sizes, input_dim - 1 if bound_kernel is None
+                                          else bound_kernel.covariates)
         self.domain = (spec.training_domain.min, spec.training_domain.max)
         self.curve = curve
         # A view answers at one condition (physical units) and takes the strain alone;
@@ -128,7 +132,9 @@ class Posterior:
         # `condition_kernel` (a model with covariates) takes each strain's condition too.
         self.kernel: kernel.Kernel | None = None
         self.condition_kernel: kernel.Kernel | None = None
-        if kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link,
+        if bound_kernel is not None:
+            self.kernel = bound_kernel
+        elif kernel.supports(hidden_sizes, spec.architecture.activation, self.noise_link,
                            input_dim):
             built = kernel.Kernel(self.weights, self.noise_link, self.x_mean, self.x_scale,
                                   self.y_mean, self.y_scale)
@@ -195,12 +201,11 @@ class Posterior:
         bias = b_first + np.einsum("j,sjw->sw", c_norm, w_first[:, 1:, :])
         weights = [(np.ascontiguousarray(w_first[:, :1, :]), bias), *rest]
         view = Posterior.__new__(Posterior)
-        view._setup(self.spec, weights, self.curve, condition)
-        if self.condition_kernel is not None:
-            # Its summaries from the model's own kernel at this condition: the same bits as
-            # a request that sends the condition with each strain.
-            view.kernel = self.condition_kernel.at_condition(c_norm)
-            view.units = self.units  # what that kernel costs, for admission's estimates
+        # Its summaries from the model's own kernel at this condition: the same bits as a
+        # request that sends the condition with each strain.
+        view._setup(self.spec, weights, self.curve, condition,
+                    None if self.condition_kernel is None
+                    else self.condition_kernel.at_condition(c_norm))
         return view
 
     def _check_covariates(self, strain: np.ndarray, covariates: np.ndarray | None
