@@ -43,10 +43,14 @@ def test_the_fit_records_its_covariate_and_tested_conditions(fitted) -> None:
     assert fit["identified"] and fit["materials_at_several_conditions"] == 8
     # The generator shares each compound's stiffness across its conditions.
     assert 0.3 < spec.curve_model.condition_correlation <= 1.0
-    # A decaying correlation is stored only where the fit chose it, one l per covariate.
+    # The law held-out materials chose is the one stored: a decaying correlation with one
+    # l per covariate, or one rho per component, or neither.
+    assert fit["law"] in ("one rho", "decaying", "per component")
     lengths = spec.curve_model.condition_length_scales
-    assert (fit["length_scale"] is None) == (lengths is None)
+    assert (fit["law"] == "decaying") == (lengths is not None)
     assert lengths is None or len(lengths) == 1
+    assert (fit["law"] == "per component") == (
+        spec.curve_model.condition_correlations is not None)
 
 
 def test_the_served_fit_answers_at_conditions_over_http(fitted, session: Session,

@@ -14,6 +14,7 @@ from training.condition_correlation import (
     _Grid,
     _stacks,
     fit_condition_correlation,
+    fit_condition_law,
     fit_decaying_correlation,
     joint_negative_log_likelihood,
 )
@@ -96,15 +97,28 @@ def test_a_decaying_correlation_is_recovered_from_materials_at_several_condition
     assert summary["gain_over_one_rho_nats_per_point"] > 0
 
 
+def test_held_out_materials_choose_the_decaying_law_where_the_correlation_decays() -> None:
+    section = smooth_curve_section(basis=8, level=0.05)
+    coordinates = np.linspace(-1.4, 1.4, 5)[:, None]
+    curves = _materials_at_decaying_correlation(0.95, 0.8, 5, section, coordinates)
+    law = fit_condition_law(curves, section, 8, coordinates)
+    assert law.summary["law"] == "decaying", law.summary
+    assert law.length_scale is not None and abs(law.length_scale - 0.8) < 0.2
+    assert law.summary["held_out_gain_over_one_rho_nats_per_point"]["decaying"] > 0
+
+
 def test_one_correlation_for_every_pair_is_kept_when_the_data_have_no_decay() -> None:
     section = smooth_curve_section(basis=8, level=0.05)
     coordinates = np.linspace(-1.4, 1.4, 5)[:, None]
     curves = _materials_at_conditions(0.7, 3, section)
     rho, _ = fit_condition_correlation(curves, section, 8)
-    rho0, length, summary = fit_decaying_correlation(curves, section, 8, coordinates)
-    # Either the one-rho law itself, or a length scale too long to matter over the span.
-    assert length is None or length > 5.0
-    assert abs(rho0 - rho) < 0.05 and summary["rho"] == rho
+    law = fit_condition_law(curves, section, 8, coordinates)
+    # One rho, or a law that reduces to it: a length scale too long to matter over the
+    # span, or components all near the one rho.
+    assert law.length_scale is None or law.length_scale > 5.0, law.summary
+    assert abs(law.rho - rho) < 0.05 and law.summary["rho"] == rho
+    if law.rhos is not None:
+        assert np.max(np.abs(np.array(law.rhos) - rho)) < 0.25, law.summary
 
 
 def test_the_decaying_likelihood_at_infinite_length_is_the_one_rho_likelihood() -> None:

@@ -14,7 +14,7 @@ from service.inference.posterior import Posterior
 from service.manifest import CurveModelSection
 from tests.service_process import smooth_curve_section
 from tests.test_curves_across import RHO, across_artifact
-from training.condition_correlation import fit_component_correlations
+from training.condition_correlation import fit_condition_law
 
 RHOS = [0.95, 0.2, 0.6, 0.0, 1.0, 0.5, 0.3, 0.8]
 
@@ -115,8 +115,12 @@ def test_the_fit_keeps_a_shared_leading_component_that_one_rho_understates() -> 
     section = smooth_curve_section(basis=6, length=0.6, level=0.05)
     rhos = np.array([0.95, 0.3, 0.3, 0.3, 0.3, 0.3])
     curves = simulated_curves(rhos, section, materials=60, seed=1)
-    fitted, summary = fit_component_correlations(curves, section, 6, 0.6)
-    assert fitted is not None, summary
-    assert summary["held_out_gain_over_one_rho_nats_per_point"] > 0
-    assert abs(fitted[0] - 0.95) < 0.04
-    assert fitted[0] > np.mean(fitted[1:3]) + 0.3
+    # Three conditions on a line: the decaying law is a candidate too.
+    law = fit_condition_law(curves, section, 6, np.array([[-1.0], [0.0], [1.0]]))
+    summary = law.summary
+    assert summary["law"] == "per component" and law.rhos is not None, summary
+    gains = summary["held_out_gain_over_one_rho_nats_per_point"]
+    assert gains["per component"] > max(gains["decaying"], 0.0)
+    assert law.length_scale is None
+    assert abs(law.rhos[0] - 0.95) < 0.04
+    assert law.rhos[0] > np.mean(law.rhos[1:3]) + 0.3

@@ -36,6 +36,7 @@ a decaying one) share the likelihood's algebra and the choice between them.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -240,15 +241,33 @@ def _curves_at_several_conditions(
     return grids, kept
 
 
+def _fit_decaying(stacks: list[_Stack], rho: float) -> tuple[float, float, float]:
+    """(NLL, rho0, l) of the decaying law maximising the likelihood of `stacks`, started
+    from the one-rho law (`rho`, l infinite) and three finite length scales; l is inf
+    where no finite one does better."""
+    def objective(params: np.ndarray) -> float:
+        return sum(s.negative_log_likelihood(float(params[0]), float(np.exp(params[1])))
+                   for s in stacks)
+
+    best = (objective(np.array([rho, np.inf])), rho, np.inf)
+    bounds = [(0.0, 1.0), (np.log(_SHORTEST), np.log(_LONGEST))]
+    for start in ((max(rho, 0.5), np.log(1.0)), (0.9, np.log(0.3)), (0.95, np.log(3.0))):
+        found = minimize(objective, np.array(start), method="L-BFGS-B", bounds=bounds)
+        if found.fun < best[0]:
+            best = (float(found.fun), float(found.x[0]), float(np.exp(found.x[1])))
+    return best
+
+
 def fit_decaying_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
                              section: dict[str, Any], basis_size: int,
                              coordinates: np.ndarray
                              ) -> tuple[float, float | None, dict[str, Any]]:
     """(rho0, l, summary) of R[c, c'] = rho0 exp(-|c - c'|^2 / 2 l^2) (c != c'), by the
-    exact joint likelihood of the materials tested at two or more conditions, L and gamma
-    held fixed and the condition means taken out as for rho. `coordinates` are the
-    conditions (rows indexed as the curves' condition) in standardised covariate units.
-    l is None where the one-rho law (l = infinity) is as likely.
+    exact joint likelihood of all the materials tested at two or more conditions (in
+    sample: `fit_condition_law` decides whether the law is kept), L and gamma held fixed
+    and the condition means taken out as for rho. `coordinates` are the conditions (rows
+    indexed as the curves' condition) in standardised covariate units. l is None where
+    the one-rho law (l = infinity) is as likely.
 
     Cost per likelihood evaluation: one J x J eigendecomposition and one kJ x kJ Cholesky
     per material (J its conditions, k the basis size), batched over materials with as
@@ -261,25 +280,9 @@ def fit_decaying_correlation(curves: list[tuple[np.ndarray, np.ndarray, int, int
     grids, kept = _curves_at_several_conditions(curves, section, basis_size, chol, gamma)
     stacks = _stacks(kept, grids, np.asarray(coordinates, dtype=float))
     points = sum(z.size for _, z, _, _ in kept)
-
-    def objective(params: np.ndarray) -> float:
-        return sum(s.negative_log_likelihood(float(params[0]), float(np.exp(params[1])))
-                   for s in stacks)
-
-    one_rho = objective(np.array([rho, np.inf]))
-    best = (one_rho, rho, np.inf)
-    bounds = [(0.0, 1.0), (np.log(_SHORTEST), np.log(_LONGEST))]
-    for start in ((max(rho, 0.5), np.log(1.0)), (0.9, np.log(0.3)), (0.95, np.log(3.0))):
-        found = minimize(objective, np.array(start), method="L-BFGS-B", bounds=bounds)
-        if found.fun < best[0]:
-            best = (float(found.fun), float(found.x[0]), float(np.exp(found.x[1])))
-    value, rho0, length = best
-    # The decaying law has one parameter more than one rho, so it always fits the training
-    # materials at least as well: keep it only where the gain beats the Bayesian
-    # information criterion's price of that parameter, counted in materials (the unit of
-    # evidence here, not the points along their curves).
-    materials = len({material for _, _, material, _ in kept})
-    decays = np.isfinite(length) and one_rho - value > 0.5 * np.log(max(materials, 2))
+    one_rho = sum(s.negative_log_likelihood(rho, np.inf) for s in stacks)
+    value, rho0, length = _fit_decaying(stacks, rho)
+    decays = bool(np.isfinite(length))
     return (round(rho0, 6) if decays else rho), (round(length, 6) if decays else None), {
         **summary, "rho0": round(rho0, 6) if decays else rho,
         "length_scale": round(length, 6) if decays else None,
@@ -335,11 +338,12 @@ class _Components:
         return value, np.sum(by_scale.reshape(j, k) * chain, axis=0)
 
 
-# Folds of the training materials over which one rho per component is compared with one
-# rho for all by held-out likelihood (k - 1 more parameters: the in-sample likelihood
-# always prefers them).
-COMPONENT_FOLDS = 4
+# Folds of the training materials over which the correlation laws are compared by held-out
+# likelihood: the decaying law has one parameter more than one rho, one rho per component
+# k - 1 more, so in sample they always fit at least as well.
+LAW_FOLDS = 4
 _NEAR_ONE = 1.0 - 1e-6
+LAWS = ("one rho", "decaying", "per component")
 
 
 def _fit_components(stacks: list[_Components], k: int, start: float
@@ -364,55 +368,88 @@ def _fit_one(stacks: list[_Components], k: int) -> float:
     return float(np.clip(found.x, 0.0, 1.0))
 
 
-def fit_component_correlations(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
-                               section: dict[str, Any], basis_size: int, rho: float
-                               ) -> tuple[list[float] | None, dict[str, Any]]:
-    """(rho_j or None, summary): one rho per principal component of the loadings
-    (service.inference.curves_across.component_basis), L and gamma held fixed and the
-    condition means taken out as for rho, kept where it predicts held-out materials
-    better than one rho for all: the materials are split in COMPONENT_FOLDS folds; each
-    fold's curves are scored under both laws fitted on the other folds' materials.
+@dataclass(frozen=True)
+class ConditionLaw:
+    """How one material's random effects correlate across conditions (the curve model's
+    `condition_correlation`, and `condition_length_scales` or `condition_correlations`)."""
 
-    Why: one rho for every direction of a material's deviation is pulled towards the
-    least shared one. On the make-data generator (a compound's modulus offset shared by its
-    temperatures, a specimen offset per temperature, C01/C10 shared whole) one rho was
-    0.867 while the leading component's own was 0.893 - the generator's log-modulus
-    correlation 0.2^2 / (0.2^2 + 0.07^2) = 0.891 - and the conditioned answers at other
-    temperatures were wider than their errors (docs/covariates.md)."""
+    rho: float  # one rho; rho0 of the decaying law
+    length_scale: float | None  # standardised covariate units; None: no decay
+    rhos: list[float] | None  # one per component of the loadings; None: one for all
+    summary: dict[str, Any]
+
+
+def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
+                      section: dict[str, Any], basis_size: int, coordinates: np.ndarray
+                      ) -> ConditionLaw:
+    """The correlation law across conditions that predicts held-out materials best: one
+    rho for every pair of conditions and every direction of a material's deviation, a
+    correlation decaying with the condition distance (`coordinates`: the conditions in
+    standardised covariate units, rows indexed as the curves' condition), or one rho per
+    principal component of the loadings (service.inference.curves_across.component_basis).
+    L and gamma are held fixed and the condition means taken out as for rho. The
+    materials tested at several conditions are split in LAW_FOLDS folds; each fold's
+    curves are scored under every law fitted on the other folds' materials, and the law
+    with the best summed held-out likelihood is fitted again on them all (one rho unless
+    another does strictly better).
+
+    Why held out, for all three: the two richer laws always fit the training materials at
+    least as well. A penalty on the in-sample gain (BIC) kept a decaying law whose length
+    scale was twice the tested span (a hair's breadth from one rho) and so never tried one
+    rho per component, which predicted held-out materials better (docs/covariates.md).
+    One rho per component suits deviations whose parts carry over to different degrees
+    (the make-data generator: a compound's modulus offset shared, a specimen's not); the
+    decaying law suits materials that cross over as the condition moves."""
+    rho, summary = fit_condition_correlation(curves, section, basis_size)
+    several = sorted(materials_at_several_conditions(curves))
+    folds = min(LAW_FOLDS, len(several))
+    if not summary["identified"] or folds < 2:
+        return ConditionLaw(rho, None, None, {**summary, "law": "one rho"})
     from service.inference.curves import CurveModel
     from service.inference.curves_across import component_basis
     from service.manifest import CurveModelSection
 
-    several = sorted(materials_at_several_conditions(curves))
-    folds = min(COMPONENT_FOLDS, len(several))
-    if folds < 2:
-        return None, {"folds": 0}
     curve = CurveModel.from_section(CurveModelSection.model_validate(
         {key: section[key] for key in ("kind", "domain", "degree", "between_cholesky",
                                        "within_log_variance")}))
-    vectors = component_basis(curve.table_loadings)
-    chol = np.tril(np.asarray(section["between_cholesky"], dtype=float)) @ vectors
+    # The loadings rotated to their principal components: the one-rho and decaying
+    # likelihoods do not change under the rotation; one rho per component is defined in it.
+    chol = (np.tril(np.asarray(section["between_cholesky"], dtype=float))
+            @ component_basis(curve.table_loadings))
     gamma = np.asarray(section["within_log_variance"], dtype=float)
     grids, kept = _curves_at_several_conditions(curves, section, basis_size, chol, gamma)
-    coordinates = np.zeros((1 + max(c for *_, c in kept), 1))  # distances are not used
+    coordinates = np.asarray(coordinates, dtype=float)
     fold_of = {m: i % folds for i, m in enumerate(several)}
     k = gamma.size
-    held_one, held_components = 0.0, 0.0
+    held = dict.fromkeys(LAWS, 0.0)
     for fold in range(folds):
-        train = [_Components(s) for s in
-                 _stacks([c for c in kept if fold_of[c[2]] != fold], grids, coordinates)]
-        test = [_Components(s) for s in
-                _stacks([c for c in kept if fold_of[c[2]] == fold], grids, coordinates)]
-        one_rho = _fit_one(train, k)
-        rhos, _ = _fit_components(train, k, one_rho)
-        held_one += sum(s.negative_log_likelihood(np.full(k, one_rho)) for s in test)
-        held_components += sum(s.negative_log_likelihood(rhos) for s in test)
+        train = _stacks([c for c in kept if fold_of[c[2]] != fold], grids, coordinates)
+        test = _stacks([c for c in kept if fold_of[c[2]] == fold], grids, coordinates)
+        train_components = [_Components(s) for s in train]
+        test_components = [_Components(s) for s in test]
+        one = _fit_one(train_components, k)
+        rhos, _ = _fit_components(train_components, k, one)
+        _, rho0, length = _fit_decaying(train, one)
+        held["one rho"] += sum(s.negative_log_likelihood(np.full(k, one))
+                               for s in test_components)
+        held["per component"] += sum(s.negative_log_likelihood(rhos) for s in test_components)
+        held["decaying"] += sum(s.negative_log_likelihood(rho0, length) for s in test)
     points = sum(z.size for _, z, _, _ in kept)
-    summary = {"folds": folds, "held_out_gain_over_one_rho_nats_per_point": round(
-        (held_one - held_components) / points, 5)}
-    if held_components >= held_one:
-        return None, summary
-    rhos, _ = _fit_components([_Components(s) for s in _stacks(kept, grids, coordinates)],
-                              k, rho)
-    values = [round(float(v), 6) for v in rhos]
-    return values, {**summary, "rhos": values}
+    law = min(LAWS, key=lambda name: (held[name], LAWS.index(name)))
+    summary = {**summary, "law": law, "folds": folds,
+               "held_out_gain_over_one_rho_nats_per_point": {
+                   name: round((held["one rho"] - held[name]) / points, 5)
+                   for name in LAWS[1:]}}
+    every = _stacks(kept, grids, coordinates)
+    if law == "decaying":
+        _, rho0, length = _fit_decaying(every, rho)
+        if np.isfinite(length):
+            return ConditionLaw(round(rho0, 6), round(length, 6), None,
+                                {**summary, "rho0": round(rho0, 6),
+                                 "length_scale": round(length, 6)})
+        law = "one rho"  # the decaying law's own fit on every material did not decay
+    if law == "per component":
+        fitted, _ = _fit_components([_Components(s) for s in every], k, rho)
+        values = [round(float(v), 6) for v in fitted]
+        return ConditionLaw(rho, None, values, {**summary, "rhos": values})
+    return ConditionLaw(rho, None, None, {**summary, "law": "one rho"})

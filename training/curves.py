@@ -218,21 +218,18 @@ def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
     section = fit_curve_model([(strain, z) for strain, z, _, _ in curves], low, high,
                               basis_size)
     if section is not None and covariates is not None:
-        from training.condition_correlation import fit_decaying_correlation
+        from training.condition_correlation import fit_condition_law
 
         conditions = posterior.conditions
         assert conditions is not None  # a posterior fitted with covariates has them
-        rho, length, summary = fit_decaying_correlation(
-            curves, section, basis_size, conditions.normalise(np.unique(covariates, axis=0)))
-        section["condition_correlation"] = rho
-        if length is not None:  # standardised units -> each covariate's own
-            section["condition_length_scales"] = [length * float(s) for s in conditions.scale]
-        elif summary["identified"]:  # one rho: or one per component, if it predicts better
-            from training.condition_correlation import fit_component_correlations
-
-            rhos, summary["components"] = fit_component_correlations(curves, section,
-                                                                     basis_size, rho)
-            if rhos is not None:
-                section["condition_correlations"] = rhos
+        law = fit_condition_law(curves, section, basis_size,
+                                conditions.normalise(np.unique(covariates, axis=0)))
+        section["condition_correlation"] = law.rho
+        if law.length_scale is not None:  # standardised units -> each covariate's own
+            section["condition_length_scales"] = [law.length_scale * float(s)
+                                                  for s in conditions.scale]
+        if law.rhos is not None:
+            section["condition_correlations"] = law.rhos
+        summary = law.summary
         section["fit"]["condition_correlation"] = summary
     return section
