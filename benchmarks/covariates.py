@@ -18,9 +18,9 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
 - across: each new material gives 3 points at 273 K; its curve at each other tested
   temperature is scored given them and without (nats per point, 95% coverage), for the
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
-  correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), where the
-  fit chose it over one rho, or one rho per component of the loadings, where held-out
-  materials chose it (training.condition_correlation).
+  law held-out training materials chose (training.condition_correlation.fit_condition_law):
+  the correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), random
+  slopes in the covariates, or one rho per component of the loadings.
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -186,7 +186,8 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
     # The one-rho law (every length scale infinite, the same rho for every component) at
     # its own ML rho, beside the alternatives.
     one_rho = dataclasses.replace(curve, section=curve.section.model_copy(
-        update={"condition_length_scales": None, "condition_correlations": None}))
+        update={"condition_length_scales": None, "condition_correlations": None,
+                "condition_slope_scales": None, "condition_slope_centre": None}))
     laws = [("one rho", float(summary.get("rho", 0.0)), one_rho), ("rho = 0", 0.0, one_rho),
             ("rho = 1", 1.0, one_rho)]
     if curve.section.condition_correlations is not None:
@@ -194,6 +195,11 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
     if curve.section.condition_length_scales is not None:
         lengths = ", ".join(f"{v:.3g}" for v in curve.section.condition_length_scales)
         laws.append((f"decaying (l {lengths})", curve.condition_correlation, curve))
+    if curve.section.condition_slope_scales is not None:
+        scales = ", ".join(f"{v:.3g}" for v in curve.section.condition_slope_scales)
+        centre = ", ".join(f"{v:.4g}" for v in curve.section.condition_slope_centre or ())
+        laws.append((f"slopes (scale {scales}, centre {centre})", curve.condition_correlation,
+                     curve))
     for label, rho, law in laws:
         gain, given_lp, plain_lp, pits = [], [], [], []
         for material in NEW:

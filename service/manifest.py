@@ -149,6 +149,15 @@ class CurveModelSection(BaseModel):
         "covariates' order): the correlation of the random effects at conditions c != c' "
         "decays as rho0 exp(-sum_j ((c_j - c'_j) / l_j)^2 / 2). Absent: one correlation "
         "for every pair of conditions (every l_j infinite).")
+    condition_slope_scales: list[PositiveFloat] | None = Field(
+        None, min_length=1, description="scale_j, one per covariate in its physical unit: "
+        "a material's effect is linear in the covariates, w_c = w_0 + sum_j s_j(c) w_j with "
+        "s_j(c) = (c_j - centre_j) / scale_j; two different conditions correlate as "
+        "rho0 (1 + s(c) . s(c')) / sqrt((1 + |s(c)|^2) (1 + |s(c')|^2)). Comes with "
+        "condition_slope_centre.")
+    condition_slope_centre: list[FiniteFloat] | None = Field(
+        None, min_length=1, description="centre_j, one per covariate in its physical unit: "
+        "where the random slopes of condition_slope_scales are zero.")
     condition_correlations: list[Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]] | None = Field(
         None, description="rho_j, one per principal component of the loadings (k, by "
         "decreasing share; service.inference.curves_across.component_basis): the "
@@ -168,10 +177,14 @@ class CurveModelSection(BaseModel):
                 and len(self.condition_correlations) != k):
             raise ValueError(f"condition_correlations must have {k} entries (the basis "
                              f"size), got {len(self.condition_correlations)}")
-        if (self.condition_correlations is not None
-                and self.condition_length_scales is not None):
-            raise ValueError("condition_correlations and condition_length_scales do not "
-                             "come together (one rho per component has no length scale)")
+        if (self.condition_slope_scales is None) != (self.condition_slope_centre is None):
+            raise ValueError("condition_slope_scales and condition_slope_centre come "
+                             "together (both or neither)")
+        laws = [name for name in ("condition_length_scales", "condition_slope_scales",
+                                  "condition_correlations") if getattr(self, name) is not None]
+        if len(laws) > 1:
+            raise ValueError(f"{' and '.join(laws)} do not come together (one correlation "
+                             "law across conditions per model)")
         if any(abs(g) > LOG_VARIANCE_BOUND for g in self.within_log_variance):
             raise ValueError(f"within_log_variance entries must lie in "
                              f"[-{LOG_VARIANCE_BOUND:g}, {LOG_VARIANCE_BOUND:g}]")
@@ -215,10 +228,13 @@ class Manifest(BaseModel):
         if (self.covariates is None) != (self.tested_conditions is None):
             raise ValueError("covariates and tested_conditions come together (both or "
                              "neither)")
-        scales = self.curve_model.condition_length_scales if self.curve_model else None
+        curve = self.curve_model
+        per_covariate = {name: getattr(curve, name) for name in (
+            "condition_length_scales", "condition_slope_scales", "condition_slope_centre")
+            if curve is not None and getattr(curve, name) is not None}
         if self.covariates is None or self.tested_conditions is None:
-            if scales is not None:
-                raise ValueError("curve_model.condition_length_scales needs covariates")
+            if per_covariate:
+                raise ValueError(f"curve_model.{next(iter(per_covariate))} needs covariates")
             return self
         names = [c.name for c in self.covariates]
         if len(set(names)) != len(names) or self.architecture.input_name in names:
@@ -228,9 +244,10 @@ class Manifest(BaseModel):
             if len(row) != len(names):
                 raise ValueError(f"tested_conditions[{i}] has {len(row)} values; the model "
                                  f"has {len(names)} covariates")
-        if scales is not None and len(scales) != len(names):
-            raise ValueError(f"curve_model.condition_length_scales has {len(scales)} values; "
-                             f"the model has {len(names)} covariates")
+        for name, values in per_covariate.items():
+            if len(values) != len(names):
+                raise ValueError(f"curve_model.{name} has {len(values)} values; the model "
+                                 f"has {len(names)} covariates")
         return self
 
     @property

@@ -165,18 +165,33 @@ class _Stack:
     computed once: an evaluation costs one kJ x kJ Cholesky per material, whatever its
     points."""
 
-    def __init__(self, precision: np.ndarray, projected: np.ndarray,
-                 squared_distance: np.ndarray, constant: np.ndarray) -> None:
+    def __init__(self, precision: np.ndarray, projected: np.ndarray, where: np.ndarray,
+                 constant: np.ndarray) -> None:
         self.precision = precision  # (M, J, k, k) P_d
         self.projected = projected  # (M, J, k) q_d
-        self.squared_distance = squared_distance  # (M, J, J)
+        self.where = where  # (M, J, covariates) each material's conditions, standardised
+        gap = where[:, :, None, :] - where[:, None, :, :]
+        self.squared_distance = np.sum(gap * gap, axis=3)  # (M, J, J)
         self.constant = float(np.sum(constant))  # sum over materials of log det V + z V^-1 z
 
     def negative_log_likelihood(self, rho: float, length_scale: float) -> float:
+        """Under the decaying law (l = inf: one rho)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             decay = np.exp(-0.5 * self.squared_distance / length_scale**2)
-        values, vectors = np.linalg.eigh(np.where(self.squared_distance == 0.0, 1.0,
-                                                  rho * decay))
+        return self.correlated(np.where(self.squared_distance == 0.0, 1.0, rho * decay))
+
+    def slope_negative_log_likelihood(self, rho: float, scales: np.ndarray,
+                                      centre: np.ndarray) -> float:
+        """Under the random-slope law (service.inference.curves_across.slope_correlation)."""
+        s = (self.where - centre) / scales
+        cov = 1.0 + np.einsum("mak,mbk->mab", s, s)
+        norm = np.sqrt(np.einsum("maa->ma", cov))
+        return self.correlated(np.where(self.squared_distance == 0.0, 1.0,
+                                        rho * cov / (norm[:, :, None] * norm[:, None, :])))
+
+    def correlated(self, r: np.ndarray) -> float:
+        """The NLL with R (M, J, J) the correlation of each material's effects."""
+        values, vectors = np.linalg.eigh(r)
         root = vectors * np.sqrt(np.maximum(values, 0.0))[:, None, :]  # G (M, J, J)
         m, j, k = self.projected.shape
         inner = np.einsum("mda,mdb,mdij->maibj", root, root, self.precision).reshape(
@@ -198,12 +213,10 @@ def _stacks(kept: list[tuple[bytes, np.ndarray, int, int]], grids: dict[bytes, _
     for members in parts.values():
         scaled = [(grids[key].loadings / grids[key].noise[:, None], grids[key], z)
                   for key, z, _ in members]
-        where = coordinates[[c for _, _, c in members]]
-        gap = where[:, None, :] - where[None, :, :]
         by_count[len(members)].append((
             np.stack([grid.loadings.T @ s for s, grid, _ in scaled]),
             np.stack([s.T @ z for s, _, z in scaled]),
-            np.sum(gap * gap, axis=2),
+            coordinates[[c for _, _, c in members]],
             np.array(sum(float(np.sum(np.log(grid.noise)) + z @ (z / grid.noise))
                          for _, grid, z in scaled))))
     return [_Stack(*(np.stack(column) for column in zip(*group, strict=True)))
@@ -255,6 +268,38 @@ def _fit_decaying(stacks: list[_Stack], rho: float) -> tuple[float, float, float
         found = minimize(objective, np.array(start), method="L-BFGS-B", bounds=bounds)
         if found.fun < best[0]:
             best = (float(found.fun), float(found.x[0]), float(np.exp(found.x[1])))
+    return best
+
+
+# The random slopes' scales (standardised covariate units) are searched in
+# [_SHORTEST, _LONGEST] like the decaying law's length scale (scale -> inf is one rho); their
+# centre within _CENTRE_RANGE of the covariates' mean.
+_CENTRE_RANGE = 3.0
+
+
+def _fit_slopes(stacks: list[_Stack], rho: float, covariates: int
+                ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(NLL, rho0, scales, centre) of the random-slope law maximising the likelihood of
+    `stacks` (standardised units), started at the covariates' mean with three scales; the
+    scales are inf where no finite ones do better than one rho."""
+    def objective(params: np.ndarray) -> float:
+        scales = np.exp(params[1:1 + covariates])
+        centre = params[1 + covariates:]
+        return sum(s.slope_negative_log_likelihood(float(params[0]), scales, centre)
+                   for s in stacks)
+
+    none = np.full(covariates, np.inf)
+    best = (sum(s.negative_log_likelihood(rho, np.inf) for s in stacks), rho, none,
+            np.zeros(covariates))
+    bounds = ([(0.0, 1.0)] + [(np.log(_SHORTEST), np.log(_LONGEST))] * covariates
+              + [(-_CENTRE_RANGE, _CENTRE_RANGE)] * covariates)
+    for rho0, scale in ((max(rho, 0.5), 1.0), (0.95, 0.5), (0.95, 3.0)):
+        start = np.concatenate([[rho0], np.full(covariates, np.log(scale)),
+                                np.zeros(covariates)])
+        found = minimize(objective, start, method="L-BFGS-B", bounds=bounds)
+        if found.fun < best[0]:
+            best = (float(found.fun), float(found.x[0]),
+                    np.exp(found.x[1:1 + covariates]), found.x[1 + covariates:].copy())
     return best
 
 
@@ -343,7 +388,7 @@ class _Components:
 # k - 1 more, so in sample they always fit at least as well.
 LAW_FOLDS = 4
 _NEAR_ONE = 1.0 - 1e-6
-LAWS = ("one rho", "decaying", "per component")
+LAWS = ("one rho", "decaying", "slopes", "per component")
 
 
 def _fit_components(stacks: list[_Components], k: int, start: float
@@ -373,10 +418,13 @@ class ConditionLaw:
     """How one material's random effects correlate across conditions (the curve model's
     `condition_correlation`, and `condition_length_scales` or `condition_correlations`)."""
 
-    rho: float  # one rho; rho0 of the decaying law
+    rho: float  # one rho; rho0 of the decaying and random-slope laws
     length_scale: float | None  # standardised covariate units; None: no decay
     rhos: list[float] | None  # one per component of the loadings; None: one for all
     summary: dict[str, Any]
+    # The random slopes' scale and centre per covariate (standardised units); None: none.
+    slope_scales: list[float] | None = None
+    slope_centre: list[float] | None = None
 
 
 def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
@@ -385,8 +433,10 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
     """The correlation law across conditions that predicts held-out materials best: one
     rho for every pair of conditions and every direction of a material's deviation, a
     correlation decaying with the condition distance (`coordinates`: the conditions in
-    standardised covariate units, rows indexed as the curves' condition), or one rho per
-    principal component of the loadings (service.inference.curves_across.component_basis).
+    standardised covariate units, rows indexed as the curves' condition), a material's
+    effect linear in the covariates (random slopes: service.inference.curves_across.
+    slope_correlation), or one rho per principal component of the loadings
+    (service.inference.curves_across.component_basis).
     L and gamma are held fixed and the condition means taken out as for rho. The
     materials tested at several conditions are split in LAW_FOLDS folds; each fold's
     curves are scored under every law fitted on the other folds' materials, and the law
@@ -399,7 +449,10 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
     rho per component, which predicted held-out materials better (docs/covariates.md).
     One rho per component suits deviations whose parts carry over to different degrees
     (the make-data generator: a compound's modulus offset shared, a specimen's not); the
-    decaying law suits materials that cross over as the condition moves."""
+    decaying law, materials whose likeness fades with the condition distance; random
+    slopes, materials whose own sensitivities to a covariate differ, so they cross over
+    (conditions on either side of the crossing correlate weakly or negatively, which no
+    decaying law can say)."""
     rho, summary = fit_condition_correlation(curves, section, basis_size)
     several = sorted(materials_at_several_conditions(curves))
     folds = min(LAW_FOLDS, len(several))
@@ -430,10 +483,13 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
         one = _fit_one(train_components, k)
         rhos, _ = _fit_components(train_components, k, one)
         _, rho0, length = _fit_decaying(train, one)
+        _, slope_rho, scales, centre = _fit_slopes(train, one, coordinates.shape[1])
         held["one rho"] += sum(s.negative_log_likelihood(np.full(k, one))
                                for s in test_components)
         held["per component"] += sum(s.negative_log_likelihood(rhos) for s in test_components)
         held["decaying"] += sum(s.negative_log_likelihood(rho0, length) for s in test)
+        held["slopes"] += sum(s.slope_negative_log_likelihood(slope_rho, scales, centre)
+                              for s in test)
     points = sum(z.size for _, z, _, _ in kept)
     law = min(LAWS, key=lambda name: (held[name], LAWS.index(name)))
     summary = {**summary, "law": law, "folds": folds,
@@ -448,6 +504,16 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
                                 {**summary, "rho0": round(rho0, 6),
                                  "length_scale": round(length, 6)})
         law = "one rho"  # the decaying law's own fit on every material did not decay
+    if law == "slopes":
+        _, rho0, scales, centre = _fit_slopes(every, rho, coordinates.shape[1])
+        if np.all(np.isfinite(scales)):
+            return ConditionLaw(round(rho0, 6), None, None,
+                                {**summary, "rho0": round(rho0, 6),
+                                 "slope_scales": [round(float(v), 6) for v in scales],
+                                 "slope_centre": [round(float(v), 6) for v in centre]},
+                                [round(float(v), 6) for v in scales],
+                                [round(float(v), 6) for v in centre])
+        law = "one rho"  # the slopes' own fit on every material found none
     if law == "per component":
         fitted, _ = _fit_components([_Components(s) for s in every], k, rho)
         values = [round(float(v), 6) for v in fitted]

@@ -228,6 +228,13 @@ def fit_for_posterior(posterior: Posterior, x: np.ndarray, y: np.ndarray,
         if law.length_scale is not None:  # standardised units -> each covariate's own
             section["condition_length_scales"] = [law.length_scale * float(s)
                                                   for s in conditions.scale]
+        if law.slope_scales is not None and law.slope_centre is not None:
+            section["condition_slope_scales"] = [v * float(s) for v, s in
+                                                 zip(law.slope_scales, conditions.scale,
+                                                     strict=True)]
+            section["condition_slope_centre"] = [float(m) + v * float(s) for v, m, s in
+                                                 zip(law.slope_centre, conditions.mean,
+                                                     conditions.scale, strict=True)]
         if law.rhos is not None:
             section["condition_correlations"] = law.rhos
         summary = law.summary

@@ -97,6 +97,56 @@ def correlation(first: np.ndarray, second: np.ndarray, rho: float,
     return np.where(squared == 0.0, 1.0, rho * np.exp(-0.5 * squared))
 
 
+def slope_correlation(first: np.ndarray, second: np.ndarray, rho: float,
+                      scales: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """R between rows of conditions (physical units) when a material's effect is linear
+    in the covariates, w_c = w_0 + sum_j s_j(c) w_j with s_j(c) = (c_j - centre_j) /
+    scale_j and w_0, w_j independent N(0, I): Cov = 1 + s(c) . s(c'), taken to a
+    correlation (each condition's own variance is the BNN's), times rho0 between
+    different conditions, 1 between equal ones. Materials whose slopes differ cross over,
+    so conditions on opposite sides of the centre can correlate weakly or negatively."""
+    a = (first - centre) / scales
+    b = (second - centre) / scales
+    cov = 1.0 + a @ b.T
+    norm = np.sqrt((1.0 + np.sum(a * a, axis=1))[:, None] * (1.0 + np.sum(b * b, axis=1)))
+    same = np.all(first[:, None, :] == second[None, :, :], axis=2)
+    return np.where(same, 1.0, rho * cov / norm)
+
+
+@dataclass(frozen=True)
+class ConditionKernel:
+    """A correlation law that depends on where the two conditions are: decaying with their
+    distance (`length_scales`) or a random slope in the covariates (`slope_scales` and
+    `slope_centre`), all in the covariates' physical units."""
+
+    length_scales: np.ndarray | None = None
+    slope_scales: np.ndarray | None = None
+    slope_centre: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, curve: CurveModel) -> ConditionKernel | None:
+        section = curve.section
+        if section.condition_length_scales is not None:
+            return cls(length_scales=np.asarray(section.condition_length_scales, dtype=float))
+        if section.condition_slope_scales is not None:
+            assert section.condition_slope_centre is not None  # the manifest checks both
+            return cls(slope_scales=np.asarray(section.condition_slope_scales, dtype=float),
+                       slope_centre=np.asarray(section.condition_slope_centre, dtype=float))
+        return None
+
+    @property
+    def covariates(self) -> int:
+        scales = self.length_scales if self.length_scales is not None else self.slope_scales
+        assert scales is not None
+        return scales.size
+
+    def correlation(self, first: np.ndarray, second: np.ndarray, rho: float) -> np.ndarray:
+        if self.length_scales is not None:
+            return correlation(first, second, rho, self.length_scales)
+        assert self.slope_scales is not None and self.slope_centre is not None
+        return slope_correlation(first, second, rho, self.slope_scales, self.slope_centre)
+
+
 def component_basis(table_loadings: np.ndarray) -> np.ndarray:
     """V (k, k): eigenvectors of the mean of a(x)^T a(x) over the strain table, by
     decreasing share of the between-material variance they carry. Component j's share is
@@ -132,25 +182,25 @@ class AcrossConditioned:
     rho: float
     rank: int
     observed_conditions: np.ndarray  # (J, k) distinct conditions of the observed points
-    means: np.ndarray  # (k (1 + J), S); with length scales (k r, S), r = rank of R_OO
+    means: np.ndarray  # (k (1 + J), S); with a kernel (k r, S), r = rank of R_OO
     inverse_root: np.ndarray  # (D, D), D = means.shape[0]
-    length_scales: np.ndarray | None = None  # (covariates,) None: one rho for every pair
+    kernel: ConditionKernel | None = None  # None: one rho for every pair
     whitening: np.ndarray | None = None  # (J, r) Q Lambda^-1/2: c_t = R_tO whitening
     roots: tuple[np.ndarray, np.ndarray] | None = None  # (S, F): one rho per component
 
     def _coefficients(self, conditions: np.ndarray) -> np.ndarray:
         """c_t per target row (T, r) under the decaying law."""
-        assert self.length_scales is not None and self.whitening is not None
+        assert self.kernel is not None and self.whitening is not None
         if not self.observed_conditions.size:
             return np.zeros((conditions.shape[0], 0))
-        return correlation(conditions, self.observed_conditions, self.rho,
-                           self.length_scales) @ self.whitening
+        return self.kernel.correlation(conditions, self.observed_conditions,
+                                       self.rho) @ self.whitening
 
     def target(self, condition: np.ndarray) -> tuple[np.ndarray, float | np.ndarray]:
         """(T, fresh): w_t = T theta + fresh u_t at condition t, u_t ~ N(0, I) new (fresh
         a number, or the matrix F with one rho per component)."""
         k = self.rank
-        if self.length_scales is not None:
+        if self.kernel is not None:
             c = self._coefficients(np.asarray(condition, dtype=float).reshape(1, -1))[0]
             return (np.kron(c[None, :], np.eye(k)),
                     float(np.sqrt(max(1.0 - float(c @ c), 0.0))))
@@ -180,7 +230,7 @@ class AcrossConditioned:
                 normals: np.ndarray) -> np.ndarray:
         """w at each distinct target condition (T, k, count) for sampled theta (D, count),
         from standard normals (T, k, count) for the parts the observed points leave free."""
-        if self.length_scales is None:
+        if self.kernel is None:
             out = np.empty_like(normals)
             for d, condition in enumerate(conditions):
                 transform, fresh = self.target(condition)
@@ -189,8 +239,7 @@ class AcrossConditioned:
                                               else fresh * normals[d])
             return out
         c = self._coefficients(conditions)  # (T, r)
-        left = (correlation(conditions, conditions, self.rho, self.length_scales)
-                - c @ c.T)
+        left = self.kernel.correlation(conditions, conditions, self.rho) - c @ c.T
         vectors, values = _symmetric_root(left)  # (T, r') with r' <= T
         free = np.einsum("tv,vkc->tkc", vectors * np.sqrt(values), normals[:values.size])
         shared = np.einsum("tr,rkc->tkc", c, theta.reshape(c.shape[1], self.rank,
@@ -199,12 +248,12 @@ class AcrossConditioned:
 
 
 def prior(curve: CurveModel, rho: float, draws: int) -> AcrossConditioned:
-    """No points observed: theta = w ~ N(0, I) (with length scales: theta is empty)."""
+    """No points observed: theta = w ~ N(0, I) (with a kernel: theta is empty)."""
     k = curve.rank
-    scales = curve.section.condition_length_scales
-    if scales is not None:
-        return AcrossConditioned(rho, k, np.empty((0, len(scales))), np.zeros((0, draws)),
-                                 np.zeros((0, 0)), np.asarray(scales, dtype=float),
+    kernel = ConditionKernel.of(curve)
+    if kernel is not None:
+        return AcrossConditioned(rho, k, np.empty((0, kernel.covariates)),
+                                 np.zeros((0, draws)), np.zeros((0, 0)), kernel,
                                  np.zeros((0, 0)))
     return AcrossConditioned(rho, k, np.empty((0, 0)), np.zeros((k, draws)), np.eye(k),
                              roots=component_roots(curve))
@@ -231,15 +280,14 @@ def condition_across(posterior: ConditionNetwork, curve: CurveModel, rho: float,
         raise too_extreme_to_condition()
     a = curve.loadings(observed.strain)  # (n, k)
     within = np.maximum(1.0 - np.sum(a * a, axis=1), 1e-12)
-    scales = curve.section.condition_length_scales
-    if scales is not None:
-        length_scales = np.asarray(scales, dtype=float)
-        vectors, values = _symmetric_root(correlation(unique, unique, rho, length_scales))
+    kernel = ConditionKernel.of(curve)
+    if kernel is not None:
+        vectors, values = _symmetric_root(kernel.correlation(unique, unique, rho))
         root = vectors * np.sqrt(values)  # G (J, r): w_d = (G[d] (x) I_k) eta
         # Row i of the design: a_i (x) G[d_i], eta ordered block by block.
         design = (root[index][:, :, None] * a[:, None, :]).reshape(n, -1)
         return _posterior(design, within, z, AcrossConditioned(
-            rho, k, unique, np.empty(0), np.empty(0), length_scales,
+            rho, k, unique, np.empty(0), np.empty(0), kernel,
             vectors / np.sqrt(values)))
     roots = component_roots(curve)
     design = np.zeros((n, k * blocks))
