@@ -184,7 +184,7 @@ class HeteroskedasticBNN:
         2 sigmoid(2a) - 1 (the same function to 4e-16): PyTensor's C code calls libm's
         scalar tanh, about 3x slower than its sigmoid, and that one op took 70% of every
         log-density gradient, which an ensemble fit evaluates tens of thousands of times
-        (docs/covariates.md, "Fit time"). A strain-only model keeps the graph it always
+        (docs/covariates.md, "Cost"). A strain-only model keeps the graph it always
         had, so it fits the same weights for the same seed as before."""
         if self._covariates:
             return 2.0 * pt.sigmoid(2.0 * pre) - 1.0
