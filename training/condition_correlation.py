@@ -254,18 +254,22 @@ def _curves_at_several_conditions(
     return grids, kept
 
 
-def _fit_decaying(stacks: list[_Stack], rho: float) -> tuple[float, float, float]:
+def _fit_decaying(stacks: list[_Stack], rho: float,
+                  starts: list[np.ndarray] | None = None) -> tuple[float, float, float]:
     """(NLL, rho0, l) of the decaying law maximising the likelihood of `stacks`, started
-    from the one-rho law (`rho`, l infinite) and three finite length scales; l is inf
-    where no finite one does better."""
+    from the one-rho law (`rho`, l infinite) and `starts` ((rho0, log l) each; by default
+    three finite length scales); l is inf where no finite one does better."""
     def objective(params: np.ndarray) -> float:
         return sum(s.negative_log_likelihood(float(params[0]), float(np.exp(params[1])))
                    for s in stacks)
 
     best = (objective(np.array([rho, np.inf])), rho, np.inf)
     bounds = [(0.0, 1.0), (np.log(_SHORTEST), np.log(_LONGEST))]
-    for start in ((max(rho, 0.5), np.log(1.0)), (0.9, np.log(0.3)), (0.95, np.log(3.0))):
-        found = minimize(objective, np.array(start), method="L-BFGS-B", bounds=bounds)
+    if starts is None:
+        starts = [np.array(start) for start in ((max(rho, 0.5), np.log(1.0)),
+                                                (0.9, np.log(0.3)), (0.95, np.log(3.0)))]
+    for start in starts:
+        found = minimize(objective, start, method="L-BFGS-B", bounds=bounds)
         if found.fun < best[0]:
             best = (float(found.fun), float(found.x[0]), float(np.exp(found.x[1])))
     return best
@@ -277,11 +281,13 @@ def _fit_decaying(stacks: list[_Stack], rho: float) -> tuple[float, float, float
 _CENTRE_RANGE = 3.0
 
 
-def _fit_slopes(stacks: list[_Stack], rho: float, covariates: int
+def _fit_slopes(stacks: list[_Stack], rho: float, covariates: int,
+                starts: list[np.ndarray] | None = None
                 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """(NLL, rho0, scales, centre) of the random-slope law maximising the likelihood of
-    `stacks` (standardised units), started at the covariates' mean with three scales; the
-    scales are inf where no finite ones do better than one rho."""
+    `stacks` (standardised units), started from `starts` ((rho0, log scales, centre)
+    each; by default at the covariates' mean with three scales); the scales are inf where
+    no finite ones do better than one rho."""
     def objective(params: np.ndarray) -> float:
         scales = np.exp(params[1:1 + covariates])
         centre = params[1 + covariates:]
@@ -293,9 +299,11 @@ def _fit_slopes(stacks: list[_Stack], rho: float, covariates: int
             np.zeros(covariates))
     bounds = ([(0.0, 1.0)] + [(np.log(_SHORTEST), np.log(_LONGEST))] * covariates
               + [(-_CENTRE_RANGE, _CENTRE_RANGE)] * covariates)
-    for rho0, scale in ((max(rho, 0.5), 1.0), (0.95, 0.5), (0.95, 3.0)):
-        start = np.concatenate([[rho0], np.full(covariates, np.log(scale)),
-                                np.zeros(covariates)])
+    if starts is None:
+        starts = [np.concatenate([[rho0], np.full(covariates, np.log(scale)),
+                                  np.zeros(covariates)])
+                  for rho0, scale in ((max(rho, 0.5), 1.0), (0.95, 0.5), (0.95, 3.0))]
+    for start in starts:
         found = minimize(objective, start, method="L-BFGS-B", bounds=bounds)
         if found.fun < best[0]:
             best = (float(found.fun), float(found.x[0]),
@@ -472,8 +480,20 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
     gamma = np.asarray(section["within_log_variance"], dtype=float)
     grids, kept = _curves_at_several_conditions(curves, section, basis_size, chol, gamma)
     coordinates = np.asarray(coordinates, dtype=float)
-    fold_of = {m: i % folds for i, m in enumerate(several)}
     k = gamma.size
+    kc = coordinates.shape[1]
+    # Every law fitted on all the materials first (from several starts); each fold's fits
+    # start from those optima, once: the cost of the comparison is a few single-start
+    # searches, not the full search per fold.
+    every = _stacks(kept, grids, coordinates)
+    _, rho0, length = _fit_decaying(every, rho)
+    _, slope_rho, scales, centre = _fit_slopes(every, rho, kc)
+    decaying_start = (np.array([rho0, np.log(length)]) if np.isfinite(length)
+                      else np.array([max(rho, 0.5), 0.0]))
+    slope_start = (np.concatenate([[slope_rho], np.log(scales), centre])
+                   if np.all(np.isfinite(scales))
+                   else np.concatenate([[max(rho, 0.5)], np.zeros(kc), np.zeros(kc)]))
+    fold_of = {m: i % folds for i, m in enumerate(several)}
     held = dict.fromkeys(LAWS, 0.0)
     for fold in range(folds):
         train = _stacks([c for c in kept if fold_of[c[2]] != fold], grids, coordinates)
@@ -482,38 +502,33 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
         test_components = [_Components(s) for s in test]
         one = _fit_one(train_components, k)
         rhos, _ = _fit_components(train_components, k, one)
-        _, rho0, length = _fit_decaying(train, one)
-        _, slope_rho, scales, centre = _fit_slopes(train, one, coordinates.shape[1])
+        _, fold_rho0, fold_length = _fit_decaying(train, one, [decaying_start])
+        _, fold_slope_rho, fold_scales, fold_centre = _fit_slopes(train, one, kc,
+                                                                  [slope_start])
         held["one rho"] += sum(s.negative_log_likelihood(np.full(k, one))
                                for s in test_components)
         held["per component"] += sum(s.negative_log_likelihood(rhos) for s in test_components)
-        held["decaying"] += sum(s.negative_log_likelihood(rho0, length) for s in test)
-        held["slopes"] += sum(s.slope_negative_log_likelihood(slope_rho, scales, centre)
-                              for s in test)
+        held["decaying"] += sum(s.negative_log_likelihood(fold_rho0, fold_length)
+                                for s in test)
+        held["slopes"] += sum(s.slope_negative_log_likelihood(fold_slope_rho, fold_scales,
+                                                              fold_centre) for s in test)
     points = sum(z.size for _, z, _, _ in kept)
     law = min(LAWS, key=lambda name: (held[name], LAWS.index(name)))
     summary = {**summary, "law": law, "folds": folds,
                "held_out_gain_over_one_rho_nats_per_point": {
                    name: round((held["one rho"] - held[name]) / points, 5)
                    for name in LAWS[1:]}}
-    every = _stacks(kept, grids, coordinates)
-    if law == "decaying":
-        _, rho0, length = _fit_decaying(every, rho)
-        if np.isfinite(length):
-            return ConditionLaw(round(rho0, 6), round(length, 6), None,
-                                {**summary, "rho0": round(rho0, 6),
-                                 "length_scale": round(length, 6)})
-        law = "one rho"  # the decaying law's own fit on every material did not decay
-    if law == "slopes":
-        _, rho0, scales, centre = _fit_slopes(every, rho, coordinates.shape[1])
-        if np.all(np.isfinite(scales)):
-            return ConditionLaw(round(rho0, 6), None, None,
-                                {**summary, "rho0": round(rho0, 6),
-                                 "slope_scales": [round(float(v), 6) for v in scales],
-                                 "slope_centre": [round(float(v), 6) for v in centre]},
-                                [round(float(v), 6) for v in scales],
-                                [round(float(v), 6) for v in centre])
-        law = "one rho"  # the slopes' own fit on every material found none
+    if law == "decaying" and np.isfinite(length):
+        return ConditionLaw(round(rho0, 6), round(length, 6), None,
+                            {**summary, "rho0": round(rho0, 6),
+                             "length_scale": round(length, 6)})
+    if law == "slopes" and np.all(np.isfinite(scales)):
+        return ConditionLaw(round(slope_rho, 6), None, None,
+                            {**summary, "rho0": round(slope_rho, 6),
+                             "slope_scales": [round(float(v), 6) for v in scales],
+                             "slope_centre": [round(float(v), 6) for v in centre]},
+                            [round(float(v), 6) for v in scales],
+                            [round(float(v), 6) for v in centre])
     if law == "per component":
         fitted, _ = _fit_components([_Components(s) for s in every], k, rho)
         values = [round(float(v), 6) for v in fitted]
