@@ -28,6 +28,12 @@ from pydantic import (
 )
 
 SCHEMA_VERSION = 1
+# Version 2 is version 1 plus covariates read on a log scale (`Covariate.transform`). A
+# fit writes 2 only when it uses one, so a replica that knows only version 1 refuses such
+# an artifact instead of reading its covariates on the wrong scale; everything else is
+# written as version 1, byte for byte as before.
+LOG_COVARIATES_SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION, LOG_COVARIATES_SCHEMA_VERSION)
 # Deeper trunks than this are not a network anyone fits here; the bound also keeps a
 # hostile manifest from producing one error per list element.
 MAX_HIDDEN_LAYERS = 16
@@ -86,7 +92,8 @@ class TrainingDomain(_Section):
 
 
 class Covariate(_Section):
-    """One network input beside the strain: x_norm = (value - mean) / scale."""
+    """One network input beside the strain: x_norm = (value - mean) / scale, or with
+    `transform` "log", (ln(value) - mean) / scale."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     unit: str = Field("1", max_length=64)
@@ -94,11 +101,17 @@ class Covariate(_Section):
     scale: PositiveFloat
     min: FiniteFloat = Field(description="Smallest value in the training data.")
     max: FiniteFloat = Field(description="Largest value in the training data.")
+    transform: Literal["log"] | None = Field(
+        None, description="'log': the network reads ln(value) (mean and scale are those of "
+        "ln(value); every value must be > 0). Absent: the value itself.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Covariate:
         if self.min > self.max:
             raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        if self.transform == "log" and self.min <= 0:
+            raise ValueError(f"a covariate on a log scale needs values > 0; min is "
+                             f"{self.min:g}")
         return self
 
 
@@ -145,12 +158,14 @@ class CurveModelSection(BaseModel):
         "With condition_length_scales it is rho0, the correlation of two conditions "
         "arbitrarily close together.")
     condition_length_scales: list[PositiveFloat] | None = Field(
-        None, min_length=1, description="l_j, one per covariate in its physical unit (the "
-        "covariates' order): the correlation of the random effects at conditions c != c' "
+        None, min_length=1, description="l_j, one per covariate in its physical unit, or "
+        "in units of ln(value) for a covariate on a log scale (the covariates' order): the "
+        "correlation of the random effects at conditions c != c' "
         "decays as rho0 exp(-sum_j ((c_j - c'_j) / l_j)^2 / 2). Absent: one correlation "
         "for every pair of conditions (every l_j infinite).")
     condition_slope_scales: list[PositiveFloat] | None = Field(
-        None, min_length=1, description="scale_j, one per covariate in its physical unit: "
+        None, min_length=1, description="scale_j, one per covariate in its physical unit "
+        "(ln(value) for a covariate on a log scale, as for centre_j): "
         "a material's effect is linear in the covariates, w_c = w_0 + sum_j s_j(c) w_j with "
         "s_j(c) = (c_j - centre_j) / scale_j; two different conditions correlate as "
         "rho0 (1 + s(c) . s(c')) / sqrt((1 + |s(c)|^2) (1 + |s(c')|^2)). Comes with "
@@ -218,9 +233,13 @@ class Manifest(BaseModel):
 
     @model_validator(mode="after")
     def _supported(self) -> Manifest:
-        if self.schema_version != SCHEMA_VERSION:
+        if self.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
             raise ValueError(f"schema_version {self.schema_version} is not supported "
-                             f"(expected {SCHEMA_VERSION})")
+                             f"(expected one of {list(SUPPORTED_SCHEMA_VERSIONS)})")
+        if (any(c.transform is not None for c in self.covariates or ())
+                and self.schema_version < LOG_COVARIATES_SCHEMA_VERSION):
+            raise ValueError(f"covariates on a log scale need schema_version "
+                             f"{LOG_COVARIATES_SCHEMA_VERSION}")
         return self
 
     @model_validator(mode="after")

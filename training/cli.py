@@ -134,10 +134,12 @@ def fit(
         "instead of writing to the database."),
     token: str | None = typer.Option(None, envvar="SURROGATE_ADMIN_TOKEN",
                                      help="Admin token for --register-url."),
-    covariate: list[str] = typer.Option([], "--covariate", help="NAME[:UNIT]: a numeric "
-                                        "column that enters the network beside the strain "
-                                        "(repeatable, e.g. --covariate temperature:K "
-                                        "--covariate rate:1/s); docs/covariates.md."),
+    covariate: list[str] = typer.Option([], "--covariate", help="NAME[:UNIT][:SCALE]: a "
+                                        "numeric column that enters the network beside the "
+                                        "strain (repeatable, e.g. --covariate temperature:K "
+                                        "--covariate rate:1/s). SCALE log or linear; left "
+                                        "out, log where every value is > 0 and they span a "
+                                        "factor of 100 or more; docs/covariates.md."),
 ) -> None:
     """Fit the BNN on CSV data and register it as the next version of NAME."""
     if register_url and not token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,23 +157,43 @@ LAWS = {"mooney-rivlin": make_mooney_rivlin_group, "gent": _law("gent"),
         "ogden": _law("ogden")}
 
 
+# The scales a covariate may be read on (`--covariate NAME:UNIT:SCALE`).
+COVARIATE_SCALES = ("log", "linear")
+# Without a scale given, a covariate whose values are all > 0 and span at least this ratio
+# (two decades: strain rates, ageing times, molecular weights) is read on a log scale.
+AUTO_LOG_RATIO = 100.0
+
+
 @dataclass(frozen=True)
 class CovariateColumn:
-    """A numeric CSV column that enters the network beside the strain."""
+    """A numeric CSV column that enters the network beside the strain; `scale` "log" reads
+    ln(value), "linear" the value, None decides from the data (`reads_log`)."""
 
     name: str
     unit: str = "1"
+    scale: str | None = None
 
     @classmethod
     def parse(cls, option: str) -> CovariateColumn:
-        """`NAME[:UNIT]`, as `surrogate-train fit --covariate` takes it."""
-        name, _, unit = option.partition(":")
-        name, unit = name.strip(), unit.strip() or "1"
+        """`NAME[:UNIT][:SCALE]`, as `surrogate-train fit --covariate` takes it."""
+        name, _, rest = option.partition(":")
+        unit, _, scale = rest.partition(":")
+        name, unit, scale = name.strip(), unit.strip() or "1", scale.strip().lower()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", name):
             raise ValueError(f"--covariate {option!r}: the name must start with a letter or "
                              "underscore and hold only letters, digits, '_', '.', '-' (at "
                              "most 64 characters)")
-        return cls(name, unit)
+        if scale and scale not in COVARIATE_SCALES:
+            raise ValueError(f"--covariate {option!r}: the scale must be one of "
+                             f"{list(COVARIATE_SCALES)} (or left out: log where the values "
+                             f"are > 0 and span a factor of {AUTO_LOG_RATIO:g} or more)")
+        return cls(name, unit, scale or None)
+
+    def reads_log(self, values: np.ndarray) -> bool:
+        """Whether the network reads this column's `values` on a log scale."""
+        if self.scale is not None:
+            return self.scale == "log"
+        return bool(np.all(values > 0) and values.max() >= AUTO_LOG_RATIO * values.min())
 
 
 @dataclass(frozen=True)
@@ -188,6 +209,23 @@ class TrainingData:
     # None for strain-only data.
     covariates: np.ndarray | None = None
     covariate_columns: tuple[CovariateColumn, ...] = ()
+
+
+def with_covariate_scales(data: TrainingData) -> TrainingData:
+    """`data` with every covariate's scale decided (`CovariateColumn.reads_log`) from all of
+    its values: the served fit and each held-out fold, which sees only part of them, then
+    read a covariate alike. A log scale with a value <= 0 is a ValueError naming the
+    column."""
+    if data.covariates is None:
+        return data
+    columns = []
+    for j, column in enumerate(data.covariate_columns):
+        log = column.reads_log(data.covariates[:, j])
+        if log and np.any(data.covariates[:, j] <= 0):
+            raise ValueError(f"covariate {column.name!r} cannot be read on a log scale: "
+                             f"its smallest value is {data.covariates[:, j].min():g}")
+        columns.append(dataclasses.replace(column, scale="log" if log else "linear"))
+    return dataclasses.replace(data, covariate_columns=tuple(columns))
 
 
 def subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
@@ -246,6 +284,11 @@ def covariate_values(path: Path, columns: Sequence[CovariateColumn],
                 raise ValueError(f"covariate column {name!r} of {path}, line {row + 2} "
                                  f"(data row {row + 1}): {problem}")
             out[row, j] = float(cell)
+        if columns[j].scale == "log" and np.any(out[:, j] <= 0):
+            row = int(np.flatnonzero(out[:, j] <= 0)[0])
+            raise ValueError(f"covariate column {name!r} of {path}, line {row + 2} (data row "
+                             f"{row + 1}): {out[row, j]:g} cannot be read on a log scale "
+                             "(every value must be > 0)")
     return out
 
 

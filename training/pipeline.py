@@ -22,6 +22,7 @@ import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact
 from service.manifest import (
+    LOG_COVARIATES_SCHEMA_VERSION,
     MAX_TESTED_CONDITIONS,
     Architecture,
     Covariate,
@@ -31,7 +32,13 @@ from service.manifest import (
     Normalisation,
     TrainingDomain,
 )
-from training.data import CovariateColumn, TrainingData, load_csv, subset
+from training.data import (
+    CovariateColumn,
+    TrainingData,
+    load_csv,
+    subset,
+    with_covariate_scales,
+)
 from training.folds import Folds, Split, held_out_plans
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 
@@ -88,6 +95,7 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     from training import calibration
     from training.folds import held_out_section, split_section
 
+    data = with_covariate_scales(data)
     # Each plan of held-out fits becomes the metrics section of its name.
     seed = config.model.seed
     plans = held_out_plans(data, folds, holdout, seed)
@@ -215,8 +223,8 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     if data.covariates is not None:
         inputs, sections = covariate_inputs(data, inputs)
     result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups)
+    sections.setdefault("schema_version", SCHEMA_VERSION)
     spec = Manifest(
-        schema_version=SCHEMA_VERSION,
         architecture=Architecture(
             input_name=data.x_name, input_unit=units.x,
             output_name=data.y_name, output_unit=units.y,
@@ -243,12 +251,17 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
 def covariate_inputs(data: TrainingData, strain: np.ndarray
                      ) -> tuple[np.ndarray, dict[str, Any]]:
     """The network's input (rows, 1 + k): the standardised strain, then each covariate
+    (its natural log where it is read on a log scale, `CovariateColumn.reads_log`)
     standardised by its own mean and SD; and the manifest's `covariates` and
     `tested_conditions` sections."""
     assert data.covariates is not None
     values = data.covariates
-    mean = values.mean(axis=0)
-    scale = values.std(axis=0)
+    log = np.array([column.reads_log(values[:, j])
+                    for j, column in enumerate(data.covariate_columns)], dtype=bool)
+    read = values.copy()
+    read[:, log] = np.log(values[:, log])
+    mean = read.mean(axis=0)
+    scale = read.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero
     tested = np.unique(values, axis=0)
     if tested.shape[0] > MAX_TESTED_CONDITIONS:
@@ -259,11 +272,13 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
         "covariates": [
             Covariate(name=column.name, unit=column.unit, mean=float(mean[j]),
                       scale=float(scale[j]), min=float(values[:, j].min()),
-                      max=float(values[:, j].max()))
+                      max=float(values[:, j].max()), transform="log" if log[j] else None)
             for j, column in enumerate(data.covariate_columns)],
         "tested_conditions": tested.tolist(),
     }
-    return np.column_stack([strain, (values - mean) / scale]), sections
+    if log.any():  # a replica that predates log scales must refuse this artifact
+        sections["schema_version"] = LOG_COVARIATES_SCHEMA_VERSION
+    return np.column_stack([strain, (read - mean) / scale]), sections
 
 
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",

@@ -5,7 +5,9 @@ standardised by the training data's mean and SD (the manifest's `covariates` sec
 *condition* is one vector of covariate values in physical units. This module holds what
 the service needs to reason about conditions without running the network:
 
-- standardisation (`normalise`);
+- standardisation (`normalise`), of the value or, for a covariate on a log scale
+  (`Covariate.transform`), of its natural log (`transformed`): rates and other
+  covariates tested over decades are read per decade, not per unit;
 - whether a condition lies outside the training range of any covariate (`outside`);
 - `distance`: the Euclidean distance, in standardised units (each covariate divided by
   its training SD), from a condition to the nearest *tested* condition (the manifest's
@@ -39,6 +41,7 @@ class Conditions:
     low: np.ndarray  # (k,) training minimum
     high: np.ndarray  # (k,) training maximum
     tested: np.ndarray  # (T, k) distinct tested conditions, physical units
+    log: np.ndarray  # (k,) True where the network reads ln(value)
 
     @classmethod
     def from_spec(cls, spec: Manifest) -> Conditions | None:
@@ -54,15 +57,27 @@ class Conditions:
             high=np.array([c.max for c in covariates]),
             tested=np.asarray(spec.tested_conditions, dtype=np.float64).reshape(
                 -1, len(covariates)),
+            log=np.array([c.transform == "log" for c in covariates]),
         )
 
     @property
     def count(self) -> int:
         return len(self.names)
 
+    def transformed(self, values: np.ndarray) -> np.ndarray:
+        """Each covariate on the scale the network reads it: ln(value) for a covariate on
+        a log scale, the value itself otherwise (column per covariate)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not self.log.any():
+            return values
+        out = values.copy()
+        with np.errstate(divide="ignore", invalid="ignore"):  # callers refuse values <= 0
+            out[..., self.log] = np.log(values[..., self.log])
+        return out
+
     def normalise(self, values: np.ndarray) -> np.ndarray:
-        """(value - mean) / scale, column per covariate."""
-        return (np.asarray(values, dtype=np.float64) - self.mean) / self.scale
+        """(transformed value - mean) / scale, column per covariate."""
+        return (self.transformed(values) - self.mean) / self.scale
 
     def outside(self, values: np.ndarray) -> np.ndarray:
         """Per row: any covariate outside its training range."""

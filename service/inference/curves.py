@@ -47,7 +47,7 @@ from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from service.errors import InvalidInputError
 from service.inference import interrupt
-from service.manifest import CURVE_DEGREE, CurveModelSection
+from service.manifest import CURVE_DEGREE, CurveModelSection, Manifest
 
 # Linear interpolation on this many strains across the domain: the loadings are cubic
 # splines with at most 64 pieces, so the table's interpolation error is below 1e-6 of r.
@@ -78,9 +78,13 @@ class CurveModel:
     table_t: np.ndarray  # (T,) normalised strains of the table
     table_loadings: np.ndarray  # (T, k) a(x) at the table strains
     table_share: np.ndarray  # (T,) r(x) = |a(x)|^2 at the table strains
+    # Per covariate, True where it is read on a log scale: the correlation laws across
+    # conditions (service.inference.curves_across) measure on the scale the network reads.
+    log_covariates: tuple[bool, ...] = ()
 
     @classmethod
-    def from_section(cls, section: CurveModelSection) -> CurveModel:
+    def from_section(cls, section: CurveModelSection,
+                     log_covariates: tuple[bool, ...] = ()) -> CurveModel:
         chol = np.tril(np.asarray(section.between_cholesky, dtype=float))
         gamma = np.asarray(section.within_log_variance, dtype=float)
         t = np.linspace(-1.0, 1.0, TABLE_POINTS)
@@ -89,7 +93,17 @@ class CurveModel:
         q = np.sum(factor * factor, axis=1)
         v = np.exp(basis @ gamma)
         loadings = factor / np.sqrt(q + v)[:, None]
-        return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0))
+        return cls(section, t, loadings, np.clip(np.sum(loadings**2, axis=1), 0.0, 1.0),
+                   log_covariates)
+
+    @classmethod
+    def of(cls, spec: Manifest) -> CurveModel | None:
+        """The manifest's curve model (None for models fitted without groups and for
+        artifacts older than it)."""
+        if spec.curve_model is None:
+            return None
+        return cls.from_section(spec.curve_model, tuple(c.transform == "log"
+                                                        for c in spec.covariates or ()))
 
     @property
     def condition_correlation(self) -> float:

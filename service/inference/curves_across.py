@@ -122,16 +122,21 @@ class ConditionKernel:
     length_scales: np.ndarray | None = None
     slope_scales: np.ndarray | None = None
     slope_centre: np.ndarray | None = None
+    # Covariates read on a log scale: their parameters are in units of ln(value).
+    log: tuple[bool, ...] = ()
 
     @classmethod
     def of(cls, curve: CurveModel) -> ConditionKernel | None:
         section = curve.section
+        log = curve.log_covariates
         if section.condition_length_scales is not None:
-            return cls(length_scales=np.asarray(section.condition_length_scales, dtype=float))
+            return cls(length_scales=np.asarray(section.condition_length_scales, dtype=float),
+                       log=log)
         if section.condition_slope_scales is not None:
             assert section.condition_slope_centre is not None  # the manifest checks both
             return cls(slope_scales=np.asarray(section.condition_slope_scales, dtype=float),
-                       slope_centre=np.asarray(section.condition_slope_centre, dtype=float))
+                       slope_centre=np.asarray(section.condition_slope_centre, dtype=float),
+                       log=log)
         return None
 
     @property
@@ -140,7 +145,16 @@ class ConditionKernel:
         assert scales is not None
         return scales.size
 
+    def _scaled(self, conditions: np.ndarray) -> np.ndarray:
+        if not any(self.log):
+            return conditions
+        out = np.array(conditions, dtype=float)
+        mask = np.array(self.log)
+        out[:, mask] = np.log(out[:, mask])
+        return out
+
     def correlation(self, first: np.ndarray, second: np.ndarray, rho: float) -> np.ndarray:
+        first, second = self._scaled(first), self._scaled(second)
         if self.length_scales is not None:
             return correlation(first, second, rho, self.length_scales)
         assert self.slope_scales is not None and self.slope_centre is not None

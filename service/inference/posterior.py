@@ -98,7 +98,7 @@ class Posterior:
         weights = [(artifact.arrays[f"{n}.W"], artifact.arrays[f"{n}.b"]) for n in names]
         # The material random effect over strain (service.inference.curves); None for
         # models fitted without groups and for artifacts older than it.
-        curve = None if spec.curve_model is None else CurveModel.from_section(spec.curve_model)
+        curve = CurveModel.of(spec)
         self._setup(spec, weights, curve, None)
 
     def _setup(self, spec: Manifest, weights: Weights, curve: CurveModel | None,
@@ -162,8 +162,7 @@ class Posterior:
             raise ValueError("the manifest describes another network than this posterior's")
         described = copy.copy(self)
         described.spec = spec
-        described.curve = (None if spec.curve_model is None
-                           else CurveModel.from_section(spec.curve_model))
+        described.curve = CurveModel.of(spec)
         # Views hold the curve model too: the described posterior builds its own.
         described._views = OrderedDict()
         described._views_lock = threading.Lock()

@@ -6,7 +6,8 @@ strains, or a list with one value per strain); `observed.covariates` places the 
 points, by default at the request's numbers. Each mistake is a 422 naming the field:
 `covariates` sent to a model without them or missing for one with them,
 `covariates.<name>` unknown, missing or of the wrong length, `observed.covariates` where
-the request's covariates are per-strain lists. Non-finite values never get here (the
+the request's covariates are per-strain lists, a value <= 0 of a covariate the model reads
+on a log scale. Non-finite values never get here (the
 request schema refuses them, naming `covariates.<name>` and the index).
 """
 
@@ -56,7 +57,19 @@ def covariate_matrix(given: dict[str, Any] | None, conditions: Conditions, count
             out[:, j] = value
         else:
             out[:, j] = value
+        if conditions.log[j]:
+            _refuse_non_positive(out[:, j], f"{field}.{name}", name, isinstance(value, list))
     return out
+
+
+def _refuse_non_positive(values: np.ndarray, field: str, name: str, per_point: bool) -> None:
+    """422 where a covariate the model reads on a log scale is not > 0."""
+    bad = np.flatnonzero(values <= 0)
+    if not bad.size:
+        return
+    where = f"{field}[{int(bad[0])}]" if per_point else field
+    raise _invalid(where, f"{where} is {values[bad[0]]:g}: model reads {name} on a log "
+                   "scale, so every value must be > 0", "must be > 0 (log scale)")
 
 
 def placement(body: PredictRequest, posterior: Posterior, ref: VersionRef
