@@ -120,7 +120,7 @@ def test_the_fit_reads_the_rate_on_a_log_scale_unless_told_otherwise(rate_fits) 
     assert on_line.normalise(np.array([[1e-2]]))[0, 0] < -0.5
 
 
-def test_a_rate_not_above_zero_is_a_422_naming_the_field(rate_fits, session: Session,
+def test_a_rate_not_above_zero_is_a_422_and_the_page_names_the_scale(rate_fits, session: Session,
                                                         client: TestClient) -> None:
     register(session, "rated", rate_fits["auto"].to_bytes(), actor="test")
     session.commit()
@@ -134,3 +134,7 @@ def test_a_rate_not_above_zero_is_a_422_naming_the_field(rate_fits, session: Ses
         assert field in response.text and "log scale" in response.text
     export = client.get("/v1/models/rated/export", params={"covariates": "rate:0"})
     assert export.status_code == 422 and "covariates.rate" in export.text
+    # The version page says so beside the covariate.
+    page = client.get("/ui/models/rated/versions/1").text
+    row = page.split('<tr data-covariate="rate">')[1].split("</tr>")[0]
+    assert 'data-col="scale"' in row and "(log scale)" in row

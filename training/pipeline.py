@@ -258,8 +258,10 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
     values = data.covariates
     log = np.array([column.reads_log(values[:, j])
                     for j, column in enumerate(data.covariate_columns)], dtype=bool)
-    read = values.copy()
-    read[:, log] = np.log(values[:, log])
+    read = values
+    if log.any():  # (only then a copy: the sums below depend on the array's layout)
+        read = values.copy()
+        read[:, log] = np.log(values[:, log])
     mean = read.mean(axis=0)
     scale = read.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero

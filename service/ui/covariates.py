@@ -25,6 +25,7 @@ class CovariateRow:
     high: float
     tested: list[float]  # distinct tested values, ascending
     start: float  # "try it" starts here: the central tested condition's value
+    log: bool = False  # the network reads ln(value)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def covariates_view(manifest: dict[str, Any]) -> CovariatesView | None:
         return None
     central = conditions.central()
     rows = [CovariateRow(name, unit, float(conditions.low[j]), float(conditions.high[j]),
-                         np.unique(conditions.tested[:, j]).tolist(), float(central[j]))
+                         np.unique(conditions.tested[:, j]).tolist(), float(central[j]),
+                         bool(conditions.log[j]))
             for j, (name, unit) in enumerate(zip(conditions.names, conditions.units,
                                                   strict=True))]
     return CovariatesView(rows, conditions.tested[:MAX_LISTED_CONDITIONS].tolist(),
