@@ -138,3 +138,30 @@ def test_a_rate_not_above_zero_is_a_422_and_the_page_names_the_scale(rate_fits, 
     page = client.get("/ui/models/rated/versions/1").text
     row = page.split('<tr data-covariate="rate">')[1].split("</tr>")[0]
     assert 'data-col="scale"' in row and "(log scale)" in row
+
+
+def test_the_report_draws_a_log_covariate_on_its_own_scale(rate_fits, tmp_path: Path
+                                                           ) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from service.inference.posterior import Posterior
+    from training.report_covariates import curve_values, figures, sweep_values
+
+    values, tested = curve_values(np.array(RATES), log=True)
+    # Halfway is the geometric mean; a quarter of the range beyond either end stays > 0.
+    assert np.all(values > 0) and tested.sum() == 3
+    np.testing.assert_allclose(values[tested.argmax() + 1], np.sqrt(1e-3 * 1e-2), rtol=1e-12)
+    sweep = sweep_values(np.array(RATES), log=True)
+    assert sweep.min() == pytest.approx(1e-4) and sweep.max() == pytest.approx(1.0)
+    assert curve_values(np.array([1.0, 3.0]))[0].min() == 0.5  # linear: as before
+    frame = make_covariate_group(materials=6, points=12, seed=3, temperatures=(296.15,),
+                                 rates=RATES)
+    from training.data import TrainingData
+
+    data = TrainingData(frame["strain"].to_numpy(), frame["stress"].to_numpy(),
+                        frame["material"].to_numpy(), "strain", "stress", "-", len(frame),
+                        frame[["rate"]].to_numpy(), (CovariateColumn("rate", "1/s"),))
+    drawn = figures(Posterior(rate_fits["auto"]), data, "strain [1]", "stress [MPa]", "t")
+    right = drawn["covariate_rate.png"].axes[1]
+    assert right.get_xscale() == "log"

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.inference import curves_across
-from service.inference.curves import CurveModel, Observed
+from service.inference.curves import CurveModel
 from service.inference.posterior import Posterior
 from service.manifest import CurveModelSection, Manifest
 from tests.service_process import smooth_curve_section

@@ -41,17 +41,29 @@ def figures(posterior: Posterior, data: TrainingData, x_label: str, y_label: str
     return out
 
 
-def curve_values(tested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def curve_values(tested: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Values of one covariate to draw curves at: its distinct tested values, the points
-    halfway between neighbours, and a quarter of its range beyond either end; and whether
-    each was tested."""
+    halfway between neighbours, and a quarter of its range beyond either end (on the
+    scale the network reads it: a log covariate's halfway points are geometric means);
+    and whether each was tested."""
     tested = np.unique(tested)
-    span = float(tested[-1] - tested[0]) or max(abs(float(tested[0])), 1.0)
-    between = 0.5 * (tested[:-1] + tested[1:])
-    beyond = np.array([tested[0] - 0.25 * span, tested[-1] + 0.25 * span])
-    values = np.concatenate([tested, between, beyond])
+    read = np.log(tested) if log else tested
+    span = float(read[-1] - read[0]) or max(abs(float(read[0])), 1.0)
+    between = 0.5 * (read[:-1] + read[1:])
+    beyond = np.array([read[0] - 0.25 * span, read[-1] + 0.25 * span])
+    extra = np.concatenate([between, beyond])
+    values = np.concatenate([tested, np.exp(extra) if log else extra])
     order = np.argsort(values)
     return values[order], np.isin(values[order], tested)
+
+
+def sweep_values(tested: np.ndarray, log: bool = False) -> np.ndarray:
+    """Values of one covariate from half its tested range below it to half above (on the
+    scale the network reads it)."""
+    read = np.log(tested) if log else tested
+    span = float(read[-1] - read[0]) or max(abs(float(read[0])), 1.0)
+    sweep = np.linspace(read[0] - 0.5 * span, read[-1] + 0.5 * span, _SWEEP_POINTS)
+    return np.exp(sweep) if log else sweep
 
 
 def _conditions(base: np.ndarray, index: int, values: np.ndarray) -> np.ndarray:
@@ -72,7 +84,8 @@ def _across(posterior: Posterior, data: TrainingData, index: int, x_label: str,
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     low, high = posterior.domain
     strain = np.linspace(low, high, _CURVE_POINTS)
-    values, was_tested = curve_values(tested)
+    log = bool(conditions.log[index])
+    values, was_tested = curve_values(tested, log)
     colours = plt.get_cmap("coolwarm")(np.linspace(0.0, 1.0, values.size))
     for value, known, colour in zip(values, was_tested, colours, strict=True):
         rows = _conditions(base, index, np.full(strain.size, value))
@@ -93,8 +106,7 @@ def _across(posterior: Posterior, data: TrainingData, index: int, x_label: str,
     spread = [np.ptp(posterior.predict(np.full(tested.size, x), covariates=_conditions(
         base, index, tested)).mean) for x in ends]
     at = float(ends[int(np.argmax(spread))])
-    span = float(tested[-1] - tested[0]) or max(abs(float(tested[0])), 1.0)
-    sweep = np.linspace(tested[0] - 0.5 * span, tested[-1] + 0.5 * span, _SWEEP_POINTS)
+    sweep = sweep_values(tested, log)
     prediction = posterior.predict(np.full(sweep.size, at),
                                    covariates=_conditions(base, index, sweep))
     mean = prediction.mean
@@ -113,6 +125,8 @@ def _across(posterior: Posterior, data: TrainingData, index: int, x_label: str,
                       label=f"data at {x_label.split(' [')[0]}≈{at:.3g}")
     right.set(xlabel=f"{name} [{unit}]", ylabel=y_label,
               title=f"at {x_label.split(' [')[0]}={at:.3g}, across {name}")
+    if log:
+        right.set_xscale("log")
     right.legend(fontsize=7, loc="best")
     others = f" ({', '.join(fixed)})" if fixed else ""
     figure.suptitle(f"{title}: across {name}{others}", fontsize=10)
