@@ -1,6 +1,6 @@
 """Covariate models measured from outside, with default fit settings.
 
-    .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within]
+    .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate]
                                               [--families generator,ogden-arrhenius]
 
 Two families of laws: the `make-data --covariates` generator (compound design; covariates
@@ -26,6 +26,8 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
   default make-data group (40 compounds x 5 temperatures) with --covariate
   temperature:K --covariate filler; wall time and CPU time.
+- rate: a rate covariate over four decades (0.001-1/s), the middle-low rate left out,
+  read on a log scale (the default) and on a linear one: held-out NLPD, CRPS, coverage.
 - within: within_material_sd against the test noise (RMS relative error over the
   strains) on Gent and Ogden groups whose materials were tested at their own random
   strains (make_law_group(uneven=True)), 50 and 20 strains per material.
@@ -293,9 +295,33 @@ def within() -> None:
                   f"(target 30%: {'met' if error <= 0.30 else 'NOT met'})", flush=True)
 
 
+RATE_GRID = (1e-3, 1e-2, 1e-1, 1.0)  # 1/s: four decades
+RATE_LEFT_OUT = 1e-2
+
+
+def rate() -> None:
+    """The generator with a rate covariate tested over four decades (24 compounds x 2
+    temperatures x 4 rates): every curve at 0.01/s left out, the fit on compounds 0-17 at
+    the other rates scored on all 24 compounds' curves at 0.01/s, with the rate read on a
+    log scale (the default for values spanning two decades) and on a linear one."""
+    frame = make_covariate_group(materials=24, points=25, seed=7, temperatures=(273.15, 323.15),
+                                 rates=RATE_GRID)
+    train = frame[~np.isclose(frame["rate"], RATE_LEFT_OUT) & (frame["material"] < 18)]
+    held = frame[np.isclose(frame["rate"], RATE_LEFT_OUT)]
+    temperature = CovariateColumn("temperature", "K")
+    for label, scale in (("log (default)", None), ("linear", "linear")):
+        columns = (temperature, CovariateColumn("rate", "1/s", scale),
+                   CovariateColumn("filler"))
+        result = scores(fit(train, columns), held, columns)
+        print(f"  rate on a {label} scale: {len(held)} points at {RATE_LEFT_OUT}/s (rates "
+              f"tested {', '.join(f'{r:g}' for r in RATE_GRID if r != RATE_LEFT_OUT)}): "
+              f"NLPD {result['nlpd']:.3f}, CRPS {result['crps']:.4f}, 95% coverage "
+              f"{result['coverage']['0.95']:.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="loco,far,across,borrow,timing,within")
+    parser.add_argument("--only", default="loco,far,across,borrow,timing,within,rate")
     parser.add_argument("--families", default=",".join(FAMILIES))
     args = parser.parse_args()
     only = {part.strip() for part in args.only.split(",")}
@@ -314,6 +340,9 @@ def main() -> None:
     if "within" in only:
         print("\nwithin-material SD on groups tested at different strains", flush=True)
         within()
+    if "rate" in only:
+        print("\nrate over four decades, one rate left out", flush=True)
+        rate()
     if "timing" in only:
         print(flush=True)
         timing()
