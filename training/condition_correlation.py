@@ -29,8 +29,12 @@ temperatures at a strain; rho was 0.65 with the condition means left in and 0.98
 rho is found by bounded scalar minimisation on [0, 1], the ends included. With no material
 tested at two conditions rho is not identified; it is then 0 (docs/covariates.md says why).
 
-Why one module of this size: the three correlation laws (one rho, one per component,
-a decaying one) share the likelihood's algebra and the choice between them.
+The richer laws - a correlation decaying with the condition distance, random slopes in
+the covariates, one rho per component of the loadings - are fitted the same way, and
+`fit_condition_law` keeps the one held-out materials predict best with.
+
+Why one module of this size: the four correlation laws (one rho, decaying, random slopes,
+one per component) share the likelihood's algebra and the choice between them.
 """
 
 from __future__ import annotations

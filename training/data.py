@@ -212,10 +212,8 @@ class TrainingData:
 
 
 def with_covariate_scales(data: TrainingData) -> TrainingData:
-    """`data` with every covariate's scale decided (`CovariateColumn.reads_log`) from all of
-    its values: the served fit and each held-out fold, which sees only part of them, then
-    read a covariate alike. A log scale with a value <= 0 is a ValueError naming the
-    column."""
+    """`data` with each covariate's scale decided from all its values (`reads_log`), so
+    every held-out fold reads it as the served fit does; ValueError for log and <= 0."""
     if data.covariates is None:
         return data
     columns = []

@@ -48,6 +48,10 @@ so S^2 + F^2 = I (every marginal stays the BNN's) and Cov(w_c, w_c') = V diag(rh
 Every rho_j equal is the one-rho law; the conditioning is the same algebra with S and F in
 place of sqrt(rho) I and sqrt(1 - rho) I.
 
+Random slopes (`curve_model.condition_slope_scales` and `condition_slope_centre`): a
+material's effect linear in the covariates, w_c = w_0 + sum_j s_j(c) w_j; the decaying
+law's algebra with R from `slope_correlation` (`ConditionKernel` holds either kernel).
+
 Why one module of this size: conditioning, sampling and quantiles across conditions share
 the one Gaussian algebra above, for every correlation law the manifest may hold.
 """
