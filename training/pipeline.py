@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact
+from service.inference.conditions import on_read_scale
 from service.manifest import (
     LOG_COVARIATES_SCHEMA_VERSION,
     MAX_TESTED_CONDITIONS,
@@ -258,10 +259,7 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
     values = data.covariates
     log = np.array([column.reads_log(values[:, j])
                     for j, column in enumerate(data.covariate_columns)], dtype=bool)
-    read = values
-    if log.any():  # (only then a copy: the sums below depend on the array's layout)
-        read = values.copy()
-        read[:, log] = np.log(values[:, log])
+    read = on_read_scale(values, log)
     mean = read.mean(axis=0)
     scale = read.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero

@@ -65,15 +65,8 @@ class Conditions:
         return len(self.names)
 
     def transformed(self, values: np.ndarray) -> np.ndarray:
-        """Each covariate on the scale the network reads it: ln(value) for a covariate on
-        a log scale, the value itself otherwise (column per covariate)."""
-        values = np.asarray(values, dtype=np.float64)
-        if not self.log.any():
-            return values
-        out = values.copy()
-        with np.errstate(divide="ignore", invalid="ignore"):  # callers refuse values <= 0
-            out[..., self.log] = np.log(values[..., self.log])
-        return out
+        """Each covariate on the scale the network reads it (`on_read_scale`)."""
+        return on_read_scale(values, self.log)
 
     def normalise(self, values: np.ndarray) -> np.ndarray:
         """(transformed value - mean) / scale, column per covariate."""
@@ -101,6 +94,20 @@ class Conditions:
             gap = part[:, None, :] - tested[None, :, :]
             out[start:start + step] = np.sqrt(np.min(np.sum(gap * gap, axis=2), axis=1))
         return out
+
+
+def on_read_scale(values: np.ndarray, log: np.ndarray) -> np.ndarray:
+    """Covariate values (column per covariate) on the scale the network reads them: ln(value)
+    where `log` (k booleans) is true, the value itself elsewhere. Without a log column the
+    array itself comes back (no copy: sums over it keep their bits)."""
+    values = np.asarray(values, dtype=np.float64)
+    log = np.asarray(log, dtype=bool)
+    if not log.any():
+        return values
+    out = values.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):  # callers refuse values <= 0
+        out[..., log] = np.log(values[..., log])
+    return out
 
 
 def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

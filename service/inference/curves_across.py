@@ -65,7 +65,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from service.inference import interrupt
-from service.inference.conditions import distinct
+from service.inference.conditions import distinct, on_read_scale
 from service.inference.curves import (
     ConditionalSummary,
     CurveModel,
@@ -121,7 +121,8 @@ def slope_correlation(first: np.ndarray, second: np.ndarray, rho: float,
 class ConditionKernel:
     """A correlation law that depends on where the two conditions are: decaying with their
     distance (`length_scales`) or a random slope in the covariates (`slope_scales` and
-    `slope_centre`), all in the covariates' physical units."""
+    `slope_centre`), in the covariates' physical units (units of ln(value) for a
+    covariate read on a log scale)."""
 
     length_scales: np.ndarray | None = None
     slope_scales: np.ndarray | None = None
@@ -149,16 +150,10 @@ class ConditionKernel:
         assert scales is not None
         return scales.size
 
-    def _scaled(self, conditions: np.ndarray) -> np.ndarray:
-        if not any(self.log):
-            return conditions
-        out = np.array(conditions, dtype=float)
-        mask = np.array(self.log)
-        out[:, mask] = np.log(out[:, mask])
-        return out
-
     def correlation(self, first: np.ndarray, second: np.ndarray, rho: float) -> np.ndarray:
-        first, second = self._scaled(first), self._scaled(second)
+        """R between rows of conditions given in physical units."""
+        log = np.array(self.log, dtype=bool)
+        first, second = on_read_scale(first, log), on_read_scale(second, log)
         if self.length_scales is not None:
             return correlation(first, second, rho, self.length_scales)
         assert self.slope_scales is not None and self.slope_centre is not None
