@@ -38,7 +38,7 @@ def test_an_error_in_a_side_task_is_raised_after_the_others_end() -> None:
         run_beside(lambda: "main", fail_on, [(index, 2) for index in range(4)])
 
 
-def test_one_worker_per_core_but_the_one_this_process_uses() -> None:
+def test_one_worker_per_core_beside_this_process() -> None:
     cores = os.cpu_count() or 1
     assert side_workers(1) == 1
-    assert side_workers(50) == max(1, cores - 1)
+    assert side_workers(50) == cores

@@ -164,10 +164,10 @@ def fit_with_folds(data: TrainingData, plans: dict[str, Folds], config: BNNConfi
     """The served fit on all of `data`, and `held_out_fit` of every fold of every plan
     (per plan, in fold order).
 
-    In parallel, worker processes (one per core but one) fit the folds while this process
-    fits the served version, then takes folds too (`training.work_sharing`): on two cores
-    5 folds take about as long as 2.5 fits one after the other (docs/calibration.md,
-    "Held-out figures and their spread")."""
+    In parallel, worker processes (one per core) fit the folds while this process fits the
+    served version, then takes folds too (`training.work_sharing`): on two cores 5 folds
+    take about as long as 2.5 fits one after the other (docs/calibration.md, "Held-out
+    figures and their spread")."""
     jobs = [(name, plan.split(k)) for name, plan in plans.items() for k in range(plan.count)]
     if not jobs or not parallel:
         done = [held_out_fit(data, split, config, units) for _, split in jobs]
