@@ -22,6 +22,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 import training  # noqa: F401  (sets PyTensor's BLAS flags before any test imports PyMC)
+
+# The suite runs one test process per core; held-out fits in each would otherwise add one
+# worker process per core to each (and import PyMC in every one of them).
+os.environ.setdefault("SURROGATE_FIT_WORKERS", "1")
 from service.main import create_app
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
 from service.registry.tables import Base

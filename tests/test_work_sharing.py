@@ -38,7 +38,15 @@ def test_an_error_in_a_side_task_is_raised_after_the_others_end() -> None:
         run_beside(lambda: "main", fail_on, [(index, 2) for index in range(4)])
 
 
-def test_one_worker_per_core_beside_this_process() -> None:
+def test_one_worker_per_core_beside_this_process_unless_capped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     cores = os.cpu_count() or 1
+    monkeypatch.delenv("SURROGATE_FIT_WORKERS", raising=False)
     assert side_workers(1) == 1
     assert side_workers(50) == cores
+    monkeypatch.setenv("SURROGATE_FIT_WORKERS", "3")
+    assert side_workers(50) == 3 and side_workers(2) == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SURROGATE_FIT_WORKERS", bad)
+        with pytest.raises(ValueError, match="SURROGATE_FIT_WORKERS must be a whole number"):
+            side_workers(50)

@@ -36,9 +36,22 @@ Main = TypeVar("Main")
 Side = TypeVar("Side")
 
 
+# Operators sharing a machine may cap the worker processes of held-out fits; by default
+# there is one per core.
+WORKERS_VARIABLE = "SURROGATE_FIT_WORKERS"
+
+
 def side_workers(tasks: int) -> int:
-    """Worker processes for `tasks` side tasks beside the main one: one per core."""
-    return max(1, min(tasks, os.cpu_count() or 1))
+    """Worker processes for `tasks` side tasks beside the main one: one per core, or
+    SURROGATE_FIT_WORKERS (a whole number >= 1) where it is set."""
+    text = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{WORKERS_VARIABLE} must be a whole number >= 1, got {text!r}")
+        cap = int(text)
+    else:
+        cap = os.cpu_count() or 1
+    return max(1, min(tasks, cap))
 
 
 def run_beside(main: Callable[[], Main], side: Callable[..., Side],
