@@ -464,10 +464,11 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
     with the best summed held-out likelihood is fitted again on them all (one rho unless
     another does strictly better).
 
-    Why held out, for all three: the two richer laws always fit the training materials at
-    least as well. A penalty on the in-sample gain (BIC) kept a decaying law whose length
-    scale was twice the tested span (a hair's breadth from one rho) and so never tried one
-    rho per component, which predicted held-out materials better (docs/covariates.md).
+    Why held out, for every law: the three richer ones always fit the training materials
+    at least as well as one rho. A penalty on the in-sample gain (BIC) kept a decaying law
+    whose length scale was twice the tested span (a hair's breadth from one rho) and so
+    never tried one rho per component, which predicted held-out materials better
+    (docs/covariates.md).
     One rho per component suits deviations whose parts carry over to different degrees
     (the make-data generator: a compound's modulus offset shared, a specimen's not); the
     decaying law, materials whose likeness fades with the condition distance; random
