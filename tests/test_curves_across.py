@@ -3,7 +3,10 @@ Gaussian algebra, and sampled materials whose curves at two conditions correlate
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 
 from service.artifact import Artifact
 from service.inference import curves_across
@@ -25,40 +28,51 @@ def across_artifact(identical_draws: bool = False) -> Artifact:
     return artifact
 
 
-def test_conditioning_across_conditions_is_the_gaussian_conditional() -> None:
-    posterior = Posterior(across_artifact())
+OBSERVED = Observed(np.array([-0.3, 0.2, 0.1]), np.array([-0.5, 0.3, 0.0]))
+OBSERVED_AT = np.array([[273.15], [273.15], [296.15]])
+TARGET = np.array([-0.25, 0.35])
+
+
+def assert_the_gaussian_conditional(
+        posterior: Posterior, condition: list[float],
+        between: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """`curves_across`' answer at `condition`, given OBSERVED at OBSERVED_AT, against the
+    Gaussian conditional of z built point by point, per draw: Cov = between(a, where) +
+    (1 - r(x)) at the same point, with a the loadings at the observed then the TARGET
+    strains and `where` their conditions (one covariate)."""
     curve = posterior.curve
-    assert curve is not None and curve.condition_correlation == RHO
-    at_a, at_b, at_c = [273.15], [296.15], [340.0]
-    observed = Observed(np.array([-0.3, 0.2, 0.1]), np.array([-0.5, 0.3, 0.0]))
-    observed_at = np.array([at_a, at_a, at_b])
-    state = curves_across.condition_across(posterior, curve, RHO, observed, observed_at)
-    # Brute force per draw: the joint covariance of z over observed and target points,
-    # Cov = a(x).a(x') (1 at one condition, rho across) + (1 - r(x)) at the same point.
-    target = np.array([-0.25, 0.35])
-    for condition in (at_a, at_c):
-        mean, between, within = curves_across.conditional_draws_at(
-            posterior, curve, state, target, np.array(condition))
-        strains = np.concatenate([observed.strain, target])
-        where = np.concatenate([observed_at[:, 0], np.full(target.size, condition[0])])
-        a = curve.loadings(strains)
-        same = where[:, None] == where[None, :]
-        cov = (a @ a.T) * np.where(same, 1.0, RHO) + np.diag(1.0 - np.sum(a * a, axis=1))
-        o, t = slice(0, 3), slice(3, 5)
-        gain = cov[t, o] @ np.linalg.inv(cov[o, o])
-        conditional_cov = cov[t, t] - gain @ cov[o, t]
-        for s in range(posterior.draws):
-            z_observed = np.empty(3)
-            for i in range(3):
-                mu, sigma, _ = posterior.at(observed_at[i]).network_outputs(
-                    observed.strain[i:i + 1])
-                z_observed[i] = (observed.stress[i] - mu[s, 0]) / sigma[s, 0]
-            mu_t, sigma_t, _ = posterior.at(condition).network_outputs(target)
-            np.testing.assert_allclose(mean[s], mu_t[s] + sigma_t[s] * (gain @ z_observed),
-                                       rtol=1e-9, atol=1e-12)
-            np.testing.assert_allclose(between[s] + within[s],
-                                       sigma_t[s] ** 2 * np.diag(conditional_cov),
-                                       rtol=1e-9)
+    assert curve is not None
+    state = curves_across.condition_across(posterior, curve, curve.condition_correlation,
+                                           OBSERVED, OBSERVED_AT)
+    mean, between_var, within_var = curves_across.conditional_draws_at(
+        posterior, curve, state, TARGET, np.array(condition))
+    where = np.concatenate([OBSERVED_AT[:, 0], np.full(TARGET.size, condition[0])])
+    a = curve.loadings(np.concatenate([OBSERVED.strain, TARGET]))
+    cov = between(a, where) + np.diag(1.0 - np.sum(a * a, axis=1))
+    o, t = slice(0, OBSERVED.strain.size), slice(OBSERVED.strain.size, None)
+    gain = cov[t, o] @ np.linalg.inv(cov[o, o])
+    conditional_var = np.diag(cov[t, t] - gain @ cov[o, t])
+    outputs = [posterior.at(OBSERVED_AT[i]).network_outputs(OBSERVED.strain[i:i + 1])
+               for i in range(OBSERVED.strain.size)]
+    z = np.array([(OBSERVED.stress[i] - mu[:, 0]) / sigma[:, 0]
+                  for i, (mu, sigma, _) in enumerate(outputs)])  # (points, draws)
+    mu_t, sigma_t, _ = posterior.at(condition).network_outputs(TARGET)
+    for s in range(posterior.draws):
+        np.testing.assert_allclose(mean[s], mu_t[s] + sigma_t[s] * (gain @ z[:, s]),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(between_var[s] + within_var[s],
+                                   sigma_t[s] ** 2 * conditional_var, rtol=1e-9)
+
+
+@pytest.mark.parametrize("condition", [[273.15], [340.0]])
+def test_conditioning_across_conditions_is_the_gaussian_conditional(
+        condition: list[float]) -> None:
+    posterior = Posterior(across_artifact())
+    assert posterior.curve is not None and posterior.curve.condition_correlation == RHO
+    # One rho: the effects correlate 1 at one condition and rho across two.
+    assert_the_gaussian_conditional(
+        posterior, condition,
+        lambda a, where: (a @ a.T) * np.where(where[:, None] == where[None, :], 1.0, RHO))
 
 
 def test_sampled_materials_correlate_by_rho_across_conditions() -> None:

@@ -9,11 +9,11 @@ import pytest
 
 from service.artifact import Artifact
 from service.inference import curves_across
-from service.inference.curves import CurveModel, Observed
+from service.inference.curves import CurveModel
 from service.inference.posterior import Posterior
 from service.manifest import CurveModelSection
 from tests.service_process import smooth_curve_section
-from tests.test_curves_across import RHO, across_artifact
+from tests.test_curves_across import RHO, across_artifact, assert_the_gaussian_conditional
 from training.condition_correlation import fit_condition_law
 
 RHOS = [0.95, 0.2, 0.6, 0.0, 1.0, 0.5, 0.3, 0.8]
@@ -26,40 +26,18 @@ def components_artifact() -> Artifact:
     return artifact
 
 
-def test_conditioning_with_one_rho_per_component_is_the_gaussian_conditional() -> None:
+@pytest.mark.parametrize("condition", [[273.15], [340.0]])
+def test_conditioning_with_one_rho_per_component_is_the_gaussian_conditional(
+        condition: list[float]) -> None:
     posterior = Posterior(components_artifact())
     curve = posterior.curve
     assert curve is not None
     vectors = curves_across.component_basis(curve.table_loadings)
     across = vectors @ np.diag(RHOS) @ vectors.T  # Cov(w_c, w_c') for c != c'
-    at_a, at_b, at_c = [273.15], [296.15], [340.0]
-    observed = Observed(np.array([-0.3, 0.2, 0.1]), np.array([-0.5, 0.3, 0.0]))
-    observed_at = np.array([at_a, at_a, at_b])
-    state = curves_across.condition_across(posterior, curve, RHO, observed, observed_at)
-    target = np.array([-0.25, 0.35])
-    for condition in (at_a, at_c):
-        mean, between, within = curves_across.conditional_draws_at(
-            posterior, curve, state, target, np.array(condition))
-        strains = np.concatenate([observed.strain, target])
-        where = np.concatenate([observed_at[:, 0], np.full(target.size, condition[0])])
-        a = curve.loadings(strains)
-        same = where[:, None] == where[None, :]
-        cov = np.where(same, a @ a.T, a @ across @ a.T) + np.diag(1.0 - np.sum(a * a, 1))
-        o, t = slice(0, 3), slice(3, 5)
-        gain = cov[t, o] @ np.linalg.inv(cov[o, o])
-        conditional_cov = cov[t, t] - gain @ cov[o, t]
-        mu_t, sigma_t, _ = posterior.at(condition).network_outputs(target)
-        for s in range(posterior.draws):
-            z_observed = np.array([
-                (observed.stress[i] - posterior.at(observed_at[i]).network_outputs(
-                    observed.strain[i:i + 1])[0][s, 0])
-                / posterior.at(observed_at[i]).network_outputs(
-                    observed.strain[i:i + 1])[1][s, 0] for i in range(3)])
-            np.testing.assert_allclose(mean[s], mu_t[s] + sigma_t[s] * (gain @ z_observed),
-                                       rtol=1e-9, atol=1e-12)
-            np.testing.assert_allclose(between[s] + within[s],
-                                       sigma_t[s] ** 2 * np.diag(conditional_cov),
-                                       rtol=1e-9)
+    assert_the_gaussian_conditional(
+        posterior, condition,
+        lambda a, where: np.where(where[:, None] == where[None, :], a @ a.T,
+                                  a @ across @ a.T))
 
 
 def test_sampled_new_materials_share_each_component_by_its_rho() -> None:

@@ -10,15 +10,17 @@ import pytest
 from pydantic import ValidationError
 
 from service.inference import curves_across
-from service.inference.curves import Observed
 from service.inference.posterior import Posterior
 from service.manifest import Manifest
 from tests.service_process import random_artifact
-from tests.test_curves_across import RHO, across_artifact
-
-OBSERVED = Observed(np.array([-0.3, 0.2, 0.1]), np.array([-0.5, 0.3, 0.0]))
-OBSERVED_AT = np.array([[273.15], [273.15], [296.15]])
-TARGET = np.array([-0.25, 0.35])
+from tests.test_curves_across import (
+    OBSERVED,
+    OBSERVED_AT,
+    RHO,
+    TARGET,
+    across_artifact,
+    assert_the_gaussian_conditional,
+)
 
 
 def decaying_posterior(length: float | None, identical_draws: bool = False) -> Posterior:
@@ -40,28 +42,12 @@ def answer(posterior: Posterior, condition: list[float]) -> tuple[np.ndarray, np
 @pytest.mark.parametrize("condition", [[273.15], [296.15], [340.0]])
 def test_decaying_conditioning_is_the_gaussian_conditional(condition: list[float]) -> None:
     length = 30.0
-    posterior = decaying_posterior(length)
-    curve = posterior.curve
-    assert curve is not None
-    mean, variance = answer(posterior, condition)
-    strains = np.concatenate([OBSERVED.strain, TARGET])
-    where = np.concatenate([OBSERVED_AT[:, 0], np.full(TARGET.size, condition[0])])
-    gap = (where[:, None] - where[None, :]) / length
-    r = np.where(gap == 0.0, 1.0, RHO * np.exp(-0.5 * gap**2))
-    a = curve.loadings(strains)
-    cov = (a @ a.T) * r + np.diag(1.0 - np.sum(a * a, axis=1))
-    o, t = slice(0, 3), slice(3, 5)
-    gain = cov[t, o] @ np.linalg.inv(cov[o, o])
-    conditional_cov = cov[t, t] - gain @ cov[o, t]
-    mu_t, sigma_t, _ = posterior.at(condition).network_outputs(TARGET)
-    for s in range(posterior.draws):
-        z = np.array([(OBSERVED.stress[i] - posterior.at(OBSERVED_AT[i]).network_outputs(
-            OBSERVED.strain[i:i + 1])[0][s, 0]) / posterior.at(OBSERVED_AT[i])
-            .network_outputs(OBSERVED.strain[i:i + 1])[1][s, 0] for i in range(3)])
-        np.testing.assert_allclose(mean[s], mu_t[s] + sigma_t[s] * (gain @ z), rtol=1e-9,
-                                   atol=1e-12)
-        np.testing.assert_allclose(variance[s], sigma_t[s] ** 2 * np.diag(conditional_cov),
-                                   rtol=1e-9)
+
+    def between(a: np.ndarray, where: np.ndarray) -> np.ndarray:
+        gap = (where[:, None] - where[None, :]) / length
+        return (a @ a.T) * np.where(gap == 0.0, 1.0, RHO * np.exp(-0.5 * gap**2))
+
+    assert_the_gaussian_conditional(decaying_posterior(length), condition, between)
 
 
 @pytest.mark.parametrize("condition", [[273.15], [296.15], [340.0]])

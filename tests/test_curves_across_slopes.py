@@ -14,8 +14,7 @@ from service.inference.curves import CurveModel
 from service.inference.posterior import Posterior
 from service.manifest import CurveModelSection, Manifest
 from tests.service_process import smooth_curve_section
-from tests.test_curves_across import RHO, across_artifact
-from tests.test_curves_across_decaying import OBSERVED, OBSERVED_AT, TARGET
+from tests.test_curves_across import RHO, across_artifact, assert_the_gaussian_conditional
 from training.condition_correlation import fit_condition_law
 
 SCALE, CENTRE = 15.0, 300.0
@@ -37,29 +36,8 @@ def slope_r(where: np.ndarray, rho: float) -> np.ndarray:
 
 @pytest.mark.parametrize("condition", [[273.15], [296.15], [340.0]])
 def test_slope_conditioning_is_the_gaussian_conditional(condition: list[float]) -> None:
-    posterior = slope_posterior()
-    curve = posterior.curve
-    assert curve is not None
-    state = curves_across.condition_across(posterior, curve, RHO, OBSERVED, OBSERVED_AT)
-    mean, between, within = curves_across.conditional_draws_at(
-        posterior, curve, state, TARGET, np.array(condition))
-    strains = np.concatenate([OBSERVED.strain, TARGET])
-    where = np.concatenate([OBSERVED_AT[:, 0], np.full(TARGET.size, condition[0])])
-    a = curve.loadings(strains)
-    cov = (a @ a.T) * slope_r(where, RHO) + np.diag(1.0 - np.sum(a * a, axis=1))
-    o, t = slice(0, 3), slice(3, 5)
-    gain = cov[t, o] @ np.linalg.inv(cov[o, o])
-    conditional_cov = cov[t, t] - gain @ cov[o, t]
-    mu_t, sigma_t, _ = posterior.at(condition).network_outputs(TARGET)
-    for s in range(posterior.draws):
-        outputs = [posterior.at(OBSERVED_AT[i]).network_outputs(OBSERVED.strain[i:i + 1])
-                   for i in range(3)]
-        z = np.array([(OBSERVED.stress[i] - outputs[i][0][s, 0]) / outputs[i][1][s, 0]
-                      for i in range(3)])
-        np.testing.assert_allclose(mean[s], mu_t[s] + sigma_t[s] * (gain @ z), rtol=1e-9,
-                                   atol=1e-12)
-        np.testing.assert_allclose((between + within)[s],
-                                   sigma_t[s] ** 2 * np.diag(conditional_cov), rtol=1e-9)
+    assert_the_gaussian_conditional(slope_posterior(), condition,
+                                    lambda a, where: (a @ a.T) * slope_r(where, RHO))
 
 
 def test_sampled_materials_correlate_by_r_negatively_across_the_centre() -> None:

@@ -186,12 +186,10 @@ class _Stack:
 
     def slope_negative_log_likelihood(self, rho: float, scales: np.ndarray,
                                       centre: np.ndarray) -> float:
-        """Under the random-slope law (service.inference.curves_across.slope_correlation)."""
-        s = (self.where - centre) / scales
-        cov = 1.0 + np.einsum("mak,mbk->mab", s, s)
-        norm = np.sqrt(np.einsum("maa->ma", cov))
-        return self.correlated(np.where(self.squared_distance == 0.0, 1.0,
-                                        rho * cov / (norm[:, :, None] * norm[:, None, :])))
+        """Under the random-slope law."""
+        from service.inference.curves_across import slope_correlation
+
+        return self.correlated(slope_correlation(self.where, self.where, rho, scales, centre))
 
     def correlated(self, r: np.ndarray) -> float:
         """The NLL with R (M, J, J) the correlation of each material's effects."""

@@ -111,9 +111,10 @@ def slope_correlation(first: np.ndarray, second: np.ndarray, rho: float,
     so conditions on opposite sides of the centre can correlate weakly or negatively."""
     a = (first - centre) / scales
     b = (second - centre) / scales
-    cov = 1.0 + a @ b.T
-    norm = np.sqrt((1.0 + np.sum(a * a, axis=1))[:, None] * (1.0 + np.sum(b * b, axis=1)))
-    same = np.all(first[:, None, :] == second[None, :, :], axis=2)
+    cov = 1.0 + a @ np.swapaxes(b, -1, -2)  # rows (..., n, k): batches of conditions too
+    norm = np.sqrt((1.0 + np.sum(a * a, axis=-1))[..., :, None]
+                   * (1.0 + np.sum(b * b, axis=-1))[..., None, :])
+    same = np.all(first[..., :, None, :] == second[..., None, :, :], axis=-1)
     return np.where(same, 1.0, rho * cov / norm)
 
 
