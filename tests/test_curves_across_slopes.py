@@ -15,7 +15,7 @@ from service.inference.posterior import Posterior
 from service.manifest import CurveModelSection, Manifest
 from tests.service_process import smooth_curve_section
 from tests.test_curves_across import RHO, across_artifact, assert_the_gaussian_conditional
-from training.condition_correlation import fit_condition_law
+from training.condition_correlation import MIN_MATERIALS_FOR_LAW_CHOICE, fit_condition_law
 
 SCALE, CENTRE = 15.0, 300.0
 
@@ -104,3 +104,15 @@ def test_held_out_materials_choose_random_slopes_for_materials_that_cross_over()
     assert law.slope_scales is not None and law.slope_centre is not None
     assert abs(law.slope_scales[0] - 0.7) < 0.25 and abs(law.slope_centre[0]) < 0.3
     assert law.rho > 0.85 and law.length_scale is None and law.rhos is None
+
+
+def test_with_fewer_than_two_materials_per_fold_one_rho_is_kept() -> None:
+    section = smooth_curve_section(basis=6, length=0.6, level=0.05)
+    coordinates = np.linspace(-1.4, 1.4, 5)[:, None]
+    few = MIN_MATERIALS_FOR_LAW_CHOICE - 1
+    law = fit_condition_law(crossing_curves(section, few, 2, coordinates), section, 6,
+                            coordinates)
+    assert law.summary["law"] == "one rho" and law.summary["identified"]
+    assert law.summary["materials_at_several_conditions"] == few
+    assert law.length_scale is None and law.rhos is None and law.slope_scales is None
+    assert "held_out_gain_over_one_rho_nats_per_point" not in law.summary

@@ -408,6 +408,10 @@ class _Components:
 LAW_FOLDS = 4
 _NEAR_ONE = 1.0 - 1e-6
 LAWS = ("one rho", "decaying", "slopes", "per component")
+# Fewer materials tested at several conditions than two per fold: a held-out choice among
+# four laws would rest on one or two materials per fold, noise rather than evidence, so
+# one rho is kept.
+MIN_MATERIALS_FOR_LAW_CHOICE = 2 * LAW_FOLDS
 
 
 def _fit_components(stacks: list[_Components], k: int, start: float
@@ -457,7 +461,8 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
     slope_correlation), or one rho per principal component of the loadings
     (service.inference.curves_across.component_basis).
     L and gamma are held fixed and the condition means taken out as for rho. The
-    materials tested at several conditions are split in LAW_FOLDS folds; each fold's
+    materials tested at several conditions (at least MIN_MATERIALS_FOR_LAW_CHOICE; with
+    fewer, one rho is kept) are split in LAW_FOLDS folds; each fold's
     curves are scored under every law fitted on the other folds' materials, and the law
     with the best summed held-out likelihood is fitted again on them all (one rho unless
     another does strictly better).
@@ -475,8 +480,8 @@ def fit_condition_law(curves: list[tuple[np.ndarray, np.ndarray, int, int]],
     decaying law can say)."""
     rho, summary = fit_condition_correlation(curves, section, basis_size)
     several = sorted(materials_at_several_conditions(curves))
-    folds = min(LAW_FOLDS, len(several))
-    if not summary["identified"] or folds < 2:
+    folds = LAW_FOLDS
+    if not summary["identified"] or len(several) < MIN_MATERIALS_FOR_LAW_CHOICE:
         return ConditionLaw(rho, None, None, {**summary, "law": "one rho"})
     from service.inference.curves import CurveModel
     from service.inference.curves_across import component_basis
