@@ -33,7 +33,12 @@ SCHEMA_VERSION = 1
 # an artifact instead of reading its covariates on the wrong scale; everything else is
 # written as version 1, byte for byte as before.
 LOG_COVARIATES_SCHEMA_VERSION = 2
-SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION, LOG_COVARIATES_SCHEMA_VERSION)
+# Version 3 is version 2 plus the uncertainty of the level beyond a covariate's tested
+# range (`Covariate.log_level_change`): a replica that knows only 1 or 2 would answer
+# such a model without it, so it refuses the artifact instead.
+EXTRAPOLATION_SCHEMA_VERSION = 3
+SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION, LOG_COVARIATES_SCHEMA_VERSION,
+                             EXTRAPOLATION_SCHEMA_VERSION)
 # Deeper trunks than this are not a network anyone fits here; the bound also keeps a
 # hostile manifest from producing one error per list element.
 MAX_HIDDEN_LAYERS = 16
@@ -104,6 +109,12 @@ class Covariate(_Section):
     transform: Literal["log"] | None = Field(
         None, description="'log': the network reads ln(value) (mean and scale are those of "
         "ln(value); every value must be > 0). Absent: the value itself.")
+    log_level_change: FiniteFloat | None = Field(
+        None, ge=0, description="How much the natural log of the mean curve's level "
+        "changes across the training range (total variation, at the central tested "
+        "condition). Beyond the range the level's relative epistemic SD is this times the "
+        "distance beyond the range in range widths (docs/covariates.md, 'Beyond the tested "
+        "range'). Absent: no such term (artifacts older than it).")
 
     @model_validator(mode="after")
     def _ordered(self) -> Covariate:
@@ -240,6 +251,10 @@ class Manifest(BaseModel):
                 and self.schema_version < LOG_COVARIATES_SCHEMA_VERSION):
             raise ValueError(f"covariates on a log scale need schema_version "
                              f"{LOG_COVARIATES_SCHEMA_VERSION}")
+        if (any(c.log_level_change is not None for c in self.covariates or ())
+                and self.schema_version < EXTRAPOLATION_SCHEMA_VERSION):
+            raise ValueError(f"covariates.log_level_change needs schema_version "
+                             f"{EXTRAPOLATION_SCHEMA_VERSION}")
         return self
 
     @model_validator(mode="after")

@@ -53,6 +53,29 @@ def test_the_fit_records_its_covariate_and_tested_conditions(fitted) -> None:
         spec.curve_model.condition_correlations is not None)
 
 
+def test_the_fit_measures_its_trend_and_answers_beyond_the_range_with_it(fitted) -> None:
+    from service.inference.posterior import Posterior
+    from service.manifest import EXTRAPOLATION_SCHEMA_VERSION
+
+    artifact = Artifact.from_bytes(fitted[0])
+    assert artifact.spec.schema_version == EXTRAPOLATION_SCHEMA_VERSION
+    # The generator's stiffness follows the absolute temperature (with softening): the
+    # level moves across 273-323 K, by less than a factor e.
+    change = artifact.spec.covariates[0].log_level_change
+    assert change is not None and 0.01 < change < 1.0
+    posterior = Posterior(artifact)
+    strain = np.linspace(-0.3, 0.3, 13)
+    beyond = posterior.at([348.15]).predict(strain)  # half the range above it
+    # The level's relative SD there is change / 2: the epistemic SD at the largest
+    # stresses holds at least most of it.
+    large = np.argmax(np.abs(beyond.mean))
+    assert beyond.epistemic_sd[large] > 0.8 * (change / 2) * abs(beyond.mean[large])
+    # Inside the range there is no such term: the network's draws alone.
+    mu, _, _ = posterior._network_outputs(strain, covariates=np.full((13, 1), 323.15))
+    np.testing.assert_allclose(posterior.at([323.15]).predict_reference(strain).epistemic_sd,
+                               mu.std(axis=0), rtol=1e-12)
+
+
 def test_the_served_fit_answers_at_conditions_over_http(fitted, session: Session,
                                                          client: TestClient) -> None:
     data, frame = fitted

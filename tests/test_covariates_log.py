@@ -15,7 +15,11 @@ from sqlalchemy.orm import Session
 
 from service.artifact import SCHEMA_VERSION, Artifact
 from service.inference.curves_across import ConditionKernel
-from service.manifest import LOG_COVARIATES_SCHEMA_VERSION, Manifest
+from service.manifest import (
+    EXTRAPOLATION_SCHEMA_VERSION,
+    LOG_COVARIATES_SCHEMA_VERSION,
+    Manifest,
+)
 from service.registry.writes import register
 from training.covariate_data import make_covariate_group
 from training.data import CovariateColumn, load_csv
@@ -102,12 +106,14 @@ def rate_fits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
 def test_the_fit_reads_the_rate_on_a_log_scale_unless_told_otherwise(rate_fits) -> None:
     auto, linear = rate_fits["auto"].spec, rate_fits["linear"].spec
     assert auto.covariates[0].transform == "log"
-    assert auto.schema_version == LOG_COVARIATES_SCHEMA_VERSION
+    # Every covariate fit records its level changes (version 3, which includes 2).
+    assert auto.schema_version == EXTRAPOLATION_SCHEMA_VERSION
     # mean and scale are those of ln(rate): three rates a decade apart, equally often.
     assert auto.covariates[0].mean == pytest.approx(np.log(1e-2), rel=1e-9)
     assert auto.covariates[0].scale == pytest.approx(np.log(10) * np.sqrt(2 / 3), rel=1e-9)
     assert (auto.covariates[0].min, auto.covariates[0].max) == (1e-3, 1e-1)
-    assert linear.covariates[0].transform is None and linear.schema_version == SCHEMA_VERSION
+    assert linear.covariates[0].transform is None
+    assert linear.schema_version == EXTRAPOLATION_SCHEMA_VERSION
     assert "transform" not in rate_fits["linear"].manifest["covariates"][0]
     # The middle rate is the middle of the network's input on a log scale, near the
     # bottom on a linear one.

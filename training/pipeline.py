@@ -23,6 +23,7 @@ import numpy as np
 from service.artifact import SCHEMA_VERSION, Artifact
 from service.inference.conditions import on_read_scale
 from service.manifest import (
+    EXTRAPOLATION_SCHEMA_VERSION,
     LOG_COVARIATES_SCHEMA_VERSION,
     MAX_TESTED_CONDITIONS,
     Architecture,
@@ -246,7 +247,30 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     )
     artifact = Artifact.from_spec(spec, result.arrays)
     artifact.validate()
-    return TrainedFit(artifact, result, Posterior(artifact))
+    posterior = Posterior(artifact)
+    if spec.covariates:
+        artifact, posterior = with_level_changes(artifact, posterior)
+    return TrainedFit(artifact, result, posterior)
+
+
+def with_level_changes(artifact: Artifact, posterior: Posterior
+                       ) -> tuple[Artifact, Posterior]:
+    """The covariate model's artifact with each covariate's `log_level_change`, measured on
+    its posterior (training.level_trend), and the posterior that answers with it."""
+    from service.inference.posterior import Posterior
+    from training.level_trend import log_level_changes
+
+    spec = artifact.spec
+    assert spec.covariates is not None
+    covariates = [covariate.model_copy(update={"log_level_change": change})
+                  for covariate, change in zip(spec.covariates, log_level_changes(posterior),
+                                               strict=True)]
+    spec = spec.model_copy(update={
+        "covariates": covariates,
+        "schema_version": max(spec.schema_version, EXTRAPOLATION_SCHEMA_VERSION)})
+    artifact = Artifact.from_spec(spec, artifact.arrays)
+    artifact.validate()
+    return artifact, Posterior(artifact)
 
 
 def covariate_inputs(data: TrainingData, strain: np.ndarray

@@ -15,7 +15,27 @@ the service needs to reason about conditions without running the network:
   half their spacing; beyond the range it grows with the distance to the range. It is
   what tells interpolation between tested conditions from extrapolation away from them;
 - grouping per-strain conditions into distinct ones (`distinct`), so each distinct
-  condition is answered by one strain-only view of the posterior (posterior.py).
+  condition is answered by one strain-only view of the posterior (posterior.py);
+- beyond the tested range, how uncertain the level of the mean curve is
+  (`extrapolation_sd`), and the per-draw factors that carry that uncertainty
+  (`level_factors`).
+
+Beyond the range. A network's trend in a covariate is learnt inside the tested range;
+beyond it, tanh units saturate and the members of an ensemble tend to agree on a
+continuation the data never constrained. So beyond the range the level of the mean curve
+(its scale: the curve times a factor) carries a relative SD of its own, proportional to
+the distance beyond the range and to the trend itself: per covariate, the change of
+ln(level) across the tested range (`Covariate.log_level_change`, measured on the fit)
+times the distance beyond the range in range widths; independent covariates add in
+quadrature. One SD thus spans a trend that stops at the range's end to one that goes on
+twice as steep. Inside the range of every covariate the term is exactly 0, so tested and
+interpolated conditions answer as the network alone does.
+
+The term enters every answer the same way: draw s's mean curve is multiplied by
+f_s = exp(a z_s) / mean_t exp(a z_t), where a is the relative SD at the strain's condition
+and z_s fixed standardised normal scores, one per draw. Summaries, quantiles, samples,
+conditioning and exports all compute from the draws, so they all carry it, and a draw's
+curve stays one curve across strains and conditions. The mean over draws of f is 1.
 """
 
 from __future__ import annotations
@@ -23,11 +43,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from service.manifest import Manifest
 
 # Conditions x tested conditions compared per block in `distance` (bounded memory).
 _DISTANCE_BLOCK_ELEMENTS = 1_000_000
+# Fixed seed of the order in which the draws take the normal scores of `level_factors`:
+# scores in draw order would tie them to chains (draws are chain-major).
+_SCORE_ORDER_SEED = 20261207
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,8 @@ class Conditions:
     high: np.ndarray  # (k,) training maximum
     tested: np.ndarray  # (T, k) distinct tested conditions, physical units
     log: np.ndarray  # (k,) True where the network reads ln(value)
+    # (k,) change of ln(level) across each covariate's range; None: no term beyond it
+    level_change: np.ndarray | None = None
 
     @classmethod
     def from_spec(cls, spec: Manifest) -> Conditions | None:
@@ -58,6 +84,8 @@ class Conditions:
             tested=np.asarray(spec.tested_conditions, dtype=np.float64).reshape(
                 -1, len(covariates)),
             log=np.array([c.transform == "log" for c in covariates]),
+            level_change=(None if all(c.log_level_change is None for c in covariates)
+                          else np.array([c.log_level_change or 0.0 for c in covariates])),
         )
 
     @property
@@ -94,6 +122,59 @@ class Conditions:
             gap = part[:, None, :] - tested[None, :, :]
             out[start:start + step] = np.sqrt(np.min(np.sum(gap * gap, axis=2), axis=1))
         return out
+
+
+    def beyond_range(self, values: np.ndarray) -> np.ndarray:
+        """(n, k): per covariate, how far each row lies beyond its training range, in
+        range widths on the scale the network reads it (0 inside the range; a
+        covariate without a range - one value - counts nothing)."""
+        values = self.transformed(np.asarray(values, dtype=np.float64).reshape(-1, self.count))
+        low, high = self.transformed(self.low), self.transformed(self.high)
+        width = high - low
+        gap = np.maximum(np.maximum(low - values, values - high), 0.0)
+        return np.divide(gap, width, out=np.zeros_like(gap), where=width > 0)
+
+    def extrapolation_sd(self, values: np.ndarray) -> np.ndarray:
+        """Per row: the relative SD of the mean curve's level beyond the tested range
+        (module docstring); 0 inside the range and without `level_change`."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1, self.count)
+        if self.level_change is None:
+            return np.zeros(values.shape[0])
+        return np.sqrt(np.sum((self.beyond_range(values) * self.level_change) ** 2, axis=1))
+
+
+def level_factors(sd: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(draws, n): f_s = exp(a z_s) / mean_t exp(a z_t) for each relative SD a in `sd`
+    (n,), with z the draws' `scores` (mean 0, SD 1). All 1 where a is 0."""
+    logs = np.outer(np.asarray(scores, dtype=np.float64), np.asarray(sd, dtype=np.float64))
+    factors = np.exp(logs - logs.max(axis=0))
+    return factors / factors.mean(axis=0)
+
+
+def normal_scores(draws: int) -> np.ndarray:
+    """`draws` values of mean 0 and SD 1 spread as a standard normal (the midpoints of
+    equal-probability bins, standardised), in a fixed pseudo-random order."""
+    z = ndtri((np.arange(draws) + 0.5) / draws)
+    z = (z - z.mean()) / z.std()
+    return np.random.default_rng(_SCORE_ORDER_SEED).permutation(z)
+
+
+def decorrelated_scores(scores: np.ndarray, spreads: np.ndarray) -> np.ndarray:
+    """`scores` (draws,) made uncorrelated with each row of `spreads` (r, draws: how the
+    draws differ somewhere, e.g. their log levels beyond the range), then standardised.
+
+    Why: with a few draws, factors that happen to correlate with the draws' own spread
+    would shrink it as often as they add to it; uncorrelated, the variances add. At most
+    draws - 2 directions are removed (the strongest), so some spread is always left."""
+    z = np.asarray(scores, dtype=np.float64)
+    centred = np.asarray(spreads, dtype=np.float64).reshape(-1, z.size)
+    centred = centred - centred.mean(axis=1, keepdims=True)
+    if centred.size and np.any(centred != 0):
+        _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+        keep = directions[:min(int(np.sum(singular > 1e-12 * singular[0])), z.size - 2)]
+        z = z - keep.T @ (keep @ z)
+    z = z - z.mean()
+    return z / z.std()
 
 
 def on_read_scale(values: np.ndarray, log: np.ndarray) -> np.ndarray:

@@ -26,7 +26,10 @@ are the exception: one kernel takes each strain's condition itself (`condition_k
 the covariates' weights join each strain's bias inside the kernel), and a view's summaries
 come from it at the view's condition. So a request whose strains are all at different
 temperatures costs about as much as one at a single temperature, and a strain's answer
-does not depend on the other conditions asked with it.
+does not depend on the other conditions asked with it. Beyond the tested range of a
+covariate each draw's mean curve is scaled by its level factor
+(`service.inference.conditions.level_factors`): `network_outputs` multiplies by it, a
+view folds it into its mean head, and strains there are answered by their views.
 
 Why one module of this size: the summaries, the draws' forward pass and the view at a
 condition share the normalisation and the draw arrays; split, each half would re-derive them.
@@ -44,7 +47,13 @@ import numpy as np
 
 from service.artifact import Artifact, layer_names
 from service.inference import interrupt, kernel
-from service.inference.conditions import Conditions, distinct
+from service.inference.conditions import (
+    Conditions,
+    decorrelated_scores,
+    distinct,
+    level_factors,
+    normal_scores,
+)
 from service.inference.curves import CurveModel
 from service.manifest import Manifest
 
@@ -62,6 +71,9 @@ _BLOCK_ELEMENTS = 262_144
 # again and again (a solver at its temperatures); each view holds one copy of the
 # first layer and the kernel's packed parameters (draws x parameters floats).
 VIEW_CACHE_SIZE = 64
+# Strains over the training domain at which a draw's level (RMS of its mean curve) is
+# taken for the level factors' scores.
+_LEVEL_STRAINS = 41
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -78,6 +90,16 @@ class Prediction:
     @property
     def total_sd(self) -> np.ndarray:
         return np.hypot(self.aleatoric_sd, self.epistemic_sd)
+
+
+def _merged(size: int, parts: list[tuple[np.ndarray, Prediction]]) -> Prediction:
+    """One prediction of `size` strains from predictions of some of its rows each."""
+    out: dict[str, np.ndarray] = {}
+    for rows, part in parts:
+        for key, value in vars(part).items():
+            if value is not None:
+                out.setdefault(key, np.empty(size))[rows] = value
+    return Prediction(**out)
 
 
 def noise_link(z: np.ndarray, link: str) -> np.ndarray:
@@ -126,6 +148,9 @@ class Posterior:
         self.condition = condition
         self.conditions: Conditions | None = (
             Conditions.from_spec(spec) if condition is None else None)
+        # Each draw's score in the level factors beyond the tested range (set below for
+        # a model that has that term; views take their model's factors).
+        self.level_scores: np.ndarray | None = None
         self._views: OrderedDict[tuple[float, ...], Posterior] = OrderedDict()
         self._views_lock = threading.Lock()
         # `kernel` takes the strain alone (a model without covariates, or a view);
@@ -148,6 +173,9 @@ class Posterior:
                 # already exercised.
                 built.summaries(np.zeros(1), tangent=True, covariates=None if input_dim == 1
                                 else np.zeros((1, input_dim - 1)))
+
+        if self.conditions is not None and self.conditions.level_change is not None:
+            self.level_scores = self._beyond_range_scores()
 
     def described_by(self, spec: Manifest) -> Posterior:
         """This posterior under a later manifest of the same network - training adds the
@@ -199,13 +227,66 @@ class Posterior:
         # condition: fold it into the bias, keep the strain's column.
         bias = b_first + np.einsum("j,sjw->sw", c_norm, w_first[:, 1:, :])
         weights = [(np.ascontiguousarray(w_first[:, :1, :]), bias), *rest]
+        bound = (None if self.condition_kernel is None
+                 else self.condition_kernel.at_condition(c_norm))
+        beyond = float(self.conditions.extrapolation_sd(np.array(condition))[0])
+        if beyond > 0:
+            # Beyond the tested range each draw's mean curve is scaled by its level
+            # factor (service.inference.conditions): fold it into the mean head, and let
+            # the view pack its own kernel from these weights.
+            assert self.level_scores is not None
+            weights[-2] = self._scaled_mean_head(weights[-2], level_factors(
+                np.array([beyond]), self.level_scores)[:, 0])
+            bound = None
         view = Posterior.__new__(Posterior)
         # Its summaries from the model's own kernel at this condition: the same bits as a
         # request that sends the condition with each strain.
-        view._setup(self.spec, weights, self.curve, condition,
-                    None if self.condition_kernel is None
-                    else self.condition_kernel.at_condition(c_norm))
+        view._setup(self.spec, weights, self.curve, condition, bound)
         return view
+
+    def _scaled_mean_head(self, head: tuple[np.ndarray, np.ndarray], factors: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """The mean head whose physical output is draw s's times factors[s]: with
+        mu = y_mean + y_scale * out, f * mu = y_mean + y_scale * (f * out + (f - 1) *
+        y_mean / y_scale)."""
+        w_mean, b_mean = head
+        return (w_mean * factors[:, None, None],
+                b_mean * factors[:, None] + (factors[:, None] - 1.0) * self.y_mean
+                / self.y_scale)
+
+    def _level_factors(self, values: np.ndarray | None, draws: np.ndarray | None
+                       ) -> np.ndarray | None:
+        """(draws, n) factors of each draw's mean curve at each row's condition, or None
+        where every row lies inside the tested range (nothing to scale)."""
+        if values is None or self.conditions is None or self.level_scores is None:
+            return None
+        beyond = self.conditions.extrapolation_sd(values)
+        if not np.any(beyond > 0):
+            return None
+        factors = level_factors(beyond, self.level_scores)
+        return factors if draws is None else factors[draws]
+
+    def _beyond_range_scores(self) -> np.ndarray:
+        """The draws' scores for the level factors: normal scores made uncorrelated with
+        the draws' own log levels half a range width beyond each end of each covariate's
+        range (the other covariates at the central tested condition), where the draws
+        spread most; so the factors' variance adds to theirs instead of cancelling it."""
+        conditions = self.conditions
+        assert conditions is not None and conditions.level_change is not None
+        strain = np.linspace(*self.domain, _LEVEL_STRAINS)
+        central = conditions.central()
+        low, high = conditions.transformed(conditions.low), conditions.transformed(conditions.high)
+        spreads = []
+        for j in np.flatnonzero((conditions.level_change > 0) & (high > low)):
+            half = (high[j] - low[j]) / 2
+            for read in (low[j] - half, high[j] + half):
+                condition = central.copy()
+                condition[j] = np.exp(read) if conditions.log[j] else read
+                mu, _, _ = self._network_outputs(
+                    strain, covariates=np.tile(condition, (strain.size, 1)))
+                level = np.sqrt(np.mean(mu * mu, axis=1))
+                spreads.append(np.log(np.maximum(level, 1e-300)))
+        return decorrelated_scores(normal_scores(self.draws), np.array(spreads))
 
     def _check_covariates(self, strain: np.ndarray, covariates: np.ndarray | None
                           ) -> np.ndarray | None:
@@ -230,6 +311,24 @@ class Posterior:
         shape (draws, n), in physical units. A model with covariates needs them: an (n, k)
         array of physical values, one row per strain. `draws` (indices) evaluates only
         those draws, in that order: a few sampled curves need a few draws, not all.
+
+        Beyond the tested range of a covariate each draw's mean (and its tangent) is
+        multiplied by the draw's level factor there (`_level_factors`)."""
+        values = None if covariates is None else self._check_covariates(
+            np.asarray(strain).ravel(), covariates)
+        mu, sigma, d_mu = self._network_outputs(strain, with_tangent, values, draws)
+        factors = self._level_factors(values, draws)
+        if factors is not None:
+            mu *= factors
+            if d_mu is not None:
+                d_mu *= factors
+        return mu, sigma, d_mu
+
+    def _network_outputs(
+        self, strain: np.ndarray, with_tangent: bool = False,
+        covariates: np.ndarray | None = None, draws: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The network's own outputs (no level factors), as `network_outputs`.
 
         The strain's part of the first layer is a broadcast product rather than a batched
         matrix product, and strains go through in blocks sized for the cache."""
@@ -281,9 +380,21 @@ class Posterior:
         if values is not None and self.condition_kernel is not None:
             # Each strain at its own condition, in one pass: a strain's answer does not
             # depend on the other conditions in the request, nor on how many there are.
+            # Strains beyond the tested range are answered by their conditions' views,
+            # which carry the level factors the kernel does not.
             assert self.conditions is not None
-            return Prediction(**self.condition_kernel.summaries(
-                strain, tangent, self.conditions.normalise(values)))
+            beyond = self.conditions.extrapolation_sd(values) > 0
+            if not beyond.any():
+                return Prediction(**self.condition_kernel.summaries(
+                    strain, tangent, self.conditions.normalise(values)))
+            if beyond.all():
+                return self._per_condition(strain, values, tangent)
+            return _merged(strain.size, [
+                (rows, self._per_condition(strain[rows], values[rows], tangent)
+                 if part else Prediction(**self.condition_kernel.summaries(
+                     strain[rows], tangent, self.conditions.normalise(values[rows]))))
+                for part, rows in ((True, np.flatnonzero(beyond)),
+                                   (False, np.flatnonzero(~beyond)))])
         if values is not None:
             return self._per_condition(strain, values, tangent)
         if self.kernel is None:
@@ -295,14 +406,10 @@ class Posterior:
         unique, inverse = distinct(values)
         if unique.shape[0] == 1:
             return self.at(unique[0]).predict(strain, tangent)
-        out: dict[str, np.ndarray] = {}
-        for index, condition in enumerate(unique):
-            rows = np.flatnonzero(inverse == index)
-            part = self.at(condition).predict(strain[rows], tangent)
-            for key, value in vars(part).items():
-                if value is not None:
-                    out.setdefault(key, np.empty(strain.size))[rows] = value
-        return Prediction(**out)
+        return _merged(strain.size, [
+            (rows, self.at(condition).predict(strain[rows], tangent))
+            for rows, condition in ((np.flatnonzero(inverse == index), condition)
+                                    for index, condition in enumerate(unique))])
 
     def predict_reference(self, strain: np.ndarray, tangent: bool = False,
                           covariates: np.ndarray | None = None) -> Prediction:

@@ -1,0 +1,51 @@
+"""How strongly the level of a covariate model's mean curve moves across each covariate's
+tested range: the scale of its uncertainty beyond the range.
+
+Per covariate, the mean curve is evaluated at `GRID_POINTS` values spanning the training
+range (on the scale the network reads it; the other covariates at the central tested
+condition), its level taken as the RMS over the training strains, and the total variation
+of ln(level) along the grid recorded as `Covariate.log_level_change`. The service turns
+it into a relative SD of the level beyond the range (service.inference.conditions,
+"Beyond the range"); docs/covariates.md, "Beyond the tested range", measures it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.inference.posterior import Posterior
+
+# Points along a covariate's range: a trend that turns back inside the range counts both
+# ways (total variation), not only its end-to-end change.
+GRID_POINTS = 9
+# Strains over the training domain at which the level is taken.
+LEVEL_STRAINS = 41
+# Levels below this fraction of the largest along the grid are floored there: ln of a
+# curve that vanishes would otherwise count as an unbounded change.
+_LEVEL_FLOOR = 1e-6
+
+
+def log_level_changes(posterior: Posterior) -> list[float]:
+    """Per covariate of `posterior` (a model with covariates, fitted without this term),
+    the total variation of ln(level of the mean curve) across its training range."""
+    conditions = posterior.conditions
+    assert conditions is not None
+    strain = np.linspace(*posterior.domain, LEVEL_STRAINS)
+    central = conditions.central()
+    changes = []
+    for j in range(conditions.count):
+        low, high = conditions.low[j], conditions.high[j]
+        if high <= low:
+            changes.append(0.0)
+            continue
+        grid = (np.geomspace(low, high, GRID_POINTS) if conditions.log[j]
+                else np.linspace(low, high, GRID_POINTS))
+        levels = []
+        for value in grid:
+            condition = central.copy()
+            condition[j] = value
+            mean = posterior.at(condition).predict(strain).mean
+            levels.append(float(np.sqrt(np.mean(mean * mean))))
+        level = np.maximum(np.array(levels), _LEVEL_FLOOR * max(max(levels), 1e-300))
+        changes.append(float(np.sum(np.abs(np.diff(np.log(level))))))
+    return changes
