@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate]
                                               [--families generator,ogden-arrhenius]
+                                              [--seed N]
 
 Two families of laws: the `make-data --covariates` generator (compound design; covariates
 temperature [K] and filler [1]) and one it does not use (benchmarks/_covariate_laws.py:
@@ -14,7 +15,10 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
   against NGBoost (500 trees, Normal) with the covariates as features and against the
   model fitted on the nearest tested temperature's curves alone.
 - far: that fit's epistemic SD half the temperature span beyond each end, over the
-  training strains, against its median at the tested temperatures; the flags there.
+  training strains, against its median at the tested temperatures; the flags there; and
+  all 48 materials' curves at those two temperatures scored (NLPD, 95% coverage) with the
+  fit's answer and with the network alone (without the level's uncertainty beyond the
+  tested range).
 - across: each new material gives 3 points at 273 K; its curve at each other tested
   temperature is scored given them and without (nats per point, 95% coverage), for the
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
@@ -56,6 +60,7 @@ import pandas as pd  # noqa: E402
 
 import training  # noqa: E402,F401  (BLAS settings before numpy/pytensor load)
 from benchmarks._covariate_laws import ogden_arrhenius_group  # noqa: E402
+from service.artifact import Artifact  # noqa: E402
 from service.inference import curves_across  # noqa: E402
 from service.inference.curves import Observed, scatter_split  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
@@ -64,7 +69,7 @@ from training.covariate_data import make_covariate_group  # noqa: E402
 from training.curve_metrics import given_positions  # noqa: E402
 from training.data import CovariateColumn, TrainingData, make_law_group  # noqa: E402
 from training.model import BNNConfig  # noqa: E402
-from training.pipeline import fit_data  # noqa: E402
+from training.pipeline import TrainedFit, fit_data  # noqa: E402
 
 TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
 LEFT_OUT = 296.15
@@ -76,17 +81,23 @@ TRAIN, NEW = range(32), range(32, 48)
 @dataclass(frozen=True)
 class Family:
     name: str
-    make: Callable[[], pd.DataFrame]
+    make_at: Callable[[tuple[float, ...]], pd.DataFrame]  # the group at these temperatures
     covariates: tuple[CovariateColumn, ...]
+
+    def make(self) -> pd.DataFrame:
+        return self.make_at(TEMPERATURES)
 
 
 FAMILIES = {
-    "generator": Family("generator", lambda: make_covariate_group(
-        materials=48, points=25, seed=101, temperatures=TEMPERATURES),
+    "generator": Family("generator", lambda temperatures: make_covariate_group(
+        materials=48, points=25, seed=101, temperatures=temperatures),
         (CovariateColumn("temperature", "K"), CovariateColumn("filler"))),
-    "ogden-arrhenius": Family("ogden-arrhenius", lambda: ogden_arrhenius_group(
-        materials=48, points=25, seed=202), (CovariateColumn("temperature", "K"),)),
+    "ogden-arrhenius": Family("ogden-arrhenius", lambda temperatures: ogden_arrhenius_group(
+        materials=48, points=25, seed=202, temperatures=temperatures),
+        (CovariateColumn("temperature", "K"),)),
 }
+# The fits' seed (`--seed`): the spread beyond the range depends on it.
+SEED = [BNNConfig().model.seed]
 
 
 def data_of(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> TrainingData:
@@ -98,11 +109,25 @@ def data_of(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> Traini
 
 def fit(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> Posterior:
     """A default fit (the harness owns the split: no held-out folds)."""
+    return fit_trained(frame, columns).posterior
+
+
+def fit_trained(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> TrainedFit:
     started = time.process_time()
-    trained = fit_data(data_of(frame, columns), BNNConfig(), holdout=0.0, parallel=False)
+    trained = fit_data(data_of(frame, columns), BNNConfig().with_overrides(seed=SEED[0]),
+                       holdout=0.0, parallel=False)
     print(f"    (fit of {len(frame)} rows: {time.process_time() - started:.0f} s CPU)",
           flush=True)
-    return trained.posterior
+    return trained
+
+
+def network_alone(trained: TrainedFit) -> Posterior:
+    """The fitted posterior without the level's uncertainty beyond the tested range."""
+    spec = trained.artifact.spec
+    assert spec.covariates is not None
+    spec = spec.model_copy(update={"covariates": [
+        c.model_copy(update={"log_level_change": None}) for c in spec.covariates]})
+    return Posterior(Artifact.from_spec(spec, trained.artifact.arrays))
 
 
 def scores(posterior: Posterior, frame: pd.DataFrame,
@@ -135,7 +160,8 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
     train = of(frame[~np.isclose(frame["temperature"], LEFT_OUT)], TRAIN)
     print(f"  fit on materials 0-31 at {len(TEMPERATURES) - 1} temperatures (not "
           f"{LEFT_OUT} K)", flush=True)
-    posterior = fit(train, family.covariates)
+    trained = fit_trained(train, family.covariates)
+    posterior = trained.posterior
     if "loco" in only:
         held = at(frame, LEFT_OUT)
         joint = scores(posterior, held, family.covariates)
@@ -153,6 +179,7 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
               f"both: {'met' if better else 'NOT met'}")
     if "far" in only:
         far(posterior, train, family)
+        far_scores(trained, family)
     if "across" in only:
         across(posterior, frame, family)
 
@@ -177,6 +204,26 @@ def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
               f"its median at the tested conditions (target >= 3: "
               f"{'met' if ratio >= 3 else 'NOT met'}); flagged {flagged}; condition "
               f"distance {distance:.2f}")
+
+
+def far_scores(trained: TrainedFit, family: Family) -> None:
+    """All 48 materials' curves half the span beyond each end, scored with the fit's
+    answer and with the network alone (no level uncertainty beyond the range)."""
+    span = max(TEMPERATURES) - min(TEMPERATURES)
+    far_temperatures = (min(TEMPERATURES) - span / 2, max(TEMPERATURES) + span / 2)
+    frame = family.make_at(far_temperatures)
+    alone = network_alone(trained)
+    changes = ", ".join(f"{c.name} {c.log_level_change:.3f}"
+                        for c in trained.artifact.spec.covariates or ())
+    print(f"  far held out: log_level_change {changes}")
+    for temperature in far_temperatures:
+        held = at(frame, temperature)
+        served = scores(trained.posterior, held, family.covariates)
+        network = scores(alone, held, family.covariates)
+        print(f"    {len(held)} points at {temperature:.2f} K: served NLPD "
+              f"{served['nlpd']:.3f}, 95% coverage {served['coverage']['0.95']:.3f}; the "
+              f"network alone NLPD {network['nlpd']:.3f}, coverage "
+              f"{network['coverage']['0.95']:.3f}", flush=True)
 
 
 def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
@@ -323,7 +370,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="loco,far,across,borrow,timing,within,rate")
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--seed", type=int, default=SEED[0],
+                        help="seed of every fit (default: the fit's default)")
     args = parser.parse_args()
+    SEED[0] = args.seed
     only = {part.strip() for part in args.only.split(",")}
     print(f"cores: {os.cpu_count()}, load average: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)

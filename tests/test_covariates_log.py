@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from service.artifact import SCHEMA_VERSION, Artifact
+from service.artifact import Artifact
 from service.inference.curves_across import ConditionKernel
 from service.manifest import (
     EXTRAPOLATION_SCHEMA_VERSION,
