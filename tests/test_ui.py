@@ -383,6 +383,10 @@ def test_a_covariate_version_page_lists_its_covariates_and_tested_conditions(
         assert cell("temperature", "range") == "273.15 … 323.15"
         assert cell("rate", "range") == "0.01 … 0.1"
         assert 'data-col="scale"' not in rows["rate"]  # a factor of 10: a linear scale
+        # How much each covariate moves the level: the manifest's figure, to 3 decimals.
+        for j, name in enumerate(("temperature", "rate")):
+            change = covariate_fit.artifact.manifest["covariates"][j]["log_level_change"]
+            assert cell(name, "level") == f"ln {change:.3f}"
         assert cell("temperature", "tested") == "273.15, 296.15, 323.15"
         table = html.split('id="tested-conditions"')[1].split("</table>")[0]
         conditions = re.findall(r"<tr><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td>",

@@ -122,11 +122,14 @@ def _compiled(posterior: Posterior) -> bool:
 
 
 def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
-                     draws: int = 0, observed: int = 0, tangent: bool = False) -> Estimate:
+                     draws: int = 0, observed: int = 0, tangent: bool = False,
+                     beyond_range: bool = False) -> Estimate:
     """A native predict request's cost (levels: quantile levels, draws: samples asked,
-    observed: the material's measured points)."""
+    observed: the material's measured points, beyond_range: per-strain conditions beyond
+    a covariate's range, which the numpy reference answers - counted for every strain,
+    an upper bound)."""
     n, s, u = strains, posterior.draws, posterior.units
-    numpy_path = observed > 0 or not _compiled(posterior)
+    numpy_path = observed > 0 or beyond_range or not _compiled(posterior)
     terms = [Term("request", "strain", 0.0, (n + 2 * observed) * REQUEST_BYTES_PER_NUMBER)]
     if numpy_path:
         terms.append(Term("summaries (numpy path)", "strain",

@@ -103,6 +103,26 @@ def placement(body: PredictRequest, posterior: Posterior, ref: VersionRef
     return Placement(target, at_observed)
 
 
+def per_strain_beyond_range(body: PredictRequest, posterior: Posterior) -> bool:
+    """Whether the request gives per-strain covariate lists with a value beyond its
+    training range, for a model with the level term there: those strains are answered by
+    the numpy reference, not the compiled kernel (admission counts them so). Read before
+    the covariates are checked against the model: an unknown name counts as nothing (it
+    is refused later)."""
+    conditions = posterior.conditions
+    given = body.covariates
+    if conditions is None or conditions.level_change is None or not isinstance(given, dict):
+        return False
+    for j, name in enumerate(conditions.names):
+        value = given.get(name)
+        if not isinstance(value, list):
+            continue
+        values = np.asarray(value, dtype=np.float64)  # finite numbers: the schema's check
+        if np.any((values < conditions.low[j]) | (values > conditions.high[j])):
+            return True
+    return False
+
+
 def reject_outside(posterior: Posterior, values: np.ndarray, ref: VersionRef,
                    field: str) -> None:
     """422 naming the covariate values outside their training range (extrapolation=reject)."""

@@ -140,7 +140,8 @@ def predict_estimate(body: PredictRequest, posterior: Posterior,
     return admission.predict_estimate(
         posterior, strains, levels=len(body.quantiles or ()), draws=body.draws or 0,
         observed=len(body.observed.strain) if body.observed is not None else 0,
-        tangent=body.tangent)
+        tangent=body.tangent,
+        beyond_range=conditions.per_strain_beyond_range(body, posterior))
 
 
 def answer(body: PredictRequest, ref: VersionRef, posterior: Posterior, work: Work,

@@ -1,5 +1,7 @@
 """What a version page shows of a model with covariates: each covariate's unit, training
-range and tested values, the tested conditions, and the condition "try it" starts at."""
+range, tested values and how much it moves the curve's level across that range (the scale
+of the level's uncertainty beyond it), the tested conditions, and the condition "try it"
+starts at."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ class CovariateRow:
     tested: list[float]  # distinct tested values, ascending
     start: float  # "try it" starts here: the central tested condition's value
     log: bool = False  # the network reads ln(value)
+    # Change of ln(level of the mean curve) across the range; None in older artifacts.
+    level_change: float | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,11 @@ class CovariatesView:
     rows: list[CovariateRow]
     conditions: list[list[float]]  # the first MAX_LISTED_CONDITIONS tested conditions
     condition_count: int
+
+    @property
+    def level_changes(self) -> bool:
+        """Whether the version records how each covariate moves the curve's level."""
+        return any(r.level_change is not None for r in self.rows)
 
     def try_it(self) -> list[dict[str, Any]]:
         """The inputs of the "try it" form (serialised into its data attribute)."""
@@ -53,7 +62,9 @@ def covariates_view(manifest: dict[str, Any]) -> CovariatesView | None:
     central = conditions.central()
     rows = [CovariateRow(name, unit, float(conditions.low[j]), float(conditions.high[j]),
                          np.unique(conditions.tested[:, j]).tolist(), float(central[j]),
-                         bool(conditions.log[j]))
+                         bool(conditions.log[j]),
+                         None if conditions.level_change is None
+                         else float(conditions.level_change[j]))
             for j, (name, unit) in enumerate(zip(conditions.names, conditions.units,
                                                   strict=True))]
     return CovariatesView(rows, conditions.tested[:MAX_LISTED_CONDITIONS].tolist(),
