@@ -117,6 +117,14 @@ def test_the_sd_is_zero_inside_every_range_and_grows_linearly_beyond() -> None:
     rate_width = 0.1 - 0.001
     beyond = both.extrapolation_sd(np.array([[353.15 + width / 2, 0.1 + rate_width]]))
     assert beyond[0] == pytest.approx(np.hypot(0.4, 0.6))
+    # A covariate read on a log scale is measured in decades of its range: 0.001-0.1/s
+    # spans two, so 1/s lies half a range width above it.
+    manifest = copy.deepcopy(with_level_changes(random_artifact(covariates=2),
+                                                [0.0, 0.6]).manifest)
+    manifest["covariates"][1]["transform"] = "log"
+    on_log = Conditions.from_spec(parse_manifest(manifest))
+    assert on_log.extrapolation_sd(np.array([[300.0, 1.0]]))[0] == pytest.approx(0.3)
+    assert on_log.extrapolation_sd(np.array([[300.0, 1e-4]]))[0] == pytest.approx(0.3)
     # An artifact without the field has no such term.
     plain = Conditions.from_spec(random_artifact(covariates=2).spec)
     assert plain.level_change is None
@@ -250,3 +258,25 @@ def test_per_strain_conditions_beyond_the_range_are_admitted_at_the_reference_co
     compiled = admission.predict_estimate(extended, 10_000).seconds
     reference = admission.predict_estimate(extended, 10_000, beyond_range=True).seconds
     assert reference > 5 * compiled
+
+
+def test_a_material_given_points_inside_the_range_is_answered_beyond_it_with_the_factors(
+        ) -> None:
+    from service.inference import at_conditions
+    from tests.test_curves_across import OBSERVED, OBSERVED_AT, TARGET, across_artifact
+
+    artifact = across_artifact()
+    plain = Posterior(artifact)
+    extended = Posterior(with_level_changes(artifact, [0.8]))
+    target_at = np.array([[353.15 + 40.0], [296.15]])  # half the range above it; inside
+    placement = at_conditions.Placement(target_at, OBSERVED_AT)
+    before = at_conditions.conditional(plain, TARGET, OBSERVED, placement)
+    after = at_conditions.conditional(extended, TARGET, OBSERVED, placement)
+    # The observed points lie inside the range: what they say of the material is the same,
+    # and only the far target's draws of the mean curve are scaled.
+    mu, _, _ = plain.network_outputs(TARGET, covariates=target_at)
+    factors = level_factors(np.array([0.4, 0.0]), extended.level_scores)
+    np.testing.assert_allclose(after.mean - before.mean,
+                               np.mean((factors - 1.0) * mu, axis=0), atol=1e-12)
+    assert after.mean[1] == before.mean[1] and after.epistemic_sd[1] == before.epistemic_sd[1]
+    np.testing.assert_allclose(after.between_material_sd, before.between_material_sd)
