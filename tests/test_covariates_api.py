@@ -207,3 +207,38 @@ def test_a_decaying_correlation_is_served_near_and_forgets_far(
         if not informed:  # exp(-8) * 0.9 = 3e-4 of correlation left
             np.testing.assert_allclose(given.json()["between_material_sd"],
                                        population["between_material_sd"], rtol=1e-3)
+
+
+def test_beyond_the_range_the_level_term_answers_alike_on_every_way_in(
+    client: TestClient, session: Session
+) -> None:
+    """A model with the level's uncertainty beyond the tested range
+    (covariates[].log_level_change): one condition per request (its view, on the compiled
+    kernel) and a condition per strain (the float64 reference) agree to float32 rounding;
+    samples and quantiles widen with the epistemic SD."""
+    from tests.test_covariates_beyond_range import with_level_changes
+
+    register(session, "far", with_level_changes(hot_artifact(), [0.8, 0.0]).to_bytes(),
+             actor="test")
+    register(session, "near", hot_artifact().to_bytes(), actor="test")
+    session.commit()
+    temperatures = [300.0, 400.0, 353.15, 450.0]
+    listed = predict(client, {"strain": STRAIN, "covariates": {
+        "temperature": temperatures, "rate": 0.01}}, "far").json()
+    assert listed["outside_training_domain"] == [False, True, False, True]
+    for i, temperature in enumerate(temperatures):
+        alone = predict(client, {"strain": [STRAIN[i]], "covariates": {
+            "temperature": temperature, "rate": 0.01}}, "far").json()
+        for field in ("mean", "epistemic_sd", "aleatoric_sd"):
+            assert listed[field][i] == pytest.approx(alone[field][0], rel=1e-5, abs=1e-7)
+        without = predict(client, {"strain": [STRAIN[i]], "covariates": {
+            "temperature": temperature, "rate": 0.01}}, "near").json()
+        if temperature <= 353.15:  # inside the range: the network alone, bit for bit
+            assert {**alone, "model": "near"} == without
+    # Far above the range the curves spread more than the network alone's.
+    body = {"strain": STRAIN, "draws": 400, "seed": 3, "quantiles": [0.05, 0.95],
+            "covariates": {"temperature": 450.0, "rate": 0.01}}
+    far, near = predict(client, body, "far").json(), predict(client, body, "near").json()
+    assert np.mean(far["epistemic_sd"]) > np.mean(near["epistemic_sd"])
+    width = np.subtract(*far["quantiles"][::-1])
+    assert np.mean(width) > np.mean(np.subtract(*near["quantiles"][::-1]))
