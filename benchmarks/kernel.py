@@ -16,7 +16,10 @@ printed beside the figures; nothing here asserts (benchmarks are not tests).
 Covariates: the rate of `Posterior.predict` at 1,000 strains for a 1->16 model with 2
 covariates (input 3) against the same network without them, calls interleaved in one run:
 all strains at one condition, and every strain at its own condition (the covariates enter
-the compiled kernel per strain). Target for both: >= 70% of the strain-only rate.
+the compiled kernel per strain). Target for both: >= 70% of the strain-only rate. Then
+the same model with the level's uncertainty beyond the tested range: its time with a
+condition per strain inside the range, beyond it (answered by the float64 reference), and
+10 conditions or one beyond it (their views' kernels); no target.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 
 from service.inference.posterior import Posterior  # noqa: E402
-from tests.service_process import random_artifact  # noqa: E402
+from tests.service_process import random_artifact, with_level_changes  # noqa: E402
 
 SIZES = (1, 1_000, 100_000)
 TARGET_RATE = 200e6  # draw·points/s at 100,000 strains x 1,000 draws, 1->16 network
@@ -123,7 +126,8 @@ COVARIATE_TARGET = 0.70
 def run_covariates(draws: int, repeats: int, strains: int = 1_000) -> None:
     """Throughput with 2 covariates against without, at `strains` strains."""
     plain = Posterior(random_artifact(draws=draws, hidden_sizes=(16,), seed=0))
-    hot = Posterior(random_artifact(draws=draws, hidden_sizes=(16,), seed=0, covariates=2))
+    hot_artifact = random_artifact(draws=draws, hidden_sizes=(16,), seed=0, covariates=2)
+    hot = Posterior(hot_artifact)
     rng = np.random.default_rng(2)
     strain = rng.uniform(-0.6, 0.6, strains)
     one = np.tile([310.0, 0.02], (strains, 1))
@@ -151,6 +155,36 @@ def run_covariates(draws: int, repeats: int, strains: int = 1_000) -> None:
         print(f"  target: {label.split(', ')[1]} >= {COVARIATE_TARGET:.0%} of the rate "
               f"without covariates: {ratio:.1%}, "
               f"{'met' if ratio >= COVARIATE_TARGET else 'NOT met'}")
+    run_beyond_range(hot_artifact, strain, each, repeats)
+
+
+def run_beyond_range(artifact, strain: np.ndarray, inside: np.ndarray,
+                     repeats: int) -> None:
+    """The same model with the level's uncertainty beyond the tested range: a condition
+    per strain inside the range (the kernel) and beyond it (the float64 reference), 10
+    conditions beyond it and one (their views' kernels). No target: what extrapolating
+    costs. The views are built in the warm-up call; a new condition's view costs about
+    0.45 ms more."""
+    far = Posterior(with_level_changes(artifact, [0.5, 0.5]))
+    beyond = inside.copy()
+    beyond[:, 0] += 100.0  # 273-353 K becomes 373-453 K: every strain beyond the range
+    one = np.tile(beyond[0], (strain.size, 1))
+    ten = beyond[np.arange(strain.size) % 10]  # 10 conditions, each at a tenth of the strains
+    calls = {"a condition per strain, inside": lambda: far.predict(strain, covariates=inside),
+             "a condition per strain, beyond": lambda: far.predict(strain, covariates=beyond),
+             "10 conditions, beyond": lambda: far.predict(strain, covariates=ten),
+             "one condition, beyond": lambda: far.predict(strain, covariates=one)}
+    for call in calls.values():
+        call()
+    best = {label: float("inf") for label in calls}
+    for _ in range(repeats):
+        for label, call in calls.items():
+            best[label] = min(best[label], best_time(call, 1))
+    base = best["a condition per strain, inside"]
+    print(f"  with the level term beyond the range ({strain.size} strains):")
+    for label, seconds in best.items():
+        print(f"    {label:34s} {seconds * 1e3:9.3f} ms  x{seconds / base:5.2f} the time "
+              f"inside")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ registry, and a real service process on loopback."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import httpx
 import numpy as np
 
 from service.artifact import SCHEMA_VERSION, Artifact, expected_shapes
+from service.manifest import EXTRAPOLATION_SCHEMA_VERSION
 from service.registry.db import make_engine, make_session_factory, upgrade_to_head
 from service.registry.writes import register, set_alias
 from service.settings import PROJECT_ROOT
@@ -64,6 +66,18 @@ def random_artifact(
         grid = np.meshgrid(*(levels for _, _, levels in specs), indexing="ij")
         manifest["tested_conditions"] = np.column_stack([g.ravel() for g in grid]).tolist()
     return Artifact(manifest=manifest, arrays=arrays)
+
+
+def with_level_changes(artifact: Artifact, changes: list[float]) -> Artifact:
+    """`artifact` (a model with covariates) with each covariate's `log_level_change`: the
+    level's uncertainty beyond the tested range (service.inference.conditions)."""
+    manifest = copy.deepcopy(artifact.manifest)
+    manifest["schema_version"] = EXTRAPOLATION_SCHEMA_VERSION
+    for covariate, change in zip(manifest["covariates"], changes, strict=True):
+        covariate["log_level_change"] = change
+    out = Artifact(manifest=manifest, arrays=artifact.arrays)
+    out.validate()
+    return out
 
 
 # (name, unit, tested levels) of the covariates `random_artifact` gives a model.

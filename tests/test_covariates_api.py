@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.artifact import Artifact
 from service.inference.posterior import Posterior
 from service.registry.writes import register
-from tests.service_process import random_artifact, smooth_curve_section
+from tests.service_process import random_artifact, smooth_curve_section, with_level_changes
 
 AT = {"temperature": 300.0, "rate": 0.01}
 STRAIN = [-0.3, 0.0, 0.25, 0.4]
@@ -216,8 +216,6 @@ def test_beyond_the_range_the_level_term_answers_alike_on_every_way_in(
     (covariates[].log_level_change): one condition per request (its view, on the compiled
     kernel) and a condition per strain (the float64 reference) agree to float32 rounding;
     samples and quantiles widen with the epistemic SD."""
-    from tests.test_covariates_beyond_range import with_level_changes
-
     register(session, "far", with_level_changes(hot_artifact(), [0.8, 0.0]).to_bytes(),
              actor="test")
     register(session, "near", hot_artifact().to_bytes(), actor="test")

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from service.artifact import Artifact
 from service.inference import predictive
 from service.inference.conditions import (
     Conditions,
@@ -26,7 +25,7 @@ from service.manifest import (
     ManifestError,
     parse_manifest,
 )
-from tests.service_process import random_artifact
+from tests.service_process import random_artifact, with_level_changes
 from training.level_trend import log_level_changes
 
 STRAIN = np.linspace(-0.5, 0.5, 21)
@@ -34,17 +33,6 @@ INSIDE = [300.0, 0.05]  # temperature 273.15-353.15 K, rate 0.001-0.1 /s
 # Half the temperature range above it: 0.5 range widths beyond.
 ABOVE = [353.15 + 40.0, 0.05]
 CHANGES = [0.8, 0.0]  # ln(level) across each range: temperature, rate
-
-
-def with_level_changes(artifact: Artifact, changes: list[float] | None) -> Artifact:
-    manifest = copy.deepcopy(artifact.manifest)
-    if changes is not None:
-        manifest["schema_version"] = EXTRAPOLATION_SCHEMA_VERSION
-        for covariate, change in zip(manifest["covariates"], changes, strict=True):
-            covariate["log_level_change"] = change
-    out = Artifact(manifest=manifest, arrays=artifact.arrays)
-    out.validate()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +180,26 @@ def test_a_request_across_the_range_answers_each_strain_as_alone(pair) -> None:
                 getattr(alone, field)[0], rel=1e-13, abs=1e-15), (i, field)
             if i in (0, 2):
                 assert getattr(together, field)[i] == getattr(alone, field)[0], (i, field)
+
+
+def test_a_far_condition_asked_at_several_strains_is_answered_by_its_view(pair) -> None:
+    from service.inference.posterior import VIEW_FROM_STRAINS
+
+    _, extended = pair
+    count = VIEW_FROM_STRAINS
+    strain = np.linspace(-0.4, 0.4, count + 2)
+    conditions = np.array([ABOVE] * count + [[273.15 - 40.0, 0.01], INSIDE])
+    together = extended.predict(strain, covariates=conditions)
+    view = extended.at(ABOVE).predict(strain[:count])
+    assert np.array_equal(together.mean[:count], view.mean)  # the view's kernel, its bits
+    assert np.array_equal(together.epistemic_sd[:count], view.epistemic_sd)
+    # The lone far strain: the float64 reference.
+    alone = extended.predict_reference(strain[count:count + 1],
+                                       covariates=conditions[count:count + 1])
+    assert together.epistemic_sd[count] == pytest.approx(alone.epistemic_sd[0], rel=1e-13)
+    # Both agree with the reference to float32 rounding.
+    reference = extended.predict_reference(strain, covariates=conditions)
+    np.testing.assert_allclose(together.epistemic_sd, reference.epistemic_sd, rtol=1e-4)
 
 
 def test_quantiles_and_samples_carry_the_factors(pair) -> None:

@@ -29,8 +29,9 @@ temperatures costs about as much as one at a single temperature, and a strain's 
 does not depend on the other conditions asked with it. Beyond the tested range of a
 covariate each draw's mean curve is scaled by its level factor
 (`service.inference.conditions.level_factors`): `network_outputs` multiplies by it, a
-view folds it into its mean head, and where each strain brings its own condition the
-float64 reference answers the strains beyond the range.
+view folds it into its mean head, and strains beyond the range in a request that gives
+each strain its condition are answered by their condition's view, or by the float64
+reference where a condition has only a few strains (`_beyond_range`).
 
 Why one module of this size: the summaries, the draws' forward pass and the view at a
 condition share the normalisation and the draw arrays; split, each half would re-derive them.
@@ -72,6 +73,10 @@ _BLOCK_ELEMENTS = 262_144
 # again and again (a solver at its temperatures); each view holds one copy of the
 # first layer and the kernel's packed parameters (draws x parameters floats).
 VIEW_CACHE_SIZE = 64
+# Strains beyond the tested range at one condition from which that condition's view
+# answers them (its kernel) rather than the float64 reference: building a view costs
+# about what the reference spends on 3 strains (docs/covariates.md, "Cost").
+VIEW_FROM_STRAINS = 4
 # Strains over the training domain at which a draw's level (RMS of its mean curve) is
 # taken for the level factors' scores.
 _LEVEL_STRAINS = 41
@@ -381,25 +386,40 @@ class Posterior:
         if values is not None and self.condition_kernel is not None:
             # Each strain at its own condition, in one pass: a strain's answer does not
             # depend on the other conditions in the request, nor on how many there are.
-            # Strains beyond the tested range carry level factors the kernel does not:
-            # the float64 reference answers them (vectorised over conditions; a view
-            # per distinct condition would cost about 0.5 ms each in a sweep).
             assert self.conditions is not None
             beyond = self.conditions.extrapolation_sd(values) > 0
             if not beyond.any():
                 return Prediction(**self.condition_kernel.summaries(
                     strain, tangent, self.conditions.normalise(values)))
-            far, near = np.flatnonzero(beyond), np.flatnonzero(~beyond)
-            parts = [(far, self.predict_reference(strain[far], tangent, values[far]))]
-            if near.size:
-                parts.append((near, Prediction(**self.condition_kernel.summaries(
-                    strain[near], tangent, self.conditions.normalise(values[near])))))
-            return _merged(strain.size, parts)
+            return self._beyond_range(strain, values, beyond, tangent)
         if values is not None:
             return self._per_condition(strain, values, tangent)
         if self.kernel is None:
             return self.predict_reference(strain, tangent)
         return Prediction(**self.kernel.summaries(strain, tangent))
+
+    def _beyond_range(self, strain: np.ndarray, values: np.ndarray, beyond: np.ndarray,
+                      tangent: bool) -> Prediction:
+        """Summaries where some strains lie beyond the tested range, whose level factors
+        the condition kernel does not carry: a far condition asked at `VIEW_FROM_STRAINS`
+        strains or more by its view (a view costs about as much as the reference at a
+        few strains, the kernel far less after it), the other far strains by the float64
+        reference in one pass, the rest by the condition kernel."""
+        assert self.conditions is not None and self.condition_kernel is not None
+        far = np.flatnonzero(beyond)
+        unique, inverse = distinct(values[far])
+        counts = np.bincount(inverse, minlength=unique.shape[0])
+        parts = [(far[inverse == d], self.at(unique[d]).predict(
+            strain[far[inverse == d]], tangent))
+            for d in np.flatnonzero(counts >= VIEW_FROM_STRAINS)]
+        few = far[counts[inverse] < VIEW_FROM_STRAINS]
+        if few.size:
+            parts.append((few, self.predict_reference(strain[few], tangent, values[few])))
+        near = np.flatnonzero(~beyond)
+        if near.size:
+            parts.append((near, Prediction(**self.condition_kernel.summaries(
+                strain[near], tangent, self.conditions.normalise(values[near])))))
+        return _merged(strain.size, parts)
 
     def _per_condition(self, strain: np.ndarray, values: np.ndarray,
                        tangent: bool) -> Prediction:
