@@ -243,48 +243,29 @@ def test_the_level_change_is_the_total_variation_of_the_log_level() -> None:
 
 # --- admission ----------------------------------------------------------------------
 
-def test_per_strain_conditions_beyond_the_range_are_admitted_at_the_reference_cost(
-        pair) -> None:
+def test_strains_the_reference_answers_are_admitted_at_its_cost(pair) -> None:
+    from service.inference.posterior import VIEW_FROM_STRAINS
     from service.prediction import admission
-    from service.prediction.conditions import per_strain_beyond_range
+    from service.prediction.conditions import request_reference_share
     from service.prediction.request import PredictRequest
 
     plain, extended = pair
-    strain = [0.1, 0.2]
-    sweep = PredictRequest(strain=strain, covariates={"temperature": [300.0, 400.0],
-                                                      "rate": 0.05})
-    inside = PredictRequest(strain=strain, covariates={"temperature": [300.0, 310.0],
-                                                       "rate": 0.05})
-    # One condition for all strains is answered by its view, on the compiled kernel.
+    strain = [0.1, 0.2, 0.3, 0.4]
+    sweep = PredictRequest(strain=strain, covariates={
+        "temperature": [300.0, 400.0, 410.0, 420.0], "rate": 0.05})
+    inside = PredictRequest(strain=strain, covariates={
+        "temperature": [300.0, 310.0, 320.0, 330.0], "rate": 0.05})
+    # One far condition for all strains is answered by its view, on the compiled kernel.
     single = PredictRequest(strain=strain, covariates={"temperature": 400.0, "rate": 0.05})
-    unknown = PredictRequest(strain=strain, covariates={"pressure": [1e9, 2e9]})
-    assert per_strain_beyond_range(sweep, extended)
-    assert not per_strain_beyond_range(sweep, plain)  # no level term: the kernel answers
-    assert not per_strain_beyond_range(inside, extended)
-    assert not per_strain_beyond_range(single, extended)
-    assert not per_strain_beyond_range(unknown, extended)  # refused later, with a 422
+    unknown = PredictRequest(strain=strain, covariates={"pressure": [1e9] * 4})
+    assert request_reference_share(sweep, extended) == 0.75
+    assert request_reference_share(sweep, plain) == 0.0  # no level term: the kernel
+    assert request_reference_share(inside, extended) == 0.0
+    assert VIEW_FROM_STRAINS <= 4 and request_reference_share(single, extended) == 0.0
+    assert request_reference_share(unknown, extended) == 0.0  # refused later, with a 422
     compiled = admission.predict_estimate(extended, 10_000).seconds
-    reference = admission.predict_estimate(extended, 10_000, beyond_range=True).seconds
-    assert reference > 5 * compiled
-
-
-def test_a_material_given_points_inside_the_range_is_answered_beyond_it_with_the_factors(
-        ) -> None:
-    from service.inference import at_conditions
-    from tests.test_curves_across import OBSERVED, OBSERVED_AT, TARGET, across_artifact
-
-    artifact = across_artifact()
-    plain = Posterior(artifact)
-    extended = Posterior(with_level_changes(artifact, [0.8]))
-    target_at = np.array([[353.15 + 40.0], [296.15]])  # half the range above it; inside
-    placement = at_conditions.Placement(target_at, OBSERVED_AT)
-    before = at_conditions.conditional(plain, TARGET, OBSERVED, placement)
-    after = at_conditions.conditional(extended, TARGET, OBSERVED, placement)
-    # The observed points lie inside the range: what they say of the material is the same,
-    # and only the far target's draws of the mean curve are scaled.
-    mu, _, _ = plain.network_outputs(TARGET, covariates=target_at)
-    factors = level_factors(np.array([0.4, 0.0]), extended.level_scores)
-    np.testing.assert_allclose(after.mean - before.mean,
-                               np.mean((factors - 1.0) * mu, axis=0), atol=1e-12)
-    assert after.mean[1] == before.mean[1] and after.epistemic_sd[1] == before.epistemic_sd[1]
-    np.testing.assert_allclose(after.between_material_sd, before.between_material_sd)
+    reference = admission.predict_estimate(extended, 10_000, reference_share=1.0).seconds
+    half = admission.predict_estimate(extended, 10_000, reference_share=0.5).seconds
+    assert reference > 5 * compiled and half == pytest.approx((compiled + reference) / 2)
+    oip = admission.oip_estimate(extended, 10_000, 3, False, reference_share=1.0).seconds
+    assert oip > 5 * admission.oip_estimate(extended, 10_000, 3, False).seconds

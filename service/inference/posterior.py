@@ -401,18 +401,12 @@ class Posterior:
     def _beyond_range(self, strain: np.ndarray, values: np.ndarray, beyond: np.ndarray,
                       tangent: bool) -> Prediction:
         """Summaries where some strains lie beyond the tested range, whose level factors
-        the condition kernel does not carry: a far condition asked at `VIEW_FROM_STRAINS`
-        strains or more by its view (a view costs about as much as the reference at a
-        few strains, the kernel far less after it), the other far strains by the float64
-        reference in one pass, the rest by the condition kernel."""
+        the condition kernel does not carry: by views and the reference as
+        `far_split` says, the rest by the condition kernel."""
         assert self.conditions is not None and self.condition_kernel is not None
-        far = np.flatnonzero(beyond)
-        unique, inverse = distinct(values[far])
-        counts = np.bincount(inverse, minlength=unique.shape[0])
-        parts = [(far[inverse == d], self.at(unique[d]).predict(
-            strain[far[inverse == d]], tangent))
-            for d in np.flatnonzero(counts >= VIEW_FROM_STRAINS)]
-        few = far[counts[inverse] < VIEW_FROM_STRAINS]
+        by_view, few = self.far_split(values)
+        parts = [(rows, self.at(values[rows[0]]).predict(strain[rows], tangent))
+                 for rows in by_view]
         if few.size:
             parts.append((few, self.predict_reference(strain[few], tangent, values[few])))
         near = np.flatnonzero(~beyond)
@@ -420,6 +414,22 @@ class Posterior:
             parts.append((near, Prediction(**self.condition_kernel.summaries(
                 strain[near], tangent, self.conditions.normalise(values[near])))))
         return _merged(strain.size, parts)
+
+    def far_split(self, values: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """How `predict` answers rows of per-strain conditions ((n, k), physical) that lie
+        beyond the tested range of a model with the level term there: the rows of each
+        far condition asked at `VIEW_FROM_STRAINS` strains or more go to its view (a view
+        costs about what the reference spends on 3 strains, its kernel far less after
+        that); the other far rows to the float64 reference. Nothing for rows inside."""
+        if self.conditions is None or self.level_scores is None:
+            return [], np.zeros(0, dtype=np.int64)
+        far = np.flatnonzero(self.conditions.extrapolation_sd(values) > 0)
+        if far.size == 0:
+            return [], far
+        unique, inverse = distinct(values[far])
+        counts = np.bincount(inverse, minlength=unique.shape[0])
+        by_view = [far[inverse == d] for d in np.flatnonzero(counts >= VIEW_FROM_STRAINS)]
+        return by_view, far[counts[inverse] < VIEW_FROM_STRAINS]
 
     def _per_condition(self, strain: np.ndarray, values: np.ndarray,
                        tangent: bool) -> Prediction:

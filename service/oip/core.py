@@ -32,7 +32,7 @@ from service.inference.posterior import Posterior
 from service.oip.outputs import MAX_INPUTS, OUTPUTS, WIRE_DTYPES, Computed, default_outputs
 from service.oip.schemas import MAX_REQUEST_ID_LENGTH
 from service.prediction import admission
-from service.prediction.conditions import covariate_matrix, reject_outside
+from service.prediction.conditions import covariate_matrix, reference_share, reject_outside
 from service.prediction.gate import Work
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
@@ -234,8 +234,9 @@ def infer(session: Session, live_registry: LiveRegistry, settings: Settings, nam
                 [{"field": f"outputs[{index}].name", "message": f"needs {needs}"}])
     tangent = any(OUTPUTS[n].needs_tangent for n in outputs)
     shape_field = data_field.rsplit(".", 1)[0] + ".shape"  # the strain tensor's shape
+    share = reference_share(posterior, target)
     with work.admitted(lambda count: admission.oip_estimate(posterior, count, len(outputs),
-                                                            tangent),
+                                                            tangent, share),
                        strain.size, shape_field):
         computed = Computed(posterior, strain,
                             posterior.predict(strain, tangent=tangent, covariates=target),

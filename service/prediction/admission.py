@@ -123,22 +123,19 @@ def _compiled(posterior: Posterior) -> bool:
 
 def predict_estimate(posterior: Posterior, strains: int, *, levels: int = 0,
                      draws: int = 0, observed: int = 0, tangent: bool = False,
-                     beyond_range: bool = False) -> Estimate:
+                     reference_share: float = 0.0) -> Estimate:
     """A native predict request's cost (levels: quantile levels, draws: samples asked,
-    observed: the material's measured points, beyond_range: per-strain conditions beyond
-    a covariate's range, which the numpy reference answers - counted for every strain,
-    an upper bound)."""
+    observed: the material's measured points, reference_share: the share of strains at
+    conditions beyond a covariate's range that the numpy reference answers)."""
     n, s, u = strains, posterior.draws, posterior.units
-    numpy_path = observed > 0 or beyond_range or not _compiled(posterior)
+    numpy_path = observed > 0 or not _compiled(posterior)
     terms = [Term("request", "strain", 0.0, (n + 2 * observed) * REQUEST_BYTES_PER_NUMBER)]
     if numpy_path:
         terms.append(Term("summaries (numpy path)", "strain",
                           _ns(n * s * (u * NUMPY_NS_PER_UNIT + CONDITIONAL_NS)),
                           NUMPY_WORKING_BYTES))
     else:
-        factor = kernel.TANGENT_FACTOR if tangent else 1.0
-        terms.append(Term("summaries", "strain",
-                          _ns(n * s * u * kernel.SUMMARY_NS_PER_UNIT * factor)))
+        terms.append(_compiled_summaries(posterior, n, tangent, reference_share, "strain"))
     if observed:
         terms.append(Term(f"conditioning on {observed} observed points", "observed.strain",
                           _ns(observed * s * u * NUMPY_NS_PER_UNIT)))
@@ -175,16 +172,31 @@ def _samples(posterior: Posterior, points: int, draws: int, field: str) -> Term:
                 NUMPY_WORKING_BYTES + 8 * points * draws + _encoding_bytes(points * draws))
 
 
-def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool) -> Estimate:
-    """An Open Inference Protocol request's cost (any transport; JSON answer assumed)."""
+def _compiled_summaries(posterior: Posterior, strains: int, tangent: bool,
+                        reference_share: float, field: str) -> Term:
+    """The summaries by the compiled kernels, but `reference_share` of the strains (far
+    conditions asked at a few strains each) by the numpy reference."""
     factor = kernel.TANGENT_FACTOR if tangent else 1.0
+    per_strain = posterior.draws * posterior.units
+    compiled = (1.0 - reference_share) * kernel.SUMMARY_NS_PER_UNIT * factor
+    return Term("summaries", field, _ns(strains * per_strain * (
+        compiled + reference_share * NUMPY_NS_PER_UNIT)),
+        NUMPY_WORKING_BYTES if reference_share > 0 else 0)
+
+
+def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool,
+                 reference_share: float = 0.0) -> Estimate:
+    """An Open Inference Protocol request's cost (any transport; JSON answer assumed);
+    `reference_share` as in `predict_estimate`."""
     if not _compiled(posterior):
-        work = strains * posterior.draws * posterior.units * NUMPY_NS_PER_UNIT
+        summaries = Term("summaries", "inputs[0].shape", _ns(
+            strains * posterior.draws * posterior.units * NUMPY_NS_PER_UNIT))
     else:
-        work = strains * posterior.draws * posterior.units * kernel.SUMMARY_NS_PER_UNIT * factor
+        summaries = _compiled_summaries(posterior, strains, tangent, reference_share,
+                                        "inputs[0].shape")
     return Estimate((
         Term("request", "inputs[0].shape", 0.0, strains * REQUEST_BYTES_PER_NUMBER),
-        Term("summaries", "inputs[0].shape", _ns(work)),
+        summaries,
         _answer(strains * (outputs + 1), "inputs[0].shape"),
     ))
 

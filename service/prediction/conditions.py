@@ -103,24 +103,29 @@ def placement(body: PredictRequest, posterior: Posterior, ref: VersionRef
     return Placement(target, at_observed)
 
 
-def per_strain_beyond_range(body: PredictRequest, posterior: Posterior) -> bool:
-    """Whether the request gives per-strain covariate lists with a value beyond its
-    training range, for a model with the level term there: those strains are answered by
-    the numpy reference, not the compiled kernel (admission counts them so). Read before
-    the covariates are checked against the model: an unknown name counts as nothing (it
-    is refused later)."""
-    conditions = posterior.conditions
-    given = body.covariates
-    if conditions is None or conditions.level_change is None or not isinstance(given, dict):
-        return False
-    for j, name in enumerate(conditions.names):
-        value = given.get(name)
-        if not isinstance(value, list):
-            continue
-        values = np.asarray(value, dtype=np.float64)  # finite numbers: the schema's check
-        if np.any((values < conditions.low[j]) | (values > conditions.high[j])):
-            return True
-    return False
+def reference_share(posterior: Posterior, values: np.ndarray | None) -> float:
+    """The share of strains at per-strain conditions `values` ((n, k), physical; None:
+    none) that `Posterior.predict` answers with the float64 reference (far conditions
+    asked at a few strains each, `Posterior.far_split`): admission counts them at its
+    cost."""
+    if values is None or values.shape[0] == 0:
+        return 0.0
+    _, few = posterior.far_split(values)
+    return few.size / values.shape[0]
+
+
+def request_reference_share(body: PredictRequest, posterior: Posterior) -> float:
+    """`reference_share` of a native request's strains. Read before the request is
+    checked against the model: covariates it would refuse count as none (the 422 comes
+    when it is answered)."""
+    if posterior.conditions is None or posterior.level_scores is None:
+        return 0.0
+    try:
+        values = covariate_matrix(body.covariates, posterior.conditions, len(body.strain),
+                                  "covariates", "strain")
+    except InvalidInputError:
+        return 0.0
+    return reference_share(posterior, values)
 
 
 def reject_outside(posterior: Posterior, values: np.ndarray, ref: VersionRef,

@@ -134,14 +134,14 @@ def predict_loaded(live: LiveRegistry, name: str, body: PredictRequest, settings
     return None if found is None else answer(body, *found, work, encode)
 
 
-def predict_estimate(body: PredictRequest, posterior: Posterior,
-                     strains: int) -> admission.Estimate:
-    """What this request would cost with `strains` strains (admission by cost)."""
+def predict_estimate(body: PredictRequest, posterior: Posterior, strains: int,
+                     reference_share: float = 0.0) -> admission.Estimate:
+    """What this request would cost with `strains` strains (admission by cost);
+    `reference_share` as `conditions.request_reference_share` says."""
     return admission.predict_estimate(
         posterior, strains, levels=len(body.quantiles or ()), draws=body.draws or 0,
         observed=len(body.observed.strain) if body.observed is not None else 0,
-        tangent=body.tangent,
-        beyond_range=conditions.per_strain_beyond_range(body, posterior))
+        tangent=body.tangent, reference_share=reference_share)
 
 
 def answer(body: PredictRequest, ref: VersionRef, posterior: Posterior, work: Work,
@@ -149,7 +149,9 @@ def answer(body: PredictRequest, ref: VersionRef, posterior: Posterior, work: Wo
     """The result computed and encoded within the request's admission: over the budget
     a 413, out of heavy-work slots a 503, past its deadline a 504 (service.prediction.
     admission); the encoding is part of the cost, so it is inside too."""
-    with work.admitted(lambda n: predict_estimate(body, posterior, n), len(body.strain),
+    share = conditions.request_reference_share(body, posterior)
+    with work.admitted(lambda n: predict_estimate(body, posterior, n, share),
+                       len(body.strain),
                        "strain"):
         return encode(predict_result(body, ref, posterior))
 
