@@ -249,12 +249,12 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     artifact.validate()
     posterior = Posterior(artifact)
     if spec.covariates:
-        artifact, posterior = with_level_changes(artifact, posterior)
+        artifact, posterior = with_measured_level_changes(artifact, posterior)
     return TrainedFit(artifact, result, posterior)
 
 
-def with_level_changes(artifact: Artifact, posterior: Posterior
-                       ) -> tuple[Artifact, Posterior]:
+def with_measured_level_changes(artifact: Artifact, posterior: Posterior
+                                ) -> tuple[Artifact, Posterior]:
     """The covariate model's artifact with each covariate's `log_level_change`, measured on
     its posterior (training.level_trend), and the posterior that answers with it."""
     from service.inference.posterior import Posterior

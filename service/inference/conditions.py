@@ -123,7 +123,6 @@ class Conditions:
             out[start:start + step] = np.sqrt(np.min(np.sum(gap * gap, axis=2), axis=1))
         return out
 
-
     def beyond_range(self, values: np.ndarray) -> np.ndarray:
         """(n, k): per covariate, how far each row lies beyond its training range, in
         range widths on the scale the network reads it (0 inside the range; a
