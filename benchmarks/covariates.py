@@ -24,7 +24,9 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
   law held-out training materials chose (training.condition_correlation.fit_condition_law):
   the correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), random
-  slopes in the covariates, or one rho per component of the loadings.
+  slopes in the covariates, or one rho per component of the loadings. On the Ogden
+  family also the Bayes-optimal gain: the family's own law conditioned exactly on the
+  same points (benchmarks/_covariate_laws.bayes_optimal_gain).
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -59,7 +61,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import training  # noqa: E402,F401  (BLAS settings before numpy/pytensor load)
-from benchmarks._covariate_laws import ogden_arrhenius_group  # noqa: E402
+from benchmarks._covariate_laws import (  # noqa: E402
+    ORACLE_DRAWS,
+    bayes_optimal_gain,
+    ogden_arrhenius_group,
+)
 from service.artifact import Artifact  # noqa: E402
 from service.inference import curves_across  # noqa: E402
 from service.inference.curves import Observed, scatter_split  # noqa: E402
@@ -83,6 +89,7 @@ class Family:
     name: str
     make_at: Callable[[tuple[float, ...]], pd.DataFrame]  # the group at these temperatures
     covariates: tuple[CovariateColumn, ...]
+    knows_its_law: bool = False  # `bayes_optimal_gain` applies (the Ogden family)
 
     def make(self) -> pd.DataFrame:
         return self.make_at(TEMPERATURES)
@@ -94,7 +101,7 @@ FAMILIES = {
         (CovariateColumn("temperature", "K"), CovariateColumn("filler"))),
     "ogden-arrhenius": Family("ogden-arrhenius", lambda temperatures: ogden_arrhenius_group(
         materials=48, points=25, seed=202, temperatures=temperatures),
-        (CovariateColumn("temperature", "K"),)),
+        (CovariateColumn("temperature", "K"),), knows_its_law=True),
 }
 # The fits' seed (`--seed`): the spread beyond the range depends on it.
 SEED = [BNNConfig().model.seed]
@@ -182,6 +189,8 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
         far_scores(trained, family)
     if "across" in only:
         across(posterior, frame, family)
+        if family.knows_its_law:
+            bayes_optimal(frame)
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
@@ -224,6 +233,23 @@ def far_scores(trained: TrainedFit, family: Family) -> None:
               f"{served['nlpd']:.3f}, 95% coverage {served['coverage']['0.95']:.3f}; the "
               f"network alone NLPD {network['nlpd']:.3f}, coverage "
               f"{network['coverage']['0.95']:.3f}", flush=True)
+
+
+def bayes_optimal(frame: pd.DataFrame) -> None:
+    """The Ogden family's own law conditioned exactly on the same 3 points of each new
+    material: the most any model can gain on these curves."""
+    given, targets = [], []
+    for material in NEW:
+        own = of(frame, range(material, material + 1))
+        source = at(own, GIVEN_AT).sort_values("strain")
+        pick = given_positions(len(source))
+        given.append((GIVEN_AT, source["strain"].to_numpy()[pick],
+                      source["stress"].to_numpy()[pick]))
+        targets.append([(t, at(own, t)["strain"].to_numpy(), at(own, t)["stress"].to_numpy())
+                        for t in TEMPERATURES if t not in (GIVEN_AT, LEFT_OUT)])
+    gain = bayes_optimal_gain(given, targets)
+    print(f"    the family's own law, conditioned exactly (Monte Carlo, {ORACLE_DRAWS:,} "
+          f"draws): gain {gain:.3f} nats per point - the most any model can gain here")
 
 
 def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
