@@ -1,9 +1,11 @@
-"""A family of covariate laws that `make-data --covariates` does not use, for
-benchmarks/covariates.py: one-term Ogden rubbers whose modulus follows an Arrhenius law in
-temperature, whose exponent falls as they warm, and whose own temperature sensitivity
-differs from material to material.
+"""Families of covariate laws that `make-data --covariates` does not use, for
+benchmarks/covariates.py, each a `Law`: its material and specimen random effects, its
+clean stress and its test noise, so the same code makes its groups and conditions it
+exactly (`bayes_optimal_gain`).
 
-Per material m at temperature T (K), stretch lambda:
+`OGDEN_ARRHENIUS`: one-term Ogden rubbers whose modulus follows an Arrhenius law in
+temperature, whose exponent falls as they warm, and whose own temperature sensitivity
+differs from material to material. Per material m at temperature T (K), stretch lambda:
 
     P = 2 mu / alpha (lambda^(alpha - 1) - lambda^(-alpha/2 - 1))
     mu = MU_REF exp(a_m) exp((E / R + b_m) (1/T - 1/T_REF)) exp(c_mT)   Arrhenius stiffening
@@ -14,26 +16,74 @@ the material's own, shared by its temperatures; c_mT (SD 0.05) is a new specimen
 b_m differs, materials cross over as temperature changes: a material's deviation at one
 temperature says less about another the farther apart they are (the generator's
 materials keep their rank at every temperature). Test noise: SD 0.01 MPa + 2% of |P|.
+
+`GENT_GLASS`: Gent rubbers (finite extensibility) near their glass transition: the
+modulus rises along a logistic step as the temperature falls towards each material's own
+transition temperature, and the chains' extensibility grows as they warm:
+
+    P = mu J / (J - I1 + 3) (lambda - lambda^-2),  I1 = lambda^2 + 2 / lambda
+    mu = MU_RUBBER exp(a_m + c_mT) (T / T_REF) (1 + STEP / (1 + exp((T - Tg_m) / WIDTH)))
+    J = J_REF exp(d_m) (T / T_REF)^2
+
+a_m (SD 0.15), Tg_m = TG + g_m (g_m SD 8 K) and d_m (SD 0.1) are the material's own, c_mT
+(SD 0.03) a new specimen's. Materials keep their rank except near their transitions.
+Test noise: SD 0.005 MPa + 1.5% of |P|.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
 T_REF = 296.15
+# Draws of a family's own law in `bayes_optimal_gain`.
+ORACLE_DRAWS = 100_000
+
+Effects = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Law:
+    """A family: the SDs of its material effects (drawn in this order), of a specimen's
+    c, its stress and its test noise."""
+
+    name: str
+    stretch_range: tuple[float, float]
+    material_sds: dict[str, float]
+    specimen_sd: float
+    stress: Callable[[np.ndarray, float, Effects, np.ndarray], np.ndarray]
+    noise_sd: Callable[[np.ndarray], np.ndarray]
+
+    def group(self, materials: int, points: int, seed: int,
+              temperatures: Sequence[float] = TEMPERATURES) -> pd.DataFrame:
+        """Columns strain, stress, material, temperature: every material at every
+        temperature."""
+        rng = np.random.default_rng(seed)
+        stretch = np.linspace(*self.stretch_range, points)
+        frames = []
+        for material in range(materials):
+            effects = {name: sd * rng.standard_normal()
+                       for name, sd in self.material_sds.items()}
+            for temperature in temperatures:
+                c = self.specimen_sd * rng.standard_normal()
+                clean = self.stress(stretch, temperature, effects, np.asarray(c))
+                noise = self.noise_sd(clean) * rng.standard_normal(points)
+                frames.append(pd.DataFrame({
+                    "strain": stretch - 1.0, "stress": clean + noise, "material": material,
+                    "temperature": temperature}))
+        return pd.concat(frames, ignore_index=True)
+
+
+# --- Ogden, Arrhenius -------------------------------------------------------------------
+
 MU_REF = 0.35  # MPa
 E_OVER_R = 900.0  # K
 ALPHA_REF = 2.5
-TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
-STRETCH_RANGE = (0.5, 1.5)
-# SDs of a material's own a_m, b_m, d_m and of a specimen's c_mT.
-A_SD, B_SD, D_SD, C_SD = 0.2, 300.0, 0.08, 0.05
-# Draws of the family's own law in `bayes_optimal_gain`.
-ORACLE_DRAWS = 100_000
 
 
 def ogden_stress(stretch: np.ndarray, mu: float | np.ndarray,
@@ -41,59 +91,70 @@ def ogden_stress(stretch: np.ndarray, mu: float | np.ndarray,
     return 2.0 * mu / alpha * (stretch ** (alpha - 1.0) - stretch ** (-alpha / 2.0 - 1.0))
 
 
-def clean_stress(stretch: np.ndarray, temperature: float, a, b, d, c) -> np.ndarray:
-    """P of materials (a, b, d) and specimens c at one temperature: broadcasting arrays."""
-    mu = MU_REF * np.exp(a + (E_OVER_R + b) * (1 / temperature - 1 / T_REF) + c)
-    alpha = ALPHA_REF * (1 - 0.003 * (temperature - T_REF)) * np.exp(d)
+def _ogden_arrhenius(stretch: np.ndarray, temperature: float, m: Effects,
+                     c: np.ndarray) -> np.ndarray:
+    mu = MU_REF * np.exp(m["a"] + (E_OVER_R + m["b"]) * (1 / temperature - 1 / T_REF) + c)
+    alpha = ALPHA_REF * (1 - 0.003 * (temperature - T_REF)) * np.exp(m["d"])
     return ogden_stress(stretch, mu, alpha)
 
 
-def noise_sd(clean: np.ndarray) -> np.ndarray:
-    return 0.01 + 0.02 * np.abs(clean)
+OGDEN_ARRHENIUS = Law("ogden-arrhenius", (0.5, 1.5), {"a": 0.2, "b": 300.0, "d": 0.08},
+                      0.05, _ogden_arrhenius, lambda clean: 0.01 + 0.02 * np.abs(clean))
+
+
+# --- Gent, glass transition -------------------------------------------------------------
+
+MU_RUBBER = 0.4  # MPa
+TG, STEP, WIDTH = 240.0, 3.0, 10.0  # K, modulus rise, K
+J_REF = 30.0
+
+
+def _gent_glass(stretch: np.ndarray, temperature: float, m: Effects,
+                c: np.ndarray) -> np.ndarray:
+    glassy = STEP / (1.0 + np.exp((temperature - TG - m["g"]) / WIDTH))
+    mu = MU_RUBBER * np.exp(m["a"] + c) * (temperature / T_REF) * (1.0 + glassy)
+    extensibility = J_REF * np.exp(m["d"]) * (temperature / T_REF) ** 2
+    first = stretch ** 2 + 2.0 / stretch
+    return mu * extensibility / (extensibility - first + 3.0) * (stretch - stretch ** -2)
+
+
+GENT_GLASS = Law("gent-glass", (0.6, 2.2), {"a": 0.15, "g": 8.0, "d": 0.1}, 0.03,
+                 _gent_glass, lambda clean: 0.005 + 0.015 * np.abs(clean))
 
 
 def ogden_arrhenius_group(materials: int, points: int, seed: int,
                           temperatures: Sequence[float] = TEMPERATURES) -> pd.DataFrame:
-    """Columns strain, stress, material, temperature: every material at every temperature."""
-    rng = np.random.default_rng(seed)
-    stretch = np.linspace(*STRETCH_RANGE, points)
-    frames = []
-    for material in range(materials):
-        a, b, d = A_SD * rng.standard_normal(), B_SD * rng.standard_normal(), \
-            D_SD * rng.standard_normal()
-        for temperature in temperatures:
-            clean = clean_stress(stretch, temperature, a, b, d, C_SD * rng.standard_normal())
-            noise = noise_sd(clean) * rng.standard_normal(points)
-            frames.append(pd.DataFrame({"strain": stretch - 1.0, "stress": clean + noise,
-                                        "material": material, "temperature": temperature}))
-    return pd.concat(frames, ignore_index=True)
+    return OGDEN_ARRHENIUS.group(materials, points, seed, temperatures)
 
 
-def bayes_optimal_gain(given: list[tuple[float, np.ndarray, np.ndarray]],
+# --- the most any model can gain --------------------------------------------------------
+
+def bayes_optimal_gain(law: Law, given: list[tuple[float, np.ndarray, np.ndarray]],
                        targets: list[list[tuple[float, np.ndarray, np.ndarray]]],
                        seed: int = 0) -> float:
     """The most any model can gain, in nats per target point, from each material's given
     points: the family's own law conditioned exactly, by importance sampling over
-    `ORACLE_DRAWS` draws of (a, b, d) from their prior. given[i] = (temperature, strain,
-    stress) of material i's given points; targets[i] its curves to predict, each
-    (temperature, strain, stress); a target curve is a new specimen (fresh c_mT)."""
+    `ORACLE_DRAWS` draws of the material effects from their prior. given[i] =
+    (temperature, strain, stress) of material i's given points; targets[i] its curves to
+    predict, each (temperature, strain, stress); a target curve is a new specimen."""
     rng = np.random.default_rng(seed)
-    a, b, d = (sd * rng.standard_normal((ORACLE_DRAWS, 1)) for sd in (A_SD, B_SD, D_SD))
+    effects = {name: sd * rng.standard_normal((ORACLE_DRAWS, 1))
+               for name, sd in law.material_sds.items()}
+
+    def log_density(temperature: float, strain: np.ndarray, stress: np.ndarray
+                    ) -> np.ndarray:
+        c = law.specimen_sd * rng.standard_normal((ORACLE_DRAWS, 1))
+        clean = law.stress(strain[None] + 1.0, temperature, effects, c)
+        sd = law.noise_sd(clean)
+        return -0.5 * ((stress[None] - clean) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+
     gains = []
     for (temperature, strain, stress), curves in zip(given, targets, strict=True):
-        clean = clean_stress(strain[None] + 1.0, temperature, a, b, d,
-                             C_SD * rng.standard_normal((ORACLE_DRAWS, 1)))
-        log_weight = _log_normal(stress[None], clean, noise_sd(clean)).sum(axis=1)
+        log_weight = log_density(temperature, strain, stress).sum(axis=1)
         log_weight -= logsumexp(log_weight)
-        for target_temperature, target_strain, target_stress in curves:
-            clean = clean_stress(target_strain[None] + 1.0, target_temperature, a, b, d,
-                                 C_SD * rng.standard_normal((ORACLE_DRAWS, 1)))
-            density = _log_normal(target_stress[None], clean, noise_sd(clean))
+        for curve in curves:
+            density = log_density(*curve)
             given_lp = logsumexp(density + log_weight[:, None], axis=0)
             plain_lp = logsumexp(density, axis=0) - np.log(ORACLE_DRAWS)
             gains.append(given_lp - plain_lp)
     return float(np.mean(np.concatenate(gains)))
-
-
-def _log_normal(y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    return -0.5 * ((y - mean) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2.0 * np.pi)

@@ -1,13 +1,14 @@
 """Covariate models measured from outside, with default fit settings.
 
     .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate]
-                                              [--families generator,ogden-arrhenius]
+                                              [--families generator,ogden-arrhenius,gent-glass]
                                               [--seed N]
 
-Two families of laws: the `make-data --covariates` generator (compound design; covariates
-temperature [K] and filler [1]) and one it does not use (benchmarks/_covariate_laws.py:
-Ogden, Arrhenius in temperature, materials that cross over; covariate temperature). Each
-family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 train,
+Three families of laws: the `make-data --covariates` generator (compound design;
+covariates temperature [K] and filler [1]) and two it does not use
+(benchmarks/_covariate_laws.py; covariate temperature): Ogden rubbers, Arrhenius in
+temperature, materials that cross over; Gent rubbers near their own glass transitions.
+Each family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 train,
 32-47 are new. Figures, each printed beside its target:
 
 - loco: every curve at the middle temperature (296 K) left out; the fit on materials 0-31
@@ -24,9 +25,9 @@ family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 t
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
   law held-out training materials chose (training.condition_correlation.fit_condition_law):
   the correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), random
-  slopes in the covariates, or one rho per component of the loadings. On the Ogden
-  family also the Bayes-optimal gain: the family's own law conditioned exactly on the
-  same points (benchmarks/_covariate_laws.bayes_optimal_gain).
+  slopes in the covariates, or one rho per component of the loadings. On the families
+  with their own law here also the Bayes-optimal gain: that law conditioned exactly on
+  the same points (benchmarks/_covariate_laws.bayes_optimal_gain).
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -62,7 +63,10 @@ import pandas as pd  # noqa: E402
 
 import training  # noqa: E402,F401  (BLAS settings before numpy/pytensor load)
 from benchmarks._covariate_laws import (  # noqa: E402
+    GENT_GLASS,
+    OGDEN_ARRHENIUS,
     ORACLE_DRAWS,
+    Law,
     bayes_optimal_gain,
     ogden_arrhenius_group,
 )
@@ -89,7 +93,7 @@ class Family:
     name: str
     make_at: Callable[[tuple[float, ...]], pd.DataFrame]  # the group at these temperatures
     covariates: tuple[CovariateColumn, ...]
-    knows_its_law: bool = False  # `bayes_optimal_gain` applies (the Ogden family)
+    law: Law | None = None  # its own law, for `bayes_optimal_gain`
 
     def make(self) -> pd.DataFrame:
         return self.make_at(TEMPERATURES)
@@ -101,7 +105,10 @@ FAMILIES = {
         (CovariateColumn("temperature", "K"), CovariateColumn("filler"))),
     "ogden-arrhenius": Family("ogden-arrhenius", lambda temperatures: ogden_arrhenius_group(
         materials=48, points=25, seed=202, temperatures=temperatures),
-        (CovariateColumn("temperature", "K"),), knows_its_law=True),
+        (CovariateColumn("temperature", "K"),), OGDEN_ARRHENIUS),
+    "gent-glass": Family("gent-glass", lambda temperatures: GENT_GLASS.group(
+        materials=48, points=25, seed=303, temperatures=temperatures),
+        (CovariateColumn("temperature", "K"),), GENT_GLASS),
 }
 # The fits' seed (`--seed`): the spread beyond the range depends on it.
 SEED = [BNNConfig().model.seed]
@@ -189,8 +196,8 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
         far_scores(trained, family)
     if "across" in only:
         across(posterior, frame, family)
-        if family.knows_its_law:
-            bayes_optimal(frame)
+        if family.law is not None:
+            bayes_optimal(frame, family.law)
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
@@ -235,8 +242,8 @@ def far_scores(trained: TrainedFit, family: Family) -> None:
               f"{network['coverage']['0.95']:.3f}", flush=True)
 
 
-def bayes_optimal(frame: pd.DataFrame) -> None:
-    """The Ogden family's own law conditioned exactly on the same 3 points of each new
+def bayes_optimal(frame: pd.DataFrame, law: Law) -> None:
+    """The family's own law conditioned exactly on the same 3 points of each new
     material: the most any model can gain on these curves."""
     given, targets = [], []
     for material in NEW:
@@ -247,7 +254,7 @@ def bayes_optimal(frame: pd.DataFrame) -> None:
                       source["stress"].to_numpy()[pick]))
         targets.append([(t, at(own, t)["strain"].to_numpy(), at(own, t)["stress"].to_numpy())
                         for t in TEMPERATURES if t not in (GIVEN_AT, LEFT_OUT)])
-    gain = bayes_optimal_gain(given, targets)
+    gain = bayes_optimal_gain(law, given, targets)
     print(f"    the family's own law, conditioned exactly (Monte Carlo, {ORACLE_DRAWS:,} "
           f"draws): gain {gain:.3f} nats per point - the most any model can gain here")
 
