@@ -17,8 +17,8 @@ smallest error, and the card says so (`choose`; over a covariate, the smallest l
 error over the rows of a card, service.export.card_rows). A form asked for by name is
 fitted free.
 
-Over 300 lines because the fit, the stability it is held to and the choice between forms
-are one procedure; split, each part would need the others' internals.
+Why one module of this size: the fit, the stability it is held to and the choice between
+forms are one procedure; split, each part would need the others' internals.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ reference where a condition has only a few strains (`_beyond_range`).
 
 Why one module of this size: the summaries, the draws' forward pass and the view at a
 condition share the normalisation and the draw arrays; split, each half would re-derive them.
+The level factors beyond the tested range scale those same draws in each of the three
+(forward pass, view, which path answers a far strain), so they live beside them; their
+arithmetic that needs no network (`level_factors`, the scores) is in conditions.py.
 """
 
 from __future__ import annotations
@@ -387,29 +390,33 @@ class Posterior:
             # Each strain at its own condition, in one pass: a strain's answer does not
             # depend on the other conditions in the request, nor on how many there are.
             assert self.conditions is not None
-            beyond = self.conditions.extrapolation_sd(values) > 0
-            if not beyond.any():
+            by_view, few = self.far_split(values)
+            if not by_view and few.size == 0:
                 return Prediction(**self.condition_kernel.summaries(
                     strain, tangent, self.conditions.normalise(values)))
-            return self._beyond_range(strain, values, beyond, tangent)
+            return self._beyond_range(strain, values, by_view, few, tangent)
         if values is not None:
             return self._per_condition(strain, values, tangent)
         if self.kernel is None:
             return self.predict_reference(strain, tangent)
         return Prediction(**self.kernel.summaries(strain, tangent))
 
-    def _beyond_range(self, strain: np.ndarray, values: np.ndarray, beyond: np.ndarray,
+    def _beyond_range(self, strain: np.ndarray, values: np.ndarray,
+                      by_view: list[np.ndarray], few: np.ndarray,
                       tangent: bool) -> Prediction:
         """Summaries where some strains lie beyond the tested range, whose level factors
-        the condition kernel does not carry: by views and the reference as
-        `far_split` says, the rest by the condition kernel."""
+        the condition kernel does not carry: by views and the reference as `far_split`
+        said (`by_view`, `few`), the rest by the condition kernel."""
         assert self.conditions is not None and self.condition_kernel is not None
-        by_view, few = self.far_split(values)
         parts = [(rows, self.at(values[rows[0]]).predict(strain[rows], tangent))
                  for rows in by_view]
         if few.size:
             parts.append((few, self.predict_reference(strain[few], tangent, values[few])))
-        near = np.flatnonzero(~beyond)
+        inside = np.ones(strain.size, dtype=bool)
+        inside[few] = False
+        for rows in by_view:
+            inside[rows] = False
+        near = np.flatnonzero(inside)
         if near.size:
             parts.append((near, Prediction(**self.condition_kernel.summaries(
                 strain[near], tangent, self.conditions.normalise(values[near])))))

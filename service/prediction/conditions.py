@@ -120,6 +120,8 @@ def request_reference_share(body: PredictRequest, posterior: Posterior) -> float
     when it is answered)."""
     if posterior.conditions is None or posterior.level_scores is None:
         return 0.0
+    if not any(isinstance(value, list) for value in (body.covariates or {}).values()):
+        return 0.0  # one condition for every strain: its view answers on the kernel
     try:
         values = covariate_matrix(body.covariates, posterior.conditions, len(body.strain),
                                   "covariates", "strain")
