@@ -67,6 +67,7 @@ from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
 from training.methods.map import LIKELIHOOD_WEIGHTS, anchor_name, map_fit
 from training.methods.nuts import nuts_diagnostics  # noqa: F401
 from training.methods.target import Fitter, MapFit
+from training.origin import Origin
 
 # Every method works on the model through training.methods.target.FitTarget, which
 # HeteroskedasticBNN provides.
@@ -120,9 +121,12 @@ class HeteroskedasticBNN:
         self._anchored = False
         self._covariates = False
 
-    def build_model(self, x: np.ndarray, y: np.ndarray) -> pm.Model:
+    def build_model(self, x: np.ndarray, y: np.ndarray, origin: Origin | None = None
+                    ) -> pm.Model:
         """The PyMC model on normalised inputs x and outputs y (1-D). x is the strain
-        (1-D), or (rows, 1 + k) with the strain first and k covariates after it."""
+        (1-D), or (rows, 1 + k) with the strain first and k covariates after it. `origin`
+        holds the mean to zero stress at zero strain across the tested conditions
+        (training.origin; a model with covariates only)."""
         cfg = self.config.model
         rng = np.random.default_rng(cfg.seed)
         self._init_spec = {}
@@ -136,6 +140,7 @@ class HeteroskedasticBNN:
             x_data = pm.Data("x", x)
             hidden = x_data[:, None] if np.ndim(x) == 1 else x_data
             fan_in = 1 if np.ndim(x) == 1 else int(np.shape(x)[1])
+            layers = []
             for i, width in enumerate(cfg.hidden_sizes):
                 # Input layer sees standardised x; deeper layers scale by 1/sqrt(fan_in).
                 sd: Any = cfg.input_weight_prior_sd if i == 0 else 1.0 / np.sqrt(fan_in)
@@ -152,12 +157,22 @@ class HeteroskedasticBNN:
                 weight = self._normal(f"trunk{i}.W", 0.0, sd, (fan_in, width), rng,
                                       anchor_sd=anchor_sd)
                 bias = self._normal(f"trunk{i}.b", 0.0, cfg.bias_prior_sd, (width,), rng)
+                layers.append((weight, bias))
                 hidden = self._tanh(hidden @ weight + bias)
                 fan_in = width
             head_sd = 1.0 / np.sqrt(fan_in)
             w_mean = self._normal("mean_head.W", 0.0, head_sd, (fan_in, 1), rng)
             b_mean = self._normal("mean_head.b", 0.0, cfg.bias_prior_sd, (1,), rng)
             mu = (hidden @ w_mean + b_mean)[:, 0]
+            if origin is not None:
+                # The unloaded state (training.origin): the mean at zero strain, at
+                # conditions spread over the tested ranges, held to zero stress.
+                at_origin = pt.as_tensor_variable(origin.inputs)
+                for weight, bias in layers:
+                    at_origin = self._tanh(at_origin @ weight + bias)
+                mean_at_origin = (at_origin @ w_mean + b_mean)[:, 0]
+                pm.Potential("stress_free_origin", pm.logp(
+                    pm.Normal.dist(mu=origin.stress, sigma=origin.sd), mean_at_origin).sum())
             b_sigma = self._normal("sigma_head.b", cfg.log_sigma_prior_mean, 1.0, (1,), rng,
                                    init_sd=0.0)
             if cfg.noise == "heteroskedastic":
@@ -214,12 +229,12 @@ class HeteroskedasticBNN:
                 for name, (mean, sd, shape) in self._init_spec.items()}
 
     # ---------------------------------------------------------------- inference
-    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
-            ) -> FitResult:
+    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
+            origin: Origin | None = None) -> FitResult:
         """Fit on normalised x (1-D strain, or (rows, 1 + k) with covariates), y. `groups`
         (one label per row, e.g. the material) makes the groups, not the rows, the units the
-        bootstrap reweights."""
-        model = self.build_model(x, y)
+        bootstrap reweights; `origin` as in `build_model`."""
+        model = self.build_model(x, y, origin)
         self.group_index = (None if groups is None
                             else np.unique(np.asarray(groups), return_inverse=True)[1])
         started, cpu_started = time.perf_counter(), time.process_time()

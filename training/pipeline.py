@@ -43,6 +43,7 @@ from training.data import (
 )
 from training.folds import Folds, Split, held_out_plans
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
+from training.origin import stress_free_origin
 
 if TYPE_CHECKING:
     from service.inference.posterior import Posterior
@@ -222,9 +223,15 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     y_mean, y_scale = float(np.mean(data.y)), float(np.std(data.y)) or 1.0
     inputs = (data.x - x_mean) / x_scale
     sections: dict[str, Any] = {}  # none for strain-only data: its manifest is as it was
+    origin = None
     if data.covariates is not None:
         inputs, sections = covariate_inputs(data, inputs)
-    result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups)
+        origin = stress_free_origin(data.x, data.y, data.groups, data.covariates, inputs,
+                                    x_mean, x_scale, y_mean, y_scale, config.model.seed)
+    result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups,
+                                            origin)
+    if data.covariates is not None:
+        result.diagnostics["stress_free_origin"] = origin is not None
     sections.setdefault("schema_version", SCHEMA_VERSION)
     spec = Manifest(
         architecture=Architecture(
