@@ -27,7 +27,7 @@ from service.manifest import (
 )
 from tests.service_process import random_artifact, with_level_changes
 from tests.test_covariates import assert_kernel_agrees
-from training.level_trend import log_level_changes
+from training.level_trend import LEVEL_CHANGE_FLOOR, log_level_changes
 
 STRAIN = np.linspace(-0.5, 0.5, 21)
 INSIDE = [300.0, 0.05]  # temperature 273.15-353.15 K, rate 0.001-0.1 /s
@@ -231,9 +231,13 @@ class _Trend:
 
 
 def test_the_level_change_is_the_total_variation_of_the_log_level() -> None:
-    # Entropic: level proportional to the temperature; the rate does nothing.
-    changes = log_level_changes(_Trend(lambda c: c[0] / 273.15))
-    assert changes == pytest.approx([np.log(353.15 / 273.15), 0.0], abs=1e-12)
+    # Level as the cube of the temperature; the rate does nothing, which is not taken as
+    # knowing that it does nothing beyond its range: it gets the floor.
+    changes = log_level_changes(_Trend(lambda c: (c[0] / 273.15) ** 3))
+    assert changes == pytest.approx([3 * np.log(353.15 / 273.15), LEVEL_CHANGE_FLOOR],
+                                    abs=1e-12)
+    # Entropic: level proportional to the temperature, a change of 0.257 nats: the floor.
+    assert log_level_changes(_Trend(lambda c: c[0] / 273.15))[0] == LEVEL_CHANGE_FLOOR
     # A level that rises then falls across the range counts both ways.
     peaked = log_level_changes(_Trend(lambda c: np.exp(-((c[0] - 313.15) / 40.0) ** 2)))
     assert peaked[0] == pytest.approx(2.0, rel=1e-12)  # ln level: -1 up to 0, back to -1
