@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate]
                                               [--families generator,ogden-arrhenius,gent-glass]
-                                              [--seed N]
+                                              [--seed N] [--no-stress-free-origin]
 
 Three families of laws: the `make-data --covariates` generator (compound design;
 covariates temperature [K] and filler [1]) and two it does not use
@@ -18,8 +18,9 @@ Each family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0
 - far: that fit's epistemic SD half the temperature span beyond each end, over the
   training strains, against its median at the tested temperatures; the flags there; and
   all 48 materials' curves at those two temperatures scored (NLPD, 95% coverage) with the
-  fit's answer and with the network alone (without the level's uncertainty beyond the
-  tested range).
+  fit's answer, with the level changes as measured (without their floor,
+  training.level_trend.LEVEL_CHANGE_FLOOR) and with the network alone (without the
+  level's uncertainty beyond the tested range), each NLPD also summed over both ends.
 - across: each new material gives 3 points at 273 K; its curve at each other tested
   temperature is scored given them and without (nats per point, 95% coverage), for the
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
@@ -74,10 +75,11 @@ from service.artifact import Artifact  # noqa: E402
 from service.inference import curves_across  # noqa: E402
 from service.inference.curves import Observed, scatter_split  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
-from training import calibration  # noqa: E402
+from training import calibration, origin  # noqa: E402
 from training.covariate_data import make_covariate_group  # noqa: E402
 from training.curve_metrics import given_positions  # noqa: E402
 from training.data import CovariateColumn, TrainingData, make_law_group  # noqa: E402
+from training.level_trend import log_level_changes  # noqa: E402
 from training.model import BNNConfig  # noqa: E402
 from training.pipeline import TrainedFit, fit_data  # noqa: E402
 
@@ -135,12 +137,14 @@ def fit_trained(frame: pd.DataFrame, columns: tuple[CovariateColumn, ...]) -> Tr
     return trained
 
 
-def network_alone(trained: TrainedFit) -> Posterior:
-    """The fitted posterior without the level's uncertainty beyond the tested range."""
+def with_level_changes(trained: TrainedFit, changes: list[float] | None) -> Posterior:
+    """The fitted posterior with these level changes (None: without the level's
+    uncertainty beyond the tested range, the network alone)."""
     spec = trained.artifact.spec
     assert spec.covariates is not None
     spec = spec.model_copy(update={"covariates": [
-        c.model_copy(update={"log_level_change": None}) for c in spec.covariates]})
+        c.model_copy(update={"log_level_change": None if changes is None else changes[j]})
+        for j, c in enumerate(spec.covariates)]})
     return Posterior(Artifact.from_spec(spec, trained.artifact.arrays))
 
 
@@ -228,18 +232,24 @@ def far_scores(trained: TrainedFit, family: Family) -> None:
     span = max(TEMPERATURES) - min(TEMPERATURES)
     far_temperatures = (min(TEMPERATURES) - span / 2, max(TEMPERATURES) + span / 2)
     frame = family.make_at(far_temperatures)
-    alone = network_alone(trained)
-    changes = ", ".join(f"{c.name} {c.log_level_change:.3f}"
-                        for c in trained.artifact.spec.covariates or ())
+    alone = with_level_changes(trained, None)
+    measured = log_level_changes(alone, floor=0.0)
+    unfloored = with_level_changes(trained, measured)
+    changes = ", ".join(f"{c.name} {c.log_level_change:.3f} (measured {m:.3f})" for c, m
+                        in zip(trained.artifact.spec.covariates or (), measured, strict=True))
     print(f"  far held out: log_level_change {changes}")
+    summed = np.zeros(3)
     for temperature in far_temperatures:
         held = at(frame, temperature)
-        served = scores(trained.posterior, held, family.covariates)
-        network = scores(alone, held, family.covariates)
-        print(f"    {len(held)} points at {temperature:.2f} K: served NLPD "
-              f"{served['nlpd']:.3f}, 95% coverage {served['coverage']['0.95']:.3f}; the "
-              f"network alone NLPD {network['nlpd']:.3f}, coverage "
-              f"{network['coverage']['0.95']:.3f}", flush=True)
+        answers = [scores(p, held, family.covariates)
+                   for p in (trained.posterior, unfloored, alone)]
+        summed += [a["nlpd"] for a in answers]
+        served, measured_only, network = (f"NLPD {a['nlpd']:.3f}, 95% coverage "
+                                          f"{a['coverage']['0.95']:.3f}" for a in answers)
+        print(f"    {len(held)} points at {temperature:.2f} K: served {served}; without the "
+              f"floor {measured_only}; the network alone {network}", flush=True)
+    print(f"    NLPD summed over both ends: served {summed[0]:.3f}, without the floor "
+          f"{summed[1]:.3f}, the network alone {summed[2]:.3f}")
 
 
 def bayes_optimal(frame: pd.DataFrame, law: Law) -> None:
@@ -405,8 +415,13 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--seed", type=int, default=SEED[0],
                         help="seed of every fit (default: the fit's default)")
+    parser.add_argument("--no-stress-free-origin", action="store_true",
+                        help="fit without the unloaded-state term (training.origin), "
+                             "to measure what it does")
     args = parser.parse_args()
     SEED[0] = args.seed
+    if args.no_stress_free_origin:
+        origin.STRESS_FREE_ORIGIN = False
     only = {part.strip() for part in args.only.split(",")}
     print(f"cores: {os.cpu_count()}, load average: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
