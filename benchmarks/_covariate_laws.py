@@ -1,7 +1,7 @@
 """Families of covariate laws that `make-data --covariates` does not use, for
 benchmarks/covariates.py, each a `Law`: its material and specimen random effects, its
 clean stress and its test noise, so the same code makes its groups and conditions it
-exactly (`bayes_optimal_gain`).
+exactly (`conditioned_exactly`).
 
 `OGDEN_ARRHENIUS`: one-term Ogden rubbers whose modulus follows an Arrhenius law in
 temperature, whose exponent falls as they warm, and whose own temperature sensitivity
@@ -38,10 +38,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
+from scipy.stats import norm
 
 TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
 T_REF = 296.15
-# Draws of a family's own law in `bayes_optimal_gain`.
+# Draws of a family's own law in `conditioned_exactly`.
 ORACLE_DRAWS = 100_000
 
 Effects = dict[str, np.ndarray]
@@ -129,32 +130,75 @@ def ogden_arrhenius_group(materials: int, points: int, seed: int,
 
 # --- the most any model can gain --------------------------------------------------------
 
-def bayes_optimal_gain(law: Law, given: list[tuple[float, np.ndarray, np.ndarray]],
-                       targets: list[list[tuple[float, np.ndarray, np.ndarray]]],
-                       seed: int = 0) -> float:
-    """The most any model can gain, in nats per target point, from each material's given
-    points: the family's own law conditioned exactly, by importance sampling over
-    `ORACLE_DRAWS` draws of the material effects from their prior. given[i] =
-    (temperature, strain, stress) of material i's given points; targets[i] its curves to
-    predict, each (temperature, strain, stress); a target curve is a new specimen."""
-    rng = np.random.default_rng(seed)
+# A family's curves under its own law, for one material: (material, temperature, strain)
+# -> (clean stress of every draw of its effects (ORACLE_DRAWS, n), test-noise SD (.., n)),
+# each call with a new specimen of every draw.
+DrawnCurves = Callable[[int, float, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def law_curves(law: Law, rng: np.random.Generator) -> DrawnCurves:
+    """`law`'s curves over ORACLE_DRAWS draws of the material effects from their prior (a
+    new material's are unknown: every material draws from the same ones)."""
     effects = {name: sd * rng.standard_normal((ORACLE_DRAWS, 1))
                for name, sd in law.material_sds.items()}
 
-    def log_density(temperature: float, strain: np.ndarray, stress: np.ndarray
-                    ) -> np.ndarray:
+    def curves(material: int, temperature: float, strain: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
         c = law.specimen_sd * rng.standard_normal((ORACLE_DRAWS, 1))
         clean = law.stress(strain[None] + 1.0, temperature, effects, c)
-        sd = law.noise_sd(clean)
-        return -0.5 * ((stress[None] - clean) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+        return clean, law.noise_sd(clean)
+    return curves
 
-    gains = []
-    for (temperature, strain, stress), curves in zip(given, targets, strict=True):
-        log_weight = log_density(temperature, strain, stress).sum(axis=1)
+
+def conditioned_exactly(curves: DrawnCurves,
+                        given: list[tuple[float, np.ndarray, np.ndarray]],
+                        targets: list[list[tuple[float, np.ndarray, np.ndarray]]]
+                        ) -> tuple[float, float]:
+    """The family's own law conditioned exactly on each material's given points, by
+    importance sampling over its draws: (the gain over the law's unconditioned answer in
+    nats per target point - the most any model can gain - and the 95% coverage of its
+    conditioned answer - what a perfectly calibrated one gets on these curves). given[i] =
+    (temperature, strain, stress) of material i's given points; targets[i] its curves to
+    predict, each (temperature, strain, stress); a target curve is a new specimen."""
+
+    def densities(material: int, temperature: float, strain: np.ndarray,
+                  stress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        clean, sd = curves(material, temperature, strain)
+        standard = (stress[None] - clean) / sd
+        return norm.logpdf(standard) - np.log(sd), norm.cdf(standard)
+
+    gains, pits = [], []
+    for material, ((temperature, strain, stress), targeted) in enumerate(
+            zip(given, targets, strict=True)):
+        log_weight = densities(material, temperature, strain, stress)[0].sum(axis=1)
         log_weight -= logsumexp(log_weight)
-        for curve in curves:
-            density = log_density(*curve)
+        for curve in targeted:
+            density, cdf = densities(material, *curve)
             given_lp = logsumexp(density + log_weight[:, None], axis=0)
             plain_lp = logsumexp(density, axis=0) - np.log(ORACLE_DRAWS)
             gains.append(given_lp - plain_lp)
-    return float(np.mean(np.concatenate(gains)))
+            pits.append(np.exp(log_weight) @ cdf)
+    pit = np.concatenate(pits)
+    return float(np.mean(np.concatenate(gains))), float(np.mean(np.abs(pit - 0.5) <= 0.475))
+
+
+def generator_curves(fillers: Sequence[float], rng: np.random.Generator) -> DrawnCurves:
+    """The `make-data --covariates` generator's own law (compound design, reference rate)
+    as `DrawnCurves`: each material's compound offset and C01/C10 ratio drawn from their
+    priors, its filler fraction known (fillers[material]: a covariate the request gives)."""
+    from training import covariate_data as generator
+
+    offset = generator.COMPOUND_SD * rng.standard_normal((ORACLE_DRAWS, 1))
+    ratio = generator.RATIO_MEDIAN * np.exp(
+        generator.RATIO_LOG_SD * rng.standard_normal((ORACLE_DRAWS, 1)))
+    rate = np.float64(generator.RATE0)
+
+    def curves(material: int, temperature: float, strain: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        specimen = generator.SPECIMEN_SD * rng.standard_normal((ORACLE_DRAWS, 1))
+        modulus = float(generator.shear_modulus(np.float64(temperature), rate,
+                                                np.float64(fillers[material])))
+        clean = generator.curve(strain[None] + 1.0, modulus * np.exp(offset + specimen), ratio)
+        sd = float(generator.noise_sd(np.float64(temperature), rate))
+        return clean, np.full_like(clean, sd)
+    return curves

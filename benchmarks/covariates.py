@@ -26,9 +26,10 @@ Each family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0
   fitted rho, the alternatives rho = 0 (no sharing) and rho = 1 (full sharing), and the
   law held-out training materials chose (training.condition_correlation.fit_condition_law):
   the correlation decaying with the condition distance, rho0 exp(-d^2 / 2 l^2), random
-  slopes in the covariates, or one rho per component of the loadings. On the families
-  with their own law here also the Bayes-optimal gain: that law conditioned exactly on
-  the same points (benchmarks/_covariate_laws.bayes_optimal_gain).
+  slopes in the covariates, or one rho per component of the loadings. Also each family's
+  own law conditioned exactly on the same points (benchmarks/_covariate_laws.
+  conditioned_exactly): the Bayes-optimal gain, and the coverage a perfectly calibrated
+  answer gets on these 16 materials.
 - borrow: 8 materials x 5 temperatures: one joint fit against 5 fits of one temperature
   each, scored on the new materials at all 5 temperatures.
 - timing: `surrogate-train fit` (all defaults: folds, report, registration) of the
@@ -67,8 +68,10 @@ from benchmarks._covariate_laws import (  # noqa: E402
     GENT_GLASS,
     OGDEN_ARRHENIUS,
     ORACLE_DRAWS,
-    Law,
-    bayes_optimal_gain,
+    DrawnCurves,
+    conditioned_exactly,
+    generator_curves,
+    law_curves,
     ogden_arrhenius_group,
 )
 from service.artifact import Artifact  # noqa: E402
@@ -95,7 +98,9 @@ class Family:
     name: str
     make_at: Callable[[tuple[float, ...]], pd.DataFrame]  # the group at these temperatures
     covariates: tuple[CovariateColumn, ...]
-    law: Law | None = None  # its own law, for `bayes_optimal_gain`
+    # Its own law over draws of a new material's effects, given the new materials' own
+    # frames (for what the request knows of them, such as the filler), for `bayes_optimal`.
+    oracle: Callable[[list[pd.DataFrame], np.random.Generator], DrawnCurves] | None = None
 
     def make(self) -> pd.DataFrame:
         return self.make_at(TEMPERATURES)
@@ -104,13 +109,16 @@ class Family:
 FAMILIES = {
     "generator": Family("generator", lambda temperatures: make_covariate_group(
         materials=48, points=25, seed=101, temperatures=temperatures),
-        (CovariateColumn("temperature", "K"), CovariateColumn("filler"))),
+        (CovariateColumn("temperature", "K"), CovariateColumn("filler")),
+        lambda owns, rng: generator_curves([float(o["filler"].iloc[0]) for o in owns], rng)),
     "ogden-arrhenius": Family("ogden-arrhenius", lambda temperatures: ogden_arrhenius_group(
         materials=48, points=25, seed=202, temperatures=temperatures),
-        (CovariateColumn("temperature", "K"),), OGDEN_ARRHENIUS),
+        (CovariateColumn("temperature", "K"),),
+        lambda owns, rng: law_curves(OGDEN_ARRHENIUS, rng)),
     "gent-glass": Family("gent-glass", lambda temperatures: GENT_GLASS.group(
         materials=48, points=25, seed=303, temperatures=temperatures),
-        (CovariateColumn("temperature", "K"),), GENT_GLASS),
+        (CovariateColumn("temperature", "K"),),
+        lambda owns, rng: law_curves(GENT_GLASS, rng)),
 }
 # The fits' seed (`--seed`): the spread beyond the range depends on it.
 SEED = [BNNConfig().model.seed]
@@ -200,8 +208,8 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
         far_scores(trained, family)
     if "across" in only:
         across(posterior, frame, family)
-        if family.law is not None:
-            bayes_optimal(frame, family.law)
+        if family.oracle is not None:
+            bayes_optimal(frame, family)
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
@@ -252,21 +260,26 @@ def far_scores(trained: TrainedFit, family: Family) -> None:
           f"{summed[1]:.3f}, the network alone {summed[2]:.3f}")
 
 
-def bayes_optimal(frame: pd.DataFrame, law: Law) -> None:
+def bayes_optimal(frame: pd.DataFrame, family: Family) -> None:
     """The family's own law conditioned exactly on the same 3 points of each new
-    material: the most any model can gain on these curves."""
-    given, targets = [], []
+    material: the most any model can gain on these curves, and the coverage a perfectly
+    calibrated answer gets on them."""
+    assert family.oracle is not None
+    given, targets, owns = [], [], []
     for material in NEW:
         own = of(frame, range(material, material + 1))
+        owns.append(own)
         source = at(own, GIVEN_AT).sort_values("strain")
         pick = given_positions(len(source))
         given.append((GIVEN_AT, source["strain"].to_numpy()[pick],
                       source["stress"].to_numpy()[pick]))
         targets.append([(t, at(own, t)["strain"].to_numpy(), at(own, t)["stress"].to_numpy())
                         for t in TEMPERATURES if t not in (GIVEN_AT, LEFT_OUT)])
-    gain = bayes_optimal_gain(law, given, targets)
+    gain, coverage = conditioned_exactly(family.oracle(owns, np.random.default_rng(0)),
+                                         given, targets)
     print(f"    the family's own law, conditioned exactly (Monte Carlo, {ORACLE_DRAWS:,} "
-          f"draws): gain {gain:.3f} nats per point - the most any model can gain here")
+          f"draws): gain {gain:.3f} nats per point - the most any model can gain here - "
+          f"95% coverage {coverage:.3f}")
 
 
 def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:

@@ -12,7 +12,7 @@ from training.config import BNNConfig
 from training.covariate_data import make_covariate_group
 from training.data import CovariateColumn, TrainingData
 from training.model import HeteroskedasticBNN
-from training.origin import data_unloaded_at_zero
+from training.origin import curve_intercepts, data_unloaded_at_zero
 from training.pipeline import fit_training_rows
 
 TEMPERATURES = (253.15, 353.15)
@@ -33,6 +33,15 @@ def group(offset: float = 0.0, strain_from: float | None = None) -> TrainingData
 def unloaded(data: TrainingData) -> bool:
     assert data.covariates is not None
     return data_unloaded_at_zero(data.x, data.y, data.groups, data.covariates)
+
+
+def test_each_curve_is_extrapolated_to_zero_strain_from_its_nearest_points() -> None:
+    strain = np.tile(np.linspace(0.05, 1.0, 8), 3)
+    curve = np.repeat([2, 0, 1], 8)
+    # Straight near zero strain, bending far from it (only the 4 nearest points count).
+    stress = np.repeat([0.0, 1.0, -0.5], 8) + 2.0 * strain + 5.0 * np.maximum(strain - 0.6, 0)
+    np.testing.assert_allclose(curve_intercepts(strain, stress, curve), [1.0, -0.5, 0.0],
+                               atol=1e-9)
 
 
 def test_curves_through_zero_are_detected() -> None:

@@ -47,8 +47,9 @@ def curve_intercepts(strain: np.ndarray, stress: np.ndarray, curve: np.ndarray
     """Each curve's stress at zero strain, from a straight line through its rows nearest
     to zero strain (curves with fewer than two rows are skipped)."""
     intercepts = []
-    for label in np.unique(curve):
-        rows = np.flatnonzero(curve == label)
+    order = np.argsort(curve, kind="stable")
+    starts = np.flatnonzero(np.diff(curve[order])) + 1
+    for rows in np.split(order, starts):
         if rows.size < 2:
             continue
         nearest = rows[np.argsort(np.abs(strain[rows]))[:NEAREST_ROWS]]
