@@ -28,6 +28,26 @@ def small_csv(tmp_path: Path) -> Path:
     return make_group_csv(tmp_path / "group.csv", 4, 12, 3)
 
 
+def summary_of(diagnostics: dict) -> str:
+    from types import SimpleNamespace
+
+    from training.cli import _fit_summary
+
+    spec = SimpleNamespace(diagnostics=diagnostics, metrics={}, curve_model=None, covariates=None,
+                           inference=SimpleNamespace(method="bootstrap", wall_time_s=1.0))
+    return _fit_summary(SimpleNamespace(spec=spec))
+
+
+def test_the_fit_summary_says_how_many_members_stopped_at_the_cap() -> None:
+    capped = summary_of({"members": 16, "members_at_iteration_cap": 15, "converged": False})
+    assert "16 members, 15 at the L-BFGS iteration cap" in capped
+    assert "converged" not in capped
+    assert "converged=True" in summary_of({"members": 16, "members_at_iteration_cap": 0,
+                                           "converged": True})
+    # Other methods have no members: their own convergence verdict.
+    assert "converged=False" in summary_of({"converged": False})
+
+
 def test_make_data_scatter_is_larger_in_compression_than_in_tension() -> None:
     frame = make_mooney_rivlin_group(materials=40, points=50, seed=0)
     assert list(frame.columns) == ["strain", "stress", "material"]

@@ -197,7 +197,12 @@ def _fit_summary(artifact: object) -> str:
         parts.append(f"{diag['divergences']} divergences")
     if "function_space" in diag:
         parts.append(f"function-space R-hat {diag['function_space']['r_hat_max']:.3f}")
-    parts.append(f"converged={diag['converged']}")
+    if diag.get("members_at_iteration_cap"):
+        # Not a failure: L-BFGS stopped by its iteration cap, not by its tolerance
+        # (docs/calibration.md, "MAP tolerance").
+        parts.append(f"{diag['members_at_iteration_cap']} at the L-BFGS iteration cap")
+    else:
+        parts.append(f"converged={diag['converged']}")
     if metrics.get("aleatoric_sd_error") is not None:
         parts.append(f"aleatoric SD error {metrics['aleatoric_sd_error']:.1%}")
     growth = metrics.get("epistemic_extrapolation")
