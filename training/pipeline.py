@@ -226,8 +226,8 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
     origin = None
     if data.covariates is not None:
         inputs, sections = covariate_inputs(data, inputs)
-        origin = stress_free_origin(data.x, data.y, data.groups, data.covariates, inputs,
-                                    x_mean, x_scale, y_mean, y_scale, config.model.seed)
+        origin = stress_free_origin(data, inputs, x_mean, x_scale, y_mean, y_scale,
+                                    config.model.seed)
     result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups,
                                             origin)
     if data.covariates is not None:
