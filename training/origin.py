@@ -29,8 +29,8 @@ from training.data import TrainingData
 # Switch for ablation (benchmarks); a strain-only model never has the term.
 STRESS_FREE_ORIGIN = True
 # SD of the term, in units of the stress's SD: tight against the curve's scale, and about
-# a test's noise at zero strain on the benchmark groups (0.005 MPa on stresses of SD
-# about 0.5 MPa), so the term never claims more than a test could show.
+# a test's noise at zero strain on the benchmark groups (0.005-0.015 MPa on stresses of
+# SD 0.5-1.7 MPa), so the term never claims more than a test could show.
 ORIGIN_SD = 0.01
 # Conditions where the mean is held (a power of 2, as a Sobol sequence balances).
 ORIGIN_CONDITIONS = 64
