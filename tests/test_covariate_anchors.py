@@ -66,3 +66,29 @@ def test_a_model_without_covariates_has_no_anchors() -> None:
     model = bnn.build_model(strain, strain)
     assert bnn.prior_anchors == {}
     assert not any(name.endswith("_anchor") for name in model.named_vars)
+
+
+def test_a_covariate_model_keeps_a_longer_lbfgs_history() -> None:
+    from training.methods.map import DEFAULT_LBFGS_HISTORY, map_fit
+    from training.model import COVARIATE_LBFGS_HISTORY
+
+    frame = make_covariate_group(4, 8, 3, "compound", temperatures=TEMPERATURES)
+    x = np.column_stack([standardised(frame["strain"].to_numpy()),
+                         standardised(frame["temperature"].to_numpy())])
+    y = standardised(frame["stress"].to_numpy())
+    bnn = HeteroskedasticBNN(BNNConfig().with_overrides(hidden_sizes=(4,),
+                                                        map_max_iterations=60))
+    model = bnn.build_model(x, y)
+    start = model.initial_point()
+    fitted = bnn.map_fit(model, start)
+    func = bnn.logp_dlogp(model)
+    longer = map_fit(func, model, start, bnn.config.map, COVARIATE_LBFGS_HISTORY)
+    shorter = map_fit(func, model, start, bnn.config.map, DEFAULT_LBFGS_HISTORY)
+    assert fitted.log_posterior == longer.log_posterior
+    assert fitted.log_posterior != shorter.log_posterior
+    # A strain-only model keeps scipy's default (its fits stay those from before).
+    strain_only = HeteroskedasticBNN(bnn.config)
+    plain = strain_only.build_model(x[:, 0], y)
+    assert (strain_only.map_fit(plain, plain.initial_point()).log_posterior
+            == map_fit(strain_only.logp_dlogp(plain), plain, plain.initial_point(),
+                       bnn.config.map, DEFAULT_LBFGS_HISTORY).log_posterior)

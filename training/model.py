@@ -64,7 +64,12 @@ from training.config import (  # noqa: F401  (re-exported: callers import them f
 )
 from training.methods import advi, ensemble, nuts
 from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
-from training.methods.map import LIKELIHOOD_WEIGHTS, anchor_name, map_fit
+from training.methods.map import (
+    DEFAULT_LBFGS_HISTORY,
+    LIKELIHOOD_WEIGHTS,
+    anchor_name,
+    map_fit,
+)
 from training.methods.nuts import nuts_diagnostics  # noqa: F401
 from training.methods.target import Fitter, MapFit
 from training.origin import Origin
@@ -84,6 +89,13 @@ COVARIATE_WEIGHT_PRIOR_SD = 1.0
 # condition, where a posterior spreads as the prior does; docs/covariates.md has the
 # measurement. A model without covariates has no anchors: same graph, same fit.
 ANCHORED_PRIORS = True
+
+# L-BFGS history of a model with covariates (scipy's maxcor; 10 by default, which a
+# strain-only model keeps: same fit for the same seed). With 10, 15 of the 16 members of a
+# default covariate fit stopped at the 3000-iteration cap short of their optimum; with 50
+# three members reached, in the same time, log posteriors as high as 9000 iterations with
+# 10 gave (docs/covariates.md, "The L-BFGS history").
+COVARIATE_LBFGS_HISTORY = 50
 
 FITTERS: dict[str, Fitter] = {
     "advi": advi.fit, "fullrank_advi": advi.fit, "nuts": nuts.fit,
@@ -249,7 +261,8 @@ class HeteroskedasticBNN:
 
     def map_fit(self, model: pm.Model, start: dict[str, np.ndarray]) -> MapFit:
         """L-BFGS maximum a posteriori point from `start` (see `training.methods.map`)."""
-        return map_fit(self.logp_dlogp(model), model, start, self.config.map)
+        history = COVARIATE_LBFGS_HISTORY if self._covariates else DEFAULT_LBFGS_HISTORY
+        return map_fit(self.logp_dlogp(model), model, start, self.config.map, history)
 
     def logp_dlogp(self, model: pm.Model) -> Any:
         # Compiled once per model: an ensemble's restarts reuse it.

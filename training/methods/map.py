@@ -23,10 +23,14 @@ def anchor_name(variable: str) -> str:
     return f"{variable}_anchor"
 
 
+# scipy's L-BFGS history (maxcor): the number of past steps its curvature estimate uses.
+DEFAULT_LBFGS_HISTORY = 10
+
+
 def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
-            settings: MapSettings) -> MapFit:
-    """L-BFGS maximum a posteriori point from `start`; `func` is the model's compiled
-    `logp_dlogp_function(ravel_inputs=True)`."""
+            settings: MapSettings, history: int = DEFAULT_LBFGS_HISTORY) -> MapFit:
+    """L-BFGS maximum a posteriori point from `start`, keeping `history` past steps;
+    `func` is the model's compiled `logp_dlogp_function(ravel_inputs=True)`."""
     from pymc.blocking import DictToArrayBijection, RaveledVars
 
     x0 = DictToArrayBijection.map({v.name: start[v.name] for v in model.value_vars})
@@ -39,7 +43,7 @@ def map_fit(func: Any, model: pm.Model, start: dict[str, np.ndarray],
 
     result = minimize(cost, x0.data, jac=True, method="L-BFGS-B",
                       options={"maxiter": settings.map_max_iterations,
-                               "ftol": settings.map_tolerance})
+                               "ftol": settings.map_tolerance, "maxcor": history})
     point = DictToArrayBijection.rmap(RaveledVars(result.x, x0.point_map_info))
     return MapFit({k: np.asarray(v) for k, v in point.items()}, -float(result.fun),
                   int(result.nfev), bool(result.success))
