@@ -128,7 +128,11 @@ def test_the_file_says_when_the_interpolated_constants_are_unstable(client: Test
     card = get(client, format="json", form="ogden_n3", **OVER).json()["cards"][0]
     text = " ".join(line[2:].strip() for line in get(
         client, format="calculix", form="ogden_n3", **OVER).text.splitlines())
-    assert f"up to {card['between_departure']:.3g} total SD from the mean" in text
+    departure = card["between_departure"]
+    if departure is None:  # the halfway constants leave the stress undefined somewhere
+        assert "give NO finite stress at some stretch" in text
+    else:
+        assert f"up to {departure:.3g} total SD from the mean" in text
     if card["unstable_between"]:
         assert "WARNING: the interpolated constants are NOT Drucker-stable" in text
     # The departure is measured: interpolate halfway by hand.
@@ -144,8 +148,10 @@ def test_the_file_says_when_the_interpolated_constants_are_unstable(client: Test
         half = forms.compressible_uniaxial_stress(form, (va + vb) / 2, (da + db) / 2, stretch)
         mean = 0.5 * (forms.compressible_uniaxial_stress(form, va, da, stretch)
                       + forms.compressible_uniaxial_stress(form, vb, db, stretch))
-        worst = max(worst, float(np.max(np.abs(half - mean) / (0.5 * (sd[i] + sd[i + 1])))))
-    assert worst == pytest.approx(card["between_departure"], rel=1e-9)
+        with np.errstate(all="ignore"):
+            off = float(np.max(np.abs(half - mean) / (0.5 * (sd[i] + sd[i + 1]))))
+        worst = max(worst, off if np.isfinite(off) else np.inf)
+    assert worst == (np.inf if departure is None else pytest.approx(departure, rel=1e-9))
     print(f"ogden_n3 over temperature: between-rows departure {worst:.3g} total SD, "
           f"unstable between {card['unstable_between']}")
 

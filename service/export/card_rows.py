@@ -23,6 +23,7 @@ between-rows condition, then the rows' stability, when no form meets them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,10 +215,19 @@ def row_comment_lines(card: RowCard, label: str, curves: list[Curve], unit: str)
         else:
             lines.append(f"between rows ({checked}): Drucker-stable over {over}")
         lines.append(f"between rows: halfway between two rows the interpolated constants give "
-                     f"a stress up to {card.departure:.3g} total SD from the mean of the two "
-                     "rows' stresses; the card is fitted at the rows only")
+                     f"{_departure_words(card.departure)}; the card is fitted at the rows only")
     low, high = float(curves[0].stretch[0]), float(curves[0].stretch[-1])
     return lines + modes_statement(low, high, card.form)
+
+
+def _departure_words(departure: float) -> str:
+    """The departure as the file states it; not finite where the interpolated constants
+    leave the uniaxial stress undefined at some stretch (no volume makes the lateral
+    stress zero there: unstable constants, which the solver cannot use either)."""
+    if math.isfinite(departure):
+        return (f"a stress up to {departure:.3g} total SD from the mean of the two rows' "
+                "stresses")
+    return "NO finite stress at some stretch (WARNING: the solver cannot use them there)"
 
 
 def indistinct_row(values: list[float]) -> int | None:
@@ -267,7 +277,8 @@ def card_dicts(meta: ExportMeta, cards: Cards) -> list[dict[str, Any]]:
             "meets_target": all(row.meets_target for row in card.cards),
             "stable_over_range": all(row.stable_over_range for row in card.cards),
             "unstable_between": [list(pair) for pair in card.unstable_between],
-            "between_departure": card.departure,
+            # null where it is not finite (_departure_words).
+            "between_departure": card.departure if math.isfinite(card.departure) else None,
             "chosen": card.chosen,
             "candidates": {name: {"fit_error": error, "stable_over_range": stable}
                            for name, (error, stable) in card.candidates.items()},
