@@ -118,7 +118,7 @@ def test_auto_takes_one_form_for_every_row(client: TestClient, hot) -> None:
             assert card["unstable_between"] == [] and card["between_departure"] <= 0.25
         print(f"{card['material']}: {card['keyword']}, row errors "
               + ", ".join(f"{row['fit_error']:.3f}" for row in card["rows"])
-              + f" total SD, between-rows departure {card['between_departure']:.1e}")
+              + f" total SD, between-rows departure {card['between_departure']}")
 
 
 def test_the_file_says_when_the_interpolated_constants_are_unstable(client: TestClient,
