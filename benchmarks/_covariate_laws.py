@@ -40,6 +40,8 @@ import pandas as pd
 from scipy.special import logsumexp
 from scipy.stats import norm
 
+from training.calibration import central_coverage
+
 TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
 T_REF = 296.15
 # Draws of a family's own law in `conditioned_exactly`.
@@ -178,8 +180,8 @@ def conditioned_exactly(curves: DrawnCurves,
             plain_lp = logsumexp(density, axis=0) - np.log(ORACLE_DRAWS)
             gains.append(given_lp - plain_lp)
             pits.append(np.exp(log_weight) @ cdf)
-    pit = np.concatenate(pits)
-    return float(np.mean(np.concatenate(gains))), float(np.mean(np.abs(pit - 0.5) <= 0.475))
+    coverage = central_coverage(np.concatenate(pits), np.array([0.95]))[0]
+    return float(np.mean(np.concatenate(gains))), float(coverage)
 
 
 def generator_curves(fillers: Sequence[float], rng: np.random.Generator) -> DrawnCurves:

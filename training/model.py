@@ -150,7 +150,7 @@ class HeteroskedasticBNN:
                           and self.config.method in MAP_ENSEMBLES)
         with pm.Model() as model:
             x_data = pm.Data("x", x)
-            hidden = x_data[:, None] if np.ndim(x) == 1 else x_data
+            inputs = x_data[:, None] if np.ndim(x) == 1 else x_data
             fan_in = 1 if np.ndim(x) == 1 else int(np.shape(x)[1])
             layers = []
             for i, width in enumerate(cfg.hidden_sizes):
@@ -170,19 +170,26 @@ class HeteroskedasticBNN:
                                       anchor_sd=anchor_sd)
                 bias = self._normal(f"trunk{i}.b", 0.0, cfg.bias_prior_sd, (width,), rng)
                 layers.append((weight, bias))
-                hidden = self._tanh(hidden @ weight + bias)
                 fan_in = width
             head_sd = 1.0 / np.sqrt(fan_in)
             w_mean = self._normal("mean_head.W", 0.0, head_sd, (fan_in, 1), rng)
             b_mean = self._normal("mean_head.b", 0.0, cfg.bias_prior_sd, (1,), rng)
-            mu = (hidden @ w_mean + b_mean)[:, 0]
+
+            def trunk(inputs: Any) -> Any:
+                """The hidden layers (for the data, and for `origin`'s points)."""
+                for weight, bias in layers:
+                    inputs = self._tanh(inputs @ weight + bias)
+                return inputs
+
+            def mean_of(features: Any) -> Any:
+                return (features @ w_mean + b_mean)[:, 0]
+
+            hidden = trunk(inputs)
+            mu = mean_of(hidden)
             if origin is not None:
                 # The unloaded state (training.origin): the mean at zero strain, at
                 # conditions spread over the tested ranges, held to zero stress.
-                at_origin = pt.as_tensor_variable(origin.inputs)
-                for weight, bias in layers:
-                    at_origin = self._tanh(at_origin @ weight + bias)
-                mean_at_origin = (at_origin @ w_mean + b_mean)[:, 0]
+                mean_at_origin = mean_of(trunk(pt.as_tensor_variable(origin.inputs)))
                 pm.Potential("stress_free_origin", pm.logp(
                     pm.Normal.dist(mu=origin.stress, sigma=origin.sd), mean_at_origin).sum())
             b_sigma = self._normal("sigma_head.b", cfg.log_sigma_prior_mean, 1.0, (1,), rng,

@@ -1,6 +1,9 @@
 """One material at several conditions (models with covariates): its random effect shared
 across conditions where the data show it is.
 
+Why one module of this size: conditioning, sampling and quantiles across conditions share
+the one Gaussian algebra below, for every correlation law the manifest may hold.
+
 The curve model (service.inference.curves) describes a material at one condition:
 z(x) = a(x) . w + sqrt(1 - r(x)) e(x), w ~ N(0, I_k). A material tested at several
 conditions has one w_c per condition c:
@@ -52,8 +55,6 @@ Random slopes (`curve_model.condition_slope_scales` and `condition_slope_centre`
 material's effect linear in the covariates, w_c = w_0 + sum_j s_j(c) w_j; the decaying
 law's algebra with R from `slope_correlation` (`ConditionKernel` holds either kernel).
 
-Why one module of this size: conditioning, sampling and quantiles across conditions share
-the one Gaussian algebra above, for every correlation law the manifest may hold.
 """
 
 from __future__ import annotations
