@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/admission.py [--draws 1000]
 
 For representative requests (summaries, tangent, quantiles of few and many levels,
-samples, a material's `observed` prediction and quantiles, an export, the JSON encoding)
-it prints the estimate of service/prediction/admission.py, the measured time (best of
-two), and measured / estimated. The estimates are in seconds of the reference machine
+samples, a material's `observed` prediction and quantiles, an export, fitted cards, the
+JSON encoding) it prints the estimate of service/prediction/admission.py, the measured
+time (best of two), and measured / estimated. The estimates are in seconds of the reference machine
 (docs/performance.md: this 2-core machine at load 2-6); a ratio near 1 at that load means
 the coefficients hold, above 1 that the machine is slower now (the load average is
 printed), and a ratio that differs much between rows means a coefficient is off. Nothing
@@ -30,6 +30,7 @@ from service import export  # noqa: E402
 from service.inference import curves, predictive  # noqa: E402
 from service.inference.posterior import Posterior  # noqa: E402
 from service.prediction import admission  # noqa: E402
+from tests.rubber_model import rubber_artifact  # noqa: E402
 from tests.service_process import random_artifact  # noqa: E402
 from tests.test_curves import hand_section  # noqa: E402
 
@@ -50,6 +51,15 @@ def curved(draws: int) -> Posterior:
     artifact.manifest["curve_model"] = hand_section()  # type: ignore[arg-type]
     from service.artifact import Artifact
     return Posterior(Artifact.from_bytes(artifact.to_bytes()))
+
+
+def export_with_cards(posterior: Posterior, form: str) -> bytes:
+    """A JSON export of the mean and 20 curves on 201 points, each with a card of `form`."""
+    meta = export.ExportMeta("r", 1, "0" * 64, export.Definitions.from_manifest(posterior.spec),
+                             posterior.domain)
+    table = export.build_table(posterior, -0.5, 0.5, 201, [], 20, 1)
+    return export.render("json", meta, table,
+                         cards=export.fit_cards(meta, table, form, export.Volumetric()))
 
 
 def rows(draws: int) -> list[tuple[str, admission.Estimate, Callable[[], object]]]:
@@ -85,6 +95,11 @@ def rows(draws: int) -> list[tuple[str, admission.Estimate, Callable[[], object]
                 admission.export_estimate(plain, 100_001, 3, 0, searched=False),
                 lambda: export.render("csv", meta, export.build_table(
                     plain, -0.4, 0.4, 100_001, [0.05, 0.5, 0.95]))))
+    rubber = Posterior(rubber_artifact())
+    for form in ("auto", "ogden_n3", "mooney_rivlin"):
+        out.append((f"export rubber, 201 points, 21 {form} cards",
+                    admission.export_estimate(rubber, 201, 0, 20, searched=False, form=form),
+                    lambda form=form: export_with_cards(rubber, form)))
     values = np.random.default_rng(0).normal(size=1_000_000)
     out.append(("encoding 10^6 numbers", admission.Estimate((
         admission.Term("encoding", "strain", 1e6 * admission.JSON_NS_PER_NUMBER * 1e-9),)),

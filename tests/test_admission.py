@@ -22,6 +22,7 @@ from service.main import create_app
 from service.prediction import admission
 from service.registry.writes import register, set_alias
 from service.settings import Settings
+from tests.rubber_model import rubber_artifact
 from tests.service_process import random_artifact
 
 BUDGET_S = 0.05  # 1,000-strain summaries of the 200-draw model fit; 99 levels do not
@@ -132,6 +133,29 @@ def test_an_export_over_the_budget_is_a_413_naming_points(client: TestClient) ->
     assert 2 <= fits < 100_001
     assert client.get("/v1/models/demo/export", params={
         "points": fits, "quantiles": "0.05,0.5,0.95"}).status_code == 200
+
+
+def test_fitting_more_cards_than_the_budget_allows_is_a_413_naming_curves(
+        database_url: str, session: Session) -> None:
+    """Card fitting is counted: 256 form=auto cards (about 0.16 s each) exceed the default
+    10 s budget whatever the grid, so the 413 comes before any table or fit and names
+    `curves` as the part to reduce; as many Mooney-Rivlin cards (one linear programme
+    each) fit, and are answered."""
+    register(session, "rubber", rubber_artifact().to_bytes(), actor="test")
+    session.commit()
+    with app_client(database_url) as test_client:
+        with mock.patch("service.export.fit_cards",
+                        side_effect=AssertionError("no card may be fitted")):
+            refused = test_client.get("/v1/models/rubber/export", params={
+                "format": "calculix", "curves": 255, "points": 41})
+        named = test_client.get("/v1/models/rubber/export", params={
+            "format": "json", "form": "mooney_rivlin", "curves": 255, "points": 41})
+    error = error_of(refused)
+    assert "fitting 256 auto cards" in error["message"]
+    assert [d["field"] for d in error["details"]] == ["points", "curves"]
+    assert error["details"][0]["limit"] == 0
+    assert named.status_code == 200, named.text[:300]
+    assert len(named.json()["cards"]) == 256
 
 
 def test_an_unreachable_interpolation_error_is_refused_before_any_grid_is_built(

@@ -6,7 +6,13 @@ fitted hyperelastic card, which `calculix` (and `abaqus`, `text` with `form=`) w
 
 from service.export.abaqus import to_abaqus
 from service.export.calculix import to_calculix
-from service.export.card_rows import Cards, RowCard, fit_row_cards, indistinct_row
+from service.export.card_rows import (
+    Cards,
+    RowCard,
+    fit_row_cards,
+    fitting_seconds,
+    indistinct_row,
+)
 from service.export.cards import MAX_CARDS, card_dict, fit_cards
 from service.export.conditions import (
     Condition,
@@ -70,7 +76,7 @@ __all__ = [
     "OVER_FORMATS", "TARGET_ERROR", "UNREACHABLE_POINTS", "Card", "Condition", "Definitions",
     "RowCard", "fit_row_cards", "indistinct_row", "is_temperature",
     "ExportMeta", "ExportTable", "OverTables", "Volumetric", "build_table", "card_dict",
-    "conditions_of", "default_table", "fit_cards", "last_id", "needed_points",
+    "conditions_of", "default_table", "fit_cards", "fitting_seconds", "last_id", "needed_points",
     "probe_points", "render", "tables_at", "tables_over", "to_abaqus", "to_calculix", "to_csv",
     "to_json", "to_lsdyna", "unstable_ranges",
 ]

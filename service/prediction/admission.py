@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from service import export
 from service.errors import PayloadTooLargeError
 from service.inference import kernel, predictive, quantile_kernel
 from service.inference.posterior import NUMPY_NS_PER_UNIT, Posterior
@@ -202,10 +203,12 @@ def oip_estimate(posterior: Posterior, strains: int, outputs: int, tangent: bool
 
 
 def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
-                    searched: bool, tables: int = 1) -> Estimate:
+                    searched: bool, tables: int = 1, form: str | None = None) -> Estimate:
     """An export's cost on `points` grid points (evaluated with their midpoints); a
     `searched` (default) grid is built several times on the way. `tables` over a
-    covariate's values each cost one table, all held until the file is written."""
+    covariate's values each cost one table, all held until the file is written. With a
+    `form`, a card is fitted per column (mean, quantiles, curves), each over the tables'
+    values: work that does not depend on the grid."""
     evaluated = tables * (2 * points - 1)
     repeat = GRID_SEARCH_FACTOR if searched else 1.0
     s, u = posterior.draws, posterior.units
@@ -219,6 +222,13 @@ def export_estimate(posterior: Posterior, points: int, levels: int, curves: int,
     if curves:
         sampled = _samples(posterior, evaluated, curves, "curves")
         terms.append(Term(sampled.what, "curves", repeat * sampled.seconds, sampled.bytes))
+    if form is not None:
+        columns = 1 + levels + curves
+        # What to reduce: the values over the covariate, else the columns' source.
+        field = ("over" if tables > 1 else "curves" if curves
+                 else "quantiles" if levels else "form")
+        terms.append(Term(f"fitting {columns * tables} {form} cards", field,
+                          export.fitting_seconds(form, columns, tables)))
     cells = tables * points * (7 + levels + curves)
     terms.append(Term("writing the table", "points", _ns(cells * RENDER_NS_PER_CELL),
                       3 * cells * RENDER_BYTES_PER_CELL))

@@ -294,7 +294,7 @@ def export_table(
     work = work_of(request)
     with work.admitted(lambda n: admission.export_estimate(views[0], n, len(levels), count,
                                                            searched=points is None,
-                                                           tables=tables),
+                                                           tables=tables, form=form),
                        grid, "points", unit="points"):
         table, condition = export.tables_at(posterior, where, over_name, low, high, points,
                                             largest, target, levels, count, seed)
