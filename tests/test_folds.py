@@ -294,6 +294,19 @@ def test_held_out_plans_fit_a_budget_of_training_rows_unless_folds_are_given(
     assert "held_out_conditions" not in held_out_plans(data, folds, holdout=0.0, seed=0)
 
 
+def test_a_budget_of_fewer_fits_than_folds_fits_some_folds_of_five() -> None:
+    """5,000 rows afford two fold fits: two of five folds, each training on four fifths
+    of the materials (as the served fit nearly does), not two halves."""
+    data = group_data(100, 50)
+    plan = held_out_plans(data, None, holdout=0.2, seed=0)["held_out"]
+    assert plan.count == 2 and plan.fraction == pytest.approx(0.2)
+    for k in range(plan.count):
+        split = plan.split(k)
+        assert len(split.held_out_groups) == 20
+        assert split.train.size == data.rows * 4 // 5
+    assert np.count_nonzero(plan.fold == -1) == data.rows * 3 // 5
+
+
 def test_a_covariate_fit_stores_scores_at_untested_conditions() -> None:
     data = covariate_data()
     metrics = fit_data(data, TINY_CONFIG, folds=3, parallel=False).artifact.manifest["metrics"]

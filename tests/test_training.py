@@ -28,14 +28,15 @@ def small_csv(tmp_path: Path) -> Path:
     return make_group_csv(tmp_path / "group.csv", 4, 12, 3)
 
 
-def summary_of(diagnostics: dict) -> str:
+def summary_of(diagnostics: dict, **spec_fields) -> str:
     from types import SimpleNamespace
 
     from training.cli import _fit_summary
 
-    spec = SimpleNamespace(diagnostics=diagnostics, metrics={}, curve_model=None, covariates=None,
-                           inference=SimpleNamespace(method="bootstrap", wall_time_s=1.0))
-    return _fit_summary(SimpleNamespace(spec=spec))
+    fields = {"diagnostics": diagnostics, "metrics": {}, "curve_model": None,
+              "covariates": None, "data": None, "tested_conditions": None,
+              "inference": SimpleNamespace(method="bootstrap", wall_time_s=1.0)}
+    return _fit_summary(SimpleNamespace(spec=SimpleNamespace(**{**fields, **spec_fields})))
 
 
 def test_the_fit_summary_says_how_many_members_stopped_at_the_cap() -> None:
@@ -46,6 +47,18 @@ def test_the_fit_summary_says_how_many_members_stopped_at_the_cap() -> None:
                                            "converged": True})
     # Other methods have no members: their own convergence verdict.
     assert "converged=False" in summary_of({"converged": False})
+
+
+def test_the_fit_summary_counts_a_covariate_models_curves_and_materials() -> None:
+    from types import SimpleNamespace
+
+    converged = {"converged": True}
+    assert "curve model of 100 curves of 20 materials" in summary_of(
+        converged, curve_model=SimpleNamespace(fit={"materials": 100}),
+        covariates=[SimpleNamespace(name="temperature")], data={"groups": 20},
+        tested_conditions=[[253.15]] * 5)
+    assert "curve model of 40 materials" in summary_of(
+        converged, curve_model=SimpleNamespace(fit={"materials": 40}), data={"groups": 40})
 
 
 def test_make_data_scatter_is_larger_in_compression_than_in_tension() -> None:

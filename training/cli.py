@@ -225,7 +225,11 @@ def _fit_summary(artifact: object) -> str:
     if conditions:
         parts.append(_held_out_scores(conditions, "untested interior conditions"))
     if spec.curve_model is not None and spec.curve_model.fit:
-        parts.append(f"curve model of {spec.curve_model.fit['materials']} materials")
+        fitted = spec.curve_model.fit["materials"]
+        # With covariates each curve is a material at one condition.
+        groups = (spec.data or {}).get("groups")
+        parts.append(f"curve model of {fitted} curves of {groups} materials"
+                     if spec.covariates and groups else f"curve model of {fitted} materials")
     if spec.covariates and spec.tested_conditions:
         parts.append(f"covariates {', '.join(c.name for c in spec.covariates)} at "
                      f"{len(spec.tested_conditions)} tested conditions")

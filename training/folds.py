@@ -15,7 +15,7 @@ model (leave one condition out), scored by unit, e.g. material.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -112,9 +112,13 @@ def held_out_plans(data: TrainingData, folds: int | None, holdout: float, seed: 
     `held_out_conditions` (`condition_folds`).
 
     Given `folds` K >= 2: K folds of materials and up to K conditions left out. Not given
-    (None): the most that keeps all held-out fits' training rows within HELD_OUT_ROWS,
-    at most MAX_FOLDS of each; a covariate model gives half of them to leaving conditions
-    out, which only it can be asked about."""
+    (None): the most fits whose training rows stay within HELD_OUT_ROWS, at most
+    MAX_FOLDS of each; a covariate model gives half of them to leaving conditions out,
+    which only it can be asked about. The materials are dealt into MAX_FOLDS folds
+    whatever the budget, and as many of them fitted as it allows: every held-out fit
+    trains on (MAX_FOLDS - 1) / MAX_FOLDS of the materials, as near the served fit as
+    with all folds (two folds of half the materials each scored fits of half the data,
+    on 20 materials 95% coverage 0.762 against 0.952 with five)."""
     if folds is not None or holdout <= 0:
         plans = {"held_out": plan_folds(data, 0 if folds is None else folds, holdout, seed)}
         conditions = condition_folds(data, folds if folds and folds >= 2 and holdout > 0
@@ -122,8 +126,10 @@ def held_out_plans(data: TrainingData, folds: int | None, holdout: float, seed: 
     else:
         probe = condition_folds(data, MAX_FOLDS, seed)
         budget = HELD_OUT_ROWS // 2 if probe else HELD_OUT_ROWS
-        rows = max(data.rows, 1)
-        material = plan_folds(data, max(1, min(MAX_FOLDS, budget // rows + 1)), holdout, seed)
+        each = max(data.rows * (MAX_FOLDS - 1) / MAX_FOLDS, 1.0)  # one fold fit's rows
+        fits = max(1, min(MAX_FOLDS, int(budget // each)))
+        material = (plan_folds(data, 1, holdout, seed) if fits == 1
+                    else first_folds(plan_folds(data, MAX_FOLDS, holdout, seed), fits))
         plans = {"held_out": material}
         conditions = None
         if probe:  # each held-out fit trains on the rows its fold does not hold out
@@ -195,6 +201,14 @@ def condition_folds(data: TrainingData, count: int, seed: int) -> Folds | None:
                   for i in interior)
     return Folds("condition", fold_of[inverse.reshape(-1)], data.groups, "material",
                  1.0 / len(conditions), names)
+
+
+def first_folds(folds: Folds, count: int) -> Folds:
+    """`folds` with only its first `count` folds fitted: the other folds' rows only train.
+    Each fit holds out as much as before; fewer units are scored."""
+    if folds.count <= count:
+        return folds
+    return replace(folds, fold=np.where(folds.fold < count, folds.fold, -1))
 
 
 def _single(data: TrainingData, split: Split, fraction: float) -> Folds:
