@@ -5,13 +5,14 @@ through requests whose factors multiply to minutes of work or gigabytes: 100,000
 with 99 quantile levels, 10,000 samples of 1,000 strains. So every request is estimated
 from its parsed shape and the model that would answer it (posterior draws S, network size
 U = kernel.network_units), term by term (summaries, conditioning, quantiles, samples,
-export grids and their writing, the answer's encoding: docs/performance.md lists the
-terms and their coefficients, in seconds of the reference machine), and its memory: the
-decoded request (~70 bytes per number), the result arrays (8 bytes per number), the
-encoded answer (22 bytes per JSON number, twice: encoded, then joined into the write),
-and 64 MiB of working arrays for the numpy paths. The coefficients live
-with the code they describe (kernel.py, quantile_kernel.py, posterior.py, predictive.py)
-and benchmarks/admission.py compares them with measured times.
+export grids, their fitted cards and their writing, the answer's encoding:
+docs/performance.md lists the terms and their coefficients, in seconds of the reference
+machine), and its memory: the decoded request (~70 bytes per number), the result arrays
+(8 bytes per number), the encoded answer (22 bytes per JSON number, twice: encoded, then
+joined into the write), and 64 MiB of working arrays for the numpy paths. The
+coefficients live with the code they describe (kernel.py, quantile_kernel.py,
+posterior.py, predictive.py, export/fit.py) and benchmarks/admission.py compares them
+with measured times.
 
 A request whose estimated work exceeds BUDGET_WORK_SHARE of `SURROGATE_REQUEST_TIME_BUDGET_S`,
 or whose memory exceeds `SURROGATE_REQUEST_MEMORY_MB`, is a 413
