@@ -1,6 +1,7 @@
 """Covariate models measured from outside, with default fit settings.
 
-    .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate]
+    .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate,
+                                                      compounds]
                                               [--families generator,ogden-arrhenius,gent-glass]
                                               [--seed N] [--no-stress-free-origin]
 
@@ -37,11 +38,14 @@ Each family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0
   temperature:K --covariate filler; wall time and CPU time.
 - rate: a rate covariate over four decades (0.001-1/s), the middle-low rate left out,
   read on a log scale (the default) and on a linear one: held-out NLPD, CRPS, coverage.
+- compounds: new compounds after a fit of 16 (make-data groups of 40 compounds, three
+  seeds), with the filler fraction as a covariate and without it: NLPD and 95% coverage
+  on the 24 new compounds and on the 16 training ones.
 - within: within_material_sd against the test noise (RMS relative error over the
   strains) on Gent and Ogden groups whose materials were tested at their own random
   strains (make_law_group(uneven=True)), 50 and 20 strains per material.
 
-Why one file of this size: one harness (data, fits, scoring) shared by six measurements.
+Why one file of this size: one harness (data, fits, scoring) shared by eight measurements.
 """
 
 from __future__ import annotations
@@ -398,6 +402,31 @@ def within() -> None:
                   f"(target 30%: {'met' if error <= 0.30 else 'NOT met'})", flush=True)
 
 
+FEW_COMPOUNDS = 16
+FEW_COMPOUND_SEEDS = (11, 12, 13)
+
+
+def few_compounds() -> None:
+    """New compounds when the group has few: make-data groups of 40 compounds x 5
+    temperatures (seeds FEW_COMPOUND_SEEDS); the fit on the first FEW_COMPOUNDS scored on
+    the other 24, with the filler fraction (fixed per compound) as a covariate and
+    without it."""
+    temperature = CovariateColumn("temperature", "K")
+    for seed in FEW_COMPOUND_SEEDS:
+        frame = make_covariate_group(materials=40, points=25, seed=seed)
+        train = frame[frame["material"] < FEW_COMPOUNDS]
+        test = frame[frame["material"] >= FEW_COMPOUNDS]
+        for label, columns in (("with filler", (temperature, CovariateColumn("filler"))),
+                               ("temperature only", (temperature,))):
+            posterior = fit(train, columns)
+            new, seen = scores(posterior, test, columns), scores(posterior, train, columns)
+            print(f"  compounds (seed {seed}), {label}: {test['material'].nunique()} new "
+                  f"compounds NLPD {new['nlpd']:.3f}, 95% coverage "
+                  f"{new['coverage']['0.95']:.3f}; its {FEW_COMPOUNDS} training compounds "
+                  f"NLPD {seen['nlpd']:.3f}, 95% coverage {seen['coverage']['0.95']:.3f}",
+                  flush=True)
+
+
 RATE_GRID = (1e-3, 1e-2, 1e-1, 1.0)  # 1/s: four decades
 RATE_LEFT_OUT = 1e-2
 
@@ -424,7 +453,7 @@ def rate() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="loco,far,across,borrow,timing,within,rate")
+    parser.add_argument("--only", default="loco,far,across,borrow,timing,within,rate,compounds")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--seed", type=int, default=SEED[0],
                         help="seed of every fit (default: the fit's default)")
@@ -454,6 +483,9 @@ def main() -> None:
     if "rate" in only:
         print("\nrate over four decades, one rate left out", flush=True)
         rate()
+    if "compounds" in only:
+        print(f"\nnew compounds after a fit of {FEW_COMPOUNDS}", flush=True)
+        few_compounds()
     if "timing" in only:
         print(flush=True)
         timing()

@@ -62,6 +62,7 @@ from training.config import (  # noqa: F401  (re-exported: callers import them f
     ModelConfig,
     NutsSettings,
 )
+from training.material_properties import material_properties
 from training.methods import advi, ensemble, nuts
 from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
 from training.methods.map import (
@@ -82,6 +83,7 @@ from training.origin import Origin
 # bent differently between tested temperatures, so the answer at an untested one was far
 # too wide (docs/covariates.md has the measurement).
 COVARIATE_WEIGHT_PRIOR_SD = 1.0
+MATERIAL_PROPERTY_WEIGHT_PRIOR_SD = 0.1  # on a material property (training.material_properties)
 # Anchored priors for a model with covariates: in a MAP ensemble (bootstrap or deep
 # ensemble) each member centres the prior of every weight on its own draw from that prior
 # and starts there (training.methods.map.map_starts), except the strain's first-layer row,
@@ -133,12 +135,13 @@ class HeteroskedasticBNN:
         self._anchored = False
         self._covariates = False
 
-    def build_model(self, x: np.ndarray, y: np.ndarray, origin: Origin | None = None
-                    ) -> pm.Model:
+    def build_model(self, x: np.ndarray, y: np.ndarray, origin: Origin | None = None,
+                    properties: tuple[int, ...] = ()) -> pm.Model:
         """The PyMC model on normalised inputs x and outputs y (1-D). x is the strain
         (1-D), or (rows, 1 + k) with the strain first and k covariates after it. `origin`
         holds the mean to zero stress at zero strain across the tested conditions
-        (training.origin; a model with covariates only)."""
+        (training.origin; a model with covariates only). `properties`: x's material
+        properties (training.material_properties), kept smoother."""
         cfg = self.config.model
         rng = np.random.default_rng(cfg.seed)
         self._init_spec = {}
@@ -161,6 +164,7 @@ class HeteroskedasticBNN:
                     # Covariates' rows: smooth effects (COVARIATE_WEIGHT_PRIOR_SD).
                     sd = np.full((fan_in, 1), COVARIATE_WEIGHT_PRIOR_SD)
                     sd[0, 0] = cfg.input_weight_prior_sd
+                    sd[list(properties), 0] = MATERIAL_PROPERTY_WEIGHT_PRIOR_SD
                     # Every tested condition covers the strain range, so the strain's row
                     # is pinned by the data wherever the model answers; it keeps its
                     # prior and its random start (anchor SD 0).
@@ -253,7 +257,7 @@ class HeteroskedasticBNN:
         """Fit on normalised x (1-D strain, or (rows, 1 + k) with covariates), y. `groups`
         (one label per row, e.g. the material) makes the groups, not the rows, the units the
         bootstrap reweights; `origin` as in `build_model`."""
-        model = self.build_model(x, y, origin)
+        model = self.build_model(x, y, origin, material_properties(x, groups))
         self.group_index = (None if groups is None
                             else np.unique(np.asarray(groups), return_inverse=True)[1])
         started, cpu_started = time.perf_counter(), time.process_time()
