@@ -12,6 +12,10 @@ Models with covariates (inputs beside the strain, e.g. temperature) add two stri
 sections, absent from strain-only models: `covariates` (name, unit, standardisation and
 training range of each, in the network's input order after the strain) and
 `tested_conditions` (the distinct covariate vectors of the training data, physical units).
+
+Why one module of this size: it is the whole contract, every section with the checks
+between its parts (covariates against tested conditions, a curve model's correlation law
+against its basis), read by the service and written by training alike.
 """
 
 from __future__ import annotations

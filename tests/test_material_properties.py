@@ -55,3 +55,25 @@ def test_a_property_gets_the_narrower_prior_in_the_graph() -> None:
     bnn.build_model(x, y)
     np.testing.assert_array_equal(bnn.prior_anchors["trunk0_W"][1][2],
                                   COVARIATE_WEIGHT_PRIOR_SD)
+
+
+def test_the_fit_records_which_covariates_it_kept_smoother() -> None:
+    """A real tiny fit of compounds at two temperatures: the filler is recorded as a
+    material property, the temperature is not; without the filler, nothing is."""
+    from training.data import CovariateColumn, TrainingData
+    from training.pipeline import fit_training_rows
+
+    frame = make_covariate_group(4, 6, 3, "compound", temperatures=TEMPERATURES)
+    config = BNNConfig().with_overrides(hidden_sizes=(3,), ensemble_members=2,
+                                        map_max_iterations=100)
+
+    def diagnostics(columns: tuple[CovariateColumn, ...]) -> dict:
+        data = TrainingData(frame["strain"].to_numpy(), frame["stress"].to_numpy(),
+                            frame["material"].to_numpy(), "strain", "stress", "-",
+                            len(frame), frame[[c.name for c in columns]].to_numpy(float),
+                            columns)
+        return fit_training_rows(data, config).artifact.spec.diagnostics
+
+    temperature, filler = CovariateColumn("temperature", "K"), CovariateColumn("filler")
+    assert diagnostics((temperature, filler))["material_properties"] == ["filler"]
+    assert diagnostics((temperature,))["material_properties"] == []

@@ -5,6 +5,9 @@ Each fit builds its posterior once, right after the network is fitted, and every
 after it - the curve model, the calibration scores, the report - uses that one object.
 What they add to the manifest makes a new artifact from the typed `Manifest` (never a
 dict changed in place), and the posterior takes the new manifest without being rebuilt.
+
+Why one module of this size: the served fit, the held-out fits beside it and the
+covariate inputs they share are one sequence, each step using the one before.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from training.data import (
     with_covariate_scales,
 )
 from training.folds import Folds, Split, held_out_plans
+from training.material_properties import material_properties
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 from training.origin import stress_free_origin
 
@@ -232,6 +236,10 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
                                             origin)
     if data.covariates is not None:
         result.diagnostics["stress_free_origin"] = origin is not None
+        # The covariates whose effect the fit kept smoother (training.material_properties).
+        result.diagnostics["material_properties"] = [
+            data.covariate_columns[j - 1].name
+            for j in material_properties(inputs, data.groups)]
     sections.setdefault("schema_version", SCHEMA_VERSION)
     spec = Manifest(
         architecture=Architecture(

@@ -6,13 +6,7 @@ fitted hyperelastic card, which `calculix` (and `abaqus`, `text` with `form=`) w
 
 from service.export.abaqus import to_abaqus
 from service.export.calculix import to_calculix
-from service.export.card_rows import (
-    Cards,
-    RowCard,
-    fit_row_cards,
-    fitting_seconds,
-    indistinct_row,
-)
+from service.export.card_rows import Cards, RowCard, fit_row_cards, indistinct_row
 from service.export.cards import MAX_CARDS, card_dict, fit_cards
 from service.export.conditions import (
     Condition,
@@ -23,7 +17,13 @@ from service.export.conditions import (
     tables_over,
 )
 from service.export.definitions import Definitions
-from service.export.fit import DEFAULT_BULK_RATIO, TARGET_ERROR, Card, Volumetric
+from service.export.fit import (
+    DEFAULT_BULK_RATIO,
+    TARGET_ERROR,
+    Card,
+    Volumetric,
+    fitting_seconds,
+)
 from service.export.forms import FORMS
 from service.export.header import ExportMeta
 from service.export.lsdyna import DEFAULT_FIRST_CURVE_ID, MAX_CURVE_ID, last_id, to_lsdyna

@@ -52,7 +52,6 @@ from service.export.fit import (
     checked_range,
     choose,
     fit_candidates,
-    fit_seconds,
     stable_over,
 )
 from service.export.forms import FORMS
@@ -62,17 +61,6 @@ from service.export.table import ExportTable
 
 # Where between two rows the interpolated constants are checked for stability.
 _BETWEEN = (0.25, 0.5, 0.75)
-# A card over a covariate costs its rows' fits and the checks between them: 21 auto cards
-# over 3 temperatures took 3.8x the CPU of the same cards at one condition (docs/export.md).
-BETWEEN_ROWS_FACTOR = 1.3
-
-
-def fitting_seconds(form: str, columns: int, rows: int = 1) -> float:
-    """Admission's estimate of fitting `columns` cards of `form` (a name or "auto"), each
-    over `rows` values of a covariate (1: at one condition), in seconds of the reference
-    machine."""
-    seconds = columns * rows * fit_seconds(form)
-    return seconds * BETWEEN_ROWS_FACTOR if rows > 1 else seconds
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,18 @@ _OGDEN_EXPONENTS = (-6.0, -3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 4.5, 6.5, 9.0)
 _LOCKING_STRETCHES = tuple(np.geomspace(1.05, 60.0, 25))
 
 
-def fit_seconds(form: str) -> float:
-    """The admission's estimate of fitting one card of `form` (a name or "auto")."""
-    return FIT_SECONDS.get(form, FIT_SECONDS_OF_ANY_OTHER_FORM)
+# A card over a covariate (service.export.card_rows) costs its rows' fits and the checks
+# between them: 21 auto cards over 3 temperatures took 3.8x the CPU of the same cards at
+# one condition (docs/export.md).
+BETWEEN_ROWS_FACTOR = 1.3
+
+
+def fitting_seconds(form: str, columns: int, rows: int = 1) -> float:
+    """Admission's estimate of fitting `columns` cards of `form` (a name or "auto"), each
+    over `rows` values of a covariate (1: at one condition), in seconds of the reference
+    machine."""
+    seconds = columns * rows * FIT_SECONDS.get(form, FIT_SECONDS_OF_ANY_OTHER_FORM)
+    return seconds * BETWEEN_ROWS_FACTOR if rows > 1 else seconds
 
 
 @dataclass(frozen=True)
