@@ -5,6 +5,8 @@ has not seen. K folds by material (the default) give every material to exactly o
 fold k's fit trains on the other folds' materials and is scored on fold k's. Each held-out
 row is scored by the one fit that did not see it, and the section pools all of them:
 its scores are over every material, with their spread over materials (`training.spread`).
+Where the row budget allows fewer fits than folds, only the first folds are fitted
+(`first_folds`), and their materials are the ones scored.
 `--folds 1` is a single split (a fraction of the materials held out, the rest training
 only); data without a material column are split by rows.
 
