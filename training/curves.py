@@ -23,6 +23,7 @@ from scipy.optimize import minimize
 from service.inference.curves import design, normalise
 from service.inference.posterior import Posterior
 from service.manifest import CURVE_MODEL_KIND, LOG_VARIANCE_BOUND
+from training.groupings import curve_labels
 
 # Basis functions over the training domain: enough for the sharp change of the
 # between-material share near zero strain; chosen by held-out likelihood (docs/curves.md).
@@ -200,10 +201,7 @@ def curve_rows(groups: np.ndarray, covariates: np.ndarray | None = None
     at one condition."""
     if covariates is None:
         return [np.flatnonzero(groups == label) for label in np.unique(groups)]
-    _, material = np.unique(groups, return_inverse=True)
-    keys = np.column_stack([material.reshape(-1), covariates])
-    _, curve = np.unique(keys, axis=0, return_inverse=True)
-    curve = curve.reshape(-1)
+    curve = curve_labels(groups, covariates)
     return [np.flatnonzero(curve == index) for index in range(int(curve.max()) + 1)]
 
 

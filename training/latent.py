@@ -23,6 +23,7 @@ import pytensor.tensor as pt
 from scipy.special import logsumexp
 
 from training.model import LIKELIHOOD_WEIGHTS, BNNConfig, HeteroskedasticBNN, _pymc_name
+from training.origin import Origin
 
 # z grid for integrals over a material's latent (prior N(0, 1)): +-5 SD, fine enough for
 # the narrow posterior that a few precise points give.
@@ -36,7 +37,10 @@ class LatentBNN(HeteroskedasticBNN):
         super().__init__(config)
         self.groups = np.unique(groups, return_inverse=True)[1]
 
-    def build_model(self, x: np.ndarray, y: np.ndarray) -> pm.Model:
+    def build_model(self, x: np.ndarray, y: np.ndarray, origin: Origin | None = None,
+                    properties: tuple[int, ...] = ()) -> pm.Model:
+        # Strain only: no covariates, so neither an unloaded-state term nor properties.
+        assert origin is None and not properties
         cfg = self.config.model
         rng = np.random.default_rng(cfg.seed)
         self._init_spec = {}

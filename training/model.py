@@ -62,7 +62,6 @@ from training.config import (  # noqa: F401  (re-exported: callers import them f
     ModelConfig,
     NutsSettings,
 )
-from training.material_properties import material_properties
 from training.methods import advi, ensemble, nuts
 from training.methods.advi import LossPlateau, advi_diagnostics  # noqa: F401
 from training.methods.map import (
@@ -253,11 +252,11 @@ class HeteroskedasticBNN:
 
     # ---------------------------------------------------------------- inference
     def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
-            origin: Origin | None = None) -> FitResult:
+            origin: Origin | None = None, properties: tuple[int, ...] = ()) -> FitResult:
         """Fit on normalised x (1-D strain, or (rows, 1 + k) with covariates), y. `groups`
         (one label per row, e.g. the material) makes the groups, not the rows, the units the
-        bootstrap reweights; `origin` as in `build_model`."""
-        model = self.build_model(x, y, origin, material_properties(x, groups))
+        bootstrap reweights; `origin` and `properties` as in `build_model`."""
+        model = self.build_model(x, y, origin, properties)
         self.group_index = (None if groups is None
                             else np.unique(np.asarray(groups), return_inverse=True)[1])
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from training.data import TrainingData
+from training.groupings import curve_labels
 
 # Switch for ablation (benchmarks); a strain-only model never has the term.
 STRESS_FREE_ORIGIN = True
@@ -69,14 +70,6 @@ def curve_intercepts(strain: np.ndarray, stress: np.ndarray, curve: np.ndarray
         _, intercept = np.polyfit(strain[nearest], stress[nearest], 1)
         intercepts.append(float(intercept))
     return np.asarray(intercepts)
-
-
-def curve_labels(groups: np.ndarray | None, covariates: np.ndarray) -> np.ndarray:
-    """One label per row: its curve, a material at one condition (the condition alone
-    when the data name no materials)."""
-    keys = covariates if groups is None else np.column_stack(
-        [np.unique(groups, return_inverse=True)[1], covariates])
-    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
 
 
 def data_unloaded_at_zero(strain: np.ndarray, stress: np.ndarray, groups: np.ndarray | None,

@@ -232,14 +232,14 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
         inputs, sections = covariate_inputs(data, inputs)
         origin = stress_free_origin(data, inputs, x_mean, x_scale, y_mean, y_scale,
                                     config.model.seed)
+    properties = material_properties(inputs, data.groups)
     result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups,
-                                            origin)
+                                            origin, properties)
     if data.covariates is not None:
         result.diagnostics["stress_free_origin"] = origin is not None
         # The covariates whose effect the fit kept smoother (training.material_properties).
         result.diagnostics["material_properties"] = [
-            data.covariate_columns[j - 1].name
-            for j in material_properties(inputs, data.groups)]
+            data.covariate_columns[j - 1].name for j in properties]
     sections.setdefault("schema_version", SCHEMA_VERSION)
     spec = Manifest(
         architecture=Architecture(

@@ -18,7 +18,8 @@ error over the rows of a card, service.export.card_rows). A form asked for by na
 fitted free.
 
 Why one module of this size: the fit, the stability it is held to and the choice between
-forms are one procedure; split, each part would need the others' internals.
+forms are one procedure; split, each part would need the others' internals. Its cost per
+card (`fitting_seconds`, for admission) is measured on that procedure, so it lives here.
 """
 
 from __future__ import annotations
