@@ -41,8 +41,12 @@ LOG_COVARIATES_SCHEMA_VERSION = 2
 # range (`Covariate.log_level_change`): a replica that knows only 1 or 2 would answer
 # such a model without it, so it refuses the artifact instead.
 EXTRAPOLATION_SCHEMA_VERSION = 3
+# Version 4 is version 3 plus the strain range tested at each condition
+# (`tested_strain_ranges`): a replica that knows only 1-3 would answer strains never
+# tested at a condition without flagging or refusing them, so it refuses the artifact.
+STRAIN_RANGES_SCHEMA_VERSION = 4
 SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION, LOG_COVARIATES_SCHEMA_VERSION,
-                             EXTRAPOLATION_SCHEMA_VERSION)
+                             EXTRAPOLATION_SCHEMA_VERSION, STRAIN_RANGES_SCHEMA_VERSION)
 # Deeper trunks than this are not a network anyone fits here; the bound also keeps a
 # hostile manifest from producing one error per list element.
 MAX_HIDDEN_LAYERS = 16
@@ -245,6 +249,11 @@ class Manifest(BaseModel):
     # The distinct covariate vectors of the training data (one entry per covariate each).
     tested_conditions: list[list[StrictFiniteFloat]] | None = Field(
         None, min_length=1, max_length=MAX_TESTED_CONDITIONS)
+    # [min, max] of the strains tested at each tested condition, in the same order; absent
+    # where every tested condition covered the whole training domain.
+    tested_strain_ranges: list[Annotated[list[StrictFiniteFloat], Field(
+        min_length=2, max_length=2)]] | None = Field(
+        None, min_length=1, max_length=MAX_TESTED_CONDITIONS)
 
     @model_validator(mode="after")
     def _supported(self) -> Manifest:
@@ -259,6 +268,10 @@ class Manifest(BaseModel):
                 and self.schema_version < EXTRAPOLATION_SCHEMA_VERSION):
             raise ValueError(f"covariates.log_level_change needs schema_version "
                              f"{EXTRAPOLATION_SCHEMA_VERSION}")
+        if (self.tested_strain_ranges is not None
+                and self.schema_version < STRAIN_RANGES_SCHEMA_VERSION):
+            raise ValueError(f"tested_strain_ranges needs schema_version "
+                             f"{STRAIN_RANGES_SCHEMA_VERSION}")
         return self
 
     @model_validator(mode="after")
@@ -273,6 +286,9 @@ class Manifest(BaseModel):
         if self.covariates is None or self.tested_conditions is None:
             if per_covariate:
                 raise ValueError(f"curve_model.{next(iter(per_covariate))} needs covariates")
+            if self.tested_strain_ranges is not None:
+                raise ValueError("tested_strain_ranges needs covariates and "
+                                 "tested_conditions")
             return self
         names = [c.name for c in self.covariates]
         if len(set(names)) != len(names) or self.architecture.input_name in names:
@@ -282,11 +298,24 @@ class Manifest(BaseModel):
             if len(row) != len(names):
                 raise ValueError(f"tested_conditions[{i}] has {len(row)} values; the model "
                                  f"has {len(names)} covariates")
+        self._check_strain_ranges()
         for name, values in per_covariate.items():
             if len(values) != len(names):
                 raise ValueError(f"curve_model.{name} has {len(values)} values; the model "
                                  f"has {len(names)} covariates")
         return self
+
+    def _check_strain_ranges(self) -> None:
+        ranges, tested = self.tested_strain_ranges, self.tested_conditions
+        if ranges is None or tested is None:
+            return
+        if len(ranges) != len(tested):
+            raise ValueError(f"tested_strain_ranges has {len(ranges)} entries; "
+                             f"tested_conditions has {len(tested)}")
+        for i, (low, high) in enumerate(ranges):
+            if low > high:
+                raise ValueError(f"tested_strain_ranges[{i}]: min ({low:g}) is above max "
+                                 f"({high:g})")
 
     @property
     def input_dim(self) -> int:

@@ -29,6 +29,7 @@ from service.manifest import (
     EXTRAPOLATION_SCHEMA_VERSION,
     LOG_COVARIATES_SCHEMA_VERSION,
     MAX_TESTED_CONDITIONS,
+    STRAIN_RANGES_SCHEMA_VERSION,
     Architecture,
     Covariate,
     CurveModelSection,
@@ -302,7 +303,7 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
     mean = read.mean(axis=0)
     scale = read.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column: standardising would divide by zero
-    tested = np.unique(values, axis=0)
+    tested, condition_of_row = np.unique(values, axis=0, return_inverse=True)
     if tested.shape[0] > MAX_TESTED_CONDITIONS:
         raise ValueError(f"the data hold {tested.shape[0]} distinct covariate conditions; a "
                          f"model lists at most {MAX_TESTED_CONDITIONS} (round the "
@@ -317,7 +318,25 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
     }
     if log.any():  # a replica that predates log scales must refuse this artifact
         sections["schema_version"] = LOG_COVARIATES_SCHEMA_VERSION
+    ranges = condition_strain_ranges(data.x, condition_of_row.reshape(-1), tested.shape[0])
+    if ranges is not None:  # a replica that predates them must refuse this artifact
+        sections["tested_strain_ranges"] = ranges.tolist()
+        sections["schema_version"] = STRAIN_RANGES_SCHEMA_VERSION
     return np.column_stack([strain, (read - mean) / scale]), sections
+
+
+def condition_strain_ranges(strain: np.ndarray, condition_of_row: np.ndarray,
+                         conditions: int) -> np.ndarray | None:
+    """(conditions, 2): the [min, max] strain of the rows at each tested condition; None
+    where every condition covers the whole range of `strain` (nothing to record: the
+    training domain says it all, and the manifest stays as it was before the field)."""
+    low = np.full(conditions, np.inf)
+    high = np.full(conditions, -np.inf)
+    np.minimum.at(low, condition_of_row, strain)
+    np.maximum.at(high, condition_of_row, strain)
+    if np.all(low == strain.min()) and np.all(high == strain.max()):
+        return None
+    return np.column_stack([low, high])
 
 
 def fit_csv(path: Path, config: BNNConfig, x: str = "strain", y: str = "stress",

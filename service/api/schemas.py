@@ -35,8 +35,10 @@ class PredictResponse(BaseModel):
     epistemic_sd: list[float] = Field(description="Uncertainty of the mean: SD_s mu_s.")
     total_sd: list[float] = Field(description="sqrt(aleatoric_sd^2 + epistemic_sd^2).")
     outside_training_domain: list[bool] | None = Field(
-        None, description="True where the strain lies outside the fit's training domain "
-        "(absent with extrapolation=allow).",
+        None, description="True where the strain lies outside the fit's training domain; "
+        "for a model with covariates also where a covariate leaves its training range or "
+        "the strain leaves the range tested at the nearest tested condition (absent with "
+        "extrapolation=allow).",
     )
     quantile_levels: list[float] | None = Field(
         None, description="The requested quantile levels (with `quantiles`).")

@@ -52,6 +52,9 @@ class Condition:
     outside_training_range: bool
     # Standardised distance to the nearest tested condition (0 at a tested one).
     condition_distance: float
+    # [min, max] strain tested at the nearest tested condition; None where the model
+    # records no per-condition ranges (every condition covered its whole domain).
+    tested_strain_range: tuple[float, float] | None = None
 
     def describe(self) -> str:
         """'temperature=353.15 K, rate=0.01 1/s'."""
@@ -59,9 +62,12 @@ class Condition:
                          in zip(self.names, self.units, self.values, strict=True))
 
     def as_dict(self) -> dict[str, object]:
-        return {**dict(zip(self.names, self.values, strict=True)),
-                "outside_training_range": self.outside_training_range,
-                "condition_distance": self.condition_distance}
+        out = {**dict(zip(self.names, self.values, strict=True)),
+               "outside_training_range": self.outside_training_range,
+               "condition_distance": self.condition_distance}
+        if self.tested_strain_range is not None:
+            out["tested_strain_range"] = list(self.tested_strain_range)
+        return out
 
 
 def conditions_of(posterior: Posterior, values: np.ndarray) -> list[Condition]:
@@ -71,8 +77,12 @@ def conditions_of(posterior: Posterior, values: np.ndarray) -> list[Condition]:
     values = np.asarray(values, dtype=np.float64).reshape(-1, conditions.count)
     outside = conditions.outside(values)
     distance = conditions.distance(values)
+    ranges = (None if conditions.strain_ranges is None
+              else conditions.tested_strain_range(values))
     return [Condition(conditions.names, conditions.units, tuple(float(v) for v in row),
-                      bool(outside[i]), float(distance[i])) for i, row in enumerate(values)]
+                      bool(outside[i]), float(distance[i]),
+                      None if ranges is None else (float(ranges[i, 0]), float(ranges[i, 1])))
+            for i, row in enumerate(values)]
 
 
 def is_temperature(name: str, unit: str) -> bool:

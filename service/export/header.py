@@ -86,4 +86,7 @@ def _where(condition: Condition) -> str:
     text = f" (condition_distance {condition.condition_distance:.3g}"
     if condition.outside_training_range:
         text += "; outside the training range: extrapolation"
+    if condition.tested_strain_range is not None:
+        low, high = condition.tested_strain_range
+        text += f"; strains tested at the nearest tested condition: {low:g} to {high:g}"
     return text + ")"

@@ -8,7 +8,11 @@ the service needs to reason about conditions without running the network:
 - standardisation (`normalise`), of the value or, for a covariate on a log scale
   (`Covariate.transform`), of its natural log (`transformed`): rates and other
   covariates tested over decades are read per decade, not per unit;
-- whether a condition lies outside the training range of any covariate (`outside`);
+- whether a condition lies outside the training range of any covariate (`outside`), and
+  whether a strain lies outside the strain range tested at the nearest tested condition
+  (`untested_strain`: specimens tested hot often fail at smaller strains, so a strain
+  inside the model's overall domain may never have been tested near the condition asked
+  for);
 - `distance`: the Euclidean distance, in standardised units (each covariate divided by
   its training SD), from a condition to the nearest *tested* condition (the manifest's
   `tested_conditions`). 0 at a tested condition; between tested conditions it is at most
@@ -68,6 +72,9 @@ class Conditions:
     log: np.ndarray  # (k,) True where the network reads ln(value)
     # (k,) change of ln(level) across each covariate's range; None: no term beyond it
     level_change: np.ndarray | None = None
+    # (T, 2) [min, max] strain tested at each tested condition; None: every tested
+    # condition covered the whole training domain (or an artifact older than the field)
+    strain_ranges: np.ndarray | None = None
 
     @classmethod
     def from_spec(cls, spec: Manifest) -> Conditions | None:
@@ -86,6 +93,8 @@ class Conditions:
             log=np.array([c.transform == "log" for c in covariates]),
             level_change=(None if all(c.log_level_change is None for c in covariates)
                           else np.array([c.log_level_change or 0.0 for c in covariates])),
+            strain_ranges=(None if spec.tested_strain_ranges is None else np.asarray(
+                spec.tested_strain_ranges, dtype=np.float64).reshape(-1, 2)),
         )
 
     @property
@@ -113,15 +122,44 @@ class Conditions:
 
     def distance(self, values: np.ndarray) -> np.ndarray:
         """Per row: standardised Euclidean distance to the nearest tested condition."""
+        return self.nearest(values)[1]
+
+    def nearest(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the index of the nearest tested condition (in `tested`) and the
+        standardised Euclidean distance to it."""
         values = self.normalise(np.asarray(values, dtype=np.float64).reshape(-1, self.count))
         tested = self.normalise(self.tested)
-        out = np.empty(values.shape[0])
+        index = np.empty(values.shape[0], dtype=np.int64)
+        squared = np.empty(values.shape[0])
         step = max(1, _DISTANCE_BLOCK_ELEMENTS // max(tested.size, 1))
         for start in range(0, values.shape[0], step):
             part = values[start:start + step]
             gap = part[:, None, :] - tested[None, :, :]
-            out[start:start + step] = np.sqrt(np.min(np.sum(gap * gap, axis=2), axis=1))
-        return out
+            sums = np.sum(gap * gap, axis=2)
+            index[start:start + step] = np.argmin(sums, axis=1)
+            squared[start:start + step] = np.min(sums, axis=1)
+        return index, np.sqrt(squared)
+
+    def untested_strain(self, strain: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per strain (with its condition, a row of `values`): outside the strain range
+        tested at the nearest tested condition. All False without `strain_ranges`.
+
+        Nearest, not interpolated between neighbours: in k dimensions there is no one
+        pair of neighbours, and the nearest condition's tests are the ones an answer
+        there leans on most."""
+        strain = np.asarray(strain, dtype=np.float64).reshape(-1)
+        if self.strain_ranges is None:
+            return np.zeros(strain.size, dtype=bool)
+        values = np.asarray(values, dtype=np.float64).reshape(-1, self.count)
+        unique, index = distinct(values)
+        low, high = self.strain_ranges[self.nearest(unique)[0]].T
+        return (strain < low[index]) | (strain > high[index])
+
+    def tested_strain_range(self, values: np.ndarray) -> np.ndarray:
+        """(n, 2): per row of `values`, the [min, max] strain tested at its nearest tested
+        condition (a model with `strain_ranges`)."""
+        assert self.strain_ranges is not None
+        return self.strain_ranges[self.nearest(values)[0]]
 
     def beyond_range(self, values: np.ndarray) -> np.ndarray:
         """(n, k): per covariate, how far each row lies beyond its training range, in

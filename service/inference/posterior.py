@@ -193,7 +193,7 @@ class Posterior:
         only the curve model is read from `spec`. ValueError if `spec` describes another
         network."""
         network = ("architecture", "normalisation", "training_domain", "covariates",
-                   "tested_conditions")
+                   "tested_conditions", "tested_strain_ranges")
         if (any(getattr(spec, part) != getattr(self.spec, part) for part in network)
                 or spec.inference.draws != self.draws):
             raise ValueError("the manifest describes another network than this posterior's")
@@ -477,9 +477,11 @@ class Posterior:
     def outside_domain(self, strain: np.ndarray,
                        covariates: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask of strains outside the training domain (extrapolation); with
-        covariates ((n, k), physical), also where any covariate leaves its training range."""
+        covariates ((n, k), physical), also where any covariate leaves its training range
+        or the strain leaves the range tested at the nearest tested condition."""
         low, high = self.domain
         outside = (strain < low) | (strain > high)
         if covariates is not None and self.conditions is not None:
-            outside = outside | self.conditions.outside(covariates)
+            outside = (outside | self.conditions.outside(covariates)
+                       | self.conditions.untested_strain(strain, covariates))
         return outside

@@ -32,7 +32,12 @@ from service.inference.posterior import Posterior
 from service.oip.outputs import MAX_INPUTS, OUTPUTS, WIRE_DTYPES, Computed, default_outputs
 from service.oip.schemas import MAX_REQUEST_ID_LENGTH
 from service.prediction import admission
-from service.prediction.conditions import covariate_matrix, reference_share, reject_outside
+from service.prediction.conditions import (
+    covariate_matrix,
+    reference_share,
+    reject_outside,
+    reject_untested_strains,
+)
 from service.prediction.gate import Work
 from service.prediction.pipeline import check_point_count, reject_extrapolation, resolve
 from service.registry.reads import VersionRef, model_detail
@@ -222,6 +227,7 @@ def infer(session: Session, live_registry: LiveRegistry, settings: Settings, nam
         reject_extrapolation(posterior, strain, ref, field=data_field)
         if target is not None:
             reject_outside(posterior, target, ref, "inputs")
+            reject_untested_strains(posterior, strain, target, ref, data_field)
     outputs = list(outputs) or default_outputs(posterior)
     for index, name in enumerate(outputs):
         needs = ("a version fitted on grouped data" if OUTPUTS[name].needs_curve_model

@@ -151,6 +151,30 @@ def reject_outside(posterior: Posterior, values: np.ndarray, ref: VersionRef,
         + ", ".join(f"{d['field']}={d['value']:g}" for d in details), details)
 
 
+def reject_untested_strains(posterior: Posterior, strain: np.ndarray, values: np.ndarray,
+                            ref: VersionRef, field: str) -> None:
+    """422 naming the strains outside the range tested at their nearest tested condition
+    (extrapolation=reject; strains outside the whole training domain and covariates outside
+    their ranges are refused before, by their own checks)."""
+    conditions = posterior.conditions
+    assert conditions is not None
+    untested = np.flatnonzero(conditions.untested_strain(strain, values))
+    if untested.size == 0:
+        return
+    named = untested[:MAX_NAMED_POINTS]
+    ranges = conditions.tested_strain_range(values[named])
+    details = [{"field": f"{field}[{i}]", "value": float(strain[i]),
+                "message": f"outside the strain range [{low:g}, {high:g}] tested at the "
+                           f"nearest tested condition"}
+               for i, (low, high) in zip(named, ranges, strict=True)]
+    more = f" and {untested.size - named.size} more" if untested.size > named.size else ""
+    raise InvalidInputError(
+        f"{untested.size} strain(s) lie outside the strain range tested at the nearest "
+        f"tested condition of model {ref.name!r} version {ref.version} "
+        f"(extrapolation=reject): "
+        + ", ".join(f"{d['field']}={d['value']:g}" for d in details) + more, details)
+
+
 def condition_fields(posterior: Posterior, strain: np.ndarray,
                      observed_strain: np.ndarray | None, where: Placement,
                      extrapolation: str) -> dict[str, Any]:

@@ -171,6 +171,11 @@ def predict_result(body: PredictRequest, ref: VersionRef,
             if where.observed is not None:
                 conditions.reject_outside(posterior, where.observed, ref,
                                           "observed.covariates")
+            conditions.reject_untested_strains(posterior, strain, where.target, ref,
+                                               "strain")
+            if observed is not None and where.observed is not None:
+                conditions.reject_untested_strains(posterior, observed.strain,
+                                                   where.observed, ref, "observed.strain")
     if where is not None:
         return _predict_at_conditions(body, ref, posterior, strain, observed, where)
     prediction = (posterior.predict(strain, tangent=body.tangent) if observed is None

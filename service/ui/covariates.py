@@ -37,6 +37,9 @@ class CovariatesView:
     rows: list[CovariateRow]
     conditions: list[list[float]]  # the first MAX_LISTED_CONDITIONS tested conditions
     condition_count: int
+    # [min, max] strain tested at each listed condition; None where every condition
+    # covered the whole training domain (the manifest then has no such field).
+    strain_ranges: list[list[float]] | None = None
 
     @property
     def level_changes(self) -> bool:
@@ -67,5 +70,7 @@ def covariates_view(manifest: dict[str, Any]) -> CovariatesView | None:
                          else float(conditions.level_change[j]))
             for j, (name, unit) in enumerate(zip(conditions.names, conditions.units,
                                                   strict=True))]
+    ranges = (None if conditions.strain_ranges is None
+              else conditions.strain_ranges[:MAX_LISTED_CONDITIONS].tolist())
     return CovariatesView(rows, conditions.tested[:MAX_LISTED_CONDITIONS].tolist(),
-                          int(conditions.tested.shape[0]))
+                          int(conditions.tested.shape[0]), ranges)
