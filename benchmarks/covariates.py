@@ -15,7 +15,10 @@ Each family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0
 - loco: every curve at the middle temperature (296 K) left out; the fit on materials 0-31
   at the other four scored on all 48 materials' curves at 296 K: 95% coverage, NLPD,
   against NGBoost (500 trees, Normal) with the covariates as features and against the
-  model fitted on the nearest tested temperature's curves alone.
+  model fitted on the nearest tested temperature's curves alone. Also how far the
+  training materials' own mean curve there lies from a natural cubic spline through their
+  mean curves at the tested temperatures, from their mean at the nearest one, and from
+  the joint model's mean: whether smooth interpolation can reach the left-out condition.
 - far: that fit's epistemic SD half the temperature span beyond each end, over the
   training strains, against its median at the tested temperatures; the flags there; and
   all 48 materials' curves at those two temperatures scored (NLPD, 95% coverage) with the
@@ -207,6 +210,7 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
               f"{boosted['coverage']['0.95']:.3f}); nearest temperature alone "
               f"{alone['nlpd']:.3f} (coverage {alone['coverage']['0.95']:.3f}); better than "
               f"both: {'met' if better else 'NOT met'}")
+        interpolants(posterior, frame, family)
     if "far" in only:
         far(posterior, train, family)
         far_scores(trained, family)
@@ -214,6 +218,36 @@ def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None
         across(posterior, frame, family)
         if family.oracle is not None:
             bayes_optimal(frame, family)
+
+
+def interpolants(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
+    """How far the training materials' own mean curve at the left-out temperature lies
+    from what smooth interpolation across the tested temperatures gives (a natural cubic
+    spline through their mean curves at the other four, strain by strain), from their mean
+    at the nearest tested temperature, and from the joint model's mean curve there (any
+    other covariate at its median): RMS
+    over the strains, relative to the RMS of the curve. Where the spline misses by more than
+    the nearest temperature does, the left-out condition is one smooth interpolation
+    cannot reach from the tested ones (a sharp change between them)."""
+    from scipy.interpolate import CubicSpline
+
+    own = of(frame, TRAIN)
+    mean = own.groupby(["temperature", "strain"])["stress"].mean().unstack()
+    strain = mean.columns.to_numpy()
+    truth = mean.loc[LEFT_OUT].to_numpy()
+    tested = [t for t in TEMPERATURES if t != LEFT_OUT]
+    spline = CubicSpline(tested, mean.loc[tested].to_numpy(), bc_type="natural")(LEFT_OUT)
+    rest = [float(np.median(frame[c.name])) for c in family.covariates[1:]]
+    joint = posterior.at([LEFT_OUT, *rest]).predict(strain).mean
+    scale = float(np.sqrt(np.mean(truth ** 2)))
+
+    def off(curve: np.ndarray) -> str:
+        return f"{np.sqrt(np.mean((curve - truth) ** 2)) / scale:.1%}"
+
+    print(f"  interpolants: the training materials' mean curve at {LEFT_OUT} K against a "
+          f"natural cubic spline through their mean curves at the tested temperatures "
+          f"{off(spline)}, their mean at {NEAREST} K {off(mean.loc[NEAREST].to_numpy())}, "
+          f"the joint model's mean {off(joint)} (RMS over the strains, relative)")
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
