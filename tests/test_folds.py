@@ -307,6 +307,15 @@ def test_a_budget_of_fewer_fits_than_folds_fits_some_folds_of_five() -> None:
     assert np.count_nonzero(plan.fold == -1) == data.rows * 3 // 5
 
 
+def test_the_budget_counts_dense_curves_as_the_network_fits_them() -> None:
+    """20 materials x 400 points: 8,000 rows, of which the network fits 200 per curve
+    (training.thinning), so two fold fits fit the budget, not one."""
+    from training.thinning import MAX_NETWORK_POINTS_PER_CURVE
+
+    data = group_data(20, 2 * MAX_NETWORK_POINTS_PER_CURVE)
+    assert held_out_plans(data, None, holdout=0.2, seed=0)["held_out"].count == 2
+
+
 def test_a_covariate_fit_stores_scores_at_untested_conditions() -> None:
     data = covariate_data()
     metrics = fit_data(data, TINY_CONFIG, folds=3, parallel=False).artifact.manifest["metrics"]

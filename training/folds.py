@@ -26,6 +26,7 @@ import pandas as pd
 from training import calibration, curve_metrics, spread
 from training.config import HELD_OUT_ROWS, MAX_FOLDS
 from training.data import TrainingData
+from training.thinning import network_rows
 
 
 @dataclass(frozen=True)
@@ -128,15 +129,19 @@ def held_out_plans(data: TrainingData, folds: int | None, holdout: float, seed: 
     else:
         probe = condition_folds(data, MAX_FOLDS, seed)
         budget = HELD_OUT_ROWS // 2 if probe else HELD_OUT_ROWS
-        each = max(data.rows * (MAX_FOLDS - 1) / MAX_FOLDS, 1.0)  # one fold fit's rows
+        # Rows are counted as the network fits them: dense curves thinned
+        # (training.thinning), by about the same share in every fold.
+        network = network_rows(data.x, data.groups, data.covariates)
+        share = 1.0 if network is None else network.size / data.rows
+        each = max(share * data.rows * (MAX_FOLDS - 1) / MAX_FOLDS, 1.0)  # one fold fit's
         fits = max(1, min(MAX_FOLDS, int(budget // each)))
         material = (plan_folds(data, 1, holdout, seed) if fits == 1
                     else first_folds(plan_folds(data, MAX_FOLDS, holdout, seed), fits))
         plans = {"held_out": material}
         conditions = None
         if probe:  # each held-out fit trains on the rows its fold does not hold out
-            used = material.count * data.rows - np.count_nonzero(material.fold >= 0)
-            per_condition = data.rows - np.count_nonzero(probe.fold >= 0) / probe.count
+            used = share * (material.count * data.rows - np.count_nonzero(material.fold >= 0))
+            per_condition = share * (data.rows - np.count_nonzero(probe.fold >= 0) / probe.count)
             conditions = condition_folds(
                 data, min(MAX_FOLDS, int((HELD_OUT_ROWS - used) // per_condition)), seed)
     if conditions is not None:

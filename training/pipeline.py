@@ -49,6 +49,7 @@ from training.folds import Folds, Split, held_out_plans
 from training.material_properties import material_properties
 from training.model import BNNConfig, FitResult, HeteroskedasticBNN
 from training.origin import stress_free_origin
+from training.thinning import network_rows
 
 if TYPE_CHECKING:
     from service.inference.posterior import Posterior
@@ -234,8 +235,14 @@ def fit_training_rows(data: TrainingData, config: BNNConfig, units: Units = Unit
         origin = stress_free_origin(data, inputs, x_mean, x_scale, y_mean, y_scale,
                                     config.model.seed)
     properties = material_properties(inputs, data.groups)
-    result = HeteroskedasticBNN(config).fit(inputs, (data.y - y_mean) / y_scale, data.groups,
-                                            origin, properties)
+    # Dense curves are thinned for the network alone (training.thinning).
+    rows = network_rows(data.x, data.groups, data.covariates)
+    kept = slice(None) if rows is None else rows
+    result = HeteroskedasticBNN(config).fit(
+        inputs[kept], ((data.y - y_mean) / y_scale)[kept],
+        None if data.groups is None else data.groups[kept], origin, properties)
+    if rows is not None:
+        result.diagnostics["network_rows"] = int(rows.size)
     if data.covariates is not None:
         result.diagnostics["stress_free_origin"] = origin is not None
         # The covariates whose effect the fit kept smoother (training.material_properties).
