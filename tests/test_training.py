@@ -35,6 +35,8 @@ def summary_of(diagnostics: dict, **spec_fields) -> str:
 
     fields = {"diagnostics": diagnostics, "metrics": {}, "curve_model": None,
               "covariates": None, "data": None, "tested_conditions": None,
+              "tested_strain_ranges": None,
+              "training_domain": SimpleNamespace(min=-0.5, max=0.5),
               "inference": SimpleNamespace(method="bootstrap", wall_time_s=1.0)}
     return _fit_summary(SimpleNamespace(spec=SimpleNamespace(**{**fields, **spec_fields})))
 
@@ -59,6 +61,19 @@ def test_the_fit_summary_counts_a_covariate_models_curves_and_materials() -> Non
         tested_conditions=[[253.15]] * 5)
     assert "curve model of 40 materials" in summary_of(
         converged, curve_model=SimpleNamespace(fit={"materials": 40}), data={"groups": 40})
+
+
+def test_the_fit_summary_says_where_strains_stop_short_and_curves_were_thinned() -> None:
+    from types import SimpleNamespace
+
+    summary = summary_of(
+        {"converged": True, "network_rows": 8000}, data={"rows": 20000, "groups": 40},
+        covariates=[SimpleNamespace(name="temperature")], tested_conditions=[[253.15]] * 3,
+        tested_strain_ranges=[[-0.5, 0.5], [-0.5, 0.3], [-0.4, 0.5]])
+    assert "at 3 tested conditions (2 of them tested over part of the strain range only)" \
+        in summary
+    assert "network fitted on 8,000 of 20,000 rows (dense curves thinned)" in summary
+    assert "thinned" not in summary_of({"converged": True}, data={"rows": 2000})
 
 
 def test_make_data_scatter_is_larger_in_compression_than_in_tension() -> None:

@@ -231,8 +231,17 @@ def _fit_summary(artifact: object) -> str:
         parts.append(f"curve model of {fitted} curves of {groups} materials"
                      if spec.covariates and groups else f"curve model of {fitted} materials")
     if spec.covariates and spec.tested_conditions:
+        domain = spec.training_domain
+        partial = sum(1 for low, high in spec.tested_strain_ranges or ()
+                      if low > domain.min or high < domain.max)
+        short = (f" ({partial} of them tested over part of the strain range only)"
+                 if partial else "")
         parts.append(f"covariates {', '.join(c.name for c in spec.covariates)} at "
-                     f"{len(spec.tested_conditions)} tested conditions")
+                     f"{len(spec.tested_conditions)} tested conditions{short}")
+    if diag.get("network_rows") is not None:
+        # Dense curves thinned for the network (training.thinning).
+        parts.append(f"network fitted on {diag['network_rows']:,} of "
+                     f"{(spec.data or {}).get('rows', 0):,} rows (dense curves thinned)")
     return ", ".join(parts)
 
 
