@@ -133,7 +133,7 @@ def held_out_plans(data: TrainingData, folds: int | None, holdout: float, seed: 
         # (training.thinning), by about the same share in every fold.
         network = network_rows(data.x, data.groups, data.covariates)
         share = 1.0 if network is None else network.size / data.rows
-        each = max(share * data.rows * (MAX_FOLDS - 1) / MAX_FOLDS, 1.0)  # one fold fit's
+        each = max(share * data.rows * (MAX_FOLDS - 1) / MAX_FOLDS, 1.0)  # per fold fit
         fits = max(1, min(MAX_FOLDS, int(budget // each)))
         material = (plan_folds(data, 1, holdout, seed) if fits == 1
                     else first_folds(plan_folds(data, MAX_FOLDS, holdout, seed), fits))

@@ -333,7 +333,7 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
 
 
 def condition_strain_ranges(strain: np.ndarray, condition_of_row: np.ndarray,
-                         conditions: int) -> np.ndarray | None:
+                            conditions: int) -> np.ndarray | None:
     """(conditions, 2): the [min, max] strain of the rows at each tested condition; None
     where every condition covers the whole range of `strain` (nothing to record: the
     training domain says it all, and the manifest stays as it was before the field)."""
