@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,15 +71,19 @@ def test_the_manifest_lists_ranges_in_the_order_of_the_tested_conditions() -> No
 
 
 @pytest.mark.slow
-def test_a_real_fit_of_short_hot_curves_flags_the_strains_never_tested_hot() -> None:
+def test_a_real_fit_of_short_hot_curves_flags_the_strains_never_tested_hot(
+    tmp_path: Path
+) -> None:
     data = covariate_data()
     hottest = data.covariates[:, 0].max()
     short = subset(data, np.flatnonzero((data.covariates[:, 0] < hottest)
                                         | (data.x <= HOT_LIMIT)))
     config = BNNConfig().with_overrides(hidden_sizes=(8,), ensemble_members=2,
                                         map_max_iterations=200)
-    trained = fit_data(short, config, holdout=0, parallel=False)
+    trained = fit_data(short, config, holdout=0, parallel=False, report_dir=tmp_path)
     spec = Artifact.from_bytes(trained.artifact.to_bytes()).spec
+    # The report draws the hot curve dotted past its tested strains.
+    assert (tmp_path / "covariate_temperature.png").stat().st_size > 0
     assert spec.schema_version == STRAIN_RANGES_SCHEMA_VERSION
     assert spec.tested_strain_ranges is not None
     strain = np.array([0.1, 0.4])

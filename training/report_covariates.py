@@ -3,7 +3,8 @@
 central tested condition.
 
 - left: the mean curve with its band (mean +/- 2 total SD) at the covariate's tested
-  values (solid), and the mean alone halfway between them and a quarter of its range
+  values (solid; dotted without the band past the strains tested there, where a model
+  records them), and the mean alone halfway between them and a quarter of its range
   beyond either end (dashed: never tested), colour by value;
 - right: at one strain (the end of the training domain where the curves differ most),
   the mean with bands of 2 total SD and 2 epistemic SD against the covariate, from half its
@@ -90,13 +91,19 @@ def _across(posterior: Posterior, data: TrainingData, index: int, x_label: str,
     for value, known, colour in zip(values, was_tested, colours, strict=True):
         rows = _conditions(base, index, np.full(strain.size, value))
         prediction = posterior.predict(strain, covariates=rows)
+        # Strains past the range tested at the nearest tested condition: dotted, no band.
+        untested = conditions.untested_strain(strain, rows) if known else np.zeros(
+            strain.size, dtype=bool)
         if known:
             band = 2.0 * prediction.total_sd
             left.fill_between(strain, prediction.mean - band, prediction.mean + band,
-                              color=colour, alpha=0.12, lw=0)
-        left.plot(strain, prediction.mean, color=colour, lw=1.8 if known else 1.2,
-                  ls="-" if known else "--",
+                              where=~untested, color=colour, alpha=0.12, lw=0)
+        left.plot(strain, np.where(untested, np.nan, prediction.mean), color=colour,
+                  lw=1.8 if known else 1.2, ls="-" if known else "--",
                   label=f"{name}={value:.5g}{'' if known else ' (untested)'}")
+        if untested.any():
+            left.plot(strain, np.where(untested, prediction.mean, np.nan), color=colour,
+                      lw=1.2, ls=":")
     left.set(xlabel=x_label, ylabel=y_label,
              title=f"mean ± 2 total SD across {name} [{unit}]")
     left.legend(fontsize=7, loc="best")
