@@ -54,6 +54,11 @@ def test_ranges_are_recorded_per_condition_only_where_one_stops_short() -> None:
     np.testing.assert_array_equal(condition_strain_ranges(strain, condition, 3),
                                   [[-0.5, 0.5], [-0.5, 0.1], [-0.4, 0.5]])
     assert condition_strain_ranges(strain, np.array([0, 0, 0, 1, 1, 1, 1]), 2) is None
+    # Ends a reading apart (within 5% of the span) count as the domain's.
+    near = np.array([-0.5, 0.5, -0.49, 0.47, -0.5, 0.2])
+    np.testing.assert_array_equal(condition_strain_ranges(near, np.repeat([0, 1, 2], 2), 3),
+                                  [[-0.5, 0.5], [-0.5, 0.5], [-0.5, 0.2]])
+    assert condition_strain_ranges(near[:4], np.repeat([0, 1], 2), 2) is None
 
 
 def test_the_manifest_lists_ranges_in_the_order_of_the_tested_conditions() -> None:

@@ -332,16 +332,28 @@ def covariate_inputs(data: TrainingData, strain: np.ndarray
     return np.column_stack([strain, (read - mean) / scale]), sections
 
 
+# A condition whose strains come this close to an end of the training domain (as a
+# fraction of its span) counts as reaching it: real curves start and stop a reading or
+# two apart, and a request at the domain's end (a solver's zero strain) should not be
+# flagged for that.
+STRAIN_RANGE_REACH = 0.05
+
+
 def condition_strain_ranges(strain: np.ndarray, condition_of_row: np.ndarray,
                             conditions: int) -> np.ndarray | None:
-    """(conditions, 2): the [min, max] strain of the rows at each tested condition; None
-    where every condition covers the whole range of `strain` (nothing to record: the
-    training domain says it all, and the manifest stays as it was before the field)."""
+    """(conditions, 2): the [min, max] strain of the rows at each tested condition, an end
+    within STRAIN_RANGE_REACH of the domain's taken as the domain's; None where every
+    condition then covers the whole domain (nothing to record: the training domain says
+    it all, and the manifest stays as it was before the field)."""
     low = np.full(conditions, np.inf)
     high = np.full(conditions, -np.inf)
     np.minimum.at(low, condition_of_row, strain)
     np.maximum.at(high, condition_of_row, strain)
-    if np.all(low == strain.min()) and np.all(high == strain.max()):
+    first, last = float(strain.min()), float(strain.max())
+    reach = STRAIN_RANGE_REACH * (last - first)
+    low[low - first <= reach] = first
+    high[last - high <= reach] = last
+    if np.all(low == first) and np.all(high == last):
         return None
     return np.column_stack([low, high])
 
