@@ -199,8 +199,6 @@ def curve_rows(groups: np.ndarray, covariates: np.ndarray | None = None
                ) -> list[np.ndarray]:
     """Row indices of each curve: a material's rows, or with covariates a material's rows
     at one condition."""
-    if covariates is None:
-        return [np.flatnonzero(groups == label) for label in np.unique(groups)]
     curve = curve_labels(groups, covariates)
     return [np.flatnonzero(curve == index) for index in range(int(curve.max()) + 1)]
 

@@ -30,8 +30,7 @@ def network_rows(x: np.ndarray, groups: np.ndarray | None, covariates: np.ndarra
     neither materials nor conditions: then the rows are not known to form curves)."""
     if max_points is None or (groups is None and covariates is None):
         return None
-    labels = (np.unique(groups, return_inverse=True)[1].ravel() if covariates is None
-              else curve_labels(groups, covariates))
+    labels = curve_labels(groups, covariates)
     counts = np.bincount(labels)
     if counts.max() <= max_points:
         return None
