@@ -121,5 +121,6 @@ def test_evaluate_reports_every_score_from_the_service_forward_pass() -> None:
     y = np.tanh(x) + np.random.default_rng(6).normal(size=50)  # sigma = exp(0) = 1
     scores = calibration.evaluate(posterior, x, y, y_scale=2.0)
     assert set(scores["coverage"]) == {"0.50", "0.90", "0.95"}
-    assert scores["nlpd_standardised"] == pytest.approx(scores["nlpd"] + np.log(2.0))
+    # Standardised, the data's SD is 1: the same band is half as wide, its density twice.
+    assert scores["nlpd_standardised"] == pytest.approx(scores["nlpd"] - np.log(2.0))
     assert scores["nlpd"] == pytest.approx(-norm.logpdf(y, np.tanh(x), 1.0).mean(), abs=0.05)

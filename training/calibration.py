@@ -208,8 +208,8 @@ def summarise(points: Pointwise, y_scale: float | None = None) -> dict[str, Any]
             "observed": central_coverage(points.pit, NOMINAL_LEVELS[::2]).round(4).tolist(),
         },
     }
-    if y_scale:
-        scores["nlpd_standardised"] = scores["nlpd"] + float(np.log(y_scale))
+    if y_scale:  # a density per standardised unit is y_scale times one per physical unit
+        scores["nlpd_standardised"] = scores["nlpd"] - float(np.log(y_scale))
     return scores
 
 

@@ -221,6 +221,14 @@ def _fit_summary(artifact: object) -> str:
             gain = curves.get("conditioning", {}).get("gain_nats_per_point")
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
+    widening = metrics.get("scatter_widening")
+    if widening and widening["applied"]:
+        after = widening.get("held_out_after")
+        parts.append(f"scatter widened x{widening['factor']:.2f} (held-out materials answered "
+                     f"too narrowly" + (f"; 95% coverage cross-fitted "
+                                       f"{widening['held_out_before']['coverage']['0.95']:.3f}"
+                                       f" -> {after['coverage']['0.95']:.3f}" if after else "")
+                     + ")")
     conditions = metrics.get("held_out_conditions")
     if conditions:
         parts.append(_held_out_scores(conditions, "untested interior conditions"))

@@ -27,6 +27,7 @@ from training import calibration, curve_metrics, spread
 from training.config import HELD_OUT_ROWS, MAX_FOLDS
 from training.data import TrainingData
 from training.thinning import network_rows
+from training.widening import HeldOutFold
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,14 @@ def held_out_section(folds: Folds, results: list[dict[str, Any]],
     }
     section["folds"] = [_fold_entry(folds, k, result) for k, result in enumerate(results)]
     return section
+
+
+def held_out_folds(data: TrainingData, folds: Folds, results: list[dict[str, Any]]
+                   ) -> list[HeldOutFold]:
+    """Each fold's held-out rows with its fit's draws there, for `training.widening`."""
+    return [HeldOutFold(data.y[folds.test_rows(k)], result["draws"],
+                        folds.unit[folds.test_rows(k)])
+            for k, result in enumerate(results)]
 
 
 def _fold_entry(folds: Folds, k: int, result: dict[str, Any]) -> dict[str, Any]:

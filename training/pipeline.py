@@ -102,20 +102,26 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
     only the served fit and stores no held-out metrics.
     """
     from training import calibration
-    from training.folds import held_out_section, split_section
+    from training.folds import held_out_folds, held_out_section, split_section
+    from training.widening import widening_section
 
     data = with_covariate_scales(data)
     # Each plan of held-out fits becomes the metrics section of its name.
     seed = config.model.seed
     plans = held_out_plans(data, folds, holdout, seed)
     trained, results = fit_with_folds(data, plans, config, units, parallel)
-    posterior, spec = trained.posterior, trained.artifact.spec
-    y_scale = spec.normalisation.y_scale
+    y_scale = trained.artifact.spec.normalisation.y_scale
     metrics: dict[str, Any] = {"split": split_section(plans["held_out"], seed),
                                "refit_on_all_data": True}
     for name, plan in plans.items():
         if results[name]:
             metrics[name] = held_out_section(plan, results[name], y_scale)
+    if plans["held_out"].by == "group" and results["held_out"] and config.model.noise_link == "exp":
+        # Few materials: the held-out ones may show the answer too narrow (training.widening).
+        metrics["scatter_widening"] = widening_section(
+            held_out_folds(data, plans["held_out"], results["held_out"]), y_scale)
+        trained = widened(trained, metrics["scatter_widening"]["factor"])
+    posterior, spec = trained.posterior, trained.artifact.spec
     if results["held_out"]:
         metrics["held_out_fit"] = {
             "folds": len(results["held_out"]),
@@ -149,6 +155,20 @@ def fit_data(data: TrainingData, config: BNNConfig, units: Units = Units(),
                                           "files": files})
     trained.artifact.validate()
     return trained
+
+
+def widened(trained: TrainedFit, factor: float) -> TrainedFit:
+    """The fit with every draw's sigma multiplied by `factor` (ln factor added to the
+    sigma head's bias, the exp noise link): the same fit when `factor` is 1."""
+    if factor == 1.0:
+        return trained
+    from service.inference.posterior import Posterior
+
+    arrays = dict(trained.artifact.arrays)
+    arrays["sigma_head.b"] = arrays["sigma_head.b"] + np.log(factor)
+    artifact = Artifact.from_spec(trained.artifact.spec, arrays)
+    artifact.validate()
+    return TrainedFit(artifact, trained.result, Posterior(artifact))
 
 
 def fit_model(data: TrainingData, config: BNNConfig, units: Units = Units(),
@@ -203,7 +223,8 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
     train, test = subset(data, split.train), subset(data, split.test)
     started = time.perf_counter()
     posterior = fit_model(train, config, units, full_data=data).posterior
-    points = calibration.pointwise_scores(posterior, test.x, test.y, test.covariates)
+    draws = calibration.predictive_draws(posterior, test.x, test.covariates)
+    points = calibration.pointwise(test.y, draws)
     metrics = calibration.summarise(points, posterior.y_scale)
     conditioning = None
     if posterior.curve is not None and test.groups is not None:
@@ -212,7 +233,7 @@ def held_out_fit(data: TrainingData, split: Split, config: BNNConfig,
                                                    covariates=test.covariates)
         conditioning = curve_metrics.conditioning_example(posterior, posterior.curve, test.x,
                                                           test.y, test.groups, test.covariates)
-    return {"metrics": metrics, "pointwise": points,
+    return {"metrics": metrics, "pointwise": points, "draws": draws,
             "fit": {"train_rows": train.rows, "wall_time_s": round(
                 time.perf_counter() - started, 3)},
             "conditioning": conditioning}
