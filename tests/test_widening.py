@@ -41,7 +41,7 @@ def test_an_answer_half_as_wide_as_the_scatter_is_widened_about_twice() -> None:
     after = section["held_out_after"]
     assert len(after["fold_factors"]) == 4  # each fold scored by the other folds' factor
     assert 0.92 < after["coverage"]["0.95"] < 0.98
-    assert after["nlpd"] < section["held_out_before"]["nlpd"]
+    assert after["nlpd"] < section["held_out_before"]["nlpd"]  # so the factor is taken
 
 
 def test_a_calibrated_or_too_wide_answer_is_left_alone() -> None:
@@ -52,10 +52,27 @@ def test_a_calibrated_or_too_wide_answer_is_left_alone() -> None:
         assert not section["applied"] and "held_out_after" not in section
 
 
-def test_one_fold_is_widened_without_cross_fitted_figures() -> None:
+def test_one_fold_cannot_check_its_factor_and_is_not_widened() -> None:
     section = widening_section(_folds(true_sd=2.0, answered_sd=1.0, folds=1), y_scale=None)
-    assert section["applied"] and "held_out_after" not in section
+    assert section["asked_factor"] == pytest.approx(2.0, rel=0.05)
+    assert not section["applied"] and section["factor"] == 1.0
+    assert "held_out_after" not in section
     assert "nlpd_standardised" not in section["held_out_before"]
+
+
+def test_a_factor_the_other_folds_do_not_confirm_is_not_taken() -> None:
+    """One fold of materials far outside its band, three well covered: the pooled folds
+    ask for a wider band, but each fold scored with the factor the others ask for (1 for
+    the odd fold, wide for the good ones) scores worse, so nothing is widened."""
+    good = _folds(true_sd=1.0, answered_sd=1.0, folds=3, seed=5)
+    odd = _folds(true_sd=3.0, answered_sd=1.0, folds=1, seed=6)
+    folds = good + odd
+    section = widening_section(folds, y_scale=None)
+    assert too_narrow(folds) and section["asked_factor"] > 1.2
+    after = section["held_out_after"]
+    assert after["fold_factors"][3] == 1.0 and min(after["fold_factors"][:3]) > 1.2
+    assert after["nlpd"] > section["held_out_before"]["nlpd"]
+    assert not section["applied"] and section["factor"] == 1.0
 
 
 def test_the_evidence_is_counted_in_materials_not_rows() -> None:

@@ -17,6 +17,9 @@ it has not seen. The rule:
   (`training.spread.fraction_interval`) lies wholly below 0.95: the materials, not the
   rows, must show the answer too narrow. Otherwise c = 1 and the fit is unchanged bit
   for bit;
+- taken only where it helps out of sample: each fold scored with the factor the other
+  folds ask for must lower the pooled held-out NLPD (a single fold cannot show that, and
+  is not widened);
 - never below 1: the held-out fits train on (K-1)/K of the materials and so answer a
   little more widely than they would with all of them; they are trusted to show that the
   answer is too narrow, not to narrow it.
@@ -81,22 +84,28 @@ def best_factor(folds: list[HeldOutFold]) -> float:
 
 
 def widening_section(folds: list[HeldOutFold], y_scale: float | None) -> dict[str, Any]:
-    """The manifest's `metrics.scatter_widening`: the factor the served fit takes, the rule,
-    and the held-out scores before and (cross-fitted) after it."""
-    factor = best_factor(folds)
+    """The manifest's `metrics.scatter_widening`: the factor the served fit takes (1: not
+    widened), the factor the folds asked for, the rule, and the held-out scores before and
+    (cross-fitted) after it. The factor is taken only where the cross-fitted scores show
+    it helping: with one fold there is nothing to check it on, and it is not taken."""
+    asked = best_factor(folds)
+    before = _scores([f.y for f in folds], [f.draws for f in folds],
+                     [f.units for f in folds], y_scale)
     section: dict[str, Any] = {
-        "factor": factor, "applied": factor > 1.0,
-        "rule": "sigma x factor >= 1 maximising held-out log density; applied only where the "
-                "held-out 95% coverage interval over materials lies below 0.95",
-        "held_out_before": _scores([f.y for f in folds], [f.draws for f in folds],
-                                   [f.units for f in folds], y_scale)}
-    if factor > 1.0 and len(folds) > 1:  # one fold leaves no other to choose its factor
+        "factor": 1.0, "applied": False, "asked_factor": asked,
+        "rule": "sigma x factor >= 1 maximising held-out log density; taken only where the "
+                "held-out 95% coverage interval over materials lies below 0.95 and the "
+                "factor, each fold scored with the other folds' factor, lowers the "
+                "held-out NLPD",
+        "held_out_before": before}
+    if asked > 1.0 and len(folds) > 1:
         others = [best_factor(folds[:k] + folds[k + 1:]) for k in range(len(folds))]
-        section["held_out_after"] = {
-            **_scores([f.y for f in folds],
-                      [scaled(f.draws, c) for f, c in zip(folds, others, strict=True)],
-                      [f.units for f in folds], y_scale),
-            "fold_factors": [round(c, 4) for c in others]}
+        after = _scores([f.y for f in folds],
+                        [scaled(f.draws, c) for f, c in zip(folds, others, strict=True)],
+                        [f.units for f in folds], y_scale)
+        section["held_out_after"] = {**after, "fold_factors": [round(c, 4) for c in others]}
+        if after["nlpd"] < before["nlpd"]:
+            section.update(factor=asked, applied=True)
     return section
 
 
