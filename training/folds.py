@@ -13,6 +13,9 @@ only); data without a material column are split by rows.
 `Folds` is any assignment of rows to held-out fits, so other ways to split plug in:
 `label_folds` makes one fold per distinct label, e.g. per tested condition of a covariate
 model (leave one condition out), scored by unit, e.g. material.
+
+Why one module of this size: which rows each held-out fit leaves out and how their scores
+are pooled back are one contract - the sections read the plans' own folds and units.
 """
 
 from __future__ import annotations
