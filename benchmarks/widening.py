@@ -2,10 +2,11 @@
 (training.widening), on new materials.
 
     .venv/bin/python benchmarks/widening.py [--groups lab,compounds] [--specimens 3,10]
-                                            [--seeds 0,1]
+                                            [--seeds 0,1] [--temperatures=-20,0,23,60]
 
-lab: a lab-style file per (specimens, seed): one compound tested at -20, 0, 23 and 60 degC,
-`specimens` specimens at each, 300 points per curve in % strain, each specimen stopping
+lab: a lab-style file per (specimens, seed): one compound tested at -20, 0, 23 and 60 degC
+(`--temperatures`; at one temperature the fit has no covariate), `specimens` specimens
+at each, 300 points per curve in % strain, each specimen stopping
 at its own strain (earlier when hot). The law (not the make-data generator's): a
 two-term Mooney-Rivlin-like curve, modulus proportional to absolute temperature with a
 glassy stiffening below about -18 degC, 5% log-normal scatter of each specimen's modulus
@@ -46,10 +47,11 @@ POINTS = 300
 COVARIATE = (CovariateColumn("Temp", "degC"),)
 
 
-def lab_file(specimens: int, seed: int) -> pd.DataFrame:
+def lab_file(specimens: int, seed: int,
+             temperatures: tuple[float, ...] = TEMPERATURES) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frames = []
-    for temperature in TEMPERATURES:
+    for temperature in temperatures:
         kelvin = temperature + 273.15
         modulus = 0.5 * kelvin / 296.0 * (1 + 0.8 / (1 + np.exp((kelvin - 255) / 8)))
         for _ in range(specimens):
@@ -68,9 +70,13 @@ def lab_file(specimens: int, seed: int) -> pd.DataFrame:
 
 
 def data_of(frame: pd.DataFrame) -> TrainingData:
+    """The file as `--group Specimen --covariate Temp:degC` reads it (without the
+    covariate when every specimen was tested at one temperature)."""
+    one = frame["Temp"].nunique() == 1
     return TrainingData(frame["Strain_pct"].to_numpy(), frame["Stress_MPa"].to_numpy(),
                         frame["Specimen"].to_numpy(), "Strain_pct", "Stress_MPa", "-",
-                        len(frame), frame[["Temp"]].to_numpy(dtype=float), COVARIATE)
+                        len(frame), None if one else frame[["Temp"]].to_numpy(dtype=float),
+                        () if one else COVARIATE)
 
 
 def scores(posterior, new: TrainingData) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
@@ -105,14 +111,14 @@ def report(label: str, trained, new: TrainingData) -> None:  # type: ignore[no-u
               f"their own factor x{best:.2f}", flush=True)
 
 
-def lab(specimens: int, seed: int) -> None:
-    frame = lab_file(specimens, seed)
+def lab(specimens: int, seed: int, temperatures: tuple[float, ...]) -> None:
+    frame = lab_file(specimens, seed, temperatures)
     trained = fit_data(data_of(frame), BNNConfig(), Units("%", "MPa"))
-    new_frame = lab_file(30, seed + 1000)
+    new_frame = lab_file(30, seed + 1000, temperatures)
     tested = frame.groupby("Temp")["Strain_pct"].max()
     new = data_of(new_frame[new_frame["Strain_pct"]
                             <= new_frame["Temp"].map(tested)].reset_index(drop=True))
-    report(f"{specimens} specimens x {len(TEMPERATURES)} temperatures, seed {seed}",
+    report(f"{specimens} specimens x {len(temperatures)} temperature(s), seed {seed}",
            trained, new)
 
 
@@ -138,12 +144,14 @@ def main() -> None:
     parser.add_argument("--groups", default="lab,compounds")
     parser.add_argument("--specimens", default="3,10")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--temperatures", default=",".join(str(t) for t in TEMPERATURES))
     args = parser.parse_args()
     groups = args.groups.split(",")
     if "lab" in groups:
         for specimens in (int(v) for v in args.specimens.split(",")):
             for seed in (int(v) for v in args.seeds.split(",")):
-                lab(specimens, seed)
+                lab(specimens, seed,
+                    tuple(float(t) for t in args.temperatures.split(",")))
     if "compounds" in groups:
         for seed in (11, 12, 13):
             compounds(seed)
