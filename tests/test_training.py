@@ -76,6 +76,20 @@ def test_the_fit_summary_says_where_strains_stop_short_and_curves_were_thinned()
     assert "thinned" not in summary_of({"converged": True}, data={"rows": 2000})
 
 
+def test_the_fit_summary_says_whether_the_scatter_was_widened() -> None:
+    before = {"coverage": {"0.95": 0.538}}
+    taken = {"factor": 3.857, "applied": True, "asked_factor": 3.857,
+             "held_out_before": before, "held_out_after": {"coverage": {"0.95": 0.871}}}
+    summary = summary_of({"converged": True}, metrics={"scatter_widening": taken})
+    assert "scatter widened x3.86" in summary and "0.538 -> 0.871" in summary
+    refused = {**taken, "factor": 1.0, "applied": False, "asked_factor": 1.827}
+    summary = summary_of({"converged": True}, metrics={"scatter_widening": refused})
+    assert "asked for a band x1.83 wider" in summary and "not widened" in summary
+    calibrated = {**refused, "asked_factor": 1.0}
+    assert "wide" not in summary_of({"converged": True},
+                                    metrics={"scatter_widening": calibrated})
+
+
 def test_make_data_scatter_is_larger_in_compression_than_in_tension() -> None:
     frame = make_mooney_rivlin_group(materials=40, points=50, seed=0)
     assert list(frame.columns) == ["strain", "stress", "material"]

@@ -348,7 +348,10 @@ def test_version_page_says_when_the_scatter_was_widened_and_by_what(
     text = " ".join(client.get("/ui/models/rubber/versions/4").text.split())
     assert ("serves every draw's scatter widened &times;1.87: held-out 95% coverage 0.621 "
             "as fitted, 0.941 widened") in text
-    assert 'id="scatter-widening"' not in client.get("/ui/models/rubber/versions/3").text
+    refused = " ".join(client.get("/ui/models/rubber/versions/3").text.split())
+    assert ("asked for a band &times;1.61 wider, which their folds did not confirm: this "
+            "version is served as fitted") in refused
+    assert 'id="scatter-widening"' not in client.get("/ui/models/rubber/versions/2").text
 
 
 def test_a_version_stored_before_folds_shows_its_single_split_without_a_spread(

@@ -222,13 +222,8 @@ def _fit_summary(artifact: object) -> str:
             if gain is not None:
                 parts.append(f"3 points of a material gain {gain:.2f} nats per other point")
     widening = metrics.get("scatter_widening")
-    if widening and widening["applied"]:
-        after = widening.get("held_out_after")
-        parts.append(f"scatter widened x{widening['factor']:.2f} (held-out materials answered "
-                     f"too narrowly" + (f"; 95% coverage cross-fitted "
-                                       f"{widening['held_out_before']['coverage']['0.95']:.3f}"
-                                       f" -> {after['coverage']['0.95']:.3f}" if after else "")
-                     + ")")
+    if widening:
+        parts.extend(_widening_parts(widening))
     conditions = metrics.get("held_out_conditions")
     if conditions:
         parts.append(_held_out_scores(conditions, "untested interior conditions"))
@@ -251,6 +246,21 @@ def _fit_summary(artifact: object) -> str:
         parts.append(f"network fitted on {diag['network_rows']:,} of "
                      f"{(spec.data or {}).get('rows', 0):,} rows (dense curves thinned)")
     return ", ".join(parts)
+
+
+def _widening_parts(widening: dict) -> list[str]:  # type: ignore[type-arg]
+    """What `training.widening` did: the factor taken, or one the held-out materials asked
+    for that their folds did not confirm (the band may still be too narrow)."""
+    if widening["applied"]:
+        after = widening["held_out_after"]
+        return [f"scatter widened x{widening['factor']:.2f} (held-out materials answered too "
+                f"narrowly; 95% coverage cross-fitted "
+                f"{widening['held_out_before']['coverage']['0.95']:.3f} -> "
+                f"{after['coverage']['0.95']:.3f})"]
+    if widening.get("asked_factor", 1.0) > 1.0:
+        return [f"held-out materials asked for a band x{widening['asked_factor']:.2f} wider, "
+                "which their folds did not confirm: not widened"]
+    return []
 
 
 def _held_out_scores(held: dict, what: str = "held-out") -> str:  # type: ignore[type-arg]
