@@ -208,9 +208,15 @@ def summarise(points: Pointwise, y_scale: float | None = None) -> dict[str, Any]
             "observed": central_coverage(points.pit, NOMINAL_LEVELS[::2]).round(4).tolist(),
         },
     }
-    if y_scale:  # a density per standardised unit is y_scale times one per physical unit
-        scores["nlpd_standardised"] = scores["nlpd"] - float(np.log(y_scale))
+    if y_scale:
+        scores["nlpd_standardised"] = standardised_nlpd(scores["nlpd"], y_scale)
     return scores
+
+
+def standardised_nlpd(nlpd_physical: float, y_scale: float) -> float:
+    """The NLPD in units of the training data's SD: a density per standardised unit is
+    y_scale times one per physical unit."""
+    return nlpd_physical - float(np.log(y_scale))
 
 
 def function_space_diagnostics(posterior: Posterior, chains: int, x_min: float, x_max: float,

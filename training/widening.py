@@ -89,8 +89,7 @@ def widening_section(folds: list[HeldOutFold], y_scale: float | None) -> dict[st
     (cross-fitted) after it. The factor is taken only where the cross-fitted scores show
     it helping: with one fold there is nothing to check it on, and it is not taken."""
     asked = best_factor(folds)
-    before = _scores([f.y for f in folds], [f.draws for f in folds],
-                     [f.units for f in folds], y_scale)
+    before = _scores(folds, y_scale)
     section: dict[str, Any] = {
         "factor": 1.0, "applied": False, "asked_factor": asked,
         "rule": "sigma x factor >= 1 maximising held-out log density; taken only where the "
@@ -100,9 +99,8 @@ def widening_section(folds: list[HeldOutFold], y_scale: float | None) -> dict[st
         "held_out_before": before}
     if asked > 1.0 and len(folds) > 1:
         others = [best_factor(folds[:k] + folds[k + 1:]) for k in range(len(folds))]
-        after = _scores([f.y for f in folds],
-                        [scaled(f.draws, c) for f, c in zip(folds, others, strict=True)],
-                        [f.units for f in folds], y_scale)
+        after = _scores([HeldOutFold(f.y, scaled(f.draws, c), f.units)
+                         for f, c in zip(folds, others, strict=True)], y_scale)
         section["held_out_after"] = {**after, "fold_factors": [round(c, 4) for c in others]}
         if after["nlpd"] < before["nlpd"]:
             section.update(factor=asked, applied=True)
@@ -116,14 +114,10 @@ def _pooled(folds: list[HeldOutFold]) -> tuple[np.ndarray, PredictiveDraws, np.n
             np.concatenate([f.units for f in folds]))
 
 
-def _scores(ys: list[np.ndarray], draws: list[PredictiveDraws], units: list[np.ndarray],
-            y_scale: float | None) -> dict[str, Any]:
-    y = np.concatenate(ys)
-    pooled = PredictiveDraws(np.concatenate([d.mu for d in draws], axis=1),
-                             np.concatenate([d.sigma for d in draws], axis=1))
+def _scores(folds: list[HeldOutFold], y_scale: float | None) -> dict[str, Any]:
+    y, pooled, unit = _pooled(folds)
     log_density = calibration.pointwise_log_predictive(y, pooled)
     distance = np.abs(calibration.pit(y, pooled) - 0.5)
-    unit = np.concatenate(units)
     low, high = spread.fraction_interval(distance <= NOMINAL / 2, unit)
     scores: dict[str, Any] = {
         "nlpd": float(-np.mean(log_density)),
@@ -131,5 +125,5 @@ def _scores(ys: list[np.ndarray], draws: list[PredictiveDraws], units: list[np.n
                      for level in calibration.REPORTED_LEVELS},
         "coverage_95_interval": [round(low, 4), round(high, 4)]}
     if y_scale:
-        scores["nlpd_standardised"] = scores["nlpd"] - float(np.log(y_scale))
+        scores["nlpd_standardised"] = calibration.standardised_nlpd(scores["nlpd"], y_scale)
     return scores
