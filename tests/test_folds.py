@@ -307,6 +307,25 @@ def test_a_budget_of_fewer_fits_than_folds_fits_some_folds_of_five() -> None:
     assert np.count_nonzero(plan.fold == -1) == data.rows * 3 // 5
 
 
+def test_a_covariate_models_folds_spread_each_conditions_materials() -> None:
+    """Three specimens at each of four temperatures in five folds: no fold holds out two
+    specimens of one temperature, so no fold's fit loses a temperature. Without the
+    covariate the same materials are dealt as a plain random permutation."""
+    specimens = np.repeat([f"s{i:02d}" for i in range(12)], 5)
+    temperature = np.repeat([253.0, 273.0, 296.0, 333.0], 15)[:, None]
+    data = TrainingData(np.tile(np.linspace(0, 1, 5), 12), np.zeros(60), specimens, "x",
+                        "y", "-", 60, temperature, (CovariateColumn("temperature", "K"),))
+    plan = plan_folds(data, 5, holdout=0.2, seed=0)
+    for k in range(plan.count):
+        held = plan.fold == k
+        assert np.unique(temperature[held, 0]).size == np.unique(specimens[held]).size
+    plain = TrainingData(data.x, data.y, specimens, "x", "y", "-", 60)
+    order = np.random.default_rng(0).permutation(np.unique(specimens))
+    expected = {g: i % 5 for i, g in enumerate(order)}
+    assert plan_folds(plain, 5, holdout=0.2, seed=0).fold.tolist() == [
+        expected[g] for g in specimens]
+
+
 def test_the_budget_counts_dense_curves_as_the_network_fits_them() -> None:
     """20 materials x 400 points: 8,000 rows, of which the network fits 200 per curve
     (training.thinning), so two fold fits fit the budget, not one."""

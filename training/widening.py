@@ -6,7 +6,7 @@ answered too narrowly: the Bayesian-bootstrap spread of the mean over n material
 own spread, as uncertain as a chi-square with n-1 degrees of freedom. Dense curves do not
 help: 300 points of one specimen are one material's worth of evidence about the scatter
 between specimens. On such a group (docs/calibration.md, "Few materials: the scatter
-widened") new specimens fell inside the 95% band 74% of the time.
+widened") new specimens fell inside the 95% band 73-81% of the time.
 
 The held-out folds by material measure exactly this: each fold's fit answers for materials
 it has not seen. The rule:
