@@ -28,6 +28,20 @@ transition temperature, and the chains' extensibility grows as they warm:
 a_m (SD 0.15), Tg_m = TG + g_m (g_m SD 8 K) and d_m (SD 0.1) are the material's own, c_mT
 (SD 0.03) a new specimen's. Materials keep their rank except near their transitions.
 Test noise: SD 0.005 MPa + 1.5% of |P|.
+
+`YEOH_RATE`: filled rubbers (Yeoh's three-term law) tested at strain rates over four
+decades, 0.001-10/s. Filled rubbers stiffen by roughly a tenth per decade of rate, as a
+power law of the rate (a broad relaxation spectrum), each compound with its own exponent;
+the strain-stiffening (C3) term, set by the filler network, rises twice as fast:
+
+    P = 2 (lambda - lambda^-2) (C1 + 2 C2 (I1 - 3) + 3 C3 (I1 - 3)^2)
+    C1 = C1_REF exp(a_m + c_mR) (R / R_REF)^n_m,  C2 = C2_REF C1 / C1_REF
+    C3 = C3_REF exp(d_m) (R / R_REF)^(2 n_m)
+    n_m = N_RATE + e_m
+
+a_m (SD 0.15), d_m (SD 0.2) and e_m (SD 0.02 around N_RATE 0.05) are the compound's own,
+shared by its rates; c_mR (SD 0.03) is a new specimen's. The covariate is named `rate`
+(1/s); the laws above vary the `temperature`. Test noise: SD 0.005 MPa + 1.5% of |P|.
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ from training.calibration import central_coverage
 
 TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
 T_REF = 296.15
+RATES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # 1/s
 # Draws of a family's own law in `conditioned_exactly`.
 ORACLE_DRAWS = 100_000
 
@@ -53,7 +68,8 @@ Effects = dict[str, np.ndarray]
 @dataclass(frozen=True)
 class Law:
     """A family: the SDs of its material effects (drawn in this order), of a specimen's
-    c, its stress and its test noise."""
+    c, its stress (of stretch, condition, effects, c) and its test noise, and the
+    covariate its condition is a value of, with the values a group is tested at."""
 
     name: str
     stretch_range: tuple[float, float]
@@ -61,24 +77,26 @@ class Law:
     specimen_sd: float
     stress: Callable[[np.ndarray, float, Effects, np.ndarray], np.ndarray]
     noise_sd: Callable[[np.ndarray], np.ndarray]
+    covariate: str = "temperature"
+    conditions: tuple[float, ...] = TEMPERATURES
 
     def group(self, materials: int, points: int, seed: int,
-              temperatures: Sequence[float] = TEMPERATURES) -> pd.DataFrame:
-        """Columns strain, stress, material, temperature: every material at every
-        temperature."""
+              conditions: Sequence[float] | None = None) -> pd.DataFrame:
+        """Columns strain, stress, material and the covariate: every material at every
+        condition (default: `conditions`)."""
         rng = np.random.default_rng(seed)
         stretch = np.linspace(*self.stretch_range, points)
         frames = []
         for material in range(materials):
             effects = {name: sd * rng.standard_normal()
                        for name, sd in self.material_sds.items()}
-            for temperature in temperatures:
+            for condition in self.conditions if conditions is None else conditions:
                 c = self.specimen_sd * rng.standard_normal()
-                clean = self.stress(stretch, temperature, effects, np.asarray(c))
+                clean = self.stress(stretch, condition, effects, np.asarray(c))
                 noise = self.noise_sd(clean) * rng.standard_normal(points)
                 frames.append(pd.DataFrame({
                     "strain": stretch - 1.0, "stress": clean + noise, "material": material,
-                    "temperature": temperature}))
+                    self.covariate: condition}))
         return pd.concat(frames, ignore_index=True)
 
 
@@ -125,6 +143,27 @@ GENT_GLASS = Law("gent-glass", (0.6, 2.2), {"a": 0.15, "g": 8.0, "d": 0.1}, 0.03
                  _gent_glass, lambda clean: 0.005 + 0.015 * np.abs(clean))
 
 
+# --- Yeoh, strain rate ------------------------------------------------------------------
+
+C1_REF, C2_REF, C3_REF = 0.4, -0.015, 0.0015  # MPa
+R_REF = 0.01  # 1/s
+N_RATE = 0.05
+
+
+def _yeoh_rate(stretch: np.ndarray, rate: float, m: Effects, c: np.ndarray) -> np.ndarray:
+    exponent = N_RATE + m["e"]
+    c1 = C1_REF * np.exp(m["a"] + c) * (rate / R_REF) ** exponent
+    c2 = C2_REF * c1 / C1_REF
+    c3 = C3_REF * np.exp(m["d"]) * (rate / R_REF) ** (2.0 * exponent)
+    stretched = stretch ** 2 + 2.0 / stretch - 3.0
+    return 2.0 * (stretch - stretch ** -2) * (c1 + 2.0 * c2 * stretched
+                                              + 3.0 * c3 * stretched ** 2)
+
+
+YEOH_RATE = Law("yeoh-rate", (0.7, 2.5), {"a": 0.15, "d": 0.2, "e": 0.02}, 0.03,
+                _yeoh_rate, lambda clean: 0.005 + 0.015 * np.abs(clean), "rate", RATES)
+
+
 def ogden_arrhenius_group(materials: int, points: int, seed: int,
                           temperatures: Sequence[float] = TEMPERATURES) -> pd.DataFrame:
     return OGDEN_ARRHENIUS.group(materials, points, seed, temperatures)
@@ -132,7 +171,7 @@ def ogden_arrhenius_group(materials: int, points: int, seed: int,
 
 # --- the most any model can gain --------------------------------------------------------
 
-# A family's curves under its own law, for one material: (material, temperature, strain)
+# A family's curves under its own law, for one material: (material, condition, strain)
 # -> (clean stress of every draw of its effects (ORACLE_DRAWS, n), test-noise SD (.., n)),
 # each call with a new specimen of every draw.
 DrawnCurves = Callable[[int, float, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -144,10 +183,10 @@ def law_curves(law: Law, rng: np.random.Generator) -> DrawnCurves:
     effects = {name: sd * rng.standard_normal((ORACLE_DRAWS, 1))
                for name, sd in law.material_sds.items()}
 
-    def curves(material: int, temperature: float, strain: np.ndarray
+    def curves(material: int, condition: float, strain: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
         c = law.specimen_sd * rng.standard_normal((ORACLE_DRAWS, 1))
-        clean = law.stress(strain[None] + 1.0, temperature, effects, c)
+        clean = law.stress(strain[None] + 1.0, condition, effects, c)
         return clean, law.noise_sd(clean)
     return curves
 
@@ -160,19 +199,19 @@ def conditioned_exactly(curves: DrawnCurves,
     importance sampling over its draws: (the gain over the law's unconditioned answer in
     nats per target point - the most any model can gain - and the 95% coverage of its
     conditioned answer - what a perfectly calibrated one gets on these curves). given[i] =
-    (temperature, strain, stress) of material i's given points; targets[i] its curves to
-    predict, each (temperature, strain, stress); a target curve is a new specimen."""
+    (condition, strain, stress) of material i's given points; targets[i] its curves to
+    predict, each (condition, strain, stress); a target curve is a new specimen."""
 
-    def densities(material: int, temperature: float, strain: np.ndarray,
+    def densities(material: int, condition: float, strain: np.ndarray,
                   stress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        clean, sd = curves(material, temperature, strain)
+        clean, sd = curves(material, condition, strain)
         standard = (stress[None] - clean) / sd
         return norm.logpdf(standard) - np.log(sd), norm.cdf(standard)
 
     gains, pits = [], []
-    for material, ((temperature, strain, stress), targeted) in enumerate(
+    for material, ((condition, strain, stress), targeted) in enumerate(
             zip(given, targets, strict=True)):
-        log_weight = densities(material, temperature, strain, stress)[0].sum(axis=1)
+        log_weight = densities(material, condition, strain, stress)[0].sum(axis=1)
         log_weight -= logsumexp(log_weight)
         for curve in targeted:
             density, cdf = densities(material, *curve)

@@ -2,15 +2,19 @@
 
     .venv/bin/python benchmarks/covariates.py [--only loco,far,across,borrow,timing,within,rate,
                                                       compounds]
-                                              [--families generator,ogden-arrhenius,gent-glass]
+                                              [--families generator,ogden-arrhenius,
+                                                          gent-glass,yeoh-rate]
                                               [--seed N] [--no-stress-free-origin]
 
-Three families of laws: the `make-data --covariates` generator (compound design;
-covariates temperature [K] and filler [1]) and two it does not use
-(benchmarks/_covariate_laws.py; covariate temperature): Ogden rubbers, Arrhenius in
-temperature, materials that cross over; Gent rubbers near their own glass transitions.
-Each family: 48 materials x 5 temperatures (253-353 K) x 25 strains. Materials 0-31 train,
-32-47 are new. Figures, each printed beside its target:
+Four families of laws: the `make-data --covariates` generator (compound design;
+covariates temperature [K] and filler [1]) and three it does not use
+(benchmarks/_covariate_laws.py): Ogden rubbers, Arrhenius in temperature, materials that
+cross over; Gent rubbers near their own glass transitions; Yeoh filled rubbers stiffening
+with the strain rate (covariate rate [1/s], read on a log scale). Each family: 48
+materials x 5 conditions (253-353 K; 0.001-10/s) x 25 strains. Materials 0-31 train,
+32-47 are new. Below, temperatures stand for the rate family's rates (left out 0.1/s,
+given at 0.01/s; its nearest tested rates are 0.01 and 1/s, both a decade away, and each
+is scored). Figures, each printed beside its target:
 
 - loco: every curve at the middle temperature (296 K) left out; the fit on materials 0-31
   at the other four scored on all 48 materials' curves at 296 K: 95% coverage, NLPD,
@@ -75,6 +79,9 @@ from benchmarks._covariate_laws import (  # noqa: E402
     GENT_GLASS,
     OGDEN_ARRHENIUS,
     ORACLE_DRAWS,
+    RATES,
+    TEMPERATURES,
+    YEOH_RATE,
     DrawnCurves,
     conditioned_exactly,
     generator_curves,
@@ -93,24 +100,54 @@ from training.level_trend import log_level_changes  # noqa: E402
 from training.model import BNNConfig  # noqa: E402
 from training.pipeline import TrainedFit, fit_data  # noqa: E402
 
-TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
-LEFT_OUT = 296.15
-NEAREST = 273.15  # the tested temperature nearest 296.15 (23 K against 27 K)
-GIVEN_AT = 273.15
 TRAIN, NEW = range(32), range(32, 48)
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
-    make_at: Callable[[tuple[float, ...]], pd.DataFrame]  # the group at these temperatures
+    make_at: Callable[[tuple[float, ...]], pd.DataFrame]  # the group at these conditions
     covariates: tuple[CovariateColumn, ...]
     # Its own law over draws of a new material's effects, given the new materials' own
     # frames (for what the request knows of them, such as the filler), for `bayes_optimal`.
     oracle: Callable[[list[pd.DataFrame], np.random.Generator], DrawnCurves] | None = None
+    # The covariate whose conditions are left out and given at, its tested values, and
+    # whether the model reads it on a log scale (where "nearest" and "half the span
+    # beyond" are measured).
+    varied: str = "temperature"
+    unit: str = "K"
+    conditions: tuple[float, ...] = TEMPERATURES
+    left_out: float = 296.15
+    given_at: float = 273.15
+    log_scale: bool = False
 
     def make(self) -> pd.DataFrame:
-        return self.make_at(TEMPERATURES)
+        return self.make_at(self.conditions)
+
+    def on_scale(self, value: float) -> float:
+        return float(np.log10(value)) if self.log_scale else value
+
+    def from_scale(self, value: float) -> float:
+        return float(10.0 ** value) if self.log_scale else value
+
+    def tested(self) -> list[float]:
+        return [c for c in self.conditions if c != self.left_out]
+
+    def nearest(self) -> list[float]:
+        """The tested conditions nearest the left-out one (all of them where tied: 0.01
+        and 1/s both lie a decade from 0.1/s)."""
+        distance = [abs(self.on_scale(c) - self.on_scale(self.left_out))
+                    for c in self.tested()]
+        return [c for c, d in zip(self.tested(), distance, strict=True)
+                if np.isclose(d, min(distance))]
+
+    def far_conditions(self) -> tuple[float, float]:
+        """Half the tested span (on the model's scale) beyond each end."""
+        low, high = self.on_scale(min(self.conditions)), self.on_scale(max(self.conditions))
+        return self.from_scale(low - (high - low) / 2), self.from_scale(high + (high - low) / 2)
+
+    def label(self, value: float) -> str:
+        return f"{value:g} {self.unit}"
 
 
 FAMILIES = {
@@ -126,6 +163,12 @@ FAMILIES = {
         materials=48, points=25, seed=303, temperatures=temperatures),
         (CovariateColumn("temperature", "K"),),
         lambda owns, rng: law_curves(GENT_GLASS, rng)),
+    "yeoh-rate": Family("yeoh-rate", lambda rates: YEOH_RATE.group(
+        materials=48, points=25, seed=404, conditions=rates),
+        (CovariateColumn("rate", "1/s"),),
+        lambda owns, rng: law_curves(YEOH_RATE, rng),
+        varied="rate", unit="/s", conditions=RATES, left_out=0.1, given_at=0.01,
+        log_scale=True),
 }
 # The fits' seed (`--seed`): the spread beyond the range depends on it.
 SEED = [BNNConfig().model.seed]
@@ -181,8 +224,8 @@ def ngboost_scores(train: pd.DataFrame, test: pd.DataFrame,
     return calibration.score(test["stress"].to_numpy(), draws)
 
 
-def at(frame: pd.DataFrame, temperature: float) -> pd.DataFrame:
-    return frame[np.isclose(frame["temperature"], temperature)]
+def at(frame: pd.DataFrame, family: Family, condition: float) -> pd.DataFrame:
+    return frame[np.isclose(frame[family.varied], condition)]
 
 
 def of(frame: pd.DataFrame, materials: range) -> pd.DataFrame:
@@ -190,26 +233,32 @@ def of(frame: pd.DataFrame, materials: range) -> pd.DataFrame:
 
 
 def loco_far_across(family: Family, frame: pd.DataFrame, only: set[str]) -> None:
-    train = of(frame[~np.isclose(frame["temperature"], LEFT_OUT)], TRAIN)
-    print(f"  fit on materials 0-31 at {len(TEMPERATURES) - 1} temperatures (not "
-          f"{LEFT_OUT} K)", flush=True)
+    train = of(frame[~np.isclose(frame[family.varied], family.left_out)], TRAIN)
+    print(f"  fit on materials 0-31 at {len(family.tested())} {family.varied}s (not "
+          f"{family.label(family.left_out)})", flush=True)
     trained = fit_trained(train, family.covariates)
     posterior = trained.posterior
     if "loco" in only:
-        held = at(frame, LEFT_OUT)
+        held = at(frame, family, family.left_out)
         joint = scores(posterior, held, family.covariates)
         boosted = ngboost_scores(train, held, family.covariates)
-        alone_columns = tuple(c for c in family.covariates if c.name != "temperature")
-        print(f"  nearest temperature alone ({NEAREST} K)", flush=True)
-        alone = scores(fit(at(train, NEAREST), alone_columns), held, alone_columns)
+        alone_columns = tuple(c for c in family.covariates if c.name != family.varied)
+        alone = []
+        for nearest in family.nearest():
+            print(f"  nearest {family.varied} alone ({family.label(nearest)})", flush=True)
+            alone.append(scores(fit(at(train, family, nearest), alone_columns), held,
+                                alone_columns))
         c95 = joint["coverage"]["0.95"]
-        better = joint["nlpd"] < min(boosted["nlpd"], alone["nlpd"])
-        print(f"  loco: {len(held)} points at {LEFT_OUT} K; joint model 95% coverage "
-              f"{c95:.3f} (target 0.90-0.98: {'met' if 0.90 <= c95 <= 0.98 else 'NOT met'})"
-              f", NLPD {joint['nlpd']:.3f}; NGBoost {boosted['nlpd']:.3f} (coverage "
-              f"{boosted['coverage']['0.95']:.3f}); nearest temperature alone "
-              f"{alone['nlpd']:.3f} (coverage {alone['coverage']['0.95']:.3f}); better than "
-              f"both: {'met' if better else 'NOT met'}")
+        better = joint["nlpd"] < min(boosted["nlpd"], *(a["nlpd"] for a in alone))
+        nearest_scores = "; ".join(
+            f"{family.label(n)} alone {a['nlpd']:.3f} (coverage {a['coverage']['0.95']:.3f})"
+            for n, a in zip(family.nearest(), alone, strict=True))
+        print(f"  loco: {len(held)} points at {family.label(family.left_out)}; joint model "
+              f"95% coverage {c95:.3f} (target 0.90-0.98: "
+              f"{'met' if 0.90 <= c95 <= 0.98 else 'NOT met'}), NLPD {joint['nlpd']:.3f}; "
+              f"NGBoost {boosted['nlpd']:.3f} (coverage {boosted['coverage']['0.95']:.3f}); "
+              f"nearest {family.varied}: {nearest_scores}; better than all: "
+              f"{'met' if better else 'NOT met'}")
         interpolants(posterior, frame, family)
     if "far" in only:
         far(posterior, train, family)
@@ -232,22 +281,25 @@ def interpolants(posterior: Posterior, frame: pd.DataFrame, family: Family) -> N
     from scipy.interpolate import CubicSpline
 
     own = of(frame, TRAIN)
-    mean = own.groupby(["temperature", "strain"])["stress"].mean().unstack()
+    mean = own.groupby([family.varied, "strain"])["stress"].mean().unstack()
     strain = mean.columns.to_numpy()
-    truth = mean.loc[LEFT_OUT].to_numpy()
-    tested = [t for t in TEMPERATURES if t != LEFT_OUT]
-    spline = CubicSpline(tested, mean.loc[tested].to_numpy(), bc_type="natural")(LEFT_OUT)
+    truth = mean.loc[family.left_out].to_numpy()
+    tested = family.tested()
+    spline = CubicSpline([family.on_scale(t) for t in tested], mean.loc[tested].to_numpy(),
+                         bc_type="natural")(family.on_scale(family.left_out))
     rest = [float(np.median(frame[c.name])) for c in family.covariates[1:]]
-    joint = posterior.at([LEFT_OUT, *rest]).predict(strain).mean
+    joint = posterior.at([family.left_out, *rest]).predict(strain).mean
     scale = float(np.sqrt(np.mean(truth ** 2)))
 
     def off(curve: np.ndarray) -> str:
         return f"{np.sqrt(np.mean((curve - truth) ** 2)) / scale:.1%}"
 
-    print(f"  interpolants: the training materials' mean curve at {LEFT_OUT} K against a "
-          f"natural cubic spline through their mean curves at the tested temperatures "
-          f"{off(spline)}, their mean at {NEAREST} K {off(mean.loc[NEAREST].to_numpy())}, "
-          f"the joint model's mean {off(joint)} (RMS over the strains, relative)")
+    nearest = ", ".join(f"{family.label(n)} {off(mean.loc[n].to_numpy())}"
+                        for n in family.nearest())
+    print(f"  interpolants: the training materials' mean curve at "
+          f"{family.label(family.left_out)} against a natural cubic spline through their "
+          f"mean curves at the tested {family.varied}s {off(spline)}, their mean at "
+          f"{nearest}, the joint model's mean {off(joint)} (RMS over the strains, relative)")
 
 
 def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
@@ -256,17 +308,15 @@ def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
     strain = np.linspace(train["strain"].min(), train["strain"].max(), 41)
     tested = [posterior.at(c).predict(strain).epistemic_sd for c in conditions.tested]
     inside = float(np.median(np.concatenate(tested)))
-    span = max(TEMPERATURES) - min(TEMPERATURES)
     rest = [float(np.median(train[c.name])) for c in family.covariates[1:]]
-    for label, temperature in (("low", min(TEMPERATURES) - span / 2),
-                               ("high", max(TEMPERATURES) + span / 2)):
-        condition = [temperature, *rest]
+    for label, value in zip(("low", "high"), family.far_conditions(), strict=True):
+        condition = [value, *rest]
         epistemic = posterior.at(condition).predict(strain).epistemic_sd
         ratio = float(np.median(epistemic)) / inside
         flagged = bool(np.all(posterior.outside_domain(strain, np.tile(condition,
                                                                        (strain.size, 1)))))
         distance = float(conditions.distance(np.array([condition]))[0])
-        print(f"  far ({label}, {temperature:.2f} K): median epistemic SD x{ratio:.2f} of "
+        print(f"  far ({label}, {family.label(value)}): median epistemic SD x{ratio:.2f} of "
               f"its median at the tested conditions (target >= 3: "
               f"{'met' if ratio >= 3 else 'NOT met'}); flagged {flagged}; condition "
               f"distance {distance:.2f}")
@@ -275,9 +325,8 @@ def far(posterior: Posterior, train: pd.DataFrame, family: Family) -> None:
 def far_scores(trained: TrainedFit, family: Family) -> None:
     """All 48 materials' curves half the span beyond each end, scored with the fit's
     answer and with the network alone (no level uncertainty beyond the range)."""
-    span = max(TEMPERATURES) - min(TEMPERATURES)
-    far_temperatures = (min(TEMPERATURES) - span / 2, max(TEMPERATURES) + span / 2)
-    frame = family.make_at(far_temperatures)
+    far_conditions = family.far_conditions()
+    frame = family.make_at(far_conditions)
     alone = with_level_changes(trained, None)
     measured = log_level_changes(alone, floor=0.0)
     unfloored = with_level_changes(trained, measured)
@@ -285,14 +334,14 @@ def far_scores(trained: TrainedFit, family: Family) -> None:
                         in zip(trained.artifact.spec.covariates or (), measured, strict=True))
     print(f"  far held out: log_level_change {changes}")
     summed = np.zeros(3)
-    for temperature in far_temperatures:
-        held = at(frame, temperature)
+    for value in far_conditions:
+        held = at(frame, family, value)
         answers = [scores(p, held, family.covariates)
                    for p in (trained.posterior, unfloored, alone)]
         summed += [a["nlpd"] for a in answers]
         served, measured_only, network = (f"NLPD {a['nlpd']:.3f}, 95% coverage "
                                           f"{a['coverage']['0.95']:.3f}" for a in answers)
-        print(f"    {len(held)} points at {temperature:.2f} K: served {served}; without the "
+        print(f"    {len(held)} points at {family.label(value)}: served {served}; without the "
               f"floor {measured_only}; the network alone {network}", flush=True)
     print(f"    NLPD summed over both ends: served {summed[0]:.3f}, without the floor "
           f"{summed[1]:.3f}, the network alone {summed[2]:.3f}")
@@ -307,12 +356,13 @@ def bayes_optimal(frame: pd.DataFrame, family: Family) -> None:
     for material in NEW:
         own = of(frame, range(material, material + 1))
         owns.append(own)
-        source = at(own, GIVEN_AT).sort_values("strain")
+        source = at(own, family, family.given_at).sort_values("strain")
         pick = given_positions(len(source))
-        given.append((GIVEN_AT, source["strain"].to_numpy()[pick],
+        given.append((family.given_at, source["strain"].to_numpy()[pick],
                       source["stress"].to_numpy()[pick]))
-        targets.append([(t, at(own, t)["strain"].to_numpy(), at(own, t)["stress"].to_numpy())
-                        for t in TEMPERATURES if t not in (GIVEN_AT, LEFT_OUT)])
+        targets.append([(c, at(own, family, c)["strain"].to_numpy(),
+                         at(own, family, c)["stress"].to_numpy())
+                        for c in family.tested() if c != family.given_at])
     gain, coverage = conditioned_exactly(family.oracle(owns, np.random.default_rng(0)),
                                          given, targets)
     print(f"    the family's own law, conditioned exactly (Monte Carlo, {ORACLE_DRAWS:,} "
@@ -347,17 +397,17 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
         gain, given_lp, plain_lp, pits = [], [], [], []
         for material in NEW:
             own = of(frame, range(material, material + 1))
-            source = at(own, GIVEN_AT).sort_values("strain")
+            source = at(own, family, family.given_at).sort_values("strain")
             pick = given_positions(len(source))
             observed = Observed(source["strain"].to_numpy()[pick],
                                 source["stress"].to_numpy()[pick])
             observed_at = source[names].to_numpy(dtype=float)[pick]
             state = curves_across.condition_across(posterior, law, rho, observed,
                                                    observed_at)
-            for temperature in TEMPERATURES:
-                if temperature in (GIVEN_AT, LEFT_OUT):
+            for value in family.tested():
+                if value == family.given_at:
                     continue
-                target = at(own, temperature)
+                target = at(own, family, value)
                 condition = target[names].to_numpy(dtype=float)[0]
                 strain, stress = target["strain"].to_numpy(), target["stress"].to_numpy()
                 mean, between, within = curves_across.conditional_draws_at(
@@ -371,26 +421,29 @@ def across(posterior: Posterior, frame: pd.DataFrame, family: Family) -> None:
         gain = float(np.mean(np.concatenate(given_lp)) - np.mean(np.concatenate(plain_lp)))
         c95 = float(calibration.central_coverage(np.concatenate(pits), np.array([0.95]))[0])
         meets = gain >= 0.3 and 0.90 <= c95 <= 0.98
-        print(f"    {label:10s} (rho {rho:.3f}): 3 points at {GIVEN_AT} K gain {gain:.3f} "
-              f"nats per point at the other tested temperatures, 95% coverage {c95:.3f} "
+        print(f"    {label:10s} (rho {rho:.3f}): 3 points at {family.label(family.given_at)} "
+              f"gain {gain:.3f} nats per point at the other tested {family.varied}s, 95% "
+              f"coverage {c95:.3f} "
               f"(targets >= 0.3, 0.90-0.98: {'met' if meets else 'NOT met'})")
 
 
 def borrow(family: Family, frame: pd.DataFrame) -> None:
     few = of(frame, range(8))
     held = of(frame, NEW)
-    print("  borrow: joint fit of 8 materials x 5 temperatures", flush=True)
+    count = len(family.conditions)
+    print(f"  borrow: joint fit of 8 materials x {count} {family.varied}s", flush=True)
     joint = scores(fit(few, family.covariates), held, family.covariates)
-    alone_columns = tuple(c for c in family.covariates if c.name != "temperature")
+    alone_columns = tuple(c for c in family.covariates if c.name != family.varied)
     parts = []
-    for temperature in TEMPERATURES:
-        posterior = fit(at(few, temperature), alone_columns)
-        data = data_of(at(held, temperature), alone_columns)
+    for value in family.conditions:
+        posterior = fit(at(few, family, value), alone_columns)
+        data = data_of(at(held, family, value), alone_columns)
         parts.append(calibration.pointwise_scores(posterior, data.x, data.y,
                                                   data.covariates))
     separate = calibration.summarise(calibration.Pointwise.concatenate(parts))
-    print(f"  borrow: new materials at 5 temperatures: joint NLPD {joint['nlpd']:.3f} "
-          f"(coverage {joint['coverage']['0.95']:.3f}), separate per-temperature fits "
+    print(f"  borrow: new materials at {count} {family.varied}s: joint NLPD "
+          f"{joint['nlpd']:.3f} (coverage {joint['coverage']['0.95']:.3f}), separate "
+          f"per-{family.varied} fits "
           f"{separate['nlpd']:.3f} (coverage {separate['coverage']['0.95']:.3f}): "
           f"{'met' if joint['nlpd'] < separate['nlpd'] else 'NOT met'}")
 
@@ -505,7 +558,8 @@ def main() -> None:
         family = FAMILIES[name]
         frame = family.make()
         print(f"\n{name}: covariates {', '.join(c.name for c in family.covariates)}; "
-              f"{frame['material'].nunique()} materials x {len(TEMPERATURES)} temperatures",
+              f"{frame['material'].nunique()} materials x {len(family.conditions)} "
+              f"{family.varied}s",
               flush=True)
         if only & {"loco", "far", "across"}:
             loco_far_across(family, frame, only)
