@@ -54,7 +54,7 @@ import pandas as pd
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from training.calibration import central_coverage
+from training.spread import fraction_interval
 
 TEMPERATURES = (253.15, 273.15, 296.15, 323.15, 353.15)
 T_REF = 296.15
@@ -191,14 +191,23 @@ def law_curves(law: Law, rng: np.random.Generator) -> DrawnCurves:
     return curves
 
 
+def coverage_over_materials(pits: np.ndarray, materials: np.ndarray
+                            ) -> tuple[float, float, float]:
+    """The 95% central coverage of these PIT values and its 95% interval counting the
+    materials, not the points, as the evidence (a material's points move together)."""
+    inside = np.abs(pits - 0.5) <= 0.475
+    return (float(np.mean(inside)), *fraction_interval(inside, materials))
+
+
 def conditioned_exactly(curves: DrawnCurves,
                         given: list[tuple[float, np.ndarray, np.ndarray]],
                         targets: list[list[tuple[float, np.ndarray, np.ndarray]]]
-                        ) -> tuple[float, float]:
+                        ) -> tuple[float, tuple[float, float, float]]:
     """The family's own law conditioned exactly on each material's given points, by
     importance sampling over its draws: (the gain over the law's unconditioned answer in
     nats per target point - the most any model can gain - and the 95% coverage of its
-    conditioned answer - what a perfectly calibrated one gets on these curves). given[i] =
+    conditioned answer - what a perfectly calibrated one gets on these curves - with its
+    interval over materials, `coverage_over_materials`). given[i] =
     (condition, strain, stress) of material i's given points; targets[i] its curves to
     predict, each (condition, strain, stress); a target curve is a new specimen."""
 
@@ -208,7 +217,7 @@ def conditioned_exactly(curves: DrawnCurves,
         standard = (stress[None] - clean) / sd
         return norm.logpdf(standard) - np.log(sd), norm.cdf(standard)
 
-    gains, pits = [], []
+    gains, pits, materials = [], [], []
     for material, ((condition, strain, stress), targeted) in enumerate(
             zip(given, targets, strict=True)):
         log_weight = densities(material, condition, strain, stress)[0].sum(axis=1)
@@ -219,8 +228,9 @@ def conditioned_exactly(curves: DrawnCurves,
             plain_lp = logsumexp(density, axis=0) - np.log(ORACLE_DRAWS)
             gains.append(given_lp - plain_lp)
             pits.append(np.exp(log_weight) @ cdf)
-    coverage = central_coverage(np.concatenate(pits), np.array([0.95]))[0]
-    return float(np.mean(np.concatenate(gains))), float(coverage)
+            materials.append(np.full(strain.size, material))
+    coverage = coverage_over_materials(np.concatenate(pits), np.concatenate(materials))
+    return float(np.mean(np.concatenate(gains))), coverage
 
 
 def generator_curves(fillers: Sequence[float], rng: np.random.Generator) -> DrawnCurves:
