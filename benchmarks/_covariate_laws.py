@@ -228,7 +228,7 @@ def conditioned_exactly(curves: DrawnCurves,
             plain_lp = logsumexp(density, axis=0) - np.log(ORACLE_DRAWS)
             gains.append(given_lp - plain_lp)
             pits.append(np.exp(log_weight) @ cdf)
-            materials.append(np.full(strain.size, material))
+            materials.append(np.full(pits[-1].size, material))
     coverage = coverage_over_materials(np.concatenate(pits), np.concatenate(materials))
     return float(np.mean(np.concatenate(gains))), coverage
 
