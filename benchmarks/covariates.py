@@ -12,9 +12,10 @@ covariates temperature [K] and filler [1]) and three it does not use
 cross over; Gent rubbers near their own glass transitions; Yeoh filled rubbers stiffening
 with the strain rate (covariate rate [1/s], read on a log scale). Each family: 48
 materials (`--materials`) x 5 conditions (253-353 K; 0.001-10/s) x 25 strains. Materials
-0-31 train, 32-47 are new. Below, temperatures stand for the rate family's rates (left out 0.1/s,
-given at 0.01/s; its nearest tested rates are 0.01 and 1/s, both a decade away, and each
-is scored). Figures, each printed beside its target:
+0-31 train, the rest (32-47) are new. Every fit runs as a default fit does, with its
+held-out folds (`--no-folds`: without). Below, temperatures stand for the rate family's
+rates (left out 0.1/s, given at 0.01/s; its nearest tested rates are 0.01 and 1/s, both a
+decade away, and each is scored). Figures, each printed beside its target:
 
 - loco: every curve at the middle temperature (296 K) left out; the fit on materials 0-31
   at the other four scored on all materials' curves at 296 K: 95% coverage, NLPD,
